@@ -1,0 +1,228 @@
+#include "base/fs.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+namespace ocib::fs {
+
+Result<UniqueFd> open_file(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return Error::from_errno("open " + path, errno);
+  return UniqueFd(fd);
+}
+
+Result<std::string> read_file(const std::string& path) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(path, O_RDONLY));
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno("read " + path, errno);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+static std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s(8, 'x');
+  for (auto& c : s) c = kChars[rng() % (sizeof kChars - 1)];
+  return s;
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string tmp = path + ".tmp-" + random_suffix();
+  {
+    OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        ::unlink(tmp.c_str());
+        return Error::from_errno("write " + tmp, e);
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) {
+      int e = errno;
+      ::unlink(tmp.c_str());
+      return Error::from_errno("fsync " + tmp, e);
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return Error::from_errno("rename " + tmp + " -> " + path, e);
+  }
+  return {};
+}
+
+Status mkdirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return {};
+  if (::mkdir(path.c_str(), mode) == 0) return {};
+  if (errno == EEXIST) {
+    if (is_dir(path)) return {};
+    return Error::from_errno("mkdir " + path, ENOTDIR);
+  }
+  if (errno != ENOENT) return Error::from_errno("mkdir " + path, errno);
+  std::string parent = dirname(path);
+  if (parent == path) return Error::from_errno("mkdir " + path, ENOENT);
+  OCIB_TRY(mkdirs(parent, mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+    return Error::from_errno("mkdir " + path, errno);
+  return {};
+}
+
+static int remove_cb(const char* p, const struct stat* st, int type, struct FTW*) {
+  (void)st;
+  if (type == FTW_DP || type == FTW_D || type == FTW_DNR) return ::rmdir(p) == 0 ? 0 : errno;
+  return ::unlink(p) == 0 ? 0 : errno;
+}
+
+static int chmod_cb(const char* p, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_D && (st->st_mode & 0700) != 0700) ::chmod(p, st->st_mode | 0700);
+  return 0;
+}
+
+Status remove_all(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return Error::from_errno("stat " + path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::from_errno("unlink " + path, errno);
+    return {};
+  }
+  // Directories without write/exec permission (e.g. a RUN did chmod 500) block deletion.
+  ::nftw(path.c_str(), chmod_cb, 64, FTW_PHYS);
+  int rc = ::nftw(path.c_str(), remove_cb, 64, FTW_DEPTH | FTW_PHYS);
+  if (rc != 0) return Error::from_errno("remove " + path, rc > 0 ? rc : errno);
+  return {};
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string join(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  std::string out(a);
+  while (!out.empty() && out.back() == '/' && out.size() > 1) out.pop_back();
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  if (out.back() != '/') out += '/';
+  out += b;
+  return out;
+}
+
+std::string clean(std::string_view path) {
+  bool abs = !path.empty() && path.front() == '/';
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    if (part.empty() || part == ".") {
+    } else if (part == "..") {
+      if (!parts.empty() && parts.back() != "..") parts.pop_back();
+      else if (!abs) parts.push_back(part);
+    } else {
+      parts.push_back(part);
+    }
+    i = j + 1;
+  }
+  std::string out = abs ? "/" : "";
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (k) out += '/';
+    out += parts[k];
+  }
+  if (out.empty()) out = ".";
+  return out;
+}
+
+std::string dirname(std::string_view path) {
+  std::string p = clean(path);
+  auto pos = p.rfind('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return p.substr(0, pos);
+}
+
+std::string basename(std::string_view path) {
+  std::string p = clean(path);
+  if (p == "/") return "/";
+  auto pos = p.rfind('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix) {
+  OCIB_TRY(mkdirs(parent));
+  std::string tmpl = join(parent, prefix + "XXXXXX");
+  if (!::mkdtemp(tmpl.data())) return Error::from_errno("mkdtemp " + tmpl, errno);
+  return tmpl;
+}
+
+Result<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return Error::from_errno("realpath " + path, errno);
+  return std::string(buf);
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) (void)remove_all(path_);
+}
+
+TempDir& TempDir::operator=(TempDir&& o) noexcept {
+  if (this != &o) {
+    if (!path_.empty()) (void)remove_all(path_);
+    path_ = std::exchange(o.path_, {});
+  }
+  return *this;
+}
+
+Result<FileLock> FileLock::acquire(const std::string& path) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(path, O_RDWR | O_CREAT, 0644));
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Error::from_errno("flock " + path, errno);
+  }
+  FileLock l;
+  l.fd_ = std::move(fd);
+  return l;
+}
+
+Result<FileLock> FileLock::try_acquire(const std::string& path) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(path, O_RDWR | O_CREAT, 0644));
+  FileLock l;
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return l;
+    return Error::from_errno("flock " + path, errno);
+  }
+  l.fd_ = std::move(fd);
+  return l;
+}
+
+}  // namespace ocib::fs

@@ -1,0 +1,70 @@
+#pragma once
+// Small filesystem helpers over POSIX calls; every one returns Result/Status.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace ocib::fs {
+
+/// open(2) with O_CLOEXEC added.
+Result<UniqueFd> open_file(const std::string& path, int flags, mode_t mode = 0644);
+Result<std::string> read_file(const std::string& path);
+/// Writes via temp file in the same directory + fsync + rename: readers see old or new, never half.
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+/// mkdir -p; existing directories are fine.
+Status mkdirs(const std::string& path, mode_t mode = 0755);
+/// rm -rf; a missing path is fine. Makes unwritable dirs writable to delete their entries.
+Status remove_all(const std::string& path);
+bool exists(const std::string& path);
+bool is_dir(const std::string& path);
+/// Joins with exactly one '/' between parts.
+std::string join(std::string_view a, std::string_view b);
+/// Lexically cleans an absolute-or-relative path: collapses '//', '.', and '..' (never above root
+/// for absolute paths). "" → ".".
+std::string clean(std::string_view path);
+std::string dirname(std::string_view path);
+std::string basename(std::string_view path);
+/// Creates a unique directory "<parent>/<prefix>XXXXXX" and returns its path.
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix);
+/// Absolute path of `path` (realpath).
+Result<std::string> real_path(const std::string& path);
+
+/// Removes a directory tree when it goes out of scope unless released.
+class TempDir {
+ public:
+  TempDir() = default;
+  explicit TempDir(std::string path) : path_(std::move(path)) {}
+  ~TempDir();
+  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  TempDir& operator=(TempDir&& o) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string release() { return std::exchange(path_, {}); }
+
+ private:
+  std::string path_;
+};
+
+/// An exclusive flock(2) on a lock file, released on destruction.
+class FileLock {
+ public:
+  FileLock() = default;
+  /// Blocks until the lock is held.
+  static Result<FileLock> acquire(const std::string& path);
+  /// Returns a lock that is not held() if another process holds it.
+  static Result<FileLock> try_acquire(const std::string& path);
+  bool held() const { return fd_.valid(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace ocib::fs

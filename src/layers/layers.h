@@ -1,0 +1,42 @@
+#pragma once
+// Layers: an overlay upperdir -> OCI layer tar (whiteouts, opaque dirs, hardlinks, xattrs, ids
+// mapped back), compressed and hashed in one streaming pass.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "base/idmap.h"
+
+namespace ocib::layers {
+
+enum class Compression { kGzip, kZstd, kNone };
+
+struct PackOptions {
+  Compression compression = Compression::kGzip;
+  int level = -1;  // -1: the compressor's default
+  /// When set, every entry's mtime is clamped to at most this value (SOURCE_DATE_EPOCH).
+  std::optional<int64_t> clamp_mtime;
+  /// Maps host ids in the upperdir to container ids; unmapped ids become 0 (and are reported at
+  /// debug level). nullptr: ids are written as found.
+  const IdMapping* ids = nullptr;
+};
+
+struct LayerBlob {
+  std::string digest;      // "sha256:<hex>" of the compressed bytes
+  std::string diff_id;     // "sha256:<hex>" of the uncompressed tar
+  int64_t size = 0;        // compressed size
+  std::string media_type;  // oci layer media type for the compression
+};
+
+/// Packs `upperdir` into a layer written to `out_path` (created/truncated). Entries are sorted
+/// by path (parents before children), uname/gname empty, PAX format. Overlay whiteouts (char
+/// device 0:0) become `.wh.NAME` files; directories with `trusted.overlay.opaque=y` or
+/// `user.overlay.opaque=y` get a `.wh..wh..opq` entry; overlay xattrs are dropped, other
+/// xattrs kept; hardlinks within the tree become tar hardlinks. Streams: never holds the layer
+/// in memory.
+Result<LayerBlob> pack_dir(const std::string& upperdir, const std::string& out_path,
+                           const PackOptions& opts);
+
+}  // namespace ocib::layers

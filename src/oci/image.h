@@ -1,0 +1,86 @@
+#pragma once
+// OCI image-spec data: descriptors, image config, manifest, index; deterministic JSON.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace ocib::oci {
+
+inline constexpr const char* kMediaTypeManifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr const char* kMediaTypeIndex = "application/vnd.oci.image.index.v1+json";
+inline constexpr const char* kMediaTypeConfig = "application/vnd.oci.image.config.v1+json";
+inline constexpr const char* kMediaTypeLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+inline constexpr const char* kMediaTypeLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+inline constexpr const char* kMediaTypeLayerTar = "application/vnd.oci.image.layer.v1.tar";
+inline constexpr const char* kAnnotationRefName = "org.opencontainers.image.ref.name";
+
+struct Platform {
+  std::string os = "linux";
+  std::string architecture;  // "amd64", "arm64", ...
+  std::string variant;
+  static Platform host();
+};
+
+struct Descriptor {
+  std::string media_type;
+  std::string digest;  // "sha256:<hex>"
+  int64_t size = 0;
+  std::map<std::string, std::string> annotations;
+  std::optional<Platform> platform;
+};
+
+struct HistoryEntry {
+  std::string created;     // RFC 3339
+  std::string created_by;  // "RUN /bin/sh -c echo hi # buildkit"
+  std::string comment;
+  bool empty_layer = false;
+};
+
+/// The runtime part of the image config ("config" object in the JSON).
+struct RunConfig {
+  std::string user;
+  std::vector<std::string> env;  // "K=V", in order
+  std::optional<std::vector<std::string>> entrypoint;
+  std::optional<std::vector<std::string>> cmd;
+  std::string working_dir;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> exposed_ports;  // "80/tcp"
+  std::vector<std::string> volumes;
+  std::string stop_signal;
+  std::vector<std::string> shell;  // docker extension, kept for SHELL
+};
+
+struct ImageConfig {
+  std::string created;  // RFC 3339; empty -> omitted
+  Platform platform;
+  RunConfig config;
+  std::vector<std::string> diff_ids;  // "sha256:<hex>", bottom layer first
+  std::vector<HistoryEntry> history;
+
+  nlohmann::json to_json() const;
+  static Result<ImageConfig> from_json(const nlohmann::json& j);
+};
+
+/// Serialises JSON deterministically (sorted keys, no whitespace): the bytes that get hashed.
+std::string canonical(const nlohmann::json& j);
+
+/// "sha256:<hex>" of bytes.
+std::string digest_of(std::string_view bytes);
+
+/// Image manifest JSON for a config descriptor and layer descriptors.
+nlohmann::json make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers,
+                             const std::map<std::string, std::string>& annotations = {});
+nlohmann::json descriptor_json(const Descriptor& d);
+Result<Descriptor> descriptor_from_json(const nlohmann::json& j);
+
+/// Formats seconds since the epoch as RFC 3339 UTC ("2024-01-02T03:04:05Z").
+std::string rfc3339(int64_t unix_seconds);
+
+}  // namespace ocib::oci

@@ -1,0 +1,33 @@
+#pragma once
+// Writing OCI image layouts: a directory (oci-layout, index.json, blobs/sha256/...) or the same
+// as a tar archive (oci-archive), streamed with libarchive.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "oci/image.h"
+
+namespace ocib::oci {
+
+/// Maps a digest ("sha256:<hex>") to the path of a local file holding that blob.
+using BlobLocator = std::function<std::string(const std::string& digest)>;
+
+struct LayoutImage {
+  Descriptor manifest;                   // descriptor of the manifest blob (with ref.name annotation)
+  std::vector<std::string> blob_digests; // every blob to include: manifest, config, layers
+};
+
+/// Writes (or adds to) an OCI layout directory. Existing index.json entries are kept unless
+/// they carry the same ref.name, which is replaced. Blobs are copied (hardlinked when possible)
+/// and written atomically; index.json is replaced atomically.
+Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& images,
+                        const BlobLocator& locate);
+
+/// Writes an oci-archive tarball (uncompressed tar of a layout) atomically (temp + rename).
+/// Entries are in a fixed order with fixed metadata so equal inputs give equal bytes.
+Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
+                        const BlobLocator& locate);
+
+}  // namespace ocib::oci
