@@ -1,0 +1,117 @@
+#include "dag/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace ocib::dag {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Scheduler, RunsDependenciesFirstAndOnlyAncestorsOfTargets) {
+  Graph g;
+  std::mutex mu;
+  std::vector<std::string> order;
+  auto rec = [&](std::string s) {
+    return [&, s]() -> Status {
+      std::lock_guard<std::mutex> lk(mu);
+      order.push_back(s);
+      return {};
+    };
+  };
+  VertexId a = g.add({"a", {}, rec("a")});
+  VertexId b = g.add({"b", {a}, rec("b")});
+  VertexId unrelated = g.add({"x", {}, rec("x")});
+  VertexId c = g.add({"c", {a, b}, rec("c")});
+  (void)unrelated;
+  Report rep;
+  ASSERT_TRUE(Scheduler(4).run(g, {c}, &rep).ok());
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_FALSE(rep.timings[unrelated].ran);
+  EXPECT_TRUE(rep.timings[c].ran);
+}
+
+TEST(Scheduler, IndependentVerticesOverlap) {
+  Graph g;
+  std::atomic<int> live{0}, peak{0};
+  auto work = [&]() -> Status {
+    int now = ++live;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    std::this_thread::sleep_for(50ms);
+    --live;
+    return {};
+  };
+  VertexId base = g.add({"base", {}, work});
+  std::vector<VertexId> branches;
+  for (int i = 0; i < 4; ++i) branches.push_back(g.add({"b", {base}, work}));
+  VertexId fin = g.add({"final", branches, work});
+  Report rep;
+  ASSERT_TRUE(Scheduler(4).run(g, {fin}, &rep).ok());
+  EXPECT_EQ(peak.load(), 4);
+  // Every branch started before any branch completed.
+  for (VertexId x : branches)
+    for (VertexId y : branches) EXPECT_LT(rep.timings[x].started, rep.timings[y].completed);
+}
+
+TEST(Scheduler, JobsBoundsConcurrency) {
+  Graph g;
+  std::atomic<int> live{0}, peak{0};
+  std::vector<VertexId> all;
+  for (int i = 0; i < 6; ++i)
+    all.push_back(g.add({"v", {}, [&]() -> Status {
+                           int now = ++live;
+                           int p = peak.load();
+                           while (now > p && !peak.compare_exchange_weak(p, now)) {
+                           }
+                           std::this_thread::sleep_for(20ms);
+                           --live;
+                           return {};
+                         }}));
+  ASSERT_TRUE(Scheduler(2).run(g, all).ok());
+  EXPECT_EQ(peak.load(), 2);
+}
+
+TEST(Scheduler, FirstFailureCancelsRestAndIsReported) {
+  Graph g;
+  std::atomic<bool> hook{false};
+  std::atomic<int> ran_after{0};
+  VertexId bad = g.add({"bad", {}, []() -> Status { return Error(Errc::kFailedStep, "boom"); }});
+  VertexId dep = g.add({"dep", {bad}, [&]() -> Status {
+                          ++ran_after;
+                          return {};
+                        }});
+  Report rep;
+  Status st = Scheduler(1, [&] { hook = true; }).run(g, {dep}, &rep);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message(), "boom");
+  EXPECT_TRUE(hook.load());
+  EXPECT_EQ(ran_after.load(), 0);
+  EXPECT_EQ(rep.cancelled, 1u);
+  ASSERT_TRUE(rep.failed.has_value());
+  EXPECT_EQ(*rep.failed, bad);
+}
+
+TEST(Scheduler, CriticalPathFirst) {
+  // With one job, the vertex heading the longer chain runs before the short one.
+  Graph g;
+  std::vector<std::string> order;
+  auto rec = [&](std::string s) {
+    return [&, s]() -> Status {
+      order.push_back(s);
+      return {};
+    };
+  };
+  VertexId shortv = g.add({"short", {}, rec("short"), 1});
+  VertexId long1 = g.add({"long1", {}, rec("long1"), 1});
+  VertexId long2 = g.add({"long2", {long1}, rec("long2"), 5});
+  ASSERT_TRUE(Scheduler(1).run(g, {shortv, long2}).ok());
+  EXPECT_EQ(order.front(), "long1");
+}
+
+}  // namespace
+}  // namespace ocib::dag

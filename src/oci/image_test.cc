@@ -1,0 +1,162 @@
+#include "oci/image.h"
+
+#include <gtest/gtest.h>
+
+namespace ocib::oci {
+namespace {
+
+using nlohmann::json;
+
+ImageConfig sample_config() {
+  ImageConfig c;
+  c.created = "2024-01-02T03:04:05Z";
+  c.platform.architecture = "arm64";
+  c.platform.variant = "v8";
+  c.config.user = "app";
+  c.config.env = {"PATH=/usr/bin:/bin", "A=b"};
+  c.config.entrypoint = std::vector<std::string>{"/bin/sh", "-c"};
+  c.config.cmd = std::vector<std::string>{};
+  c.config.working_dir = "/srv";
+  c.config.labels = {{"org.example", "x"}};
+  c.config.exposed_ports = {"80/tcp", "53/udp"};
+  c.config.volumes = {"/data"};
+  c.config.stop_signal = "SIGTERM";
+  c.config.shell = {"/bin/bash", "-c"};
+  c.diff_ids = {"sha256:" + std::string(64, 'a')};
+  c.history = {{"2024-01-02T03:04:05Z", "RUN true", "", false},
+               {"2024-01-02T03:04:05Z", "ENV A=b", "", true}};
+  return c;
+}
+
+TEST(ImageConfig, ToJsonFields) {
+  json j = sample_config().to_json();
+  EXPECT_EQ(j["created"], "2024-01-02T03:04:05Z");
+  EXPECT_EQ(j["architecture"], "arm64");
+  EXPECT_EQ(j["variant"], "v8");
+  EXPECT_EQ(j["os"], "linux");
+  const json& c = j["config"];
+  EXPECT_EQ(c["User"], "app");
+  EXPECT_EQ(c["Env"], json({"PATH=/usr/bin:/bin", "A=b"}));
+  EXPECT_EQ(c["Entrypoint"], json({"/bin/sh", "-c"}));
+  EXPECT_TRUE(c["Cmd"].is_array());
+  EXPECT_TRUE(c["Cmd"].empty());
+  EXPECT_EQ(c["WorkingDir"], "/srv");
+  EXPECT_EQ(c["Labels"]["org.example"], "x");
+  EXPECT_TRUE(c["ExposedPorts"]["80/tcp"].is_object());
+  EXPECT_TRUE(c["ExposedPorts"]["53/udp"].is_object());
+  EXPECT_TRUE(c["Volumes"]["/data"].is_object());
+  EXPECT_EQ(c["StopSignal"], "SIGTERM");
+  EXPECT_EQ(c["Shell"], json({"/bin/bash", "-c"}));
+  EXPECT_EQ(j["rootfs"]["type"], "layers");
+  EXPECT_EQ(j["rootfs"]["diff_ids"].size(), 1u);
+  ASSERT_EQ(j["history"].size(), 2u);
+  EXPECT_FALSE(j["history"][0].contains("empty_layer"));
+  EXPECT_FALSE(j["history"][0].contains("comment"));
+  EXPECT_EQ(j["history"][1]["empty_layer"], true);
+}
+
+TEST(ImageConfig, OmitsEmptyFields) {
+  ImageConfig c;
+  c.platform.architecture = "amd64";
+  json j = c.to_json();
+  EXPECT_FALSE(j.contains("created"));
+  EXPECT_FALSE(j.contains("variant"));
+  EXPECT_FALSE(j.contains("history"));
+  EXPECT_TRUE(j["config"].is_object());
+  EXPECT_TRUE(j["config"].empty());
+  EXPECT_TRUE(j["rootfs"]["diff_ids"].is_array());
+  EXPECT_EQ(canonical(j),
+            R"({"architecture":"amd64","config":{},"os":"linux","rootfs":{"diff_ids":[],)"
+            R"("type":"layers"}})");
+}
+
+TEST(ImageConfig, RoundTrip) {
+  ImageConfig c = sample_config();
+  auto back = ImageConfig::from_json(c.to_json());
+  ASSERT_TRUE(back.ok()) << back.error().str();
+  EXPECT_EQ(canonical(back->to_json()), canonical(c.to_json()));
+  EXPECT_TRUE(back->config.cmd.has_value());
+  EXPECT_TRUE(back->config.cmd->empty());
+  EXPECT_EQ(back->platform.variant, "v8");
+  EXPECT_EQ(back->history[1].empty_layer, true);
+}
+
+TEST(ImageConfig, FromJsonRejectsBadTypes) {
+  EXPECT_FALSE(ImageConfig::from_json(json::array()).ok());
+  json j = json::parse(R"({"architecture":"amd64","os":"linux","config":{"Env":"x"}})");
+  auto r = ImageConfig::from_json(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), Errc::kCorrupt);
+  j = json::parse(R"({"architecture":5})");
+  EXPECT_FALSE(ImageConfig::from_json(j).ok());
+}
+
+TEST(ImageConfig, FromDockerStyleJson) {
+  // Docker writes null for unset fields.
+  json j = json::parse(R"({"architecture":"amd64","os":"linux","config":{"Cmd":null,
+    "Entrypoint":["/e"],"Env":null,"ExposedPorts":{"443/tcp":{}}},"rootfs":{"type":"layers",
+    "diff_ids":["sha256:00"]}})");
+  auto r = ImageConfig::from_json(j);
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_FALSE(r->config.cmd.has_value());
+  EXPECT_EQ(r->config.entrypoint->at(0), "/e");
+  EXPECT_EQ(r->config.exposed_ports, std::vector<std::string>{"443/tcp"});
+}
+
+TEST(Canonical, SortedNoSpaces) {
+  json j = json::parse(R"({"b": 1, "a": {"z": [1, 2], "y": "s"}})");
+  EXPECT_EQ(canonical(j), R"({"a":{"y":"s","z":[1,2]},"b":1})");
+  // Invalid UTF-8 does not throw.
+  json bad = std::string("\xff");
+  EXPECT_FALSE(canonical(bad).empty());
+}
+
+TEST(Manifest, Fields) {
+  Descriptor cfg{kMediaTypeConfig, "sha256:" + std::string(64, 'c'), 123, {}, std::nullopt};
+  Descriptor l1{kMediaTypeLayerGzip, "sha256:" + std::string(64, '1'), 10, {}, std::nullopt};
+  json m = make_manifest(cfg, {l1}, {{"k", "v"}});
+  EXPECT_EQ(m["schemaVersion"], 2);
+  EXPECT_EQ(m["mediaType"], kMediaTypeManifest);
+  EXPECT_EQ(m["config"]["digest"], cfg.digest);
+  EXPECT_EQ(m["config"]["size"], 123);
+  EXPECT_FALSE(m["config"].contains("annotations"));
+  EXPECT_EQ(m["layers"][0]["mediaType"], kMediaTypeLayerGzip);
+  EXPECT_EQ(m["annotations"]["k"], "v");
+  EXPECT_FALSE(make_manifest(cfg, {}).contains("annotations"));
+}
+
+TEST(Descriptor, RoundTrip) {
+  Descriptor d{kMediaTypeManifest, "sha256:" + std::string(64, 'd'), 7,
+               {{kAnnotationRefName, "latest"}}, Platform{"linux", "arm", "v7"}};
+  json j = descriptor_json(d);
+  EXPECT_EQ(j["platform"]["variant"], "v7");
+  auto back = descriptor_from_json(j);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->digest, d.digest);
+  EXPECT_EQ(back->size, 7);
+  EXPECT_EQ(back->annotations.at(kAnnotationRefName), "latest");
+  EXPECT_EQ(back->platform->architecture, "arm");
+  EXPECT_FALSE(descriptor_from_json(json::parse(R"({"digest":"sha256:x"})")).ok());
+}
+
+TEST(Misc, DigestAndTime) {
+  EXPECT_EQ(digest_of(""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(rfc3339(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(rfc3339(1704164645), "2024-01-02T03:04:05Z");
+}
+
+TEST(Platform, Host) {
+  Platform p = Platform::host();
+  EXPECT_EQ(p.os, "linux");
+  EXPECT_FALSE(p.architecture.empty());
+#if defined(__x86_64__)
+  EXPECT_EQ(p.architecture, "amd64");
+#elif defined(__aarch64__)
+  EXPECT_EQ(p.architecture, "arm64");
+  EXPECT_EQ(p.variant, "v8");
+#endif
+}
+
+}  // namespace
+}  // namespace ocib::oci

@@ -1,0 +1,777 @@
+// run(): fork → child A unshares the user namespace (the parent writes its id maps), then the
+// mount/pid/ipc/uts(/net) namespaces, and forks B, pid 1 of the new pid namespace. B mounts
+// the overlay root, views, /proc and /dev, pivots, drops privileges and execs. Children report
+// setup failures as {step, errno} over a CLOEXEC pipe and never allocate.
+
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <set>
+
+#include "base/fd.h"
+#include "base/fs.h"
+#include "sandbox/internal.h"
+
+extern char** environ;
+
+namespace ocib::sandbox {
+
+namespace {
+
+// Setup steps reported by the children; kStepNames must follow the order.
+enum Step : int32_t {
+  kStepPdeathsig,
+  kStepUnshareUser,
+  kStepSync,
+  kStepSetRoot,
+  kStepUnshareNs,
+  kStepForkInit,
+  kStepMakePrivate,
+  kStepMountOverlay,
+  kStepMountView,
+  kStepOpenView,
+  kStepChdirRoot,
+  kStepMkdirMountpoint,
+  kStepMountProc,
+  kStepMountDev,
+  kStepMountDevNode,
+  kStepMountDevpts,
+  kStepMountShm,
+  kStepDevSymlink,
+  kStepMaskProc,
+  kStepMountSys,
+  kStepStdio,
+  kStepPivotRoot,
+  kStepSethostname,
+  kStepLoopback,
+  kStepMkdirCwd,
+  kStepChdirCwd,
+  kStepDropBounding,
+  kStepSetgroups,
+  kStepSetgid,
+  kStepSetuid,
+  kStepSetCaps,
+  kStepNoNewPrivs,
+  kStepSeccomp,
+  kStepCloseFds,
+  kStepCount,
+};
+
+constexpr const char* kStepNames[] = {
+    "set parent death signal",
+    "unshare user namespace",
+    "wait for id maps",
+    "become root in user namespace",
+    "unshare namespaces",
+    "fork pid 1",
+    "make mounts private",
+    "mount overlay",
+    "mount view",
+    "open view",
+    "chdir to rootfs",
+    "create mountpoint",
+    "mount proc",
+    "mount tmpfs on /dev",
+    "bind device node",
+    "mount devpts",
+    "mount /dev/shm",
+    "create /dev symlink",
+    "mask /proc paths",
+    "mount /sys",
+    "set up stdio",
+    "pivot_root",
+    "sethostname",
+    "bring up loopback",
+    "create working directory",
+    "chdir to working directory",
+    "drop bounding capabilities",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "set capabilities",
+    "set no_new_privs",
+    "load seccomp filter",
+    "close inherited fds",
+};
+static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
+
+struct ChildError {
+  int32_t step;
+  int32_t err;
+};
+
+constexpr int kSetupFailedExit = 125;
+
+constexpr const char* kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// Mountpoint stubs we may create in the rootfs (and so in upperdir).
+constexpr const char* kStubs[] = {"proc", "dev", "sys"};
+constexpr const char* kMaskedProc[] = {"proc/kcore", "proc/keys", "proc/timer_list",
+                                       "proc/sched_debug", "proc/latency_stats"};
+constexpr const char* kReadOnlyProc[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq",
+                                         "proc/bus"};
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// One overlay (or bind) mount, prepared in the parent.
+struct OverlayPlan {
+  std::string target;
+  std::vector<std::string> lowers;  // topmost first; empty = bind `empty`
+  std::string upper, work;          // empty for read-only views
+  std::string legacy_data;          // mount(2) data for kernels without "lowerdir+"
+};
+
+// Everything the children need, computed before fork so they only make system calls.
+struct Plan {
+  const Spec* spec = nullptr;
+  OverlayPlan root;
+  std::vector<OverlayPlan> views;
+  std::string empty_dir;
+  std::vector<int> host_fds;
+  std::vector<int> keep_fds;  // sorted; survive close_range in child A
+  std::vector<const char*> argv, envp;
+  std::vector<std::string> exec_candidates;  // absolute paths to try for argv[0]
+  std::string not_found_msg;
+  std::vector<gid_t> groups;
+  std::string cwd_rel;  // spec.cwd without leading '/'
+  const std::vector<sock_filter>* seccomp = nullptr;
+  bool allow_setgroups = true;
+  bool new_net = true;
+  pid_t parent = 0;
+  int p2c_read = -1, c2p_write = -1, err_write = -1;
+};
+
+std::mutex g_mu;
+std::set<pid_t> g_running;  // process groups of running steps
+bool g_cancelled = false;
+
+// ---- child side: no allocation, report {step, errno} -------------------------------------
+
+[[noreturn]] void fail(const Plan& p, Step step, int err) {
+  ChildError e{step, err};
+  ssize_t n = write(p.err_write, &e, sizeof e);
+  (void)n;
+  _exit(kSetupFailedExit);
+}
+
+#define CHILD_CHECK(expr, step) \
+  do {                          \
+    if ((expr) < 0) fail(p, step, errno); \
+  } while (0)
+
+int fsconfig_str(int fd, const char* key, const char* value) {
+  return fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0);
+}
+
+// Mounts an overlay with the new mount API ("lowerdir+" takes one layer per call, so there is
+// no page-size limit on the layer list); falls back to mount(2) on older kernels.
+int mount_overlay(const OverlayPlan& o, const char* empty_dir, bool read_only) {
+  if (o.lowers.size() <= 1 && o.upper.empty()) {
+    const char* src = o.lowers.empty() ? empty_dir : o.lowers[0].c_str();
+    if (mount(src, o.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) return errno;
+    if (mount(nullptr, o.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0)
+      return errno;
+    return 0;
+  }
+  int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  bool legacy = fs < 0 && errno == ENOSYS;
+  if (fs < 0 && !legacy) return errno;
+  if (!legacy) {
+    const char* first = o.lowers.empty() ? empty_dir : o.lowers[0].c_str();
+    if (fsconfig_str(fs, "lowerdir+", first) < 0) {
+      if (errno != EINVAL) {
+        int e = errno;
+        close(fs);
+        return e;
+      }
+      legacy = true;  // kernel < 6.8
+      close(fs);
+    }
+  }
+  if (legacy) {
+    unsigned long flags = read_only ? MS_RDONLY : 0;
+    if (mount("overlay", o.target.c_str(), "overlay", flags, o.legacy_data.c_str()) < 0) return errno;
+    return 0;
+  }
+  int err = 0;
+  for (size_t i = 1; i < o.lowers.size() && !err; ++i)
+    if (fsconfig_str(fs, "lowerdir+", o.lowers[i].c_str()) < 0) err = errno;
+  if (!err && !o.upper.empty() && fsconfig_str(fs, "upperdir", o.upper.c_str()) < 0) err = errno;
+  if (!err && !o.work.empty() && fsconfig_str(fs, "workdir", o.work.c_str()) < 0) err = errno;
+  if (!err && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0) < 0) err = errno;
+  if (!err && fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) err = errno;
+  int mnt = -1;
+  if (!err) {
+    mnt = fsmount(fs, FSMOUNT_CLOEXEC, read_only ? MOUNT_ATTR_RDONLY : 0);
+    if (mnt < 0) err = errno;
+  }
+  close(fs);
+  if (!err && move_mount(mnt, "", AT_FDCWD, o.target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    err = errno;
+  if (mnt >= 0) close(mnt);
+  return err;
+}
+
+void mkdir_stub(const Plan& p, const char* path) {
+  if (mkdir(path, 0755) < 0 && errno != EEXIST) fail(p, kStepMkdirMountpoint, errno);
+}
+
+// Creates spec.cwd (relative to the new root, before pivot) owned by uid:gid.
+void make_cwd(const Plan& p, const std::string& rel) {
+  if (rel.empty()) return;
+  char buf[4096];
+  if (rel.size() >= sizeof buf) fail(p, kStepMkdirCwd, ENAMETOOLONG);
+  memcpy(buf, rel.c_str(), rel.size() + 1);
+  for (char* s = buf;; ++s) {
+    bool end = *s == '\0';
+    if (*s == '/' || end) {
+      *s = '\0';
+      if (buf[0] != '\0') {
+        if (mkdir(buf, 0755) == 0) {
+          if (lchown(buf, p.spec->uid, p.spec->gid) < 0) fail(p, kStepMkdirCwd, errno);
+        } else if (errno != EEXIST) {
+          fail(p, kStepMkdirCwd, errno);
+        }
+      }
+      if (end) break;
+      *s = '/';
+    }
+  }
+}
+
+void write_all(int fd, const char* s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// Mounts /proc, /dev and /sys beneath the new root (the cwd).
+void mount_api_filesystems(const Plan& p) {
+  mkdir_stub(p, "proc");
+  mkdir_stub(p, "dev");
+  mkdir_stub(p, "sys");
+  CHILD_CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+              kStepMountProc);
+  CHILD_CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k"),
+              kStepMountDev);
+  char path[64];
+  for (const char* node : kDevNodes) {
+    snprintf(path, sizeof path, "dev/%s", node);
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    CHILD_CHECK(fd, kStepMountDevNode);
+    close(fd);
+    char host[64];
+    snprintf(host, sizeof host, "/dev/%s", node);
+    CHILD_CHECK(mount(host, path, nullptr, MS_BIND, nullptr), kStepMountDevNode);
+  }
+  CHILD_CHECK(mkdir("dev/pts", 0755), kStepMountDevpts);
+  CHILD_CHECK(mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620"),
+              kStepMountDevpts);
+  CHILD_CHECK(mkdir("dev/shm", 01777), kStepMountShm);
+  CHILD_CHECK(mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "mode=1777,size=65536k"),
+              kStepMountShm);
+  CHILD_CHECK(symlink("pts/ptmx", "dev/ptmx"), kStepDevSymlink);
+  CHILD_CHECK(symlink("/proc/self/fd", "dev/fd"), kStepDevSymlink);
+  CHILD_CHECK(symlink("/proc/self/fd/0", "dev/stdin"), kStepDevSymlink);
+  CHILD_CHECK(symlink("/proc/self/fd/1", "dev/stdout"), kStepDevSymlink);
+  CHILD_CHECK(symlink("/proc/self/fd/2", "dev/stderr"), kStepDevSymlink);
+
+  for (const char* m : kMaskedProc) {
+    if (mount("/dev/null", m, nullptr, MS_BIND, nullptr) < 0 && errno != ENOENT)
+      fail(p, kStepMaskProc, errno);
+  }
+  for (const char* m : kReadOnlyProc) {
+    if (mount(m, m, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+      if (errno == ENOENT) continue;
+      fail(p, kStepMaskProc, errno);
+    }
+    CHILD_CHECK(mount(nullptr, m, nullptr,
+                      MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+                kStepMaskProc);
+  }
+
+  // /sys is a convenience: a fresh read-only sysfs when we own the network namespace, else the
+  // host's, read-only. Kernels that refuse both leave an empty directory.
+  const unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (!(p.new_net && mount("sysfs", "sys", "sysfs", ro, nullptr) == 0)) {
+    if (mount("/sys", "sys", nullptr, MS_BIND | MS_REC, nullptr) == 0)
+      mount(nullptr, "sys", nullptr, MS_BIND | MS_REMOUNT | ro, nullptr);
+  }
+}
+
+void bring_up_loopback(const Plan& p) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  CHILD_CHECK(s, kStepLoopback);
+  ifreq ifr{};
+  strcpy(ifr.ifr_name, "lo");
+  CHILD_CHECK(ioctl(s, SIOCGIFFLAGS, &ifr), kStepLoopback);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  CHILD_CHECK(ioctl(s, SIOCSIFFLAGS, &ifr), kStepLoopback);
+  close(s);
+}
+
+[[noreturn]] void exec_command(const Plan& p) {
+  const char* const* argv = p.argv.data();
+  const char* const* envp = p.envp.data();
+  // As execvpe(3), but over the container's PATH.
+  int err = ENOENT;
+  bool eacces = false;
+  for (const auto& cand : p.exec_candidates) {
+    execve(cand.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    if (errno == EACCES) {
+      eacces = true;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
+  if (eacces && err == ENOENT) err = EACCES;
+  if (p.spec->argv[0].find('/') == std::string::npos && err == ENOENT) {
+    write_all(2, p.not_found_msg.data(), p.not_found_msg.size());
+    _exit(127);
+  }
+  // exec: "/x": <strerror>
+  const std::string& a0 = p.spec->argv[0];
+  write_all(2, "exec: \"", 7);
+  write_all(2, a0.data(), a0.size());
+  write_all(2, "\": ", 3);
+  const char* msg = strerrordesc_np(err);
+  if (msg) write_all(2, msg, strlen(msg));
+  write_all(2, "\n", 1);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+// pid 1 of the new pid namespace.
+[[noreturn]] void run_init(const Plan& p) {
+  const Spec& s = *p.spec;
+  CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
+  CHILD_CHECK(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), kStepMakePrivate);
+  if (int e = mount_overlay(p.root, p.empty_dir.c_str(), false)) fail(p, kStepMountOverlay, e);
+
+  int fds[512];
+  size_t nfds = 0;
+  if (p.views.size() + p.host_fds.size() > 512) fail(p, kStepOpenView, EMFILE);
+  for (const auto& v : p.views) {
+    if (int e = mount_overlay(v, p.empty_dir.c_str(), true)) fail(p, kStepMountView, e);
+    int fd = open(v.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHILD_CHECK(fd, kStepOpenView);
+    fds[nfds++] = fd;
+  }
+  for (int fd : p.host_fds) fds[nfds++] = fd;
+
+  CHILD_CHECK(chdir(p.root.target.c_str()), kStepChdirRoot);
+  mount_api_filesystems(p);
+  if (!p.cwd_rel.empty()) make_cwd(p, p.cwd_rel);
+
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  CHILD_CHECK(devnull, kStepStdio);
+  int out = s.output_fd >= 0 ? s.output_fd : 2;
+  CHILD_CHECK(dup2(out, 1), kStepStdio);
+  CHILD_CHECK(dup2(out, 2), kStepStdio);
+  CHILD_CHECK(dup2(devnull, 0), kStepStdio);
+  close(devnull);
+  if (s.output_fd > 2) close(s.output_fd);
+
+  CHILD_CHECK(syscall(SYS_pivot_root, ".", "."), kStepPivotRoot);
+  CHILD_CHECK(umount2(".", MNT_DETACH), kStepPivotRoot);
+  CHILD_CHECK(chdir("/"), kStepPivotRoot);
+  CHILD_CHECK(sethostname(s.hostname.data(), s.hostname.size()), kStepSethostname);
+  if (p.new_net) bring_up_loopback(p);
+
+  if (int e = internal::drop_bounding_set()) fail(p, kStepDropBounding, e);
+  if (p.allow_setgroups) CHILD_CHECK(setgroups(p.groups.size(), p.groups.data()), kStepSetgroups);
+  CHILD_CHECK(setresgid(s.gid, s.gid, s.gid), kStepSetgid);
+  CHILD_CHECK(setresuid(s.uid, s.uid, s.uid), kStepSetuid);
+  if (int e = internal::set_capabilities(s.uid == 0)) fail(p, kStepSetCaps, e);
+  CHILD_CHECK(chdir(s.cwd.c_str()), kStepChdirCwd);
+  CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs);
+  if (int e = internal::load_seccomp(*p.seccomp)) fail(p, kStepSeccomp, e);
+
+  if (s.in_sandbox) {
+    std::vector<int> v(fds, fds + nfds);
+    int rc = s.in_sandbox(v);
+    fflush(nullptr);
+    _exit(rc);
+  }
+  exec_command(p);
+}
+
+// Child A: user namespace, then the other namespaces, then waits for pid 1.
+[[noreturn]] void run_outer(const Plan& p) {
+  CHILD_CHECK(setpgid(0, 0), kStepPdeathsig);
+  CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
+  if (getppid() != p.parent) _exit(kSetupFailedExit);
+  // Other threads' children may hold fds of the caller; ours keep nothing but what we need.
+  {
+    unsigned int lo = 3;
+    for (int fd : p.keep_fds) {
+      if (fd < 3) continue;
+      if (static_cast<unsigned>(fd) > lo) syscall(SYS_close_range, lo, fd - 1, 0);
+      lo = static_cast<unsigned>(fd) + 1;
+    }
+    CHILD_CHECK(syscall(SYS_close_range, lo, ~0U, 0), kStepCloseFds);
+  }
+  CHILD_CHECK(unshare(CLONE_NEWUSER), kStepUnshareUser);
+  char c = 'u';
+  CHILD_CHECK(write(p.c2p_write, &c, 1), kStepSync);
+  ssize_t n;
+  do n = read(p.p2c_read, &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(kSetupFailedExit);  // the parent gave up and reports why
+  CHILD_CHECK(setresgid(0, 0, 0), kStepSetRoot);
+  CHILD_CHECK(setresuid(0, 0, 0), kStepSetRoot);
+  int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (p.new_net) flags |= CLONE_NEWNET;
+  CHILD_CHECK(unshare(flags), kStepUnshareNs);
+  pid_t init = fork();
+  CHILD_CHECK(init, kStepForkInit);
+  if (init == 0) run_init(p);
+  int status = 0;
+  while (waitpid(init, &status, 0) < 0) {
+    if (errno != EINTR) fail(p, kStepForkInit, errno);
+  }
+  CHILD_CHECK(write(p.c2p_write, &status, sizeof status), kStepSync);
+  _exit(0);
+}
+
+// ---- parent side --------------------------------------------------------------------------
+
+std::string overlay_legacy_data(const OverlayPlan& o, const std::string& empty_dir) {
+  std::string d = "lowerdir=";
+  if (o.lowers.empty()) d += empty_dir;
+  for (size_t i = 0; i < o.lowers.size(); ++i) d += (i ? ":" : "") + o.lowers[i];
+  if (!o.upper.empty()) d += ",upperdir=" + o.upper + ",workdir=" + o.work;
+  return d + ",userxattr";
+}
+
+std::string env_value(const std::vector<std::string>& env, const std::string& key) {
+  for (const auto& e : env)
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+      return e.substr(key.size() + 1);
+  return {};
+}
+
+Status check_mapped(const IdMapping& ids, const Spec& s) {
+  auto unmapped = [&](const char* what, uint32_t id) {
+    return Error(Errc::kInvalidArgument,
+                 "sandbox: " + std::string(what) + " " + std::to_string(id) +
+                     " is not mapped in the user namespace (" + ids.description + ")");
+  };
+  if (!ids.container_to_host_uid(s.uid)) return unmapped("uid", s.uid);
+  if (!ids.container_to_host_gid(s.gid)) return unmapped("gid", s.gid);
+  return ok_status();
+}
+
+Status write_proc(pid_t pid, const char* file, const std::string& data) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + file;
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(path, O_WRONLY));
+  if (write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    return Error::from_errno("sandbox: write " + std::string(file), errno);
+  return ok_status();
+}
+
+Status run_helper(const char* prog, pid_t pid, const std::vector<IdRange>& ranges) {
+  std::vector<std::string> args = {prog, std::to_string(pid)};
+  for (const auto& r : ranges) {
+    args.push_back(std::to_string(r.container));
+    args.push_back(std::to_string(r.host));
+    args.push_back(std::to_string(r.count));
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t h;
+  int rc = posix_spawnp(&h, prog, nullptr, nullptr, argv.data(), environ);
+  if (rc != 0) return Error::from_errno(std::string("sandbox: run ") + prog, rc);
+  int status = 0;
+  while (waitpid(h, &status, 0) < 0)
+    if (errno != EINTR) return Error::from_errno(std::string("sandbox: wait for ") + prog, errno);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Error(Errc::kGeneric, std::string("sandbox: ") + prog + " failed (status " +
+                                     std::to_string(status) + ")");
+  return ok_status();
+}
+
+Status write_id_maps(pid_t pid, const IdMapping& ids, bool deny_setgroups) {
+  if (ids.needs_helpers) {
+    OCIB_TRY(run_helper("newuidmap", pid, ids.uids));
+    return run_helper("newgidmap", pid, ids.gids);
+  }
+  if (deny_setgroups) OCIB_TRY(write_proc(pid, "setgroups", "deny"));
+  OCIB_TRY(write_proc(pid, "uid_map", format_id_map(ids.uids)));
+  return write_proc(pid, "gid_map", format_id_map(ids.gids));
+}
+
+bool exists_in_any(const std::vector<std::string>& dirs, const char* name) {
+  struct stat st;
+  for (const auto& d : dirs)
+    if (lstat(fs::join(d, name).c_str(), &st) == 0) return true;
+  return false;
+}
+
+// Removes the empty mountpoint stubs the sandbox created in upperdir (BuildKit does the same),
+// so `FROM scratch` + RUN does not ship /proc or /dev.
+void remove_stubs(const Spec& s) {
+  for (const char* name : kStubs) {
+    std::string path = fs::join(s.upperdir, name);
+    struct stat st;
+    if (lstat(path.c_str(), &st) < 0) continue;
+    if (exists_in_any(s.lowerdirs, name)) continue;
+    if (S_ISDIR(st.st_mode))
+      rmdir(path.c_str());  // fails (fine) when the step put something there
+    else if (S_ISREG(st.st_mode) && st.st_size == 0)
+      unlink(path.c_str());
+  }
+}
+
+Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
+  if (s.upperdir.empty() || s.scratch.empty())
+    return Error::invalid("sandbox: upperdir and scratch are required");
+  if (!s.in_sandbox && s.argv.empty()) return Error::invalid("sandbox: empty argv");
+  if (s.cwd.empty() || s.cwd[0] != '/')
+    return Error::invalid("sandbox: working directory must be absolute: \"" + s.cwd + "\"");
+  OCIB_TRY(check_mapped(ids, s));
+
+  Plan p;
+  p.spec = &s;
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
+  OCIB_ASSIGN_OR_RETURN(std::string upper, fs::real_path(s.upperdir));
+  p.empty_dir = fs::join(scratch, "empty");
+  OCIB_TRY(fs::mkdirs(p.empty_dir));
+  p.root.target = fs::join(scratch, "root");
+  p.root.lowers = s.lowerdirs;
+  p.root.upper = upper;
+  p.root.work = fs::join(scratch, "work");
+  OCIB_TRY(fs::mkdirs(p.root.target));
+  OCIB_TRY(fs::mkdirs(p.root.work));
+  p.root.legacy_data = overlay_legacy_data(p.root, p.empty_dir);
+  for (size_t i = 0; i < s.views.size(); ++i) {
+    OverlayPlan v;
+    v.target = fs::join(scratch, "view" + std::to_string(i));
+    v.lowers = s.views[i].layers;
+    OCIB_TRY(fs::mkdirs(v.target));
+    v.legacy_data = overlay_legacy_data(v, p.empty_dir);
+    p.views.push_back(std::move(v));
+  }
+  p.cwd_rel = fs::clean(s.cwd).substr(1);
+
+  for (const auto& a : s.argv) p.argv.push_back(a.c_str());
+  p.argv.push_back(nullptr);
+  for (const auto& e : s.env) p.envp.push_back(e.c_str());
+  p.envp.push_back(nullptr);
+  if (!s.argv.empty()) {
+    const std::string& a0 = s.argv[0];
+    if (a0.find('/') != std::string::npos) {
+      p.exec_candidates.push_back(a0);
+    } else if (!a0.empty()) {
+      std::string path = env_value(s.env, "PATH");
+      if (path.empty()) path = kDefaultPath;
+      size_t start = 0;
+      while (start <= path.size()) {
+        size_t end = path.find(':', start);
+        if (end == std::string::npos) end = path.size();
+        std::string dir = path.substr(start, end - start);
+        p.exec_candidates.push_back(fs::join(dir.empty() ? "." : dir, a0));
+        start = end + 1;
+      }
+    }
+    p.not_found_msg = "exec: \"" + a0 + "\": executable file not found in $PATH\n";
+  }
+  OCIB_ASSIGN_OR_RETURN(p.seccomp, internal::seccomp_program());
+  p.allow_setgroups = ids.needs_helpers || geteuid() == 0;
+  if (p.allow_setgroups)
+    for (uint32_t g : s.groups) {
+      if (!ids.container_to_host_gid(g))
+        return Error::invalid("sandbox: supplementary group " + std::to_string(g) +
+                              " is not mapped in the user namespace (" + ids.description + ")");
+      p.groups.push_back(g);
+    }
+  p.new_net = s.network == Network::kNone;
+  p.parent = getpid();
+  return p;
+}
+
+Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
+  const Spec& s = *p.spec;
+  std::vector<UniqueFd> host;
+  for (const auto& d : s.host_dirs) {
+    int fd = open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error::from_errno("sandbox: open " + d, errno);
+    host.emplace_back(fd);
+    p.host_fds.push_back(fd);
+  }
+  int p2c[2], c2p[2], errp[2];
+  if (pipe2(p2c, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd p2c_r(p2c[0]), p2c_w(p2c[1]);
+  if (pipe2(c2p, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd c2p_r(c2p[0]), c2p_w(c2p[1]);
+  if (pipe2(errp, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd err_r(errp[0]), err_w(errp[1]);
+  p.p2c_read = p2c_r.get();
+  p.c2p_write = c2p_w.get();
+  p.err_write = err_w.get();
+  p.keep_fds = p.host_fds;
+  p.keep_fds.insert(p.keep_fds.end(), {p.p2c_read, p.c2p_write, p.err_write});
+  if (s.output_fd >= 0) p.keep_fds.push_back(s.output_fd);
+  std::sort(p.keep_fds.begin(), p.keep_fds.end());
+
+  pid_t pid;
+  {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+    pid = fork();
+    if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+    if (pid == 0) run_outer(p);
+    setpgid(pid, pid);  // also done by the child; whichever runs first wins
+    g_running.insert(pid);
+  }
+  p2c_r.reset();
+  c2p_w.reset();
+  err_w.reset();
+
+  auto reap = [&](int* status) {
+    // Wait without reaping, so that cancel_all() never signals a recycled pid.
+    siginfo_t si;
+    while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    {
+      std::lock_guard lock(g_mu);
+      g_running.erase(pid);
+    }
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+    }
+  };
+  auto child_error = [&]() -> std::optional<Error> {
+    fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+    ChildError e{};
+    if (read(err_r.get(), &e, sizeof e) != sizeof e) return std::nullopt;
+    const char* step = e.step >= 0 && e.step < kStepCount ? kStepNames[e.step] : "setup";
+    return Error::from_errno("sandbox: " + std::string(step), e.err);
+  };
+
+  char c;
+  ssize_t n;
+  do n = read(c2p_r.get(), &c, 1);
+  while (n < 0 && errno == EINTR);
+  Status maps = n == 1 ? write_id_maps(pid, ids, !p.allow_setgroups)
+                       : Status(Error(Errc::kGeneric, "sandbox: child exited during setup"));
+  if (maps.ok()) {
+    c = 'g';
+    if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
+  }
+  p2c_w.reset();
+  int status = 0;
+  if (!maps.ok()) {
+    kill(-pid, SIGKILL);
+    reap(&status);
+    remove_stubs(s);
+    if (auto e = child_error()) return std::move(*e);
+    return std::move(maps).error();
+  }
+  reap(&status);
+  remove_stubs(s);
+  if (auto e = child_error()) return std::move(*e);
+
+  int init_status = 0;
+  fcntl(c2p_r.get(), F_SETFL, O_NONBLOCK);
+  bool have_init = read(c2p_r.get(), &init_status, sizeof init_status) == sizeof init_status;
+  if (have_init) status = init_status;
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+  }
+  if (!have_init && !(WIFSIGNALED(status)))
+    return Error(Errc::kGeneric, "sandbox: setup process exited with status " +
+                                     std::to_string(WEXITSTATUS(status)));
+  Outcome out;
+  if (WIFSIGNALED(status)) {
+    out.signal = WTERMSIG(status);
+    out.exit_code = 128 + out.signal;
+  } else {
+    out.exit_code = WEXITSTATUS(status);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Outcome> run(const Spec& spec, const IdMapping& ids) {
+  {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+  }
+  OCIB_ASSIGN_OR_RETURN(Plan plan, make_plan(spec, ids));
+  return run_planned(plan, ids);
+}
+
+void cancel_all() {
+  std::lock_guard lock(g_mu);
+  g_cancelled = true;
+  for (pid_t pg : g_running) kill(-pg, SIGKILL);
+}
+
+Status check_support(const IdMapping& ids) {
+  static std::once_flag once;
+  static std::optional<Status> cached;
+  std::call_once(once, [&] {
+    auto probe = [&]() -> Status {
+      if (geteuid() != 0) {
+        auto v = fs::read_file("/proc/sys/kernel/unprivileged_userns_clone");
+        if (v.ok() && !v->empty() && (*v)[0] == '0')
+          return Error(Errc::kUnsupported,
+                       "unprivileged user namespaces are disabled: "
+                       "kernel.unprivileged_userns_clone=0");
+      }
+      auto m = fs::read_file("/proc/sys/user/max_user_namespaces");
+      if (m.ok() && !m->empty() && (*m)[0] == '0')
+        return Error(Errc::kUnsupported, "user namespaces are disabled: user.max_user_namespaces=0");
+      const char* tmp = getenv("TMPDIR");
+      OCIB_ASSIGN_OR_RETURN(std::string dir, fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp",
+                                                               "ocib-probe-"));
+      fs::TempDir cleanup(dir);
+      Spec s;
+      s.upperdir = fs::join(dir, "upper");
+      s.scratch = fs::join(dir, "scratch");
+      OCIB_TRY(fs::mkdirs(s.upperdir));
+      OCIB_TRY(fs::mkdirs(s.scratch));
+      s.in_sandbox = [](const std::vector<int>&) { return 0; };
+      auto r = run(s, ids);
+      if (!r.ok()) {
+        Error e = std::move(r).error();
+        return e.wrap("user namespaces + overlayfs do not work here (" + ids.description + ")");
+      }
+      if (r->exit_code != 0)
+        return Error(Errc::kUnsupported,
+                     "sandbox probe exited with " + std::to_string(r->exit_code));
+      return ok_status();
+    };
+    cached.emplace(probe());
+  });
+  return *cached;
+}
+
+}  // namespace ocib::sandbox

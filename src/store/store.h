@@ -1,0 +1,66 @@
+#pragma once
+// The local content store under $OCIB_ROOT:
+//   blobs/sha256/<hex>     content-addressed blobs (layers, configs, manifests)
+//   s/<id>/                snapshots: the overlay upperdir a step produced (short paths keep
+//                          overlay mount options small)
+//   cache/<key>.json       cache index: vertex cache key -> result (snapshot + layer blob)
+//   locks/<key>.lock       per-vertex flock so concurrent ocib processes compute a vertex once
+//   images.json            tag -> manifest digest
+//   tmp/                   staging; everything reaches its final name by rename(2)
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "base/fs.h"
+
+namespace ocib::store {
+
+class Store {
+ public:
+  /// Opens (creating if needed) the store at `root`.
+  static Result<Store> open(const std::string& root);
+  /// $OCIB_ROOT, else $XDG_DATA_HOME/ocib, else $HOME/.local/share/ocib.
+  static std::string default_root();
+
+  const std::string& root() const { return root_; }
+
+  /// Path of a blob ("sha256:<hex>"); it may not exist.
+  std::string blob_path(std::string_view digest) const;
+  bool has_blob(std::string_view digest) const;
+  /// Stores bytes as a blob and returns its digest.
+  Result<std::string> put_blob(std::string_view bytes);
+  /// Moves a finished temp file (in tmp/) into place as blob `digest`.
+  Status adopt_blob(const std::string& tmp_path, std::string_view digest);
+
+  /// A fresh staging directory under tmp/ (mode 0755).
+  Result<std::string> make_tmp_dir(const std::string& prefix);
+  /// A path for a staging file under tmp/ (not created).
+  std::string tmp_file_path(const std::string& prefix);
+
+  std::string snapshot_path(std::string_view id) const;
+  bool has_snapshot(std::string_view id) const;
+  /// Renames a staged upperdir into place as snapshot `id` (a no-op if it already exists).
+  Status commit_snapshot(const std::string& staged_dir, std::string_view id);
+
+  /// Looks up a cache entry; nullopt on miss. A corrupt entry is treated as a miss.
+  std::optional<nlohmann::json> cache_get(std::string_view key) const;
+  Status cache_put(std::string_view key, const nlohmann::json& value);
+  /// Exclusive lock for computing `key`; held by one process at a time.
+  Result<fs::FileLock> lock_key(std::string_view key);
+
+  Status tag(const std::string& name, const std::string& manifest_digest);
+  std::optional<std::string> resolve_tag(const std::string& name) const;
+
+  /// Removes leftover staging entries of dead builds (tmp/ entries not locked by a live one).
+  void clean_tmp();
+
+ private:
+  explicit Store(std::string root) : root_(std::move(root)) {}
+  std::string root_;
+};
+
+}  // namespace ocib::store

@@ -1,0 +1,92 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/sha256.h"
+
+namespace ocib::store {
+namespace {
+
+class StoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    auto d = fs::make_temp_dir(testing::TempDir(), "ocib-store-");
+    ASSERT_TRUE(d.ok());
+    dir_ = fs::TempDir(*d);
+    auto s = Store::open(fs::join(*d, "root"));
+    ASSERT_TRUE(s.ok()) << s.error().str();
+    store_.emplace(std::move(*s));
+  }
+  fs::TempDir dir_;
+  std::optional<Store> store_;
+};
+
+TEST_F(StoreTest, BlobsAreContentAddressed) {
+  auto d = store_->put_blob("hello");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, "sha256:" + Sha256::hex("hello"));
+  EXPECT_TRUE(store_->has_blob(*d));
+  EXPECT_EQ(*fs::read_file(store_->blob_path(*d)), "hello");
+  EXPECT_FALSE(store_->has_blob("sha256:../../etc/passwd"));
+}
+
+TEST_F(StoreTest, SnapshotsCommitByRenameOnce) {
+  auto a = store_->make_tmp_dir("up-");
+  ASSERT_TRUE(a.ok());
+  struct stat st;
+  ASSERT_EQ(stat(a->c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+  ASSERT_TRUE(fs::write_file_atomic(fs::join(*a, "f"), "1").ok());
+  ASSERT_TRUE(store_->commit_snapshot(*a, "abcdef0123456789").ok());
+  EXPECT_TRUE(store_->has_snapshot("abcdef0123456789"));
+  // A second commit of the same id (a concurrent build lost the race) discards the staging dir.
+  auto b = store_->make_tmp_dir("up-");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(fs::write_file_atomic(fs::join(*b, "f"), "2").ok());
+  ASSERT_TRUE(store_->commit_snapshot(*b, "abcdef0123456789").ok());
+  EXPECT_FALSE(fs::exists(*b));
+  EXPECT_EQ(*fs::read_file(fs::join(store_->snapshot_path("abcdef0123456789"), "f")), "1");
+}
+
+TEST_F(StoreTest, CacheRoundTripAndCorruptIsMiss) {
+  std::string key = Sha256::hex("k");
+  EXPECT_FALSE(store_->cache_get(key).has_value());
+  ASSERT_TRUE(store_->cache_put(key, {{"snapshot", "ab"}}).ok());
+  auto v = store_->cache_get(key);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ((*v)["snapshot"], "ab");
+  ASSERT_TRUE(fs::write_file_atomic(fs::join(store_->root(), "cache/" + key + ".json"), "{trunc").ok());
+  EXPECT_FALSE(store_->cache_get(key).has_value());
+}
+
+TEST_F(StoreTest, TagsResolve) {
+  ASSERT_TRUE(store_->tag("app:1", "sha256:aa").ok());
+  ASSERT_TRUE(store_->tag("app:2", "sha256:bb").ok());
+  EXPECT_EQ(store_->resolve_tag("app:1"), "sha256:aa");
+  EXPECT_EQ(store_->resolve_tag("app:2"), "sha256:bb");
+  EXPECT_FALSE(store_->resolve_tag("nope").has_value());
+}
+
+TEST_F(StoreTest, CleanTmpRemovesOnlyDeadBuildsStaging) {
+  auto mine = store_->make_tmp_dir("up-");
+  ASSERT_TRUE(mine.ok());
+  std::string dead = fs::join(store_->root(), "tmp/999999999-up-x");
+  ASSERT_TRUE(fs::mkdirs(dead).ok());
+  store_->clean_tmp();
+  EXPECT_TRUE(fs::exists(*mine));
+  EXPECT_FALSE(fs::exists(dead));
+}
+
+TEST_F(StoreTest, KeyLockIsExclusiveAcrossOpens) {
+  std::string key = Sha256::hex("lock");
+  auto l1 = store_->lock_key(key);
+  ASSERT_TRUE(l1.ok());
+  auto l2 = fs::FileLock::try_acquire(fs::join(store_->root(), "locks/" + key + ".lock"));
+  ASSERT_TRUE(l2.ok());
+  EXPECT_FALSE(l2->held());
+}
+
+}  // namespace
+}  // namespace ocib::store

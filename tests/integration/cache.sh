@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Build cache: a rebuild in the same store is fully cached and byte-identical; changing a
+# file COPYed by one branch re-runs only that branch and what depends on it.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+need_cmd skopeo
+
+ctx="$T/ctx"
+make_ctx "$ctx"
+echo "first" >"$ctx/one.txt"
+echo "second" >"$ctx/two.txt"
+cat >"$ctx/Dockerfile" <<'DF'
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+
+FROM base AS b1
+COPY one.txt /src/one.txt
+RUN sleep 1 && cat /src/one.txt > /one
+
+FROM base AS b2
+COPY two.txt /src/two.txt
+RUN sleep 1 && cat /src/two.txt > /two
+
+FROM base AS final
+COPY --from=b1 /one /one
+COPY --from=b2 /two /two
+RUN cat /one /two > /both
+CMD ["/bin/cat","/both"]
+DF
+
+build() { # N
+  ocib_ok "build$1" build -t cache:1 -o type=oci,dest="$T/out$1.tar" \
+    --metadata-file "$T/meta$1.json" --progress=plain "$ctx"
+  [[ -f $T/meta$1.json ]] || fail "build $1 wrote no metadata file"
+}
+digest() { jq -r '.["containerimage.digest"]' "$T/meta$1.json"; }
+steps='select(.name | test("\\] (COPY|RUN) "))'
+
+build 1
+n=$(vertices "$T/meta1.json" "$steps" | wc -l)
+[[ $n -ge 8 ]] || { jq . "$T/meta1.json" >&2; fail "expected >= 8 COPY/RUN vertices in the first build, got $n"; }
+if vertices "$T/meta1.json" "$steps | select(.cached)" | grep -q .; then
+  vertices "$T/meta1.json" "$steps | select(.cached) | .name" >&2
+  fail "first build in an empty store reports cached vertices"
+fi
+
+# 1. No-op rebuild.
+build 2
+uncached=$(vertices "$T/meta2.json" 'select(.cached != true) | .name')
+[[ -z $uncached ]] || fail "rebuild re-ran vertices that should be cached: $uncached"
+[[ $(vertices "$T/meta2.json" "$steps" | wc -l) -eq $n ]] || fail "rebuild lists a different number of steps"
+grep -qE '^#[0-9]+ CACHED' "$T/build2.err" || { show_err build2; fail "plain progress of the rebuild has no '#N CACHED' line"; }
+assert_eq "$(digest 2)" "$(digest 1)" "containerimage.digest of the rebuild"
+cmp "$T/out1.tar" "$T/out2.tar" || fail "rebuild produced a different archive (not byte-identical)"
+skopeo inspect "oci-archive:$T/out2.tar" >/dev/null 2>&1 || fail "skopeo cannot read the rebuilt archive"
+
+# 2. Change a file only b2 uses.
+echo "changed" >"$ctx/two.txt"
+build 3
+[[ $(digest 3) != "$(digest 1)" ]] || fail "changing two.txt did not change the image digest"
+# Stays cached: everything in base and b1, and the final COPY --from=b1 (its inputs are unchanged).
+wrong=$(vertices "$T/meta3.json" "$steps | select(.stage == \"base\" or .stage == \"b1\" or (.name | test(\"COPY --from=b1 \"))) | select(.cached != true) | .name")
+[[ -z $wrong ]] || fail "after changing two.txt these should be cached but re-ran: $wrong"
+# Re-runs: b2's COPY and RUN, and in the final stage COPY --from=b2 and the RUN after it.
+# (jq regexes: \\[ in the jq string is a literal [)
+for re in '^\\[b2 [0-9/]+\\] COPY two.txt ' '^\\[b2 [0-9/]+\\] RUN ' \
+  '^\\[final [0-9/]+\\] COPY --from=b2 ' '^\\[final [0-9/]+\\] RUN cat /one /two'; do
+  got=$(vertices "$T/meta3.json" "select(.name | test(\"$re\")) | .cached")
+  [[ -n $got ]] || { jq -c '.["ocib.vertices"][] | {name, cached}' "$T/meta3.json" >&2; fail "no vertex matching /$re/ in the third build"; }
+  [[ $got == false ]] || fail "vertex /$re/ should have re-run after changing two.txt (cached=$got)"
+done
+oci_extract "$T/out3.tar" "$T/layout3"
+cfg=$(oci_config "$T/layout3")
+assert_eq "$(jq -c .config.Cmd "$cfg")" '["/bin/cat","/both"]' "Cmd of the third build"

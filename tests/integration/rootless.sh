@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The seed build as an unprivileged user (ocib-test, with /etc/subuid ranges). A RUN step
+# records its uid_map and /proc/1/exe into the image; the image is then unpacked with
+# umoci --rootless as the same user and validated with oci-image-tool.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+need_cmd skopeo umoci oci-image-tool
+ensure_test_user
+user_area "$IT_USER"
+uid=$(id -u "$IT_USER")
+
+ctx="$T/ctx"
+make_ctx "$ctx"
+cat >"$ctx/Dockerfile" <<'DF'
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+
+FROM base AS b1
+RUN sleep 1 && echo one > /one
+
+FROM base AS b2
+RUN sleep 1 && echo two > /two
+
+FROM base AS final
+COPY --from=b1 /one /one
+COPY --from=b2 /two /two
+RUN mkdir -p /probe && cat /proc/self/uid_map > /probe/uid_map && cat /proc/self/gid_map > /probe/gid_map && readlink /proc/1/exe > /probe/exe && grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status > /probe/status && id -u > /probe/id
+ENV GREETING=hello
+WORKDIR /app
+USER 1000:1000
+CMD ["/bin/sh","-c","cat /one /two"]
+DF
+chmod -R a+rX "$ctx"
+
+ocib_ok build build -t app:1 -j 4 -o type=oci,dest="$T/u/app.tar" \
+  --metadata-file "$T/u/meta.json" --progress=plain "$ctx"
+[[ -f $T/u/app.tar ]] || fail "no output archive $T/u/app.tar"
+[[ $(stat -c %U "$T/u/app.tar") == "$IT_USER" ]] || fail "output archive is not owned by $IT_USER"
+[[ -d $OCIB_ROOT ]] || fail "store $OCIB_ROOT was not created (OCIB_ROOT not honoured?)"
+
+skopeo inspect "oci-archive:$T/u/app.tar" >/dev/null 2>"$T/skopeo.err" ||
+  { cat "$T/skopeo.err" >&2; fail "skopeo inspect oci-archive:$T/u/app.tar failed"; }
+
+# Unpack as the unprivileged user too: what a rootless consumer of the image does.
+as_user "$IT_USER" mkdir "$T/u/layout"
+as_user "$IT_USER" tar -xf "$T/u/app.tar" -C "$T/u/layout" || fail "cannot extract the archive as $IT_USER"
+ref=$(oci_ref "$T/u/layout")
+oci_validate "$T/u/layout" "$ref"
+as_user "$IT_USER" umoci unpack --rootless --image "$T/u/layout:$ref" "$T/u/bundle" >"$T/umoci.log" 2>&1 ||
+  { cat "$T/umoci.log" >&2; fail "umoci unpack --rootless as $IT_USER failed"; }
+rootfs="$T/u/bundle/rootfs"
+for f in one two probe/uid_map probe/exe probe/status probe/id; do
+  [[ -f $rootfs/$f ]] || fail "/$f missing from the unpacked image"
+done
+
+first=$(head -n1 "$rootfs/probe/uid_map" | awk '{print $1, $2, $3}')
+assert_eq "$first" "0 $uid 1" "first line of the RUN step's /proc/self/uid_map"
+log "uid_map in RUN: $(tr -s ' \n' ' ' <"$rootfs/probe/uid_map")"
+assert_eq "$(cat "$rootfs/probe/exe")" "/bin/busybox" "readlink /proc/1/exe in RUN (shell must be pid 1)"
+assert_eq "$(cat "$rootfs/probe/id")" "0" "uid inside RUN"
+assert_file_contains "$rootfs/probe/status" "$(printf 'Seccomp:\t2')" "RUN's /proc/self/status"
+assert_file_contains "$rootfs/probe/status" "$(printf 'NoNewPrivs:\t1')" "RUN's /proc/self/status"
+assert_eq "$(cat "$rootfs/one")$(cat "$rootfs/two")" "onetwo" "files copied from the branches"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# What a RUN step sees: seccomp filter mode, no_new_privs, no network but lo, its own
+# hostname, pid 1. The probe writes its findings into the image; we read them back.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+need_cmd umoci
+
+ctx="$T/ctx"
+make_ctx "$ctx"
+cat >"$ctx/Dockerfile" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+RUN mkdir /res && grep Seccomp /proc/self/status > /res/seccomp && grep NoNewPrivs /proc/self/status > /res/nnp && cat /proc/net/dev > /res/netdev && hostname > /res/hostname && echo $$ > /res/pid && readlink /proc/1/exe > /res/exe && (cat /proc/self/status | grep CapEff > /res/capeff || true)
+DF
+
+ocib_ok build build -t sandbox:1 --network=none -o type=oci,dest="$T/sb.tar" --progress=plain "$ctx"
+oci_extract "$T/sb.tar" "$T/layout"
+ref=$(oci_ref "$T/layout")
+umoci_unpack "$T/layout" "$ref" "$T/bundle"
+res="$T/bundle/rootfs/res"
+for f in seccomp nnp netdev hostname pid exe; do
+  [[ -f $res/$f ]] || fail "/res/$f missing from the image"
+done
+
+grep -qx "$(printf 'Seccomp:\t2')" "$res/seccomp" ||
+  fail "RUN is not under a seccomp filter: $(tr '\n' ' ' <"$res/seccomp")"
+assert_eq "$(cat "$res/nnp")" "$(printf 'NoNewPrivs:\t1')" "no_new_privs in RUN"
+# /proc/net/dev: two header lines, then one line per interface.
+ifaces=$(tail -n +3 "$res/netdev" | awk -F: '{gsub(/ /, "", $1); print $1}' | sort | tr '\n' ' ')
+assert_eq "$ifaces" "lo " "network interfaces visible in RUN with --network=none"
+host_name=$(cat /proc/sys/kernel/hostname)
+[[ $(cat "$res/hostname") != "$host_name" ]] || fail "RUN sees the host's hostname '$host_name' (no UTS namespace)"
+assert_eq "$(cat "$res/pid")" "1" "pid of the RUN shell (\$\$)"
+assert_eq "$(cat "$res/exe")" "/bin/busybox" "readlink /proc/1/exe in RUN"
