@@ -20,11 +20,14 @@ struct Flag {
 
 /// One instruction after line continuations are joined and comments removed.
 struct Instruction {
-  std::string keyword;     // uppercase: "FROM", "RUN", ...
-  int line = 0;            // 1-based line of the keyword
-  int end_line = 0;        // last physical line (continuations)
-  std::string original;    // the instruction as written, continuations joined by a space
-  std::vector<Flag> flags; // leading --name=value flags, in order
+  std::string keyword;      // uppercase: "FROM", "RUN", ...
+  int line = 0;             // 1-based line of the keyword
+  int end_line = 0;         // last physical line (continuations)
+  /// The instruction as written, trimmed. Continuations are joined as Docker does: the escape
+  /// char (and trailing blanks) is removed and the next line appended directly, with no space
+  /// added; comment and blank lines inside a continuation are dropped.
+  std::string original;
+  std::vector<Flag> flags;  // leading --name=value flags, in order
   /// Everything after the keyword and flags, whitespace-trimmed, continuations joined.
   std::string rest;
   /// Exec (JSON array) form for RUN/CMD/ENTRYPOINT/SHELL/COPY/ADD/VOLUME when `rest` is a
@@ -52,11 +55,11 @@ struct Instruction {
 };
 
 struct Stage {
-  int index = 0;            // 0-based
-  std::string name;         // from `AS name` (lowercased), "" when unnamed
-  std::string base;         // image or stage name as written (unexpanded), "scratch"
-  std::string platform;     // --platform value, "" when absent
-  Instruction from;         // the FROM instruction itself
+  int index = 0;                  // 0-based
+  std::string name;               // from `AS name` (lowercased), "" when unnamed
+  std::string base;               // image or stage name as written (unexpanded), "scratch"
+  std::string platform;           // --platform value, "" when absent
+  Instruction from;               // the FROM instruction itself
   std::vector<Instruction> body;  // instructions after FROM, in order
 };
 
@@ -88,8 +91,7 @@ Result<std::string> expand(std::string_view s, const std::map<std::string, std::
 /// BuildKit's ProcessWord: expands like expand(), then removes quotes and resolves escapes
 /// (outside quotes the escape char makes the next char literal; inside "..." it escapes only
 /// `"`, `$` and itself; '...' is fully literal). Use on raw_words / raw_kvs.
-Result<std::string> process_word(std::string_view s,
-                                 const std::map<std::string, std::string>& vars,
+Result<std::string> process_word(std::string_view s, const std::map<std::string, std::string>& vars,
                                  char escape = '\\');
 
 /// Quote removal and escape resolution without expansion ($ stays literal).

@@ -33,14 +33,14 @@ bool is_special_param(int c) {
 
 class Lexer {
  public:
-  Lexer(std::string_view s, const std::map<std::string, std::string>* vars, char escape,
-        Mode mode)
+  Lexer(std::string_view s, const std::map<std::string, std::string>* vars, char escape, Mode mode)
       : s_(s), vars_(vars), escape_(static_cast<unsigned char>(escape)), mode_(mode) {}
 
   Result<std::string> run() {
     auto r = stop_on(kEof, false);
     if (!r.ok()) {
-      return Error::invalid("failed to process \"" + std::string(s_) + "\": " + r.error().message());
+      return Error::invalid("failed to process \"" + std::string(s_) +
+                            "\": " + r.error().message());
     }
     return r;
   }
@@ -338,8 +338,8 @@ Result<std::string> expand(std::string_view s, const std::map<std::string, std::
   return Lexer(s, &vars, escape, Mode::kKeepQuotes).run();
 }
 
-Result<std::string> process_word(std::string_view s,
-                                 const std::map<std::string, std::string>& vars, char escape) {
+Result<std::string> process_word(std::string_view s, const std::map<std::string, std::string>& vars,
+                                 char escape) {
   return Lexer(s, &vars, escape, Mode::kProcess).run();
 }
 

@@ -21,6 +21,8 @@ struct PackOptions {
   /// Maps host ids in the upperdir to container ids; unmapped ids become 0 (and are reported at
   /// debug level). nullptr: ids are written as found.
   const IdMapping* ids = nullptr;
+  /// Compression worker threads; 0: one per CPU. The output bytes do not depend on it.
+  int threads = 0;
 };
 
 struct LayerBlob {
@@ -35,7 +37,8 @@ struct LayerBlob {
 /// device 0:0) become `.wh.NAME` files; directories with `trusted.overlay.opaque=y` or
 /// `user.overlay.opaque=y` get a `.wh..wh..opq` entry; overlay xattrs are dropped, other
 /// xattrs kept; hardlinks within the tree become tar hardlinks. Streams: never holds the layer
-/// in memory.
+/// in memory. Gzip is block-parallel (pigz-style, one gzip member); out_path is not fsynced
+/// (the caller commits it) and is removed on failure.
 Result<LayerBlob> pack_dir(const std::string& upperdir, const std::string& out_path,
                            const PackOptions& opts);
 

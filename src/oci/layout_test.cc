@@ -201,7 +201,12 @@ TEST(LayoutTar, EntriesAndDeterminism) {
     EXPECT_EQ(run("skopeo inspect oci-archive:" + tar + " >/dev/null"), 0);
   }
   if (have_tool("/usr/bin/oci-image-tool")) {
-    EXPECT_EQ(run("oci-image-tool validate --type image --ref name=latest " + tar + " >/dev/null"),
+    // oci-image-tool fails on any tarred layout with a layer ("unable to walk: end of walk",
+    // also for GNU tar output), so validate the extracted archive instead.
+    std::string x = fs::join(img.tmp.path(), "x");
+    ASSERT_TRUE(fs::mkdirs(x).ok());
+    ASSERT_EQ(run("tar -C " + x + " -xf " + tar), 0);
+    EXPECT_EQ(run("oci-image-tool validate --type image --ref name=latest " + x + " >/dev/null"),
               0);
   }
 }

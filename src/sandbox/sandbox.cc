@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "base/fd.h"
@@ -132,10 +135,13 @@ constexpr const char* kReadOnlyProc[] = {"proc/sys", "proc/sysrq-trigger", "proc
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // One overlay (or bind) mount, prepared in the parent.
+struct LayerPath {
+  std::string full, dir, base;
+};
 struct OverlayPlan {
   std::string target;
-  std::vector<std::string> lowers;  // topmost first; empty = bind `empty`
-  std::string upper, work;          // empty for read-only views
+  std::vector<LayerPath> lowers;  // topmost first; empty = bind `empty`
+  std::optional<LayerPath> upper, work;  // unset for read-only views
   std::string legacy_data;          // mount(2) data for kernels without "lowerdir+"
 };
 
@@ -181,11 +187,18 @@ int fsconfig_str(int fd, const char* key, const char* value) {
   return fsconfig(fd, FSCONFIG_SET_STRING, key, value, 0);
 }
 
-// Mounts an overlay with the new mount API ("lowerdir+" takes one layer per call, so there is
-// no page-size limit on the layer list); falls back to mount(2) on older kernels.
-int mount_overlay(const OverlayPlan& o, const char* empty_dir, bool read_only) {
-  if (o.lowers.size() <= 1 && o.upper.empty()) {
-    const char* src = o.lowers.empty() ? empty_dir : o.lowers[0].c_str();
+int fsconfig_layer(int fs, const char* key, const LayerPath& l) {
+  if (chdir(l.dir.c_str()) < 0) return -1;
+  return fsconfig_str(fs, key, l.base.c_str());
+}
+
+// Mounts an overlay with the new mount API: "lowerdir+" takes one layer per call, so there is
+// no page-size limit on the layer list, and each path is passed relative to its parent
+// directory (fsconfig strings are limited to 256 bytes). Falls back to mount(2) on kernels
+// before 6.8. Changes the cwd.
+int mount_overlay(const OverlayPlan& o, bool read_only) {
+  if (o.lowers.size() == 1 && !o.upper) {
+    const char* src = o.lowers[0].full.c_str();
     if (mount(src, o.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) return errno;
     if (mount(nullptr, o.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0)
       return errno;
@@ -194,17 +207,11 @@ int mount_overlay(const OverlayPlan& o, const char* empty_dir, bool read_only) {
   int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   bool legacy = fs < 0 && errno == ENOSYS;
   if (fs < 0 && !legacy) return errno;
-  if (!legacy) {
-    const char* first = o.lowers.empty() ? empty_dir : o.lowers[0].c_str();
-    if (fsconfig_str(fs, "lowerdir+", first) < 0) {
-      if (errno != EINVAL) {
-        int e = errno;
-        close(fs);
-        return e;
-      }
-      legacy = true;  // kernel < 6.8
-      close(fs);
-    }
+  if (!legacy && fsconfig_layer(fs, "lowerdir+", o.lowers[0]) < 0) {
+    int e = errno;
+    close(fs);
+    if (e != EINVAL) return e;
+    legacy = true;  // kernel < 6.8
   }
   if (legacy) {
     unsigned long flags = read_only ? MS_RDONLY : 0;
@@ -213,9 +220,9 @@ int mount_overlay(const OverlayPlan& o, const char* empty_dir, bool read_only) {
   }
   int err = 0;
   for (size_t i = 1; i < o.lowers.size() && !err; ++i)
-    if (fsconfig_str(fs, "lowerdir+", o.lowers[i].c_str()) < 0) err = errno;
-  if (!err && !o.upper.empty() && fsconfig_str(fs, "upperdir", o.upper.c_str()) < 0) err = errno;
-  if (!err && !o.work.empty() && fsconfig_str(fs, "workdir", o.work.c_str()) < 0) err = errno;
+    if (fsconfig_layer(fs, "lowerdir+", o.lowers[i]) < 0) err = errno;
+  if (!err && o.upper && fsconfig_layer(fs, "upperdir", *o.upper) < 0) err = errno;
+  if (!err && o.work && fsconfig_layer(fs, "workdir", *o.work) < 0) err = errno;
   if (!err && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0) < 0) err = errno;
   if (!err && fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) err = errno;
   int mnt = -1;
@@ -370,13 +377,13 @@ void bring_up_loopback(const Plan& p) {
   const Spec& s = *p.spec;
   CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
   CHILD_CHECK(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), kStepMakePrivate);
-  if (int e = mount_overlay(p.root, p.empty_dir.c_str(), false)) fail(p, kStepMountOverlay, e);
+  if (int e = mount_overlay(p.root, false)) fail(p, kStepMountOverlay, e);
 
   int fds[512];
   size_t nfds = 0;
   if (p.views.size() + p.host_fds.size() > 512) fail(p, kStepOpenView, EMFILE);
   for (const auto& v : p.views) {
-    if (int e = mount_overlay(v, p.empty_dir.c_str(), true)) fail(p, kStepMountView, e);
+    if (int e = mount_overlay(v, true)) fail(p, kStepMountView, e);
     int fd = open(v.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHILD_CHECK(fd, kStepOpenView);
     fds[nfds++] = fd;
@@ -460,11 +467,10 @@ void bring_up_loopback(const Plan& p) {
 
 // ---- parent side --------------------------------------------------------------------------
 
-std::string overlay_legacy_data(const OverlayPlan& o, const std::string& empty_dir) {
+std::string overlay_legacy_data(const OverlayPlan& o) {
   std::string d = "lowerdir=";
-  if (o.lowers.empty()) d += empty_dir;
-  for (size_t i = 0; i < o.lowers.size(); ++i) d += (i ? ":" : "") + o.lowers[i];
-  if (!o.upper.empty()) d += ",upperdir=" + o.upper + ",workdir=" + o.work;
+  for (size_t i = 0; i < o.lowers.size(); ++i) d += (i ? ":" : "") + o.lowers[i].full;
+  if (o.upper) d += ",upperdir=" + o.upper->full + ",workdir=" + o.work->full;
   return d + ",userxattr";
 }
 
@@ -548,6 +554,35 @@ void remove_stubs(const Spec& s) {
   }
 }
 
+// Splits a layer path for fsconfig(2), whose strings are limited to 256 bytes: the child
+// chdir()s to `dir` and passes the single component `base`.
+Result<LayerPath> layer_path(const std::string& path, const char* what) {
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) return Error::from_errno("sandbox: " + std::string(what) + " " + path, errno);
+  if (!S_ISDIR(st.st_mode)) return Error::from_errno("sandbox: " + std::string(what) + " " + path, ENOTDIR);
+  OCIB_ASSIGN_OR_RETURN(std::string full, fs::real_path(path));
+  LayerPath l;
+  l.full = full;
+  l.dir = fs::dirname(full);
+  l.base = full == "/" ? "." : fs::basename(full);
+  return l;
+}
+
+Status resolve_layers(OverlayPlan& o, const std::vector<std::string>& lowers,
+                      const std::string& upper, const std::string& work) {
+  for (const auto& l : lowers) {
+    OCIB_ASSIGN_OR_RETURN(LayerPath lp, layer_path(l, "lowerdir"));
+    o.lowers.push_back(std::move(lp));
+  }
+  if (!upper.empty()) {
+    OCIB_ASSIGN_OR_RETURN(o.upper, layer_path(upper, "upperdir"));
+  }
+  if (!work.empty()) {
+    OCIB_ASSIGN_OR_RETURN(o.work, layer_path(work, "workdir"));
+  }
+  return ok_status();
+}
+
 Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   if (s.upperdir.empty() || s.scratch.empty())
     return Error::invalid("sandbox: upperdir and scratch are required");
@@ -558,23 +593,24 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
 
   Plan p;
   p.spec = &s;
+  OCIB_TRY(fs::mkdirs(s.scratch, 0700));
   OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
-  OCIB_ASSIGN_OR_RETURN(std::string upper, fs::real_path(s.upperdir));
   p.empty_dir = fs::join(scratch, "empty");
   OCIB_TRY(fs::mkdirs(p.empty_dir));
   p.root.target = fs::join(scratch, "root");
-  p.root.lowers = s.lowerdirs;
-  p.root.upper = upper;
-  p.root.work = fs::join(scratch, "work");
   OCIB_TRY(fs::mkdirs(p.root.target));
-  OCIB_TRY(fs::mkdirs(p.root.work));
-  p.root.legacy_data = overlay_legacy_data(p.root, p.empty_dir);
+  OCIB_TRY(fs::mkdirs(fs::join(scratch, "work")));
+  const std::vector<std::string> only_empty = {p.empty_dir};
+  OCIB_TRY(resolve_layers(p.root, s.lowerdirs.empty() ? only_empty : s.lowerdirs, s.upperdir,
+                          fs::join(scratch, "work")));
+  p.root.legacy_data = overlay_legacy_data(p.root);
   for (size_t i = 0; i < s.views.size(); ++i) {
     OverlayPlan v;
     v.target = fs::join(scratch, "view" + std::to_string(i));
-    v.lowers = s.views[i].layers;
     OCIB_TRY(fs::mkdirs(v.target));
-    v.legacy_data = overlay_legacy_data(v, p.empty_dir);
+    const auto& layers = s.views[i].layers;
+    OCIB_TRY(resolve_layers(v, layers.empty() ? only_empty : layers, {}, {}));
+    v.legacy_data = overlay_legacy_data(v);
     p.views.push_back(std::move(v));
   }
   p.cwd_rel = fs::clean(s.cwd).substr(1);
@@ -685,25 +721,20 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   }
   p2c_w.reset();
   int status = 0;
-  if (!maps.ok()) {
-    kill(-pid, SIGKILL);
-    reap(&status);
-    remove_stubs(s);
-    if (auto e = child_error()) return std::move(*e);
-    return std::move(maps).error();
-  }
+  if (!maps.ok()) kill(-pid, SIGKILL);
   reap(&status);
   remove_stubs(s);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+  }
   if (auto e = child_error()) return std::move(*e);
+  if (!maps.ok()) return std::move(maps).error();
 
   int init_status = 0;
   fcntl(c2p_r.get(), F_SETFL, O_NONBLOCK);
   bool have_init = read(c2p_r.get(), &init_status, sizeof init_status) == sizeof init_status;
   if (have_init) status = init_status;
-  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
-    std::lock_guard lock(g_mu);
-    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
-  }
   if (!have_init && !(WIFSIGNALED(status)))
     return Error(Errc::kGeneric, "sandbox: setup process exited with status " +
                                      std::to_string(WEXITSTATUS(status)));
@@ -732,6 +763,32 @@ void cancel_all() {
   std::lock_guard lock(g_mu);
   g_cancelled = true;
   for (pid_t pg : g_running) kill(-pg, SIGKILL);
+}
+
+Status remove_tree(const std::string& path, const IdMapping& ids) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) < 0) return errno == ENOENT ? ok_status() : Error::from_errno("sandbox: stat " + path, errno);
+  if (fs::remove_all(path).ok()) return ok_status();
+  OCIB_ASSIGN_OR_RETURN(std::string abs, fs::real_path(path));
+  std::string parent = fs::dirname(abs);
+  OCIB_ASSIGN_OR_RETURN(std::string dir, fs::make_temp_dir(parent, ".ocib-rm-"));
+  Spec s;
+  s.upperdir = fs::join(dir, "upper");
+  s.scratch = fs::join(dir, "scratch");
+  OCIB_TRY(fs::mkdirs(s.upperdir));
+  s.host_dirs = {parent};
+  std::string name = fs::basename(abs);
+  s.in_sandbox = [&name](const std::vector<int>& fds) {
+    // The host directory is reachable through its fd's magic link in our fresh /proc.
+    std::string target = "/proc/self/fd/" + std::to_string(fds[0]) + "/" + name;
+    auto rm = [](const char* p, const struct stat*, int, FTW*) { return remove(p) < 0 ? 1 : 0; };
+    return nftw(target.c_str(), rm, 64, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : 1;
+  };
+  auto r = run(s, ids);
+  Status cleanup = fs::remove_all(dir);
+  if (!r.ok()) return std::move(r).error();
+  if (r->exit_code != 0) return Error(Errc::kIo, "sandbox: could not remove " + path);
+  return cleanup;
 }
 
 Status check_support(const IdMapping& ids) {

@@ -76,6 +76,11 @@ Result<Outcome> run(const Spec& spec, const IdMapping& ids);
 /// fails or on SIGINT. Later calls to run() fail with Errc::kCancelled.
 void cancel_all();
 
+/// Removes a directory tree that may hold files owned by subordinate ids (which an unprivileged
+/// caller cannot delete itself): first directly, then from inside a user namespace with `ids`
+/// as the container's root. A missing path is fine.
+Status remove_tree(const std::string& path, const IdMapping& ids);
+
 /// Checks once per process that user namespaces + overlayfs work here; the error explains what
 /// is missing (e.g. "unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone=0").
 Status check_support(const IdMapping& ids);

@@ -9,6 +9,9 @@
 # reason and exit 1; a prerequisite that really cannot work exits 125 (CTest SKIP).
 # Set OCIB_IT_KEEP=1 to keep $T after the run for debugging.
 
+# Failures inside $(...) must stop the helper that runs them, too.
+shopt -s inherit_errexit
+
 IT_NAME=$(basename "$0" .sh)
 IT_USER=ocib-test
 T=""
@@ -239,12 +242,12 @@ ensure_test_user() {
   grep -q "^$IT_USER:" /etc/subgid 2>/dev/null || echo "$IT_USER:200000:65536" >>/etc/subgid
 }
 
-# as_user USER CMD...: run CMD as USER with a minimal environment.
+# as_user USER CMD...: run CMD as USER with a minimal environment (PATH from $IT_PATH if set).
 as_user() {
   local u=$1
   shift
   setpriv --reuid="$u" --regid="$u" --init-groups \
-    env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$T/u" \
+    env -i PATH="${IT_PATH:-/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin}" HOME="$T/u" \
     XDG_RUNTIME_DIR="$T/u/run" OCIB_ROOT="$OCIB_ROOT" LANG=C.UTF-8 "$@"
 }
 

@@ -58,6 +58,10 @@ done
 first=$(head -n1 "$rootfs/probe/uid_map" | awk '{print $1, $2, $3}')
 assert_eq "$first" "0 $uid 1" "first line of the RUN step's /proc/self/uid_map"
 log "uid_map in RUN: $(tr -s ' \n' ' ' <"$rootfs/probe/uid_map")"
+# ocib-test has a subordinate range and newuidmap is on PATH: ids 1.. map to that range.
+sub_start=$(awk -F: -v u="$IT_USER" '$1 == u {print $2; exit}' /etc/subuid)
+second=$(sed -n 2p "$rootfs/probe/uid_map" | awk '{print $1, $2}')
+assert_eq "$second" "1 $sub_start" "second line of uid_map (subordinate range via newuidmap)"
 assert_eq "$(cat "$rootfs/probe/exe")" "/bin/busybox" "readlink /proc/1/exe in RUN (shell must be pid 1)"
 assert_eq "$(cat "$rootfs/probe/id")" "0" "uid inside RUN"
 assert_file_contains "$rootfs/probe/status" "$(printf 'Seccomp:\t2')" "RUN's /proc/self/status"

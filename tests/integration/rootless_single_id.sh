@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Rootless build for a user with NO /etc/subuid range: ocib must fall back to a
-# single-id user namespace (uid_map is exactly "0 <uid> 1") and still produce an image.
+# Rootless builds with a single-id user namespace (uid_map is exactly "0 <uid> 1"), which
+# ocib falls back to when it cannot use subordinate ids:
+#   1. a user with NO /etc/subuid range;
+#   2. ocib-test (which has a range) with newuidmap/newgidmap not on PATH.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -51,3 +53,21 @@ assert_eq "$(grep -c . "$rootfs/probe/uid_map")" "1" "number of uid_map lines (s
 assert_eq "$(awk '{print $1, $2, $3}' "$rootfs/probe/uid_map")" "0 $uid 1" "uid_map in RUN"
 assert_eq "$(cat "$rootfs/probe/exe")" "/bin/busybox" "readlink /proc/1/exe in RUN"
 assert_eq "$(cat "$rootfs/one")" "one" "/one copied from b1"
+
+# 2. Subordinate ids exist but newuidmap is not on PATH.
+[[ -n $(command -v newuidmap) ]] || skip "newuidmap not installed (uidmap package), variant 2 is moot"
+ensure_test_user
+uid=$(id -u "$IT_USER")
+rm -rf "$T/u"
+user_area "$IT_USER"
+mkdir "$T/nobin"
+chmod 755 "$T/nobin"
+IT_PATH="$T/nobin"
+ocib_ok build2 build -t single:2 -o type=oci,dest="$T/u/app2.tar" --progress=plain "$ctx"
+oci_extract "$T/u/app2.tar" "$T/layout2"
+ref=$(oci_ref "$T/layout2")
+umoci_unpack "$T/layout2" "$ref" "$T/bundle2"
+rootfs="$T/bundle2/rootfs"
+[[ -f $rootfs/probe/uid_map ]] || fail "/probe/uid_map missing from the image (variant 2)"
+assert_eq "$(grep -c . "$rootfs/probe/uid_map")" "1" "number of uid_map lines without newuidmap on PATH"
+assert_eq "$(awk '{print $1, $2, $3}' "$rootfs/probe/uid_map")" "0 $uid 1" "uid_map in RUN (variant 2)"

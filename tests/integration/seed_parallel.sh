@@ -78,6 +78,7 @@ jq -e '.config.Env | index("GREETING=hello") and index("APP_MODE=demo")' "$cfg" 
   fail "config Env lacks GREETING=hello/APP_MODE=demo: $(jq -c .config.Env "$cfg")"
 assert_eq "$(jq -r .config.WorkingDir "$cfg")" "/app" "config WorkingDir"
 assert_eq "$(jq -r .config.User "$cfg")" "1000:1000" "config User"
+# shellcheck disable=SC2016 # the Cmd is literal text
 assert_eq "$(jq -c .config.Cmd "$cfg")" \
   '["/bin/sh","-c","cat /one /two /three; echo cwd=$(pwd) uid=$(id -u) greeting=$GREETING"]' "config Cmd"
 assert_eq "$(jq -r '.config.Labels["org.example.scenario"]' "$cfg")" "seed" "config label"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install ocib's build and test dependencies on Debian bookworm (idempotent).
+# Runs apt-get only when a package is missing; needs root then.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake ninja-build pkg-config
+  libseccomp-dev libcap-dev libarchive-dev libssl-dev nlohmann-json3-dev libgtest-dev
+  libzstd-dev zlib1g-dev libcurl4-openssl-dev
+  # integration tests and the example
+  busybox-static uidmap skopeo umoci oci-image-tool runc jq
+  util-linux # findmnt, setpriv, unshare
+  passwd     # useradd
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps: missing packages and not root (run with sudo)" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,983 @@
+#include "build/build.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+#include "base/idmap.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "build/copy.h"
+#include "build/progress.h"
+#include "dag/scheduler.h"
+#include "dockerfile/dockerfile.h"
+#include "layers/layers.h"
+#include "oci/image.h"
+#include "oci/layout.h"
+#include "store/store.h"
+
+namespace ocib::build {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// Bumped whenever what a cache key stands for changes.
+constexpr const char* kKeyVersion = "ocib-cache-v1";
+
+double epoch_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+struct LayerResult {
+  std::string snapshot;
+  std::string digest;
+  std::string diff_id;
+  std::string media_type;
+  int64_t size = 0;
+  int64_t created = 0;  // unix seconds
+};
+
+/// A vertex that produces a layer (RUN or COPY).
+struct Step {
+  enum class Kind { kRun, kCopy };
+  Kind kind = Kind::kRun;
+  int display_id = 0;
+  std::string name;  // "[b1 2/2] RUN sleep 1"
+  std::string stage;
+  std::string key;
+  Step* parent = nullptr;  // the previous layer of the same image; nullptr: scratch
+  dag::VertexId vid = 0;
+  std::vector<Step*> deps;
+
+  // RUN
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string user;
+  std::string cwd = "/";
+  sandbox::Network network = sandbox::Network::kNone;
+
+  // COPY
+  CopyOp copy;
+  std::string chown_spec;  // --chown as written after expansion; resolved at run time
+  bool from_context = true;
+  Step* from_top = nullptr;  // top step of the source stage (nullptr: an empty stage)
+
+  // Result, written by the vertex before it completes; read by dependents afterwards.
+  LayerResult result;
+  bool cached = false;
+  bool ran = false;
+};
+
+struct HistoryItem {
+  std::string created_by;
+  Step* step = nullptr;  // nullptr: an empty_layer entry
+};
+
+struct StageState {
+  bool planned = false;
+  bool planning = false;
+  std::string display;  // "b1" or "stage-2"
+  Step* top = nullptr;
+  oci::RunConfig config;
+  std::vector<HistoryItem> history;
+  std::map<std::string, std::string> args;  // ARGs in scope with their values
+};
+
+std::vector<std::string> lowers_of(const store::Store& st, const Step* s) {
+  std::vector<std::string> out;
+  for (; s; s = s->parent) out.push_back(st.snapshot_path(s->result.snapshot));
+  return out;
+}
+
+// Reads a file of the image whose layers are `lowers` (topmost first), honouring whiteouts of
+// the file itself. Used for /etc/passwd and /etc/group.
+std::optional<std::string> read_image_file(const std::vector<std::string>& lowers, const std::string& path) {
+  for (const auto& l : lowers) {
+    struct stat st;
+    std::string p = fs::join(l, path);
+    if (lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return std::nullopt;
+    if (!S_ISREG(st.st_mode)) return std::nullopt;
+    auto data = fs::read_file(p);
+    if (!data.ok()) return std::nullopt;
+    return *data;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint32_t> parse_id(const std::string& s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  for (char c : s)
+    if (c < '0' || c > '9') return std::nullopt;
+  unsigned long v = std::stoul(s);
+  if (v > 0xffffffffUL) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+// Looks `name` up in a passwd/group formatted file: returns (id field 3, gid field 4 if any).
+std::optional<std::pair<uint32_t, uint32_t>> lookup_db(const std::optional<std::string>& db,
+                                                        const std::string& name) {
+  if (!db) return std::nullopt;
+  size_t pos = 0;
+  while (pos < db->size()) {
+    size_t end = db->find('\n', pos);
+    if (end == std::string::npos) end = db->size();
+    std::string line = db->substr(pos, end - pos);
+    pos = end + 1;
+    std::vector<std::string> f;
+    size_t i = 0;
+    while (true) {
+      size_t j = line.find(':', i);
+      f.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    if (f.size() >= 3 && f[0] == name) {
+      auto id = parse_id(f[2]);
+      if (!id) continue;
+      uint32_t gid = f.size() >= 4 ? parse_id(f[3]).value_or(*id) : *id;
+      return std::make_pair(*id, gid);
+    }
+  }
+  return std::nullopt;
+}
+
+// "user[:group]" -> uid, gid, resolving names through the image's /etc/passwd and /etc/group.
+Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::vector<std::string>& lowers,
+                                                    const std::string& spec) {
+  std::string u = spec.empty() ? "0" : spec;
+  std::string g;
+  if (auto c = u.find(':'); c != std::string::npos) {
+    g = u.substr(c + 1);
+    u = u.substr(0, c);
+  }
+  uint32_t uid = 0, gid = 0;
+  if (auto id = parse_id(u)) {
+    uid = *id;
+    gid = 0;
+    if (g.empty()) {
+      // A numeric uid takes its primary group from passwd when listed there.
+      auto passwd = read_image_file(lowers, "/etc/passwd");
+      if (passwd) {
+        size_t pos = 0;
+        while (pos < passwd->size()) {
+          size_t end = passwd->find('\n', pos);
+          if (end == std::string::npos) end = passwd->size();
+          std::string line = passwd->substr(pos, end - pos);
+          pos = end + 1;
+          auto a = line.find(':'), b = line.find(':', a + 1), c2 = line.find(':', b + 1),
+               d = line.find(':', c2 + 1);
+          if (a == std::string::npos || b == std::string::npos || c2 == std::string::npos) continue;
+          if (line.substr(b + 1, c2 - b - 1) == u && d != std::string::npos)
+            gid = parse_id(line.substr(c2 + 1, d - c2 - 1)).value_or(0);
+        }
+      }
+    }
+  } else if (u == "root") {
+    uid = 0;
+  } else {
+    auto ent = lookup_db(read_image_file(lowers, "/etc/passwd"), u);
+    if (!ent) return Error::invalid("unable to find user " + u + ": no matching entries in passwd file");
+    uid = ent->first;
+    gid = ent->second;
+  }
+  if (!g.empty()) {
+    if (auto id = parse_id(g)) {
+      gid = *id;
+    } else {
+      auto ent = lookup_db(read_image_file(lowers, "/etc/group"), g);
+      if (!ent) return Error::invalid("unable to find group " + g + ": no matching entries in group file");
+      gid = ent->first;
+    }
+  }
+  return std::make_pair(uid, gid);
+}
+
+/// Reads a step's output pipe on its own thread and forwards lines to the reporter.
+class OutputPump {
+ public:
+  OutputPump(Reporter& r, int id) : reporter_(r), id_(id) {}
+  ~OutputPump() { stop(); }
+
+  Status start() {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
+    read_.reset(p[0]);
+    write_.reset(p[1]);
+    int e = eventfd(0, EFD_CLOEXEC);
+    if (e < 0) return Error::from_errno("eventfd", errno);
+    stop_.reset(e);
+    thread_ = std::thread([this] { loop(); });
+    return {};
+  }
+  int write_fd() const { return write_.get(); }
+
+  /// Closes our write end and drains what is buffered. Stray holders of the write end (a
+  /// concurrent sandbox's forked helper) cannot delay this: we stop on the event, not on EOF.
+  void stop() {
+    if (!thread_.joinable()) return;
+    write_.reset();
+    uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  std::string last_lines() const {
+    std::string out;
+    for (const auto& l : tail_) out += l + "\n";
+    return out;
+  }
+
+ private:
+  void loop() {
+    std::string buf;
+    char chunk[8192];
+    bool stopping = false;
+    for (;;) {
+      struct pollfd fds[2] = {{read_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      int rc = poll(fds, 2, stopping ? 0 : -1);
+      if (rc < 0 && errno == EINTR) continue;
+      if (fds[1].revents & POLLIN) stopping = true;
+      if (fds[0].revents & (POLLIN | POLLHUP)) {
+        ssize_t n = ::read(read_.get(), chunk, sizeof chunk);
+        if (n > 0) {
+          buf.append(chunk, static_cast<size_t>(n));
+          flush_lines(buf, false);
+          continue;
+        }
+        if (n == 0) break;  // EOF
+      }
+      if (stopping && rc == 0) break;
+      if (stopping && !(fds[0].revents & POLLIN)) break;
+    }
+    flush_lines(buf, true);
+  }
+  void flush_lines(std::string& buf, bool all) {
+    size_t pos;
+    while ((pos = buf.find('\n')) != std::string::npos) {
+      emit(buf.substr(0, pos));
+      buf.erase(0, pos + 1);
+    }
+    if (all && !buf.empty()) {
+      emit(buf);
+      buf.clear();
+    }
+  }
+  void emit(const std::string& line) {
+    reporter_.log(id_, line);
+    tail_.push_back(line);
+    if (tail_.size() > 10) tail_.pop_front();
+  }
+
+  Reporter& reporter_;
+  int id_;
+  UniqueFd read_, write_, stop_;
+  std::thread thread_;
+  std::deque<std::string> tail_;
+};
+
+std::string shell_join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += a;
+  }
+  return out;
+}
+
+class Builder {
+ public:
+  Builder(const Options& opts, store::Store& st, Reporter& rep, IdMapping ids)
+      : opts_(opts), store_(st), reporter_(rep), ids_(std::move(ids)) {
+    if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
+      char* end = nullptr;
+      long long v = std::strtoll(sde, &end, 10);
+      if (end && *end == 0 && v >= 0) source_date_epoch_ = v;
+    }
+  }
+
+  Status plan(const dockerfile::Dockerfile& df, int context_fd);
+  Status execute();
+  Result<BuildResult> finish();
+
+ private:
+  Status plan_stage(size_t index);
+  Result<size_t> stage_by_ref(const std::string& ref, const dockerfile::Instruction& at) const;
+  Status plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
+                          const dockerfile::Instruction& ins);
+  std::map<std::string, std::string> vars_for(const StageState& st) const;
+  Result<std::string> word(const std::string& raw, const StageState& st,
+                           const dockerfile::Instruction& ins) const;
+  Step* add_step(Step s);
+  Status run_step(Step& s);
+  Result<LayerResult> execute_step(Step& s);
+  Status write_metadata(const BuildResult& r);
+  Error at(const dockerfile::Instruction& ins, const std::string& msg) const {
+    return Error::at({df_->filename, ins.line, 0}, msg);
+  }
+
+  const Options& opts_;
+  store::Store& store_;
+  Reporter& reporter_;
+  IdMapping ids_;
+  std::optional<int64_t> source_date_epoch_;
+  const dockerfile::Dockerfile* df_ = nullptr;
+  int context_fd_ = -1;
+  std::map<std::string, std::string> meta_args_;
+  std::set<std::string> used_args_;
+  std::vector<StageState> states_;
+  std::deque<Step> steps_;
+  std::map<std::string, Step*> by_key_;
+  size_t target_ = 0;
+  dag::Graph graph_;
+  dag::Report report_;
+};
+
+std::map<std::string, std::string> Builder::vars_for(const StageState& st) const {
+  std::map<std::string, std::string> vars = st.args;
+  for (const auto& e : st.config.env) {
+    auto eq = e.find('=');
+    if (eq != std::string::npos) vars[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  return vars;
+}
+
+Result<std::string> Builder::word(const std::string& raw, const StageState& st,
+                                  const dockerfile::Instruction& ins) const {
+  auto r = dockerfile::process_word(raw, vars_for(st), df_->escape);
+  if (!r.ok()) return at(ins, r.error().message());
+  return std::move(r).value();
+}
+
+Step* Builder::add_step(Step s) {
+  if (auto it = by_key_.find(s.key); it != by_key_.end()) return it->second;  // identical vertex
+  s.display_id = static_cast<int>(steps_.size()) + 1;
+  steps_.push_back(std::move(s));
+  Step* p = &steps_.back();
+  by_key_[p->key] = p;
+  return p;
+}
+
+Result<size_t> Builder::stage_by_ref(const std::string& ref, const dockerfile::Instruction& at_ins) const {
+  std::string lower = ref;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  for (const auto& s : df_->stages)
+    if (!s.name.empty() && s.name == lower) return static_cast<size_t>(s.index);
+  if (auto id = parse_id(ref); id && *id < df_->stages.size()) return static_cast<size_t>(*id);
+  return at(at_ins, "stage or image \"" + ref + "\" not found (pulling images is not supported yet)");
+}
+
+Status Builder::plan(const dockerfile::Dockerfile& df, int context_fd) {
+  df_ = &df;
+  context_fd_ = context_fd;
+  if (df.stages.empty()) return Error::at({df.filename, 0, 0}, "no build stage in Dockerfile");
+  // ARGs before the first FROM: defaults, overridden by --build-arg.
+  std::map<std::string, std::string> none;
+  for (const auto& ins : df.meta_args) {
+    for (const auto& [k, v] : ins.raw_kvs) {
+      if (auto it = opts_.build_args.find(k); it != opts_.build_args.end()) {
+        meta_args_[k] = it->second;
+        used_args_.insert(k);
+      } else if (v) {
+        auto r = dockerfile::process_word(*v, meta_args_, df.escape);
+        if (!r.ok()) return at(ins, r.error().message());
+        meta_args_[k] = *r;
+      } else {
+        meta_args_.erase(k);
+        meta_args_[k];  // declared without value: empty, inheritable by name
+      }
+    }
+  }
+  states_.resize(df.stages.size());
+  if (opts_.target.empty()) {
+    target_ = df.stages.size() - 1;
+  } else {
+    std::string t = opts_.target;
+    std::transform(t.begin(), t.end(), t.begin(), ::tolower);
+    bool found = false;
+    for (const auto& s : df.stages)
+      if (s.name == t) {
+        target_ = static_cast<size_t>(s.index);
+        found = true;
+      }
+    if (!found) return Error::invalid("target stage \"" + opts_.target + "\" could not be found");
+  }
+  OCIB_TRY(plan_stage(target_));
+  for (const auto& [k, v] : opts_.build_args)
+    if (!used_args_.count(k))
+      reporter_.note("warning: build-arg " + k + " was not consumed by any ARG instruction");
+  return {};
+}
+
+Status Builder::plan_stage(size_t index) {
+  StageState& st = states_[index];
+  if (st.planned) return {};
+  const dockerfile::Stage& stage = df_->stages[index];
+  if (st.planning) return at(stage.from, "circular dependency between stages");
+  st.planning = true;
+  st.display = stage.name.empty() ? "stage-" + std::to_string(index) : stage.name;
+
+  auto base = dockerfile::process_word(stage.base, meta_args_, df_->escape);
+  if (!base.ok()) return at(stage.from, base.error().message());
+  std::string b = *base;
+  std::string bl = b;
+  std::transform(bl.begin(), bl.end(), bl.begin(), ::tolower);
+  if (bl == "scratch") {
+    st.config.env = {kDefaultPath};
+  } else {
+    std::optional<size_t> from;
+    for (const auto& s : df_->stages)
+      if (static_cast<size_t>(s.index) < index && !s.name.empty() && s.name == bl) from = static_cast<size_t>(s.index);
+    if (!from)
+      return at(stage.from, "base image \"" + b +
+                                "\": only scratch and earlier stages are supported as bases so far "
+                                "(pulling images arrives with the registry client)");
+    OCIB_TRY(plan_stage(*from));
+    const StageState& src = states_[*from];
+    st.top = src.top;
+    st.config = src.config;
+    st.history = src.history;
+  }
+  for (size_t i = 0; i < stage.body.size(); ++i) OCIB_TRY(plan_instruction(st, stage, i, stage.body[i]));
+  st.planning = false;
+  st.planned = true;
+  return {};
+}
+
+Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
+                                 const dockerfile::Instruction& ins) {
+  const std::string& kw = ins.keyword;
+  std::string label = "[" + st.display + " " + std::to_string(pos + 2) + "/" +
+                      std::to_string(stage.body.size() + 1) + "] " + ins.original;
+  auto check_flags = [&](std::initializer_list<const char*> allowed) -> Status {
+    for (const auto& f : ins.flags) {
+      bool ok = false;
+      for (const char* a : allowed) ok = ok || f.name == a;
+      if (!ok) return at(ins, "flag --" + f.name + " is not supported for " + kw + " yet");
+    }
+    return {};
+  };
+
+  if (kw == "RUN") {
+    OCIB_TRY(check_flags({"network"}));
+    Step s;
+    s.kind = Step::Kind::kRun;
+    s.name = label;
+    s.stage = st.display;
+    s.parent = st.top;
+    s.network = opts_.network;
+    if (const auto* f = ins.flag("network")) {
+      if (f->value == "none") s.network = sandbox::Network::kNone;
+      else if (f->value == "host") s.network = sandbox::Network::kHost;
+      else if (f->value != "default") return at(ins, "unsupported network mode \"" + f->value + "\"");
+    }
+    if (ins.json) {
+      s.argv = *ins.json;
+    } else {
+      s.argv = st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
+      s.argv.push_back(ins.rest);
+    }
+    if (s.argv.empty()) return at(ins, "RUN needs a command");
+    // Build args in scope reach the command's environment (not the image config); ENV wins.
+    std::map<std::string, std::string> env_map;
+    std::vector<std::string> env = st.config.env;
+    for (const auto& e : env) env_map[e.substr(0, e.find('='))] = e;
+    for (const auto& [k, v] : st.args)
+      if (!env_map.count(k)) env.push_back(k + "=" + v);
+    s.env = env;
+    s.user = st.config.user;
+    s.cwd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+    json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
+              {"argv", s.argv}, {"env", s.env}, {"user", s.user}, {"cwd", s.cwd},
+              {"net", s.network == sandbox::Network::kHost ? "host" : "none"}};
+    s.key = Sha256::hex(k.dump());
+    if (s.parent) s.deps.push_back(s.parent);
+    Step* p = add_step(std::move(s));
+    st.top = p;
+    std::string shown = ins.json ? json(*ins.json).dump() : shell_join(p->argv);
+    st.history.push_back({"RUN " + shown, p});
+    return {};
+  }
+  if (kw == "COPY" || kw == "ADD") {
+    OCIB_TRY(check_flags({"from", "chown", "chmod"}));
+    std::vector<std::string> words;
+    if (ins.json) {
+      for (const auto& w : *ins.json) {
+        OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+        words.push_back(e);
+      }
+    } else {
+      for (const auto& w : ins.raw_words) {
+        OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+        words.push_back(e);
+      }
+    }
+    if (words.size() < 2) return at(ins, kw + " requires at least two arguments");
+    Step s;
+    s.kind = Step::Kind::kCopy;
+    s.name = label;
+    s.stage = st.display;
+    s.parent = st.top;
+    std::string dest = words.back();
+    words.pop_back();
+    if (kw == "ADD")
+      for (const auto& w : words)
+        if (w.find("://") != std::string::npos || w.rfind("git@", 0) == 0)
+          return at(ins, "ADD of remote URLs and git repositories is not supported yet");
+    std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+    bool dir_syntax = !dest.empty() && dest.back() == '/';
+    std::string abs = dest.front() == '/' ? dest : fs::join(wd, dest);
+    s.copy.dest = fs::clean(abs) + (dir_syntax && fs::clean(abs) != "/" ? "/" : "");
+    if (dest == "." || dest == "./") s.copy.dest = fs::clean(wd) == "/" ? "/" : fs::clean(wd) + "/";
+    s.copy.sources = words;
+    if (const auto* f = ins.flag("chmod")) {
+      char* end = nullptr;
+      unsigned long m = std::strtoul(f->value.c_str(), &end, 8);
+      if (f->value.empty() || *end != 0 || m > 07777) return at(ins, "invalid --chmod value \"" + f->value + "\"");
+      s.copy.chmod = static_cast<uint32_t>(m);
+    }
+    if (const auto* f = ins.flag("chown")) {
+      OCIB_ASSIGN_OR_RETURN(s.chown_spec, word(f->value, st, ins));
+    }
+    std::string src_key;
+    if (const auto* f = ins.flag("from")) {
+      OCIB_ASSIGN_OR_RETURN(std::string ref, word(f->value, st, ins));
+      OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(ref, ins));
+      if (&states_[from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
+      OCIB_TRY(plan_stage(from));
+      s.from_context = false;
+      s.from_top = states_[from].top;
+      src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
+      if (s.from_top) s.deps.push_back(s.from_top);
+    } else {
+      auto h = hash_sources(context_fd_, s.copy.sources);
+      if (!h.ok()) {
+        return at(ins, kw + " failed: " + h.error().message() + " in build context" +
+                           (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
+      }
+      src_key = "context:" + *h;
+    }
+    json k = {{"v", kKeyVersion}, {"op", "copy"}, {"parent", s.parent ? s.parent->key : ""},
+              {"src", src_key}, {"sources", s.copy.sources}, {"dest", s.copy.dest},
+              {"chown", s.chown_spec}, {"chmod", s.copy.chmod ? static_cast<int>(*s.copy.chmod) : -1}};
+    s.key = Sha256::hex(k.dump());
+    if (s.parent) s.deps.push_back(s.parent);
+    Step* p = add_step(std::move(s));
+    st.top = p;
+    std::string created_by = kw + " ";
+    for (const auto& f : ins.flags) created_by += "--" + f.name + "=" + f.value + " ";
+    created_by += shell_join(p->copy.sources) + " " + dest;
+    st.history.push_back({created_by, p});
+    return {};
+  }
+
+  // Instructions that change only the image config.
+  OCIB_TRY(check_flags({}));
+  auto hist = [&](const std::string& text) { st.history.push_back({text, nullptr}); };
+  auto set_env = [&](std::vector<std::string>& list, const std::string& k, const std::string& v) {
+    for (auto& e : list)
+      if (e.compare(0, k.size() + 1, k + "=") == 0) {
+        e = k + "=" + v;
+        return;
+      }
+    list.push_back(k + "=" + v);
+  };
+  if (kw == "ENV") {
+    std::string text = "ENV";
+    for (const auto& [k, v] : ins.raw_kvs) {
+      OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
+      set_env(st.config.env, k, val);
+      text += " " + k + "=" + val;
+    }
+    hist(text);
+  } else if (kw == "ARG") {
+    for (const auto& [k, v] : ins.raw_kvs) {
+      std::string val;
+      if (auto it = opts_.build_args.find(k); it != opts_.build_args.end()) {
+        val = it->second;
+        used_args_.insert(k);
+      } else if (v) {
+        OCIB_ASSIGN_OR_RETURN(val, word(*v, st, ins));
+      } else if (auto m = meta_args_.find(k); m != meta_args_.end()) {
+        val = m->second;
+      } else {
+        continue;  // declared without value and none given: unset
+      }
+      st.args[k] = val;
+    }
+  } else if (kw == "LABEL" || kw == "MAINTAINER") {
+    if (kw == "MAINTAINER") {
+      st.config.labels["maintainer"] = ins.rest;
+      hist("MAINTAINER " + ins.rest);
+    } else {
+      std::string text = "LABEL";
+      for (const auto& [k, v] : ins.raw_kvs) {
+        OCIB_ASSIGN_OR_RETURN(std::string key, word(k, st, ins));
+        OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
+        st.config.labels[key] = val;
+        text += " " + key + "=" + val;
+      }
+      hist(text);
+    }
+  } else if (kw == "WORKDIR") {
+    if (ins.raw_words.empty()) return at(ins, "WORKDIR requires exactly one argument");
+    OCIB_ASSIGN_OR_RETURN(std::string dir, word(ins.raw_words.front(), st, ins));
+    std::string cur = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+    st.config.working_dir = fs::clean(dir.front() == '/' ? dir : fs::join(cur, dir));
+    hist("WORKDIR " + st.config.working_dir);
+  } else if (kw == "USER") {
+    if (ins.raw_words.empty()) return at(ins, "USER requires exactly one argument");
+    OCIB_ASSIGN_OR_RETURN(st.config.user, word(ins.raw_words.front(), st, ins));
+    hist("USER " + st.config.user);
+  } else if (kw == "EXPOSE") {
+    for (const auto& w : ins.raw_words) {
+      OCIB_ASSIGN_OR_RETURN(std::string p, word(w, st, ins));
+      if (p.find('/') == std::string::npos) p += "/tcp";
+      if (std::find(st.config.exposed_ports.begin(), st.config.exposed_ports.end(), p) ==
+          st.config.exposed_ports.end())
+        st.config.exposed_ports.push_back(p);
+    }
+    hist("EXPOSE " + ins.rest);
+  } else if (kw == "CMD" || kw == "ENTRYPOINT") {
+    std::vector<std::string> v;
+    if (ins.json) {
+      v = *ins.json;
+    } else {
+      v = st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
+      v.push_back(ins.rest);
+    }
+    if (kw == "CMD") {
+      st.config.cmd = v;
+    } else {
+      st.config.entrypoint = v;
+      // Docker: an ENTRYPOINT resets a CMD inherited from the base.
+      bool cmd_here = false;
+      for (size_t i = 0; i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
+      if (!cmd_here) st.config.cmd.reset();
+    }
+    hist(kw + " " + (ins.json ? json(*ins.json).dump() : json(v).dump()));
+  } else if (kw == "SHELL") {
+    if (!ins.json || ins.json->empty()) return at(ins, "SHELL requires the arguments to be in JSON form");
+    st.config.shell = *ins.json;
+    hist("SHELL " + json(*ins.json).dump());
+  } else if (kw == "VOLUME") {
+    std::vector<std::string> vols = ins.json ? *ins.json : std::vector<std::string>{};
+    if (!ins.json)
+      for (const auto& w : ins.raw_words) {
+        OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+        vols.push_back(e);
+      }
+    for (const auto& v : vols)
+      if (std::find(st.config.volumes.begin(), st.config.volumes.end(), v) == st.config.volumes.end())
+        st.config.volumes.push_back(v);
+    hist("VOLUME " + json(vols).dump());
+  } else if (kw == "STOPSIGNAL") {
+    OCIB_ASSIGN_OR_RETURN(st.config.stop_signal, word(ins.rest, st, ins));
+    hist("STOPSIGNAL " + st.config.stop_signal);
+  } else {
+    return at(ins, kw + " is not supported yet");
+  }
+  return {};
+}
+
+Status Builder::execute() {
+  Step* top = states_[target_].top;
+  std::vector<dag::VertexId> targets;
+  for (auto& s : steps_) {
+    dag::Vertex v;
+    v.name = s.name;
+    for (Step* d : s.deps) v.deps.push_back(d->vid);
+    Step* sp = &s;
+    v.run = [this, sp]() { return run_step(*sp); };
+    s.vid = graph_.add(std::move(v));
+  }
+  if (top) targets.push_back(top->vid);
+  int jobs = opts_.jobs > 0 ? opts_.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency()));
+  dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); });
+  Status st = sched.run(graph_, targets, &report_);
+  if (!st.ok() && report_.cancelled > 0) st.error().wrap(std::to_string(report_.cancelled) + " cancelled");
+  return st;
+}
+
+Status Builder::run_step(Step& s) {
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  if (!opts_.no_cache) {
+    if (auto hit = store_.cache_get(s.key)) {
+      LayerResult r;
+      r.snapshot = hit->value("snapshot", "");
+      r.digest = hit->value("digest", "");
+      r.diff_id = hit->value("diff_id", "");
+      r.media_type = hit->value("media_type", "");
+      r.size = hit->value("size", int64_t{0});
+      r.created = hit->value("created", int64_t{0});
+      if (store_.has_snapshot(r.snapshot) && store_.has_blob(r.digest)) {
+        s.result = r;
+        s.cached = true;
+        reporter_.cached(s.display_id, s.name);
+        return {};
+      }
+    }
+  }
+  reporter_.started(s.display_id, s.name);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = execute_step(s);
+  if (!r.ok()) {
+    Error e = std::move(r).error();
+    reporter_.failed(s.display_id, e.message());
+    return e.wrap(s.name);
+  }
+  s.result = *r;
+  s.ran = true;
+  json entry = {{"snapshot", r->snapshot}, {"digest", r->digest}, {"diff_id", r->diff_id},
+                {"media_type", r->media_type}, {"size", r->size}, {"created", r->created},
+                {"name", s.name}};
+  OCIB_TRY(store_.cache_put(s.key, entry));
+  reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return {};
+}
+
+Result<LayerResult> Builder::execute_step(Step& s) {
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  fs::TempDir upper_guard(upper);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  fs::TempDir scratch_guard(scratch);
+
+  sandbox::Spec spec;
+  spec.lowerdirs = lowers_of(store_, s.parent);
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  spec.network = s.network;
+  if (s.kind == Step::Kind::kRun) {
+    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
+    spec.uid = ids.first;
+    spec.gid = ids.second;
+    spec.argv = s.argv;
+    spec.env = s.env;
+    spec.cwd = s.cwd;
+  } else {
+    CopyOp op = s.copy;
+    if (!s.chown_spec.empty()) {
+      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.chown_spec));
+      op.uid = ids.first;
+      op.gid = ids.second;
+    }
+    if (s.from_context) {
+      spec.host_dirs = {opts_.context};
+    } else {
+      sandbox::ReadOnlyView view;
+      view.layers = lowers_of(store_, s.from_top);
+      spec.views = {view};
+    }
+    spec.in_sandbox = [op](const std::vector<int>& fds) -> int {
+      Status st = copy_into(fds.at(0), op);
+      if (!st.ok()) {
+        std::string msg = st.error().str() + "\n";
+        (void)!::write(2, msg.data(), msg.size());
+        return 1;
+      }
+      return 0;
+    };
+  }
+
+  OutputPump pump(reporter_, s.display_id);
+  OCIB_TRY(pump.start());
+  spec.output_fd = pump.write_fd();
+  auto outcome = sandbox::run(spec, ids_);
+  pump.stop();
+  if (!outcome.ok()) return std::move(outcome).error();
+  if (outcome->exit_code != 0) {
+    if (s.kind == Step::Kind::kCopy) {
+      std::string tail = pump.last_lines();
+      while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+      return Error(Errc::kFailedStep, "copy failed: " + tail).with_exit_code(outcome->exit_code);
+    }
+    std::string proc;
+    for (const auto& a : s.argv) proc += (proc.empty() ? "" : " ") + a;
+    std::string how = outcome->signal ? "killed by signal " + std::to_string(outcome->signal)
+                                      : "exit code: " + std::to_string(outcome->exit_code);
+    return Error(Errc::kFailedStep, "process \"" + proc + "\" did not complete successfully: " + how)
+        .with_exit_code(outcome->exit_code);
+  }
+
+  layers::PackOptions po;
+  po.ids = &ids_;
+  po.clamp_mtime = source_date_epoch_;
+  std::string blob_tmp = store_.tmp_file_path("layer-");
+  auto blob = layers::pack_dir(upper, blob_tmp, po);
+  if (!blob.ok()) {
+    ::unlink(blob_tmp.c_str());
+    return std::move(blob).error().wrap("packing layer");
+  }
+  if (store_.has_blob(blob->digest)) {
+    ::unlink(blob_tmp.c_str());
+  } else {
+    OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
+  }
+  LayerResult res;
+  res.snapshot = s.key.substr(0, 20);
+  OCIB_TRY(store_.commit_snapshot(upper_guard.release(), res.snapshot));
+  res.digest = blob->digest;
+  res.diff_id = blob->diff_id;
+  res.size = blob->size;
+  res.media_type = blob->media_type;
+  res.created = source_date_epoch_ ? *source_date_epoch_
+                                   : static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch()).count());
+  return res;
+}
+
+Result<BuildResult> Builder::finish() {
+  const StageState& st = states_[target_];
+  std::vector<const Step*> chain;
+  for (const Step* s = st.top; s; s = s->parent) chain.push_back(s);
+  std::reverse(chain.begin(), chain.end());
+
+  oci::ImageConfig cfg;
+  cfg.platform = oci::Platform::host();
+  cfg.config = st.config;
+  std::vector<oci::Descriptor> layer_descs;
+  int64_t latest = source_date_epoch_.value_or(0);
+  for (const Step* s : chain) {
+    cfg.diff_ids.push_back(s->result.diff_id);
+    oci::Descriptor d;
+    d.media_type = s->result.media_type;
+    d.digest = s->result.digest;
+    d.size = s->result.size;
+    layer_descs.push_back(d);
+    if (!source_date_epoch_) latest = std::max(latest, s->result.created);
+  }
+  // History times come from the layers' own (cached) creation times so a cached rebuild gives
+  // the same config, hence the same digest.
+  int64_t last_time = chain.empty() ? latest : chain.front()->result.created;
+  for (const auto& h : st.history) {
+    oci::HistoryEntry e;
+    if (h.step) last_time = h.step->result.created;
+    e.created = oci::rfc3339(source_date_epoch_ ? *source_date_epoch_ : last_time);
+    e.created_by = h.created_by;
+    e.comment = "ocib";
+    e.empty_layer = h.step == nullptr;
+    cfg.history.push_back(e);
+  }
+  cfg.created = oci::rfc3339(latest);
+  std::string config_bytes = oci::canonical(cfg.to_json());
+  OCIB_ASSIGN_OR_RETURN(std::string config_digest, store_.put_blob(config_bytes));
+  oci::Descriptor config_desc{oci::kMediaTypeConfig, config_digest, static_cast<int64_t>(config_bytes.size()), {}, {}};
+  std::string manifest_bytes = oci::canonical(oci::make_manifest(config_desc, layer_descs));
+  OCIB_ASSIGN_OR_RETURN(std::string manifest_digest, store_.put_blob(manifest_bytes));
+
+  oci::LayoutImage img;
+  img.manifest = {oci::kMediaTypeManifest, manifest_digest, static_cast<int64_t>(manifest_bytes.size()), {}, {}};
+  img.manifest.platform = cfg.platform;
+  if (!opts_.tags.empty()) {
+    const std::string& t = opts_.tags.front();
+    auto colon = t.rfind(':');
+    bool has_tag = colon != std::string::npos && t.find('/', colon) == std::string::npos;
+    img.manifest.annotations[oci::kAnnotationRefName] = has_tag ? t.substr(colon + 1) : "latest";
+    img.manifest.annotations["io.containerd.image.name"] = has_tag ? t : t + ":latest";
+  }
+  img.blob_digests = {manifest_digest, config_digest};
+  for (const auto& d : layer_descs)
+    if (std::find(img.blob_digests.begin(), img.blob_digests.end(), d.digest) == img.blob_digests.end())
+      img.blob_digests.push_back(d.digest);
+  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  for (const auto& out : opts_.outputs) {
+    auto dest = out.attrs.find("dest");
+    if (out.type == "oci" || out.type == "oci-layout") {
+      if (dest == out.attrs.end() || dest->second.empty())
+        return Error::invalid("output type=" + out.type + " needs dest=");
+      reporter_.note("exporting to " + out.type + " " + dest->second);
+      if (out.type == "oci") OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate));
+      else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate));
+    } else {
+      return Error::invalid("output type \"" + out.type + "\" is not supported yet (oci, oci-layout)");
+    }
+  }
+  for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
+  reporter_.note("image digest " + manifest_digest);
+  BuildResult r{manifest_digest, config_digest};
+  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r));
+  return r;
+}
+
+Status Builder::write_metadata(const BuildResult& r) {
+  json verts = json::array();
+  for (const auto& s : steps_) {
+    if (s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
+    const auto& t = report_.timings[s.vid];
+    verts.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage}, {"cached", s.cached},
+                     {"key", s.key}, {"digest", s.result.digest},
+                     {"started", epoch_seconds(t.started)}, {"completed", epoch_seconds(t.completed)}});
+  }
+  json j = {{"containerimage.digest", r.manifest_digest},
+            {"containerimage.config.digest", r.config_digest},
+            {"ocib.vertices", verts}};
+  if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
+  return fs::write_file_atomic(opts_.metadata_file, j.dump(2) + "\n");
+}
+
+}  // namespace
+
+Result<Output> parse_output(const std::string& spec) {
+  Output out;
+  size_t i = 0;
+  while (i <= spec.size()) {
+    size_t j = spec.find(',', i);
+    if (j == std::string::npos) j = spec.size();
+    std::string kv = spec.substr(i, j - i);
+    i = j + 1;
+    if (kv.empty()) continue;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return Error::invalid("invalid output \"" + spec + "\": expected key=value");
+    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "type") out.type = v;
+    else out.attrs[k] = v;
+  }
+  if (out.type.empty()) {
+    // buildx: "-o path" means type=local; we support only OCI outputs so far.
+    return Error::invalid("invalid output \"" + spec + "\": type= is required (oci, oci-layout)");
+  }
+  return out;
+}
+
+Result<BuildResult> run(const Options& opts) {
+  auto reporter = make_reporter(opts.progress);
+  if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
+  OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
+  std::string dfpath = opts.dockerfile.empty() ? fs::join(context, "Dockerfile") : opts.dockerfile;
+  auto text = fs::read_file(dfpath);
+  if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
+  std::string shown = opts.dockerfile.empty() ? "Dockerfile" : opts.dockerfile;
+  OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(*text, shown));
+
+  OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
+  st.clean_tmp();
+  IdMapping ids = IdMapping::detect();
+  OCIB_TRY(sandbox::check_support(ids));
+
+  UniqueFd ctx(::open(context.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!ctx.valid()) return Error::from_errno("open context " + context, errno);
+  Options o = opts;
+  o.context = context;
+  Builder b(o, st, *reporter, ids);
+  OCIB_TRY(b.plan(df, ctx.get()));
+  OCIB_TRY(b.execute());
+  return b.finish();
+}
+
+}  // namespace ocib::build

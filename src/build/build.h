@@ -1,0 +1,46 @@
+#pragma once
+// The build composition: Dockerfile AST -> DAG of content-addressed vertices that call the
+// sandbox, layers, store and oci modules -> image -> outputs.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "sandbox/sandbox.h"
+
+namespace ocib::build {
+
+/// One `-o type=...,k=v` output.
+struct Output {
+  std::string type;  // "oci" (tarball), "oci-layout" (directory)
+  std::map<std::string, std::string> attrs;
+};
+
+struct Options {
+  std::string context;     // build context directory
+  std::string dockerfile;  // path; "" = CONTEXT/Dockerfile
+  std::vector<std::string> tags;
+  std::string target;      // stage name; "" = last stage
+  std::map<std::string, std::string> build_args;
+  std::vector<Output> outputs;
+  std::string progress = "plain";
+  std::string metadata_file;
+  int jobs = 0;            // 0 = default
+  bool no_cache = false;
+  sandbox::Network network = sandbox::Network::kNone;
+  std::string store_root;  // "" = store::Store::default_root()
+};
+
+struct BuildResult {
+  std::string manifest_digest;
+  std::string config_digest;
+};
+
+/// Runs a whole build. Errors name the Dockerfile line or the failing step.
+Result<BuildResult> run(const Options& opts);
+
+/// Parses "type=oci,dest=x.tar" (buildx syntax).
+Result<Output> parse_output(const std::string& spec);
+
+}  // namespace ocib::build

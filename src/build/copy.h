@@ -1,0 +1,36 @@
+#pragma once
+// COPY semantics over directory fds: source patterns (globs) resolved beneath a source root,
+// hashed for cache keys on the host, and copied into the container root inside the sandbox.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace ocib::build {
+
+struct CopyOp {
+  std::vector<std::string> sources;  // relative to the source root, may contain * ? [..]
+  std::string dest;                  // absolute container path; a trailing '/' means a directory
+  std::optional<uint32_t> uid, gid;  // --chown; default 0:0
+  std::optional<uint32_t> chmod;     // --chmod (octal)
+};
+
+/// Matches of one source pattern beneath `root_fd`, as clean relative paths ("." for the
+/// root itself), sorted. A pattern without glob characters yields itself if it exists.
+/// Resolution never leaves the root: symlinks are resolved as if `root_fd` were "/".
+Result<std::vector<std::string>> match_sources(int root_fd, const std::string& pattern);
+
+/// A digest of everything a COPY would read: paths, types, modes, sizes, symlink targets and
+/// file contents (not mtimes or owners, as BuildKit), for all patterns.
+Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns);
+
+/// Performs the copy with Docker's rules: a directory source copies its contents; several
+/// sources or a dest ending in '/' need a directory dest; missing parents are created (0755).
+/// Destination writes use ordinary paths: call it after pivot_root so they stay in the rootfs.
+/// Preserves mode and mtime, sets ownership to uid:gid (default 0:0).
+Status copy_into(int src_root_fd, const CopyOp& op);
+
+}  // namespace ocib::build

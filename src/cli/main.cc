@@ -1,0 +1,180 @@
+// ocib: command table and dispatch. Each verb parses its own options and calls a library.
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/idmap.h"
+#include "base/log.h"
+#include "build/build.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
+
+namespace {
+
+using Args = std::vector<std::string>;
+
+constexpr const char* kBuildHelp = R"(Usage: ocib build [OPTIONS] CONTEXT
+
+Build an image from a Dockerfile, without a daemon and without root.
+
+Options:
+  -f, --file FILE          Dockerfile (default: CONTEXT/Dockerfile)
+  -t, --tag NAME[:TAG]     name the image (repeatable)
+      --target STAGE       build this stage (default: the last)
+      --build-arg K=V      set a build-time variable (repeatable)
+  -o, --output SPEC        type=oci,dest=FILE.tar | type=oci-layout,dest=DIR (repeatable)
+      --progress MODE      plain (default) | quiet
+      --metadata-file FILE write the image digest and per-step timings as JSON
+  -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
+      --no-cache           do not use the build cache
+      --network MODE       none (default) | host: network of RUN steps
+  -q, --quiet              same as --progress=quiet
+
+Examples:
+  ocib build -t app:1 -o type=oci,dest=app.tar .
+  ocib build --target test --build-arg VERSION=2 -o type=oci-layout,dest=out/ .
+)";
+
+constexpr const char* kMainHelp = R"(Usage: ocib COMMAND [ARGS]
+
+A daemonless, rootless OCI image builder.
+
+Commands:
+  build      Build an image from a Dockerfile
+  info       Show the store, id mapping and sandbox support
+  version    Show the version
+
+Run 'ocib COMMAND --help' for more.
+)";
+
+int fail(const std::string& msg, int code = 1) {
+  ocib::log::error(msg);
+  return code;
+}
+
+// Takes "--name=value" or "--name value" / "-n value" forms.
+bool take_value(const Args& a, size_t& i, const std::string& long_name, const std::string& short_name,
+                std::string* out) {
+  const std::string& s = a[i];
+  if (s == long_name || (!short_name.empty() && s == short_name)) {
+    if (i + 1 >= a.size()) return false;
+    *out = a[++i];
+    return true;
+  }
+  if (s.rfind(long_name + "=", 0) == 0) {
+    *out = s.substr(long_name.size() + 1);
+    return true;
+  }
+  return false;
+}
+
+int cmd_build(const Args& a) {
+  ocib::build::Options o;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    const std::string& s = a[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(kBuildHelp, stdout);
+      return 0;
+    }
+    bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
+                       s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
+                       s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network";
+    if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
+    if (take_value(a, i, "--file", "-f", &v)) {
+      o.dockerfile = v;
+    } else if (take_value(a, i, "--tag", "-t", &v)) {
+      o.tags.push_back(v);
+    } else if (take_value(a, i, "--target", "", &v)) {
+      o.target = v;
+    } else if (take_value(a, i, "--build-arg", "", &v)) {
+      auto eq = v.find('=');
+      if (eq == std::string::npos) {
+        // buildx: "--build-arg K" takes K from the environment.
+        if (const char* env = std::getenv(v.c_str())) o.build_args[v] = env;
+      } else {
+        o.build_args[v.substr(0, eq)] = v.substr(eq + 1);
+      }
+    } else if (take_value(a, i, "--output", "-o", &v)) {
+      auto out = ocib::build::parse_output(v);
+      if (!out.ok()) return fail(out.error().str(), 2);
+      o.outputs.push_back(*out);
+    } else if (take_value(a, i, "--progress", "", &v)) {
+      if (v == "auto" || v == "tty" || v == "plain") o.progress = "plain";
+      else if (v == "quiet") o.progress = "quiet";
+      else return fail("unknown --progress mode \"" + v + "\" (plain, quiet)", 2);
+    } else if (s == "-q" || s == "--quiet") {
+      o.progress = "quiet";
+    } else if (take_value(a, i, "--metadata-file", "", &v)) {
+      o.metadata_file = v;
+    } else if (take_value(a, i, "--jobs", "-j", &v)) {
+      o.jobs = std::atoi(v.c_str());
+      if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (s == "--no-cache") {
+      o.no_cache = true;
+    } else if (take_value(a, i, "--network", "", &v)) {
+      if (v == "none") o.network = ocib::sandbox::Network::kNone;
+      else if (v == "host" || v == "default") o.network = ocib::sandbox::Network::kHost;
+      else return fail("unknown --network mode \"" + v + "\" (none, host)", 2);
+    } else if (!s.empty() && s[0] == '-' && s != "-") {
+      return fail("unknown flag " + s + " (see 'ocib build --help')", 2);
+    } else {
+      positional.push_back(s);
+    }
+  }
+  if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
+  o.context = positional[0];
+  auto r = ocib::build::run(o);
+  if (!r.ok()) return fail(r.error().str());
+  if (o.progress == "quiet") std::printf("%s\n", r->manifest_digest.c_str());
+  return 0;
+}
+
+int cmd_info(const Args&) {
+  ocib::IdMapping ids = ocib::IdMapping::detect();
+  struct utsname u;
+  uname(&u);
+  std::printf("version:    %s\n", OCIB_VERSION);
+  std::printf("store:      %s\n", ocib::store::Store::default_root().c_str());
+  std::printf("kernel:     %s %s\n", u.sysname, u.release);
+  std::printf("id mapping: %s\n", ids.description.c_str());
+  std::printf("snapshots:  overlayfs (userxattr)\n");
+  auto st = ocib::sandbox::check_support(ids);
+  std::printf("sandbox:    %s\n", st.ok() ? "ok (user, mount, pid, ipc, uts, net namespaces; seccomp; caps)"
+                                         : st.error().str().c_str());
+  return st.ok() ? 0 : 1;
+}
+
+int cmd_version(const Args&) {
+  std::printf("ocib %s\n", OCIB_VERSION);
+  return 0;
+}
+
+struct Command {
+  const char* name;
+  std::function<int(const Args&)> fn;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Command commands[] = {{"build", cmd_build}, {"info", cmd_info}, {"version", cmd_version}};
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    std::fputs(kMainHelp, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) return cmd_version({});
+  Args rest(argv + 2, argv + argc);
+  for (const auto& c : commands)
+    if (c.name == std::string(argv[1])) return c.fn(rest);
+  return fail(std::string("unknown command \"") + argv[1] + "\" (see 'ocib --help')", 2);
+}

@@ -1,0 +1,610 @@
+// Dockerfile parser, following BuildKit's frontend/dockerfile/parser and instructions packages:
+// directives, comments, continuations and flags exactly as BuildKit handles them.
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dockerfile/dockerfile.h"
+
+namespace ocib::dockerfile {
+
+const Flag* Instruction::flag(std::string_view name) const {
+  for (const Flag& f : flags) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+namespace {
+
+struct FlagSpec {
+  std::string_view name;
+  bool is_bool = false;
+  bool repeatable = false;
+};
+
+// nullptr: the instruction takes no flags (a leading `--x` is part of its arguments).
+const std::vector<FlagSpec>* flag_specs(std::string_view kw) {
+  static const std::vector<FlagSpec> kFrom = {{"platform"}};
+  static const std::vector<FlagSpec> kRun = {{"network"}, {"mount", false, true}, {"security"}};
+  static const std::vector<FlagSpec> kCopy = {
+      {"from"}, {"chown"}, {"chmod"}, {"link", true}, {"exclude", false, true}, {"parents", true}};
+  static const std::vector<FlagSpec> kAdd = {{"chown"},
+                                             {"chmod"},
+                                             {"link", true},
+                                             {"checksum"},
+                                             {"keep-git-dir", true},
+                                             {"exclude", false, true}};
+  static const std::vector<FlagSpec> kHealth = {
+      {"interval"}, {"timeout"}, {"start-period"}, {"start-interval"}, {"retries"}};
+  if (kw == "FROM") return &kFrom;
+  if (kw == "RUN") return &kRun;
+  if (kw == "COPY") return &kCopy;
+  if (kw == "ADD") return &kAdd;
+  if (kw == "HEALTHCHECK") return &kHealth;
+  return nullptr;
+}
+
+bool is_known(std::string_view kw) {
+  static const std::set<std::string_view> kKnown = {
+      "FROM", "RUN",        "CMD",         "LABEL",  "EXPOSE",  "ENV",
+      "ADD",  "COPY",       "ENTRYPOINT",  "VOLUME", "USER",    "WORKDIR",
+      "ARG",  "STOPSIGNAL", "HEALTHCHECK", "SHELL",  "ONBUILD", "MAINTAINER"};
+  return kKnown.count(kw) > 0;
+}
+
+// BuildKit's reWhitespace: [\t\v\f\r ]+ (plus '\n', which cannot occur inside a line).
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n';
+}
+
+std::string_view ltrim(std::string_view s) {
+  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
+  return s;
+}
+std::string_view trim(std::string_view s) {
+  s = ltrim(s);
+  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Matches BuildKit's `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` on a left-trimmed line.
+bool match_directive(std::string_view line, std::string* key, std::string* value) {
+  line = ltrim(line);
+  if (line.empty() || line[0] != '#') return false;
+  line = ltrim(line.substr(1));
+  size_t i = 0;
+  if (i >= line.size() || !std::isalpha(static_cast<unsigned char>(line[i]))) return false;
+  while (i < line.size() && std::isalnum(static_cast<unsigned char>(line[i]))) ++i;
+  *key = lower(line.substr(0, i));
+  line = ltrim(line.substr(i));
+  if (line.empty() || line[0] != '=') return false;
+  std::string_view v = trim(line.substr(1));
+  if (v.empty()) return false;
+  *value = std::string(v);
+  return true;
+}
+
+// A port of BuildKit's parseWords: splits at whitespace outside quotes, keeping quotes and
+// escapes in the words.
+std::vector<std::string> split_words(std::string_view rest, char escape) {
+  enum { kInSpaces, kInWord, kInQuote } phase = kInSpaces;
+  std::vector<std::string> words;
+  std::string word;
+  char quote = 0;
+  bool blank_ok = false;
+  for (size_t pos = 0; pos <= rest.size(); ++pos) {
+    char ch = pos < rest.size() ? rest[pos] : 0;
+    if (phase == kInSpaces) {
+      if (pos == rest.size()) break;
+      if (is_ws(ch)) continue;
+      phase = kInWord;
+    }
+    if (pos == rest.size()) {
+      if (blank_ok || !word.empty()) words.push_back(word);
+      break;
+    }
+    if (phase == kInWord) {
+      if (is_ws(ch)) {
+        phase = kInSpaces;
+        if (blank_ok || !word.empty()) words.push_back(word);
+        word.clear();
+        blank_ok = false;
+        continue;
+      }
+      if (ch == '\'' || ch == '"') {
+        quote = ch;
+        blank_ok = true;
+        phase = kInQuote;
+      }
+      if (ch == escape) {
+        if (pos + 1 == rest.size()) continue;  // an escape at the end of the line is dropped
+        word += ch;
+        ch = rest[++pos];
+      }
+      word += ch;
+      continue;
+    }
+    // kInQuote
+    if (ch == quote) phase = kInWord;
+    if (ch == escape && quote != '\'') {
+      if (pos + 1 == rest.size()) {
+        phase = kInWord;
+        continue;
+      }
+      word += ch;
+      ch = rest[++pos];
+    }
+    word += ch;
+  }
+  return words;
+}
+
+// A port of BuildKit's extractBuilderFlags: leading `--flag` words (quotes removed, `\` escapes
+// with a hard-coded backslash as BuildKit does); returns the remaining text.
+std::string extract_flags(std::string_view line, std::vector<std::string>* words) {
+  enum { kInSpaces, kInWord, kInQuote } phase = kInSpaces;
+  std::string word;
+  char quote = 0;
+  bool blank_ok = false;
+  for (size_t pos = 0; pos <= line.size(); ++pos) {
+    char ch = pos < line.size() ? line[pos] : 0;
+    if (phase == kInSpaces) {
+      if (pos == line.size()) break;
+      if (is_ws(ch)) continue;
+      if (ch != '-' || pos + 1 == line.size() || line[pos + 1] != '-') {
+        return std::string(line.substr(pos));
+      }
+      phase = kInWord;
+    }
+    if (pos == line.size()) {
+      if (word != "--" && (blank_ok || !word.empty())) words->push_back(word);
+      break;
+    }
+    if (phase == kInWord) {
+      if (is_ws(ch)) {
+        phase = kInSpaces;
+        if (word == "--") return std::string(line.substr(pos));
+        if (blank_ok || !word.empty()) words->push_back(word);
+        word.clear();
+        blank_ok = false;
+        continue;
+      }
+      if (ch == '\'' || ch == '"') {
+        quote = ch;
+        blank_ok = true;
+        phase = kInQuote;
+        continue;
+      }
+      if (ch == '\\') {
+        if (pos + 1 == line.size()) continue;
+        ch = line[++pos];
+      }
+      word += ch;
+      continue;
+    }
+    if (ch == quote) {
+      phase = kInWord;
+      continue;
+    }
+    if (ch == '\\') {
+      if (pos + 1 == line.size()) {
+        phase = kInWord;
+        continue;
+      }
+      ch = line[++pos];
+    }
+    word += ch;
+  }
+  return "";
+}
+
+class Parser {
+ public:
+  Parser(std::string_view text, const std::string& filename) : text_(text) {
+    df_.filename = filename;
+  }
+
+  Result<Dockerfile> run();
+
+ private:
+  Error err(int line, std::string msg) const {
+    return Error::at(SourceLoc{df_.filename, line, 0}, std::move(msg));
+  }
+  Status directive(std::string_view line, int line_no);
+  Result<Instruction> instruction(const std::string& line, int start, int end);
+  Status parse_args(Instruction& in);
+  Status parse_flags(Instruction& in, const std::vector<std::string>& raw);
+  Status set_words(Instruction& in, std::vector<std::string> raw);
+  Status name_val(Instruction& in);
+  Status maybe_json(Instruction& in, bool required);
+  Status no_heredoc(const Instruction& in);
+
+  std::string_view text_;
+  Dockerfile df_;
+  bool directives_done_ = false;
+  std::set<std::string> seen_directives_;
+};
+
+Status Parser::directive(std::string_view line, int line_no) {
+  if (directives_done_) return ok_status();
+  std::string key, value;
+  if (!match_directive(line, &key, &value) ||
+      (key != "escape" && key != "syntax" && key != "check")) {
+    directives_done_ = true;
+    return ok_status();
+  }
+  if (!seen_directives_.insert(key).second) {
+    return err(line_no, "only one " + key + " parser directive can be used");
+  }
+  if (key == "escape") {
+    if (value != "`" && value != "\\") {
+      return err(line_no, "invalid escape token '" + value + "' does not match ` or \\");
+    }
+    df_.escape = value[0];
+  } else if (key == "syntax") {
+    df_.syntax = value;
+  } else {
+    df_.check = value;
+  }
+  return ok_status();
+}
+
+Result<Dockerfile> Parser::run() {
+  // Physical lines without their terminators (bufio.ScanLines drops one trailing '\r').
+  std::vector<std::string_view> lines;
+  std::string_view t = text_;
+  if (t.substr(0, 3) == "\xEF\xBB\xBF") t.remove_prefix(3);
+  while (!t.empty()) {
+    size_t nl = t.find('\n');
+    std::string_view l = t.substr(0, nl);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    lines.push_back(l);
+    if (nl == std::string_view::npos) break;
+    t.remove_prefix(nl + 1);
+  }
+
+  auto is_comment = [](std::string_view l) {
+    l = ltrim(l);
+    return !l.empty() && l[0] == '#';
+  };
+  // BuildKit's lineContinuationRegex: escape followed by [ \t]* at the end of the line.
+  auto trim_continuation = [this](std::string_view l, bool* end_of_line) {
+    size_t e = l.size();
+    while (e > 0 && (l[e - 1] == ' ' || l[e - 1] == '\t')) --e;
+    if (e > 0 && l[e - 1] == df_.escape) {
+      *end_of_line = false;
+      return std::string(l.substr(0, e - 1));
+    }
+    *end_of_line = true;
+    return std::string(l);
+  };
+
+  bool any = false;
+  size_t i = 0;
+  while (i < lines.size()) {
+    std::string_view first = ltrim(lines[i]);
+    OCIB_TRY(directive(first, static_cast<int>(i) + 1));
+    if (!first.empty() && first[0] == '#') first = {};
+    ++i;
+    int start = static_cast<int>(i);
+    bool eol = true;
+    std::string line = trim_continuation(first, &eol);
+    if (eol && line.empty()) continue;
+    while (!eol && i < lines.size()) {
+      std::string_view l = lines[i++];
+      OCIB_TRY(directive(l, static_cast<int>(i)));
+      if (is_comment(l) || ltrim(l).empty()) continue;
+      line += trim_continuation(l, &eol);
+    }
+    int end = static_cast<int>(i);
+    OCIB_ASSIGN_OR_RETURN(Instruction in, instruction(line, start, end));
+    any = true;
+    if (in.keyword == "FROM") {
+      Stage st;
+      st.index = static_cast<int>(df_.stages.size());
+      const std::vector<std::string>& w = in.words;
+      if (w.size() == 3 && lower(w[1]) == "as") {
+        st.name = lower(w[2]);
+        bool valid = !st.name.empty() && st.name[0] >= 'a' && st.name[0] <= 'z';
+        for (char c : st.name) {
+          valid = valid &&
+                  (std::islower(static_cast<unsigned char>(c)) ||
+                   std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+        }
+        if (!valid) {
+          return err(start, "invalid name for build stage: \"" + w[2] +
+                                "\", name can't start with a number or contain symbols");
+        }
+      } else if (w.size() != 1) {
+        return err(start, "FROM requires either one or three arguments");
+      }
+      st.base = in.raw_words[0];
+      if (const Flag* p = in.flag("platform")) st.platform = p->value;
+      st.from = std::move(in);
+      df_.stages.push_back(std::move(st));
+    } else if (!df_.stages.empty()) {
+      df_.stages.back().body.push_back(std::move(in));
+    } else if (in.keyword == "ARG") {
+      df_.meta_args.push_back(std::move(in));
+    } else {
+      return err(start, "no build stage in current context");
+    }
+  }
+  if (!any) return err(0, "file with no instructions");
+  if (df_.stages.empty()) return err(0, "dockerfile contains no stages to build");
+  return std::move(df_);
+}
+
+Result<Instruction> Parser::instruction(const std::string& line, int start, int end) {
+  Instruction in;
+  in.line = start;
+  in.end_line = end;
+  std::string_view l = trim(line);
+  in.original = std::string(l);
+  size_t ws = 0;
+  while (ws < l.size() && !is_ws(l[ws])) ++ws;
+  in.keyword = upper(l.substr(0, ws));
+  if (!is_known(in.keyword)) return err(start, "unknown instruction: " + in.keyword);
+  std::string_view args = ltrim(l.substr(ws));
+  if (flag_specs(in.keyword) != nullptr) {
+    std::vector<std::string> raw_flags;
+    in.rest = std::string(trim(extract_flags(args, &raw_flags)));
+    OCIB_TRY(parse_flags(in, raw_flags));
+  } else {
+    in.rest = std::string(args);
+  }
+  OCIB_TRY(parse_args(in));
+  return in;
+}
+
+Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw) {
+  const std::vector<FlagSpec>& specs = *flag_specs(in.keyword);
+  std::set<std::string> seen;
+  for (const std::string& r : raw) {
+    // extract_flags only returns words starting with "--".
+    std::string name = r.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const FlagSpec* spec = nullptr;
+    for (const FlagSpec& s : specs) {
+      if (s.name == name) spec = &s;
+    }
+    if (spec == nullptr) return err(in.line, "unknown flag: --" + name);
+    if (!spec->repeatable && !seen.insert(name).second) {
+      return err(in.line, "duplicate flag specified: --" + name);
+    }
+    if (spec->is_bool) {
+      if (has_value && value.empty()) return err(in.line, "missing a value on flag: --" + name);
+      std::string v = lower(value);
+      if (v != "" && v != "true" && v != "false") {
+        return err(in.line, "expecting boolean value for flag --" + name + ", not: " + value);
+      }
+    } else if (!has_value) {
+      return err(in.line, "missing a value on flag: --" + name);
+    }
+    in.flags.push_back(Flag{name, value});
+  }
+  return ok_status();
+}
+
+Status Parser::set_words(Instruction& in, std::vector<std::string> raw) {
+  in.words.clear();
+  for (const std::string& w : raw) {
+    auto u = unquote(w, df_.escape);
+    if (!u.ok()) return err(in.line, u.error().message());
+    in.words.push_back(std::move(*u));
+  }
+  in.raw_words = std::move(raw);
+  return ok_status();
+}
+
+// ENV and LABEL: BuildKit's parseNameVal.
+Status Parser::name_val(Instruction& in) {
+  std::vector<std::string> words = split_words(in.rest, df_.escape);
+  if (words.empty()) return err(in.line, in.keyword + " requires at least one argument");
+  if (words[0].find('=') == std::string::npos) {
+    std::string_view rest = in.rest;
+    size_t ws = 0;
+    while (ws < rest.size() && !is_ws(rest[ws])) ++ws;
+    std::string_view value = ltrim(rest.substr(ws));
+    if (value.empty()) return err(in.line, in.keyword + " must have two arguments");
+    in.raw_kvs.emplace_back(std::string(rest.substr(0, ws)), std::string(value));
+  } else {
+    for (const std::string& w : words) {
+      size_t eq = w.find('=');
+      if (eq == std::string::npos) {
+        return err(in.line,
+                   "Syntax error - can't find = in \"" + w + "\". Must be of the form: name=value");
+      }
+      in.raw_kvs.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+    }
+  }
+  for (const auto& [k, v] : in.raw_kvs) {
+    auto key = unquote(k, df_.escape);
+    if (!key.ok()) return err(in.line, key.error().message());
+    if (key->empty()) return err(in.line, in.keyword + " names can not be blank");
+    auto value = unquote(*v, df_.escape);
+    if (!value.ok()) return err(in.line, value.error().message());
+    in.kvs.emplace_back(std::move(*key), std::move(*value));
+  }
+  return ok_status();
+}
+
+// RUN/CMD/ENTRYPOINT/SHELL/COPY/ADD/VOLUME: a JSON array of strings is the exec form; any other
+// text is the shell form, except an array with non-string elements, which is an error.
+Status Parser::maybe_json(Instruction& in, bool required) {
+  std::string_view r = ltrim(in.rest);
+  if (!r.empty() && r[0] == '[') {
+    nlohmann::json j = nlohmann::json::parse(r, nullptr, false);
+    if (!j.is_discarded() && j.is_array()) {
+      std::vector<std::string> out;
+      for (const auto& e : j) {
+        if (!e.is_string()) {
+          return err(in.line,
+                     "when using JSON array syntax, arrays must be comprised of strings only");
+        }
+        out.push_back(e.get<std::string>());
+      }
+      in.json = std::move(out);
+      return ok_status();
+    }
+  }
+  if (required) return err(in.line, in.keyword + " requires the arguments to be in JSON form");
+  return ok_status();
+}
+
+Status Parser::no_heredoc(const Instruction& in) {
+  for (const std::string& w : split_words(in.rest, df_.escape)) {
+    if (w.size() < 3 || w.compare(0, 2, "<<") != 0) continue;
+    std::string_view name = std::string_view(w).substr(2);
+    if (!name.empty() && name[0] == '-') name.remove_prefix(1);
+    if (!name.empty() && name.find('<') == std::string_view::npos) {
+      return err(in.line, "heredocs are not supported yet");
+    }
+  }
+  return ok_status();
+}
+
+Status Parser::parse_args(Instruction& in) {
+  const std::string& kw = in.keyword;
+  auto need_args = [&]() -> Status {
+    if (in.rest.empty()) return err(in.line, kw + " requires at least one argument");
+    return ok_status();
+  };
+  if (kw == "FROM") {
+    if (in.rest.empty()) return err(in.line, "FROM requires either one or three arguments");
+    return set_words(in, split_words(in.rest, df_.escape));
+  }
+  if (kw == "RUN" || kw == "CMD" || kw == "ENTRYPOINT") {
+    if (kw == "RUN") OCIB_TRY(need_args());
+    OCIB_TRY(maybe_json(in, false));
+    if (kw == "RUN" && !in.json) OCIB_TRY(no_heredoc(in));
+    return ok_status();
+  }
+  if (kw == "SHELL") {
+    OCIB_TRY(need_args());
+    return maybe_json(in, true);
+  }
+  if (kw == "COPY" || kw == "ADD") {
+    OCIB_TRY(maybe_json(in, false));
+    if (!in.json) {
+      OCIB_TRY(no_heredoc(in));
+      OCIB_TRY(set_words(in, split_words(in.rest, df_.escape)));
+    }
+    size_t n = in.json ? in.json->size() : in.words.size();
+    if (n < 2) {
+      return err(in.line, kw + " requires at least two arguments, but only one was provided. "
+                               "Destination could not be determined.");
+    }
+    return ok_status();
+  }
+  if (kw == "ENV" || kw == "LABEL") return name_val(in);
+  if (kw == "ARG") {
+    std::vector<std::string> words = split_words(in.rest, df_.escape);
+    if (words.empty()) return err(in.line, "ARG requires at least one argument");
+    for (const std::string& w : words) {
+      size_t eq = w.find('=');
+      std::optional<std::string> raw_value;
+      if (eq != std::string::npos) raw_value = w.substr(eq + 1);
+      in.raw_kvs.emplace_back(w.substr(0, eq), raw_value);
+      auto key = unquote(in.raw_kvs.back().first, df_.escape);
+      if (!key.ok()) return err(in.line, key.error().message());
+      if (key->empty()) return err(in.line, "ARG names can not be blank");
+      std::optional<std::string> value;
+      if (raw_value) {
+        auto v = unquote(*raw_value, df_.escape);
+        if (!v.ok()) return err(in.line, v.error().message());
+        value = std::move(*v);
+      }
+      in.kvs.emplace_back(std::move(*key), std::move(value));
+    }
+    return ok_status();
+  }
+  if (kw == "EXPOSE" || kw == "VOLUME") {
+    OCIB_TRY(need_args());
+    if (kw == "VOLUME") OCIB_TRY(maybe_json(in, false));
+    if (!in.json) OCIB_TRY(set_words(in, split_words(in.rest, df_.escape)));
+    return ok_status();
+  }
+  if (kw == "USER" || kw == "WORKDIR" || kw == "STOPSIGNAL" || kw == "MAINTAINER") {
+    if (in.rest.empty()) return err(in.line, kw + " requires exactly one argument");
+    return set_words(in, {in.rest});
+  }
+  if (kw == "HEALTHCHECK") {
+    OCIB_TRY(need_args());
+    std::string_view r = in.rest;
+    size_t ws = 0;
+    while (ws < r.size() && !is_ws(r[ws])) ++ws;
+    std::string type = upper(r.substr(0, ws));
+    std::string cmd(ltrim(r.substr(ws)));
+    if (type == "NONE") {
+      if (!cmd.empty()) return err(in.line, "HEALTHCHECK NONE takes no arguments");
+      in.words = in.raw_words = {"NONE"};
+      return ok_status();
+    }
+    if (type != "CMD") {
+      return err(in.line, "Unknown type \"" + type + "\" in HEALTHCHECK (try CMD)");
+    }
+    if (cmd.empty()) return err(in.line, "Missing command after HEALTHCHECK CMD");
+    Instruction tmp;
+    tmp.line = in.line;
+    tmp.keyword = kw;
+    tmp.rest = cmd;
+    OCIB_TRY(maybe_json(tmp, false));
+    in.json = std::move(tmp.json);
+    in.words = in.raw_words = {"CMD"};
+    if (!in.json) {
+      in.words.push_back(cmd);
+      in.raw_words.push_back(cmd);
+    }
+    return ok_status();
+  }
+  if (kw == "ONBUILD") {
+    OCIB_TRY(need_args());
+    std::string_view r = in.rest;
+    size_t ws = 0;
+    while (ws < r.size() && !is_ws(r[ws])) ++ws;
+    std::string trigger = upper(r.substr(0, ws));
+    if (trigger == "ONBUILD") {
+      return err(in.line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+    }
+    if (trigger == "FROM" || trigger == "MAINTAINER") {
+      return err(in.line, trigger + " isn't allowed as an ONBUILD trigger");
+    }
+    // Validates the trigger now, as Docker does; the build re-parses `rest` when needed.
+    OCIB_ASSIGN_OR_RETURN(Instruction sub, instruction(in.rest, in.line, in.end_line));
+    (void)sub;
+    return ok_status();
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Dockerfile> parse(std::string_view text, const std::string& filename) {
+  return Parser(text, filename).run();
+}
+
+}  // namespace ocib::dockerfile

@@ -1,0 +1,376 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "dockerfile/dockerfile.h"
+
+namespace ocib::dockerfile {
+namespace {
+
+Dockerfile ok(const std::string& text) {
+  auto r = parse(text);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().str());
+  return r.ok() ? std::move(r).value() : Dockerfile{};
+}
+
+std::string fail(const std::string& text) {
+  auto r = parse(text);
+  EXPECT_FALSE(r.ok()) << text;
+  return r.ok() ? "" : r.error().str();
+}
+
+TEST(Parser, Basic) {
+  Dockerfile d = ok("FROM alpine:3.19\nRUN echo hi\nCMD [\"sh\", \"-c\", \"echo\"]\n");
+  ASSERT_EQ(d.stages.size(), 1u);
+  const Stage& s = d.stages[0];
+  EXPECT_EQ(s.index, 0);
+  EXPECT_EQ(s.base, "alpine:3.19");
+  EXPECT_EQ(s.name, "");
+  EXPECT_EQ(s.from.keyword, "FROM");
+  EXPECT_EQ(s.from.line, 1);
+  ASSERT_EQ(s.body.size(), 2u);
+  EXPECT_EQ(s.body[0].keyword, "RUN");
+  EXPECT_EQ(s.body[0].rest, "echo hi");
+  EXPECT_EQ(s.body[0].line, 2);
+  EXPECT_FALSE(s.body[0].json);
+  EXPECT_EQ(s.body[1].keyword, "CMD");
+  ASSERT_TRUE(s.body[1].json);
+  EXPECT_EQ(*s.body[1].json, (std::vector<std::string>{"sh", "-c", "echo"}));
+  EXPECT_EQ(d.escape, '\\');
+  EXPECT_EQ(d.filename, "Dockerfile");
+}
+
+TEST(Parser, KeywordsCaseInsensitive) {
+  Dockerfile d = ok("from alpine\nrUn true\n");
+  EXPECT_EQ(d.stages[0].from.keyword, "FROM");
+  EXPECT_EQ(d.stages[0].body[0].keyword, "RUN");
+}
+
+TEST(Parser, UnknownInstruction) {
+  std::string e = fail("FROM alpine\n\nFOO bar\n");
+  EXPECT_EQ(e, "Dockerfile:3: unknown instruction: FOO");
+  auto r = parse("FROM a\nfrob x\n", "sub/Containerfile");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "unknown instruction: FROB");
+  ASSERT_TRUE(r.error().loc());
+  EXPECT_EQ(r.error().loc()->file, "sub/Containerfile");
+  EXPECT_EQ(r.error().loc()->line, 2);
+}
+
+TEST(Parser, MultiStage) {
+  Dockerfile d =
+      ok("FROM --platform=$BUILDPLATFORM golang:1.22 AS Build\n"
+         "WORKDIR /src\n"
+         "RUN go build -o /out/app .\n"
+         "\n"
+         "FROM scratch as final\n"
+         "COPY --from=build /out/app /app\n"
+         "FROM build\n");
+  ASSERT_EQ(d.stages.size(), 3u);
+  EXPECT_EQ(d.stages[0].name, "build");
+  EXPECT_EQ(d.stages[0].base, "golang:1.22");
+  EXPECT_EQ(d.stages[0].platform, "$BUILDPLATFORM");
+  EXPECT_EQ(d.stages[0].body.size(), 2u);
+  EXPECT_EQ(d.stages[1].index, 1);
+  EXPECT_EQ(d.stages[1].name, "final");
+  EXPECT_EQ(d.stages[1].base, "scratch");
+  EXPECT_EQ(d.stages[1].from.line, 5);
+  const Instruction& copy = d.stages[1].body[0];
+  ASSERT_NE(copy.flag("from"), nullptr);
+  EXPECT_EQ(copy.flag("from")->value, "build");
+  EXPECT_EQ(copy.flag("chown"), nullptr);
+  EXPECT_EQ(copy.words, (std::vector<std::string>{"/out/app", "/app"}));
+  EXPECT_EQ(d.stages[2].base, "build");
+  EXPECT_EQ(d.stages[2].body.size(), 0u);
+}
+
+TEST(Parser, MalformedFrom) {
+  EXPECT_EQ(fail("FROM a b\n"), "Dockerfile:1: FROM requires either one or three arguments");
+  EXPECT_EQ(fail("FROM a AS\n"), "Dockerfile:1: FROM requires either one or three arguments");
+  EXPECT_EQ(fail("FROM\n"), "Dockerfile:1: FROM requires either one or three arguments");
+  EXPECT_EQ(fail("FROM a foo b\n"), "Dockerfile:1: FROM requires either one or three arguments");
+  EXPECT_NE(fail("FROM a AS 1x\n").find("Dockerfile:1: invalid name for build stage"),
+            std::string::npos);
+  EXPECT_NE(fail("FROM a AS b$c\n").find("invalid name for build stage"), std::string::npos);
+  EXPECT_EQ(fail("FROM --foo=x a\n"), "Dockerfile:1: unknown flag: --foo");
+}
+
+TEST(Parser, InstructionBeforeFrom) {
+  EXPECT_EQ(fail("# comment\nRUN true\nFROM a\n"),
+            "Dockerfile:2: no build stage in current context");
+  Dockerfile d = ok("ARG TAG=3.19\nARG BASE\nFROM alpine:${TAG}\nARG TAG\n");
+  ASSERT_EQ(d.meta_args.size(), 2u);
+  EXPECT_EQ(d.meta_args[0].kvs[0].first, "TAG");
+  EXPECT_EQ(d.meta_args[0].kvs[0].second, "3.19");
+  EXPECT_EQ(d.meta_args[1].kvs[0].first, "BASE");
+  EXPECT_FALSE(d.meta_args[1].kvs[0].second);
+  EXPECT_EQ(d.stages[0].base, "alpine:${TAG}");
+  ASSERT_EQ(d.stages[0].body.size(), 1u);
+  EXPECT_EQ(d.stages[0].body[0].keyword, "ARG");
+  EXPECT_NE(fail("").find("file with no instructions"), std::string::npos);
+  EXPECT_NE(fail("ARG A\n").find("no stages"), std::string::npos);
+}
+
+TEST(Parser, CommentsAndContinuations) {
+  Dockerfile d =
+      ok("# leading comment\n"
+         "FROM alpine\n"
+         "   # indented comment\n"
+         "RUN apt-get update && \\\n"
+         "    # comment inside\n"
+         "\n"
+         "    apt-get install -y \\   \n"
+         "      curl\n"
+         "RUN echo a\\\n"
+         "b\n");
+  ASSERT_EQ(d.stages[0].body.size(), 2u);
+  const Instruction& run = d.stages[0].body[0];
+  EXPECT_EQ(run.line, 4);
+  EXPECT_EQ(run.end_line, 8);
+  EXPECT_EQ(run.rest, "apt-get update &&     apt-get install -y       curl");
+  EXPECT_EQ(run.original, "RUN apt-get update &&     apt-get install -y       curl");
+  // The next line is appended directly: no space is inserted.
+  EXPECT_EQ(d.stages[0].body[1].rest, "echo ab");
+  EXPECT_EQ(d.stages[0].body[1].line, 9);
+}
+
+TEST(Parser, ContinuationAtEndOfFile) {
+  Dockerfile d = ok("FROM a\nRUN echo \\\n");
+  EXPECT_EQ(d.stages[0].body[0].rest, "echo");
+}
+
+TEST(Parser, HashInsideInstructionIsNotAComment) {
+  Dockerfile d = ok("FROM a\nRUN echo # not a comment\n");
+  EXPECT_EQ(d.stages[0].body[0].rest, "echo # not a comment");
+}
+
+TEST(Parser, Crlf) {
+  Dockerfile d = ok("FROM alpine\r\nRUN echo a \\\r\n  b\r\nENV A=1\r\n");
+  ASSERT_EQ(d.stages[0].body.size(), 2u);
+  EXPECT_EQ(d.stages[0].body[0].rest, "echo a   b");
+  EXPECT_EQ(d.stages[0].body[1].kvs[0].second, "1");
+  Dockerfile bom =
+      ok("\xEF\xBB\xBF"
+         "FROM a\n");
+  EXPECT_EQ(bom.stages.size(), 1u);
+}
+
+TEST(Parser, EscapeDirective) {
+  Dockerfile d =
+      ok("# escape=`\n"
+         "FROM mcr.microsoft.com/windows\n"
+         "RUN dir C:\\ `\n"
+         "    && echo done\n"
+         "COPY a\\b C:\\dst\\\n");
+  EXPECT_EQ(d.escape, '`');
+  ASSERT_EQ(d.stages[0].body.size(), 2u);
+  EXPECT_EQ(d.stages[0].body[0].rest, "dir C:\\     && echo done");
+  EXPECT_EQ(d.stages[0].body[1].words, (std::vector<std::string>{"a\\b", "C:\\dst\\"}));
+
+  Dockerfile up = ok("#ESCAPE = \\\nFROM a\n");
+  EXPECT_EQ(up.escape, '\\');
+  EXPECT_EQ(fail("# escape=x\nFROM a\n"),
+            "Dockerfile:1: invalid escape token 'x' does not match ` or \\");
+  EXPECT_EQ(fail("# escape=`\n# escape=`\nFROM a\n"),
+            "Dockerfile:2: only one escape parser directive can be used");
+}
+
+TEST(Parser, DirectivesOnlyAtTop) {
+  // After a comment, blank line or instruction, a directive is a plain comment.
+  EXPECT_EQ(ok("# hello\n# escape=`\nFROM a\n").escape, '\\');
+  EXPECT_EQ(ok("\n# escape=`\nFROM a\n").escape, '\\');
+  EXPECT_EQ(ok("FROM a\n# escape=`\n").escape, '\\');
+  Dockerfile d = ok("# syntax=docker/dockerfile:1\n# check=skip=all\n#escape=`\nFROM a\n");
+  EXPECT_EQ(d.syntax, "docker/dockerfile:1");
+  EXPECT_EQ(d.check, "skip=all");
+  EXPECT_EQ(d.escape, '`');
+}
+
+TEST(Parser, Flags) {
+  Dockerfile d =
+      ok("FROM a\n"
+         "RUN --mount=type=cache,target=/root/.cache --mount=type=tmpfs,target=/t "
+         "--network=none make\n"
+         "COPY --chown=1000:1000 --chmod=0755 --link src /dst\n"
+         "ADD --checksum=sha256:abc --keep-git-dir=true https://x/y /z\n"
+         "HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost/\n");
+  const auto& b = d.stages[0].body;
+  ASSERT_EQ(b[0].flags.size(), 3u);
+  EXPECT_EQ(b[0].flags[0].name, "mount");
+  EXPECT_EQ(b[0].flags[0].value, "type=cache,target=/root/.cache");
+  EXPECT_EQ(b[0].flags[2].value, "none");
+  EXPECT_EQ(b[0].rest, "make");
+  EXPECT_EQ(b[1].flag("chmod")->value, "0755");
+  ASSERT_NE(b[1].flag("link"), nullptr);
+  EXPECT_EQ(b[1].flag("link")->value, "");
+  EXPECT_EQ(b[2].flag("keep-git-dir")->value, "true");
+  EXPECT_EQ(b[2].words, (std::vector<std::string>{"https://x/y", "/z"}));
+  EXPECT_EQ(b[3].flag("interval")->value, "5s");
+  EXPECT_EQ(b[3].words, (std::vector<std::string>{"CMD", "curl -f http://localhost/"}));
+
+  EXPECT_EQ(fail("FROM a\nRUN --xyz=1 true\n"), "Dockerfile:2: unknown flag: --xyz");
+  EXPECT_EQ(fail("FROM a\nCOPY --from=a --from=b x y\n"),
+            "Dockerfile:2: duplicate flag specified: --from");
+  EXPECT_EQ(fail("FROM a\nCOPY --from x y\n"), "Dockerfile:2: missing a value on flag: --from");
+  EXPECT_NE(fail("FROM a\nCOPY --link=maybe x y\n").find("expecting boolean value"),
+            std::string::npos);
+  EXPECT_EQ(fail("FROM a\nADD --from=x a b\n"), "Dockerfile:2: unknown flag: --from");
+  // Instructions without flags keep `--x` as an argument.
+  Dockerfile c = ok("FROM a\nCMD --help\nENTRYPOINT --x\n");
+  EXPECT_EQ(c.stages[0].body[0].rest, "--help");
+  EXPECT_TRUE(c.stages[0].body[0].flags.empty());
+  // "--" ends the flags; a quoted flag value loses its quotes.
+  Dockerfile q = ok("FROM a\nRUN --network=\"host\" -- --weird\n");
+  EXPECT_EQ(q.stages[0].body[0].flags[0].value, "host");
+  EXPECT_EQ(q.stages[0].body[0].rest, "--weird");
+}
+
+TEST(Parser, JsonAndShellForms) {
+  Dockerfile d =
+      ok("FROM a\n"
+         "RUN [not json\n"
+         "RUN [\"echo\", \"a b\"]\n"
+         "ENTRYPOINT [\"/bin/app\"]\n"
+         "CMD [ \"x\" ] trailing\n"
+         "SHELL [\"/bin/bash\", \"-c\"]\n"
+         "COPY [\"a b\", \"/dst/\"]\n"
+         "VOLUME [\"/data\", \"/logs\"]\n"
+         "VOLUME /one /two\n"
+         "CMD {\"a\": 1}\n");
+  const auto& b = d.stages[0].body;
+  EXPECT_FALSE(b[0].json);
+  EXPECT_EQ(b[0].rest, "[not json");
+  EXPECT_EQ(*b[1].json, (std::vector<std::string>{"echo", "a b"}));
+  EXPECT_EQ(*b[2].json, (std::vector<std::string>{"/bin/app"}));
+  EXPECT_FALSE(b[3].json);
+  EXPECT_EQ(*b[4].json, (std::vector<std::string>{"/bin/bash", "-c"}));
+  EXPECT_EQ(*b[5].json, (std::vector<std::string>{"a b", "/dst/"}));
+  EXPECT_EQ(*b[6].json, (std::vector<std::string>{"/data", "/logs"}));
+  EXPECT_FALSE(b[7].json);
+  EXPECT_EQ(b[7].words, (std::vector<std::string>{"/one", "/two"}));
+  EXPECT_FALSE(b[8].json);
+
+  EXPECT_EQ(fail("FROM a\nCMD [\"a\", 1]\n"),
+            "Dockerfile:2: when using JSON array syntax, arrays must be comprised of strings "
+            "only");
+  EXPECT_EQ(fail("FROM a\nSHELL /bin/sh -c\n"),
+            "Dockerfile:2: SHELL requires the arguments to be in JSON form");
+}
+
+TEST(Parser, EnvAndLabel) {
+  Dockerfile d =
+      ok("FROM a\n"
+         "ENV K=V K2=\"quoted v\" K3=a\\ b K4='$NOT' K5=$B\n"
+         "ENV LEGACY value with   spaces\n"
+         "LABEL \"com.example.vendor\"=\"ACME Inc\" version=1.0\n"
+         "LABEL multi=\"a \\\n"
+         "b\"\n"
+         "ENV E=\n");
+  const auto& b = d.stages[0].body;
+  using KV = std::pair<std::string, std::optional<std::string>>;
+  EXPECT_EQ(b[0].kvs,
+            (std::vector<KV>{
+                {"K", "V"}, {"K2", "quoted v"}, {"K3", "a b"}, {"K4", "$NOT"}, {"K5", "$B"}}));
+  EXPECT_EQ(b[0].raw_kvs[1], (KV{"K2", "\"quoted v\""}));
+  EXPECT_EQ(b[0].raw_kvs[3], (KV{"K4", "'$NOT'"}));
+  EXPECT_EQ(b[1].kvs, (std::vector<KV>{{"LEGACY", "value with   spaces"}}));
+  EXPECT_EQ(b[2].kvs, (std::vector<KV>{{"com.example.vendor", "ACME Inc"}, {"version", "1.0"}}));
+  EXPECT_EQ(b[3].kvs, (std::vector<KV>{{"multi", "a b"}}));
+  EXPECT_EQ(b[4].kvs, (std::vector<KV>{{"E", ""}}));
+
+  EXPECT_EQ(fail("FROM a\nENV ONLYKEY\n"), "Dockerfile:2: ENV must have two arguments");
+  EXPECT_EQ(fail("FROM a\nENV\n"), "Dockerfile:2: ENV requires at least one argument");
+  EXPECT_NE(fail("FROM a\nENV A=1 B\n").find("Dockerfile:2: Syntax error - can't find = in"),
+            std::string::npos);
+  EXPECT_EQ(fail("FROM a\nENV =x\n"), "Dockerfile:2: ENV names can not be blank");
+}
+
+TEST(Parser, Arg) {
+  Dockerfile d = ok("FROM a\nARG A B=2 C=\"x y\"\n");
+  using KV = std::pair<std::string, std::optional<std::string>>;
+  EXPECT_EQ(d.stages[0].body[0].kvs,
+            (std::vector<KV>{{"A", std::nullopt}, {"B", "2"}, {"C", "x y"}}));
+  EXPECT_EQ(fail("FROM a\nARG\n"), "Dockerfile:2: ARG requires at least one argument");
+}
+
+TEST(Parser, WordsInstructions) {
+  Dockerfile d =
+      ok("FROM a\n"
+         "EXPOSE 80/tcp 443\n"
+         "USER app:app\n"
+         "WORKDIR /app/$DIR\n"
+         "WORKDIR \"/with space\"\n"
+         "STOPSIGNAL SIGTERM\n"
+         "COPY \"a b\" $SRC /dst/\n"
+         "MAINTAINER Jane Doe <jane@example.com>\n"
+         "ONBUILD RUN make\n"
+         "HEALTHCHECK NONE\n"
+         "HEALTHCHECK CMD [\"true\"]\n");
+  const auto& b = d.stages[0].body;
+  EXPECT_EQ(b[0].words, (std::vector<std::string>{"80/tcp", "443"}));
+  EXPECT_EQ(b[1].words, (std::vector<std::string>{"app:app"}));
+  EXPECT_EQ(b[2].words, (std::vector<std::string>{"/app/$DIR"}));
+  EXPECT_EQ(b[3].words, (std::vector<std::string>{"/with space"}));
+  EXPECT_EQ(b[3].raw_words, (std::vector<std::string>{"\"/with space\""}));
+  EXPECT_EQ(b[4].words, (std::vector<std::string>{"SIGTERM"}));
+  EXPECT_EQ(b[5].words, (std::vector<std::string>{"a b", "$SRC", "/dst/"}));
+  EXPECT_EQ(b[5].raw_words, (std::vector<std::string>{"\"a b\"", "$SRC", "/dst/"}));
+  EXPECT_EQ(b[6].keyword, "MAINTAINER");
+  EXPECT_EQ(b[6].rest, "Jane Doe <jane@example.com>");
+  EXPECT_EQ(b[7].keyword, "ONBUILD");
+  EXPECT_EQ(b[7].rest, "RUN make");
+  EXPECT_EQ(b[8].words, (std::vector<std::string>{"NONE"}));
+  EXPECT_EQ(b[9].words, (std::vector<std::string>{"CMD"}));
+  EXPECT_EQ(*b[9].json, (std::vector<std::string>{"true"}));
+
+  EXPECT_EQ(fail("FROM a\nCOPY onlyone\n"),
+            "Dockerfile:2: COPY requires at least two arguments, but only one was provided. "
+            "Destination could not be determined.");
+  EXPECT_NE(fail("FROM a\nADD [\"x\"]\n").find("ADD requires at least two"), std::string::npos);
+  EXPECT_EQ(fail("FROM a\nWORKDIR\n"), "Dockerfile:2: WORKDIR requires exactly one argument");
+  EXPECT_EQ(fail("FROM a\nONBUILD ONBUILD RUN x\n"),
+            "Dockerfile:2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+  EXPECT_EQ(fail("FROM a\nONBUILD FROM x\n"),
+            "Dockerfile:2: FROM isn't allowed as an ONBUILD trigger");
+  EXPECT_EQ(fail("FROM a\nONBUILD FOO x\n"), "Dockerfile:2: unknown instruction: FOO");
+  EXPECT_NE(fail("FROM a\nHEALTHCHECK BOGUS\n").find("Unknown type"), std::string::npos);
+}
+
+TEST(Parser, Heredocs) {
+  EXPECT_EQ(fail("FROM a\nRUN <<EOF\necho hi\nEOF\n"),
+            "Dockerfile:2: heredocs are not supported yet");
+  EXPECT_EQ(fail("FROM a\nCOPY <<-\"EOT\" /x\nhi\nEOT\n"),
+            "Dockerfile:2: heredocs are not supported yet");
+  // A here-string is not a heredoc.
+  Dockerfile d = ok("FROM a\nRUN cat <<<hi\n");
+  EXPECT_EQ(d.stages[0].body[0].rest, "cat <<<hi");
+}
+
+TEST(Parser, BacktickEscapeKeepsBackslashes) {
+  Dockerfile d = ok("# escape=`\nFROM a\nWORKDIR C:\\\nENV P=C:\\x Q=a` b\n");
+  const auto& b = d.stages[0].body;
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].words, (std::vector<std::string>{"C:\\"}));
+  using KV = std::pair<std::string, std::optional<std::string>>;
+  EXPECT_EQ(b[1].kvs, (std::vector<KV>{{"P", "C:\\x"}, {"Q", "a b"}}));
+}
+
+TEST(Parser, RawValuesForLaterExpansion) {
+  Dockerfile d = ok("FROM a\nENV A=\"x \\\"q\\\"\" B='$HOME' C=\"$HOME/bin\" D=\\$HOME\n");
+  const Instruction& env = d.stages[0].body[0];
+  EXPECT_EQ(*env.kvs[0].second, "x \"q\"");
+  const std::map<std::string, std::string> vars = {{"HOME", "/root"}};
+  auto value = [&](size_t i) {
+    auto r = process_word(*env.raw_kvs[i].second, vars, d.escape);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : "";
+  };
+  EXPECT_EQ(value(0), "x \"q\"");
+  EXPECT_EQ(value(1), "$HOME");
+  EXPECT_EQ(value(2), "/root/bin");
+  EXPECT_EQ(value(3), "$HOME");
+}
+
+}  // namespace
+}  // namespace ocib::dockerfile

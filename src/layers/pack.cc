@@ -1,0 +1,492 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "layers/layers.h"
+#include "layers/pgzip.h"
+#include "oci/image.h"
+
+namespace ocib::layers {
+
+namespace {
+
+constexpr size_t kOutBuf = 1 << 20;       // compressed bytes are written in chunks of this size
+constexpr size_t kReadChunk = 128 << 10;  // files are read in chunks of this size
+
+// --- output: buffered file writer that also hashes the compressed bytes ---------------------
+
+class Output {
+ public:
+  explicit Output(int fd) : fd_(fd) { buf_.reserve(kOutBuf); }
+
+  Status write(const void* data, size_t n) {
+    digest_.update(data, n);
+    size_ += static_cast<int64_t>(n);
+    const char* p = static_cast<const char*>(data);
+    if (buf_.size() + n > kOutBuf) OCIB_TRY(flush());
+    if (n >= kOutBuf) return write_all(p, n);
+    buf_.insert(buf_.end(), p, p + n);
+    return {};
+  }
+
+  Status flush() {
+    Status st = write_all(buf_.data(), buf_.size());
+    buf_.clear();
+    return st;
+  }
+
+  std::string digest() { return "sha256:" + digest_.hex_final(); }
+  int64_t size() const { return size_; }
+
+ private:
+  Status write_all(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Error::from_errno("write layer", errno);
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return {};
+  }
+
+  int fd_;
+  std::vector<char> buf_;
+  Sha256 digest_;
+  int64_t size_ = 0;
+};
+
+// --- compressors ------------------------------------------------------------------------------
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+  virtual Status write(const void* data, size_t n) = 0;
+  virtual Status finish() = 0;
+};
+
+class NoCompressor final : public Compressor {
+ public:
+  explicit NoCompressor(Output* out) : out_(out) {}
+  Status write(const void* data, size_t n) override { return out_->write(data, n); }
+  Status finish() override { return {}; }
+
+ private:
+  Output* out_;
+};
+
+class ParallelGzipCompressor final : public Compressor {
+ public:
+  ParallelGzipCompressor(Output* out, int level, int threads)
+      : out_(out), pgz_(level, threads, [this](const void* p, size_t n) {
+          return out_->write(p, n);
+        }) {}
+  Status write(const void* data, size_t n) override { return pgz_.write(data, n); }
+  Status finish() override { return pgz_.finish(); }
+
+ private:
+  Output* out_;
+  ParallelGzip pgz_;
+};
+
+class ZstdCompressor final : public Compressor {
+ public:
+  ZstdCompressor(Output* out, int threads)
+      : out_(out), cctx_(ZSTD_createCCtx()), obuf_size_(ZSTD_CStreamOutSize()),
+        obuf_(new char[obuf_size_]), threads_(threads) {}
+  ~ZstdCompressor() override { ZSTD_freeCCtx(cctx_); }
+
+  Status init(int level) {
+    if (cctx_ == nullptr) return Error(Errc::kGeneric, "ZSTD_createCCtx failed");
+    size_t rc = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level);
+    if (ZSTD_isError(rc)) return Error::invalid(std::string("zstd level: ") + ZSTD_getErrorName(rc));
+    // Output with nbWorkers >= 1 does not depend on the count. Multithreading may be compiled
+    // out of libzstd; then it stays single-threaded.
+    (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, threads_);
+    return {};
+  }
+  Status write(const void* data, size_t n) override { return run(data, n, ZSTD_e_continue); }
+  Status finish() override { return run(nullptr, 0, ZSTD_e_end); }
+
+ private:
+  Status run(const void* data, size_t n, ZSTD_EndDirective mode) {
+    ZSTD_inBuffer in{data, n, 0};
+    for (;;) {
+      ZSTD_outBuffer out{obuf_.get(), obuf_size_, 0};
+      size_t rc = ZSTD_compressStream2(cctx_, &out, &in, mode);
+      if (ZSTD_isError(rc)) return Error(Errc::kGeneric, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      if (out.pos > 0) OCIB_TRY(out_->write(obuf_.get(), out.pos));
+      if (mode == ZSTD_e_end ? rc == 0 : in.pos == in.size) return {};
+    }
+  }
+
+  Output* out_;
+  ZSTD_CCtx* cctx_;
+  size_t obuf_size_;
+  std::unique_ptr<char[]> obuf_;
+  int threads_;
+};
+
+// --- libarchive client: hash the tar stream, then compress it ------------------------------
+
+struct Sink {
+  Sha256 diff_id;
+  Compressor* comp = nullptr;
+  Status status;
+};
+
+la_ssize_t sink_write(struct archive* a, void* ctx, const void* buf, size_t n) {
+  auto* sink = static_cast<Sink*>(ctx);
+  sink->diff_id.update(buf, n);
+  Status st = sink->comp->write(buf, n);
+  if (!st.ok()) {
+    archive_set_error(a, EIO, "%s", st.error().str().c_str());
+    sink->status = std::move(st);
+    return -1;
+  }
+  return static_cast<la_ssize_t>(n);
+}
+
+// --- the tree walk ---------------------------------------------------------------------------
+
+struct ArchiveDeleter {
+  void operator()(struct archive* a) const { archive_write_free(a); }
+};
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
+
+bool is_overlay_xattr(std::string_view name) {
+  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0;
+}
+
+struct Xattrs {
+  std::vector<std::pair<std::string, std::string>> kept;  // sorted by name
+  bool opaque = false;
+};
+
+Result<Xattrs> read_xattrs(const std::string& path) {
+  Xattrs x;
+  std::string names;
+  for (;;) {
+    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+    if (n < 0) {
+      if (errno == ENOTSUP || errno == ENODATA) return x;
+      return Error::from_errno("listxattr " + path, errno);
+    }
+    if (n == 0) return x;
+    names.resize(static_cast<size_t>(n));
+    n = ::llistxattr(path.c_str(), names.data(), names.size());
+    if (n < 0 && errno == ERANGE) continue;  // grew in between
+    if (n < 0) return Error::from_errno("listxattr " + path, errno);
+    names.resize(static_cast<size_t>(n));
+    break;
+  }
+  std::vector<std::string> list;
+  for (size_t i = 0; i < names.size();) {
+    size_t end = names.find('\0', i);
+    if (end == std::string::npos) end = names.size();
+    if (end > i) list.emplace_back(names.substr(i, end - i));
+    i = end + 1;
+  }
+  std::sort(list.begin(), list.end());
+  for (const auto& name : list) {
+    std::string value;
+    for (;;) {
+      ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+      if (n < 0 && errno == ENODATA) break;  // removed in between
+      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
+      value.resize(static_cast<size_t>(n));
+      n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+      if (n < 0 && errno == ERANGE) continue;
+      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
+      value.resize(static_cast<size_t>(n));
+      break;
+    }
+    if (is_overlay_xattr(name)) {
+      if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque") && value == "y") {
+        x.opaque = true;
+      }
+      continue;
+    }
+    x.kept.emplace_back(name, std::move(value));
+  }
+  return x;
+}
+
+class Packer {
+ public:
+  Packer(struct archive* a, const PackOptions& opts)
+      : a_(a), opts_(opts), buf_(new char[kReadChunk]) {}
+
+  /// Adds the children of directory `abs` (archive path prefix `rel`, "" or "dir/").
+  Status add_children(const std::string& abs, const std::string& rel) {
+    std::vector<std::string> names;
+    {
+      DIR* d = ::opendir(abs.c_str());
+      if (d == nullptr) return Error::from_errno("opendir " + abs, errno);
+      std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+      errno = 0;
+      while (struct dirent* de = ::readdir(d)) {
+        if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) {
+          names.emplace_back(de->d_name);
+        }
+        errno = 0;
+      }
+      if (errno != 0) return Error::from_errno("readdir " + abs, errno);
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) OCIB_TRY(add(abs + "/" + name, rel, name));
+    return {};
+  }
+
+ private:
+  uint32_t map_uid(uid_t host) const {
+    if (opts_.ids == nullptr) return host;
+    auto c = opts_.ids->host_to_container_uid(host);
+    if (!c && log::debug_enabled()) log::debug("pack: unmapped uid " + std::to_string(host));
+    return c.value_or(0);
+  }
+  uint32_t map_gid(gid_t host) const {
+    if (opts_.ids == nullptr) return host;
+    auto c = opts_.ids->host_to_container_gid(host);
+    if (!c && log::debug_enabled()) log::debug("pack: unmapped gid " + std::to_string(host));
+    return c.value_or(0);
+  }
+  int64_t mtime(const struct stat& st) const {
+    int64_t t = st.st_mtim.tv_sec;
+    if (opts_.clamp_mtime && t > *opts_.clamp_mtime) t = *opts_.clamp_mtime;
+    return t;
+  }
+
+  EntryPtr new_entry(const std::string& name, const struct stat& st, mode_t type) const {
+    EntryPtr e(archive_entry_new());
+    archive_entry_set_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), type);
+    archive_entry_set_perm(e.get(), st.st_mode & 07777);
+    archive_entry_set_size(e.get(), 0);
+    archive_entry_set_uid(e.get(), map_uid(st.st_uid));
+    archive_entry_set_gid(e.get(), map_gid(st.st_gid));
+    archive_entry_set_mtime(e.get(), mtime(st), 0);
+    return e;
+  }
+
+  Status write_header(archive_entry* e) {
+    if (archive_write_header(a_, e) < ARCHIVE_WARN) return error(archive_entry_pathname(e));
+    return {};
+  }
+  Status finish_entry(const char* name) {
+    if (archive_write_finish_entry(a_) < ARCHIVE_WARN) return error(name);
+    return {};
+  }
+  Error error(const char* name) {
+    const char* msg = archive_error_string(a_);
+    return Error(Errc::kIo, std::string("pack ") + name + ": " + (msg ? msg : "libarchive error"));
+  }
+
+  /// A zero-size regular file entry (whiteouts, opaque markers), owned by root, mode 0.
+  Status add_marker(const std::string& name, int64_t mt) {
+    EntryPtr e(archive_entry_new());
+    archive_entry_set_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), AE_IFREG);
+    archive_entry_set_perm(e.get(), 0);
+    archive_entry_set_size(e.get(), 0);
+    archive_entry_set_mtime(e.get(), mt, 0);
+    OCIB_TRY(write_header(e.get()));
+    return finish_entry(name.c_str());
+  }
+
+  Status add(const std::string& abs, const std::string& rel, const std::string& name) {
+    struct stat st {};
+    if (::lstat(abs.c_str(), &st) != 0) return Error::from_errno("lstat " + abs, errno);
+    std::string path = rel + name;
+
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+      return add_marker(rel + ".wh." + name, mtime(st));  // overlay whiteout
+    }
+    if (S_ISSOCK(st.st_mode)) {
+      log::debug("pack: skipping socket " + abs);  // tar cannot hold sockets (docker skips too)
+      return {};
+    }
+
+    OCIB_ASSIGN_OR_RETURN(Xattrs x, read_xattrs(abs));
+    EntryPtr e;
+    if (S_ISDIR(st.st_mode)) {
+      e = new_entry(path + "/", st, AE_IFDIR);
+    } else if (S_ISREG(st.st_mode)) {
+      e = new_entry(path, st, AE_IFREG);
+      if (st.st_nlink > 1) {
+        auto [it, inserted] = links_.try_emplace({st.st_dev, st.st_ino}, path);
+        if (!inserted) archive_entry_set_hardlink(e.get(), it->second.c_str());
+      }
+      if (archive_entry_hardlink(e.get()) == nullptr) archive_entry_set_size(e.get(), st.st_size);
+    } else if (S_ISLNK(st.st_mode)) {
+      e = new_entry(path, st, AE_IFLNK);
+      std::string target(static_cast<size_t>(st.st_size > 0 ? st.st_size : 256) + 1, '\0');
+      for (;;) {
+        ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
+        if (n < 0) return Error::from_errno("readlink " + abs, errno);
+        if (static_cast<size_t>(n) < target.size()) {
+          target.resize(static_cast<size_t>(n));
+          break;
+        }
+        target.resize(target.size() * 2);
+      }
+      archive_entry_set_symlink(e.get(), target.c_str());
+    } else if (S_ISFIFO(st.st_mode)) {
+      e = new_entry(path, st, AE_IFIFO);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      e = new_entry(path, st, S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
+      archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
+      archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
+    } else {
+      log::debug("pack: skipping unknown file type " + abs);
+      return {};
+    }
+    for (const auto& [k, v] : x.kept) {
+      archive_entry_xattr_add_entry(e.get(), k.c_str(), v.data(), v.size());
+    }
+
+    if (S_ISREG(st.st_mode) && archive_entry_hardlink(e.get()) == nullptr && st.st_size > 0) {
+      // Open before writing the header so an unreadable file fails cleanly.
+      OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(abs, O_RDONLY | O_NOFOLLOW));
+      (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+      OCIB_TRY(write_header(e.get()));
+      // Exactly st_size bytes: a file that shrank is zero-padded by libarchive, one that grew
+      // is truncated; the header already promised the size.
+      int64_t left = st.st_size;
+      while (left > 0) {
+        ssize_t n = ::read(fd.get(), buf_.get(),
+                           static_cast<size_t>(std::min<int64_t>(left, kReadChunk)));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return Error::from_errno("read " + abs, errno);
+        }
+        if (n == 0) break;
+        if (archive_write_data(a_, buf_.get(), static_cast<size_t>(n)) < 0) {
+          return error(path.c_str());
+        }
+        left -= n;
+      }
+      if (left > 0) log::warn("pack: " + abs + " shrank while packing; zero-padded");
+      OCIB_TRY(finish_entry(path.c_str()));
+      return {};
+    }
+
+    OCIB_TRY(write_header(e.get()));
+    OCIB_TRY(finish_entry(path.c_str()));
+    if (S_ISDIR(st.st_mode)) {
+      if (x.opaque) OCIB_TRY(add_marker(path + "/.wh..wh..opq", mtime(st)));
+      OCIB_TRY(add_children(abs, path + "/"));
+    }
+    return {};
+  }
+
+  struct archive* a_;
+  const PackOptions& opts_;
+  std::unique_ptr<char[]> buf_;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;  // first path of each multi-link inode
+};
+
+Status pack_stream(const std::string& upperdir, Sink* sink, const PackOptions& opts) {
+  std::unique_ptr<struct archive, ArchiveDeleter> a(archive_write_new());
+  if (!a) return Error(Errc::kGeneric, "archive_write_new failed");
+  if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||
+      archive_write_add_filter_none(a.get()) != ARCHIVE_OK ||
+      // Unblocked: data reaches the callback without an extra copy, no padding to 10 KiB.
+      archive_write_set_bytes_per_block(a.get(), 0) != ARCHIVE_OK) {
+    return Error(Errc::kGeneric, std::string("configure tar writer: ") +
+                                     archive_error_string(a.get()));
+  }
+  // Only SCHILY.xattr.* records (what Docker/containerd read), not LIBARCHIVE.xattr.* too.
+  (void)archive_write_set_format_option(a.get(), "pax", "xattrheader", "SCHILY");
+  if (archive_write_open(a.get(), sink, nullptr, sink_write, nullptr) != ARCHIVE_OK) {
+    return Error(Errc::kGeneric, std::string("open tar writer: ") + archive_error_string(a.get()));
+  }
+  Packer packer(a.get(), opts);
+  Status st = packer.add_children(upperdir, "");
+  if (!sink->status.ok()) return std::move(sink->status);
+  OCIB_TRY(st);
+  if (archive_write_close(a.get()) != ARCHIVE_OK) {
+    if (!sink->status.ok()) return std::move(sink->status);
+    return Error(Errc::kIo, std::string("close tar: ") + archive_error_string(a.get()));
+  }
+  return {};
+}
+
+Result<LayerBlob> pack_to_fd(const std::string& upperdir, int fd, const PackOptions& opts) {
+  Output out(fd);
+  std::unique_ptr<Compressor> comp;
+  LayerBlob blob;
+  int threads = opts.threads > 0 ? opts.threads
+                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  switch (opts.compression) {
+    case Compression::kGzip: {
+      int level = opts.level < 0 ? Z_DEFAULT_COMPRESSION : opts.level;
+      if (level > 9) return Error::invalid("gzip level must be 0..9");
+      // Always the block-parallel scheme, even with one thread, so bytes match everywhere.
+      comp = std::make_unique<ParallelGzipCompressor>(&out, level, threads);
+      blob.media_type = oci::kMediaTypeLayerGzip;
+      break;
+    }
+    case Compression::kZstd: {
+      auto z = std::make_unique<ZstdCompressor>(&out, threads);
+      OCIB_TRY(z->init(opts.level < 0 ? ZSTD_CLEVEL_DEFAULT : opts.level));
+      comp = std::move(z);
+      blob.media_type = oci::kMediaTypeLayerZstd;
+      break;
+    }
+    case Compression::kNone:
+      comp = std::make_unique<NoCompressor>(&out);
+      blob.media_type = oci::kMediaTypeLayerTar;
+      break;
+  }
+  Sink sink;
+  sink.comp = comp.get();
+  OCIB_TRY(pack_stream(upperdir, &sink, opts));
+  OCIB_TRY(comp->finish());
+  OCIB_TRY(out.flush());
+  blob.diff_id = "sha256:" + sink.diff_id.hex_final();
+  blob.digest = out.digest();
+  blob.size = out.size();
+  return blob;
+}
+
+}  // namespace
+
+Result<LayerBlob> pack_dir(const std::string& upperdir, const std::string& out_path,
+                           const PackOptions& opts) {
+  if (!fs::is_dir(upperdir)) return Error(Errc::kNotFound, "not a directory: " + upperdir);
+  auto fd = fs::open_file(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!fd.ok()) return std::move(fd).error();
+  auto r = pack_to_fd(upperdir, fd->get(), opts);
+  if (!r.ok()) {
+    ::unlink(out_path.c_str());
+    r.error().wrap("packing layer from " + upperdir);
+  }
+  return r;
+}
+
+}  // namespace ocib::layers
