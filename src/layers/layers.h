@@ -32,13 +32,15 @@ struct LayerBlob {
   std::string media_type;  // oci layer media type for the compression
 };
 
-/// Packs `upperdir` into a layer written to `out_path` (created/truncated). Entries are sorted
-/// by path (parents before children), uname/gname empty, PAX format. Overlay whiteouts (char
+/// Packs `upperdir` into a layer written to `out_path` (created/truncated). Entries are in
+/// depth-first order, names sorted bytewise at each level (parents before children), paths
+/// relative ("etc/", "etc/passwd"), uname/gname empty, PAX format. Overlay whiteouts (char
 /// device 0:0) become `.wh.NAME` files; directories with `trusted.overlay.opaque=y` or
 /// `user.overlay.opaque=y` get a `.wh..wh..opq` entry; overlay xattrs are dropped, other
-/// xattrs kept; hardlinks within the tree become tar hardlinks. Streams: never holds the layer
-/// in memory. Gzip is block-parallel (pigz-style, one gzip member); out_path is not fsynced
-/// (the caller commits it) and is removed on failure.
+/// xattrs kept (SCHILY.xattr); hardlinks within the tree become tar hardlinks; sockets are
+/// skipped. Streams: never holds the layer in memory. Gzip is block-parallel (pigz-style, one
+/// gzip member, same bytes for any thread count). out_path is not fsynced (the caller commits
+/// it) and is removed on failure.
 Result<LayerBlob> pack_dir(const std::string& upperdir, const std::string& out_path,
                            const PackOptions& opts);
 

@@ -99,9 +99,8 @@ class NoCompressor final : public Compressor {
 class ParallelGzipCompressor final : public Compressor {
  public:
   ParallelGzipCompressor(Output* out, int level, int threads)
-      : out_(out), pgz_(level, threads, [this](const void* p, size_t n) {
-          return out_->write(p, n);
-        }) {}
+      : out_(out),
+        pgz_(level, threads, [this](const void* p, size_t n) { return out_->write(p, n); }) {}
   Status write(const void* data, size_t n) override { return pgz_.write(data, n); }
   Status finish() override { return pgz_.finish(); }
 
@@ -113,14 +112,18 @@ class ParallelGzipCompressor final : public Compressor {
 class ZstdCompressor final : public Compressor {
  public:
   ZstdCompressor(Output* out, int threads)
-      : out_(out), cctx_(ZSTD_createCCtx()), obuf_size_(ZSTD_CStreamOutSize()),
-        obuf_(new char[obuf_size_]), threads_(threads) {}
+      : out_(out),
+        cctx_(ZSTD_createCCtx()),
+        obuf_size_(ZSTD_CStreamOutSize()),
+        obuf_(new char[obuf_size_]),
+        threads_(threads) {}
   ~ZstdCompressor() override { ZSTD_freeCCtx(cctx_); }
 
   Status init(int level) {
     if (cctx_ == nullptr) return Error(Errc::kGeneric, "ZSTD_createCCtx failed");
     size_t rc = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level);
-    if (ZSTD_isError(rc)) return Error::invalid(std::string("zstd level: ") + ZSTD_getErrorName(rc));
+    if (ZSTD_isError(rc))
+      return Error::invalid(std::string("zstd level: ") + ZSTD_getErrorName(rc));
     // Output with nbWorkers >= 1 does not depend on the count. Multithreading may be compiled
     // out of libzstd; then it stays single-threaded.
     (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, threads_);
@@ -135,7 +138,8 @@ class ZstdCompressor final : public Compressor {
     for (;;) {
       ZSTD_outBuffer out{obuf_.get(), obuf_size_, 0};
       size_t rc = ZSTD_compressStream2(cctx_, &out, &in, mode);
-      if (ZSTD_isError(rc)) return Error(Errc::kGeneric, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      if (ZSTD_isError(rc))
+        return Error(Errc::kGeneric, std::string("zstd: ") + ZSTD_getErrorName(rc));
       if (out.pos > 0) OCIB_TRY(out_->write(obuf_.get(), out.pos));
       if (mode == ZSTD_e_end ? rc == 0 : in.pos == in.size) return {};
     }
@@ -378,8 +382,8 @@ class Packer {
       // is truncated; the header already promised the size.
       int64_t left = st.st_size;
       while (left > 0) {
-        ssize_t n = ::read(fd.get(), buf_.get(),
-                           static_cast<size_t>(std::min<int64_t>(left, kReadChunk)));
+        ssize_t n =
+            ::read(fd.get(), buf_.get(), static_cast<size_t>(std::min<int64_t>(left, kReadChunk)));
         if (n < 0) {
           if (errno == EINTR) continue;
           return Error::from_errno("read " + abs, errno);
@@ -417,8 +421,8 @@ Status pack_stream(const std::string& upperdir, Sink* sink, const PackOptions& o
       archive_write_add_filter_none(a.get()) != ARCHIVE_OK ||
       // Unblocked: data reaches the callback without an extra copy, no padding to 10 KiB.
       archive_write_set_bytes_per_block(a.get(), 0) != ARCHIVE_OK) {
-    return Error(Errc::kGeneric, std::string("configure tar writer: ") +
-                                     archive_error_string(a.get()));
+    return Error(Errc::kGeneric,
+                 std::string("configure tar writer: ") + archive_error_string(a.get()));
   }
   // Only SCHILY.xattr.* records (what Docker/containerd read), not LIBARCHIVE.xattr.* too.
   (void)archive_write_set_format_option(a.get(), "pax", "xattrheader", "SCHILY");
@@ -440,8 +444,9 @@ Result<LayerBlob> pack_to_fd(const std::string& upperdir, int fd, const PackOpti
   Output out(fd);
   std::unique_ptr<Compressor> comp;
   LayerBlob blob;
-  int threads = opts.threads > 0 ? opts.threads
-                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = opts.threads > 0
+                    ? opts.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   switch (opts.compression) {
     case Compression::kGzip: {
       int level = opts.level < 0 ? Z_DEFAULT_COMPRESSION : opts.level;

@@ -157,9 +157,9 @@ TEST_F(PackTest, EntriesAndRules) {
   ASSERT_TRUE(blob.ok()) << blob.error().str();
   EXPECT_EQ(blob->media_type, oci::kMediaTypeLayerGzip);
   auto es = read_layer(out("l.tar.gz"));
-  std::vector<std::string> want = {"a.txt",  "bin/",     "bin/big",          "bin/link",
-                                   "bin/tool", "fifo",   "hard1",            "hard2",
-                                   "opq/",   "opq/.wh..wh..opq", "opq/keep", "sticky/"};
+  std::vector<std::string> want = {"a.txt",    "bin/",   "bin/big", "bin/link", "bin/tool",
+                                   "fifo",     "hard1",  "hard2",   "opq/",     "opq/.wh..wh..opq",
+                                   "opq/keep", "sticky/"};
   EXPECT_EQ(names(es), want);
 
   const Entry* a = find(es, "a.txt");
@@ -207,8 +207,8 @@ TEST_F(PackTest, TrustedOpaqueAndWhiteout) {
   auto blob = pack("l.tar");
   ASSERT_TRUE(blob.ok()) << blob.error().str();
   auto es = read_layer(out("l.tar"));
-  std::vector<std::string> want = {"d/", "d/.wh.gone", "d/null", "d/sub/", "d/sub/.wh..wh..opq",
-                                   "d/sub/f"};
+  std::vector<std::string> want = {"d/",     "d/.wh.gone",         "d/null",
+                                   "d/sub/", "d/sub/.wh..wh..opq", "d/sub/f"};
   EXPECT_EQ(names(es), want);
   const Entry* wh = find(es, "d/.wh.gone");
   EXPECT_EQ(wh->type, AE_IFREG);
@@ -335,7 +335,7 @@ TEST_F(PackTest, IdMapping) {
     EXPECT_EQ(find(es, "bin/link")->uid, 0);
     EXPECT_EQ(find(es, "hard1")->uid, 0);  // unmapped -> 0
     EXPECT_EQ(find(es, "hard2")->uid, 0);
-    EXPECT_EQ(find(es, "opq/")->uid, 0);   // root-owned, 0 is unmapped here -> 0
+    EXPECT_EQ(find(es, "opq/")->uid, 0);  // root-owned, 0 is unmapped here -> 0
   }
   // Without a mapping, ids are written as found.
   o.ids = nullptr;
@@ -440,11 +440,10 @@ TEST_F(PackTest, ValidatesAndUnpacksWithRealTools) {
   oci::Descriptor md = put(oci::kMediaTypeManifest, oci::canonical(oci::make_manifest(cd, {ld})));
   md.annotations[oci::kAnnotationRefName] = "test";
   std::string layout = out("layout");
-  ASSERT_TRUE(oci::write_layout_dir(layout, {{md, {cd.digest, ld.digest}}},
-                                    [&](const std::string& d) {
-                                      return fs::join(store, d.substr(7));
-                                    })
-                  .ok());
+  ASSERT_TRUE(
+      oci::write_layout_dir(layout, {{md, {cd.digest, ld.digest}}}, [&](const std::string& d) {
+        return fs::join(store, d.substr(7));
+      }).ok());
   EXPECT_EQ(run("oci-image-tool validate --type image --ref name=test " + layout + " >/dev/null"),
             0);
   std::string bundle = out("bundle");

@@ -23,7 +23,8 @@ struct ParallelGzip::Job {
 };
 
 ParallelGzip::ParallelGzip(int level, int threads, Sink sink)
-    : level_(level), sink_(std::move(sink)),
+    : level_(level),
+      sink_(std::move(sink)),
       max_inflight_(static_cast<size_t>(std::max(threads, 1)) * 2) {
   cur_.reserve(kBlockSize);
   for (int i = 0; i < std::max(threads, 1); ++i) threads_.emplace_back([this] { worker(); });
@@ -33,6 +34,7 @@ ParallelGzip::~ParallelGzip() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    todo_.clear();  // abandoned after an error: do not compress the rest
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
@@ -58,8 +60,7 @@ void ParallelGzip::worker() {
       ok = deflateReset(&zs) == Z_OK;
     }
     if (ok && !job->dict.empty()) {
-      ok = deflateSetDictionary(&zs, job->dict.data(), static_cast<uInt>(job->dict.size())) ==
-           Z_OK;
+      ok = deflateSetDictionary(&zs, job->dict.data(), static_cast<uInt>(job->dict.size())) == Z_OK;
     }
     if (ok) {
       job->crc = crc32(0L, job->in.data(), static_cast<uInt>(job->in.size()));

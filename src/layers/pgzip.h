@@ -41,8 +41,8 @@ class ParallelGzip {
   int level_;
   Sink sink_;
   size_t max_inflight_;
-  std::vector<unsigned char> cur_;   // block being filled
-  std::vector<unsigned char> dict_;  // last 32 KiB of the previous block
+  std::vector<unsigned char> cur_;          // block being filled
+  std::vector<unsigned char> dict_;         // last 32 KiB of the previous block
   std::deque<std::shared_ptr<Job>> order_;  // submitted, not yet emitted
   std::deque<std::shared_ptr<Job>> todo_;   // submitted, not yet started
   std::mutex mu_;

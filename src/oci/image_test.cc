@@ -126,8 +126,11 @@ TEST(Manifest, Fields) {
 }
 
 TEST(Descriptor, RoundTrip) {
-  Descriptor d{kMediaTypeManifest, "sha256:" + std::string(64, 'd'), 7,
-               {{kAnnotationRefName, "latest"}}, Platform{"linux", "arm", "v7"}};
+  Descriptor d{kMediaTypeManifest,
+               "sha256:" + std::string(64, 'd'),
+               7,
+               {{kAnnotationRefName, "latest"}},
+               Platform{"linux", "arm", "v7"}};
   json j = descriptor_json(d);
   EXPECT_EQ(j["platform"]["variant"], "v7");
   auto back = descriptor_from_json(j);

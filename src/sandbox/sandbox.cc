@@ -130,8 +130,7 @@ constexpr const char* kDevNodes[] = {"null", "zero", "full", "random", "urandom"
 constexpr const char* kStubs[] = {"proc", "dev", "sys"};
 constexpr const char* kMaskedProc[] = {"proc/kcore", "proc/keys", "proc/timer_list",
                                        "proc/sched_debug", "proc/latency_stats"};
-constexpr const char* kReadOnlyProc[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq",
-                                         "proc/bus"};
+constexpr const char* kReadOnlyProc[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus"};
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // One overlay (or bind) mount, prepared in the parent.
@@ -140,9 +139,9 @@ struct LayerPath {
 };
 struct OverlayPlan {
   std::string target;
-  std::vector<LayerPath> lowers;  // topmost first; empty = bind `empty`
+  std::vector<LayerPath> lowers;         // topmost first; empty = bind `empty`
   std::optional<LayerPath> upper, work;  // unset for read-only views
-  std::string legacy_data;          // mount(2) data for kernels without "lowerdir+"
+  std::string legacy_data;               // mount(2) data for kernels without "lowerdir+"
 };
 
 // Everything the children need, computed before fork so they only make system calls.
@@ -178,8 +177,8 @@ bool g_cancelled = false;
   _exit(kSetupFailedExit);
 }
 
-#define CHILD_CHECK(expr, step) \
-  do {                          \
+#define CHILD_CHECK(expr, step)           \
+  do {                                    \
     if ((expr) < 0) fail(p, step, errno); \
   } while (0)
 
@@ -215,7 +214,8 @@ int mount_overlay(const OverlayPlan& o, bool read_only) {
   }
   if (legacy) {
     unsigned long flags = read_only ? MS_RDONLY : 0;
-    if (mount("overlay", o.target.c_str(), "overlay", flags, o.legacy_data.c_str()) < 0) return errno;
+    if (mount("overlay", o.target.c_str(), "overlay", flags, o.legacy_data.c_str()) < 0)
+      return errno;
     return 0;
   }
   int err = 0;
@@ -298,9 +298,9 @@ void mount_api_filesystems(const Plan& p) {
                     "newinstance,ptmxmode=0666,mode=0620"),
               kStepMountDevpts);
   CHILD_CHECK(mkdir("dev/shm", 01777), kStepMountShm);
-  CHILD_CHECK(mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    "mode=1777,size=65536k"),
-              kStepMountShm);
+  CHILD_CHECK(
+      mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k"),
+      kStepMountShm);
   CHILD_CHECK(symlink("pts/ptmx", "dev/ptmx"), kStepDevSymlink);
   CHILD_CHECK(symlink("/proc/self/fd", "dev/fd"), kStepDevSymlink);
   CHILD_CHECK(symlink("/proc/self/fd/0", "dev/stdin"), kStepDevSymlink);
@@ -558,8 +558,10 @@ void remove_stubs(const Spec& s) {
 // chdir()s to `dir` and passes the single component `base`.
 Result<LayerPath> layer_path(const std::string& path, const char* what) {
   struct stat st;
-  if (stat(path.c_str(), &st) < 0) return Error::from_errno("sandbox: " + std::string(what) + " " + path, errno);
-  if (!S_ISDIR(st.st_mode)) return Error::from_errno("sandbox: " + std::string(what) + " " + path, ENOTDIR);
+  if (stat(path.c_str(), &st) < 0)
+    return Error::from_errno("sandbox: " + std::string(what) + " " + path, errno);
+  if (!S_ISDIR(st.st_mode))
+    return Error::from_errno("sandbox: " + std::string(what) + " " + path, ENOTDIR);
   OCIB_ASSIGN_OR_RETURN(std::string full, fs::real_path(path));
   LayerPath l;
   l.full = full;
@@ -767,7 +769,8 @@ void cancel_all() {
 
 Status remove_tree(const std::string& path, const IdMapping& ids) {
   struct stat st;
-  if (lstat(path.c_str(), &st) < 0) return errno == ENOENT ? ok_status() : Error::from_errno("sandbox: stat " + path, errno);
+  if (lstat(path.c_str(), &st) < 0)
+    return errno == ENOENT ? ok_status() : Error::from_errno("sandbox: stat " + path, errno);
   if (fs::remove_all(path).ok()) return ok_status();
   OCIB_ASSIGN_OR_RETURN(std::string abs, fs::real_path(path));
   std::string parent = fs::dirname(abs);
@@ -805,10 +808,11 @@ Status check_support(const IdMapping& ids) {
       }
       auto m = fs::read_file("/proc/sys/user/max_user_namespaces");
       if (m.ok() && !m->empty() && (*m)[0] == '0')
-        return Error(Errc::kUnsupported, "user namespaces are disabled: user.max_user_namespaces=0");
+        return Error(Errc::kUnsupported,
+                     "user namespaces are disabled: user.max_user_namespaces=0");
       const char* tmp = getenv("TMPDIR");
-      OCIB_ASSIGN_OR_RETURN(std::string dir, fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp",
-                                                               "ocib-probe-"));
+      OCIB_ASSIGN_OR_RETURN(std::string dir,
+                            fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp", "ocib-probe-"));
       fs::TempDir cleanup(dir);
       Spec s;
       s.upperdir = fs::join(dir, "upper");

@@ -28,13 +28,12 @@
 namespace ocib::sandbox {
 namespace {
 
-constexpr const char* kApplets[] = {"sh",    "echo", "cat",   "id",       "grep",  "readlink",
-                                    "rm",    "mkdir", "ls",   "hostname", "test",  "touch",
-                                    "sleep", "true", "false", "pwd",      "stat",  "env",
-                                    "chmod"};
+constexpr const char* kApplets[] = {
+    "sh",   "echo",  "cat",   "id",   "grep",  "readlink", "rm",   "mkdir", "ls",   "hostname",
+    "test", "touch", "sleep", "true", "false", "pwd",      "stat", "env",   "chmod"};
 
-std::string g_tmp;    // per-process temp root
-std::string g_base;   // lower layer with busybox
+std::string g_tmp;   // per-process temp root
+std::string g_base;  // lower layer with busybox
 IdMapping g_ids;
 
 std::string read_all(int fd) {
@@ -46,9 +45,7 @@ std::string read_all(int fd) {
   return out;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 class SandboxTest : public ::testing::Test {
  protected:
@@ -393,8 +390,8 @@ TEST_F(SandboxTest, SetupFailureNamesTheStep) {
   spec_.argv = {"true"};
   auto r = run(spec_, g_ids);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().str(), "sandbox: lowerdir " + step_ +
-                                 "/does-not-exist: No such file or directory");
+  EXPECT_EQ(r.error().str(),
+            "sandbox: lowerdir " + step_ + "/does-not-exist: No such file or directory");
   // A failure inside the namespaces is reported by the child as {step, errno}.
   spec_.lowerdirs = {g_base};
   spec_.hostname = std::string(100, 'h');

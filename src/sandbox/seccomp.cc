@@ -28,20 +28,65 @@ namespace {
 // userfaultfd, handle-based open, mounts and namespaces, process_vm_*, obsolete and
 // dangerous legacy calls.
 constexpr const char* kDenied[] = {
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "clock_settime64",
-    "create_module", "delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-    "get_kernel_syms", "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load",
-    "keyctl", "lookup_dcookie", "mount", "mount_setattr", "move_mount", "name_to_handle_at",
-    "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open", "pivot_root",
-    "process_vm_readv", "process_vm_writev", "query_module", "quotactl", "quotactl_fd",
-    "reboot", "request_key", "setns", "settimeofday", "stime", "swapoff", "swapon", "_sysctl",
-    "sysfs", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86",
-    "vm86old", "vhangup",
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "clock_settime64",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "_sysctl",
+    "sysfs",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+    "vhangup",
 };
 
 constexpr unsigned long kNamespaceFlags[] = {
-    CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
-    CLONE_NEWCGROUP,
+    CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
+    CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
 };
 
 struct CtxDeleter {
@@ -61,7 +106,8 @@ Result<std::vector<sock_filter>> build() {
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR) continue;  // unknown to this libseccomp
     int r = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0);
-    if (r < 0 && r != -EDOM) return Error::from_errno(std::string("sandbox: seccomp rule ") + name, -r);
+    if (r < 0 && r != -EDOM)
+      return Error::from_errno(std::string("sandbox: seccomp rule ") + name, -r);
   }
   // clone(2) creating namespaces: flags are argument 0 on every arch we add.
   for (unsigned long flag : kNamespaceFlags) {
