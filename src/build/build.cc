@@ -328,6 +328,7 @@ class Builder {
   Status run_step(Step& s);
   Result<LayerResult> execute_step(Step& s);
   Status write_metadata(const BuildResult& r);
+  void print_summary();
   Error at(const dockerfile::Instruction& ins, const std::string& msg) const {
     return Error::at({df_->filename, ins.line, 0}, msg);
   }
@@ -798,8 +799,10 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   OutputPump pump(reporter_, s.display_id);
   OCIB_TRY(pump.start());
   spec.output_fd = pump.write_fd();
+  auto t_run = std::chrono::steady_clock::now();
   auto outcome = sandbox::run(spec, ids_);
   pump.stop();
+  auto t_ran = std::chrono::steady_clock::now();
   if (!outcome.ok()) return std::move(outcome).error();
   if (outcome->exit_code != 0) {
     if (s.kind == Step::Kind::kCopy) {
@@ -828,6 +831,11 @@ Result<LayerResult> Builder::execute_step(Step& s) {
     ::unlink(blob_tmp.c_str());
   } else {
     OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
+  }
+  auto t_packed = std::chrono::steady_clock::now();
+  if (log::debug_enabled()) {
+    auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration<double, std::milli>(b - a).count()); };
+    log::debug(s.name + ": sandbox " + ms(t_run, t_ran) + " ms, pack " + ms(t_ran, t_packed) + " ms");
   }
   LayerResult res;
   res.snapshot = s.key.substr(0, 20);
@@ -910,9 +918,61 @@ Result<BuildResult> Builder::finish() {
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
   reporter_.note("image digest " + manifest_digest);
+  print_summary();
   BuildResult r{manifest_digest, config_digest};
   if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r));
   return r;
+}
+
+// Explains where the time went: the critical path, the parallelism achieved and cache hits.
+void Builder::print_summary() {
+  using clock = std::chrono::system_clock;
+  std::optional<clock::time_point> first, last;
+  double busy = 0;
+  int ran = 0, cached = 0;
+  std::map<const Step*, double> dur;
+  for (const auto& s : steps_) {
+    if (s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
+    const auto& t = report_.timings[s.vid];
+    double d = std::chrono::duration<double>(t.completed - t.started).count();
+    dur[&s] = d;
+    busy += d;
+    (s.cached ? cached : ran)++;
+    if (!first || t.started < *first) first = t.started;
+    if (!last || t.completed > *last) last = t.completed;
+  }
+  if (!first) return;
+  double wall = std::chrono::duration<double>(*last - *first).count();
+  // Longest path by measured durations, ending at the target's top step.
+  std::map<const Step*, std::pair<double, const Step*>> best;  // step -> (path length, predecessor)
+  std::function<double(const Step*)> walk = [&](const Step* s) -> double {
+    if (auto it = best.find(s); it != best.end()) return it->second.first;
+    double b = 0;
+    const Step* pred = nullptr;
+    for (const Step* d : s->deps) {
+      double v = walk(d);
+      if (v > b || !pred) {
+        b = v;
+        pred = d;
+      }
+    }
+    double total = b + dur[s];
+    best[s] = {total, pred};
+    return total;
+  };
+  const Step* top = states_[target_].top;
+  if (!top) return;
+  double crit = walk(top);
+  std::vector<const Step*> path;
+  for (const Step* s = top; s; s = best[s].second) path.push_back(s);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "summary: %.2fs wall, %d steps run, %d cached, parallelism %.2fx, critical path %.2fs:",
+                wall, ran, cached, wall > 0 ? busy / wall : 1.0, crit);
+  reporter_.note(buf);
+  for (auto it = path.rbegin(); it != path.rend(); ++it) {
+    std::snprintf(buf, sizeof buf, "  %6.2fs  ", dur[*it]);
+    reporter_.note(std::string(buf) + (*it)->name + ((*it)->cached ? " (cached)" : ""));
+  }
 }
 
 Status Builder::write_metadata(const BuildResult& r) {

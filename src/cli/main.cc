@@ -13,6 +13,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "build/build.h"
+#include "cli/signals.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
 
@@ -132,8 +133,12 @@ int cmd_build(const Args& a) {
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
   o.context = positional[0];
+  ocib::cli::install_signal_handlers();
   auto r = ocib::build::run(o);
-  if (!r.ok()) return fail(r.error().str());
+  if (!r.ok()) {
+    if (ocib::cli::interrupted()) return fail("build interrupted: " + r.error().str(), 130);
+    return fail(r.error().str());
+  }
   if (o.progress == "quiet") std::printf("%s\n", r->manifest_digest.c_str());
   return 0;
 }

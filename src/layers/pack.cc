@@ -2,6 +2,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -414,7 +415,29 @@ class Packer {
   std::map<std::pair<dev_t, ino_t>, std::string> links_;  // first path of each multi-link inode
 };
 
+/// Runs libarchive under the C locale on this thread: its pax writer converts names using the
+/// current locale, and the layer bytes (diff_id) must not depend on the caller's locale.
+class CLocaleScope {
+ public:
+  CLocaleScope() : c_(::newlocale(LC_ALL_MASK, "C", locale_t{})) {
+    if (c_ != locale_t{}) old_ = ::uselocale(c_);
+  }
+  ~CLocaleScope() {
+    if (c_ != locale_t{}) {
+      ::uselocale(old_);
+      ::freelocale(c_);
+    }
+  }
+  CLocaleScope(const CLocaleScope&) = delete;
+  CLocaleScope& operator=(const CLocaleScope&) = delete;
+
+ private:
+  locale_t c_;
+  locale_t old_ = LC_GLOBAL_LOCALE;
+};
+
 Status pack_stream(const std::string& upperdir, Sink* sink, const PackOptions& opts) {
+  CLocaleScope c_locale;
   std::unique_ptr<struct archive, ArchiveDeleter> a(archive_write_new());
   if (!a) return Error(Errc::kGeneric, "archive_write_new failed");
   if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||

@@ -2,6 +2,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <locale.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -364,6 +365,42 @@ TEST_F(PackTest, EmptyTreeAndErrors) {
     EXPECT_FALSE(pack("z.tar.gz").ok());
     EXPECT_FALSE(fs::exists(out("z.tar.gz")));
   }
+}
+
+TEST_F(PackTest, OddNamesAndLongPaths) {
+  std::string long_dir(120, 'd');
+  std::string long_file(200, 'f');
+  ASSERT_TRUE(fs::mkdirs(p(long_dir + "/" + long_dir)).ok());
+  write(p(long_dir + "/" + long_dir + "/" + long_file), "deep");
+  write(p("caf\xc3\xa9 with space"), "utf8");
+  write(p("latin\xe9"), "latin1");  // not valid UTF-8
+  std::string long_target(300, 't');
+  ASSERT_EQ(::symlink(long_target.c_str(), p("ln").c_str()), 0);
+  auto blob = pack("l.tar.gz");
+  ASSERT_TRUE(blob.ok()) << blob.error().str();
+  auto es = read_layer(out("l.tar.gz"));
+  ASSERT_NE(find(es, long_dir + "/" + long_dir + "/" + long_file), nullptr);
+  EXPECT_EQ(find(es, long_dir + "/" + long_dir + "/" + long_file)->data, "deep");
+  ASSERT_NE(find(es, "caf\xc3\xa9 with space"), nullptr);
+  ASSERT_NE(find(es, "latin\xe9"), nullptr);
+  EXPECT_EQ(find(es, "latin\xe9")->data, "latin1");
+  EXPECT_EQ(find(es, "ln")->symlink, long_target);
+  // GNU tar extracts the same names.
+  std::string x = out("x");
+  ASSERT_TRUE(fs::mkdirs(x).ok());
+  ASSERT_EQ(run("tar -C " + x + " -xzf " + out("l.tar.gz")), 0);
+  EXPECT_EQ(*fs::read_file(fs::join(x, "latin\xe9")), "latin1");
+  EXPECT_EQ(*fs::read_file(fs::join(x, long_dir + "/" + long_dir + "/" + long_file)), "deep");
+
+  // The bytes do not depend on the caller's locale.
+  locale_t utf8 = ::newlocale(LC_ALL_MASK, "C.UTF-8", locale_t{});
+  if (utf8 == locale_t{}) GTEST_SKIP() << "no C.UTF-8 locale";
+  locale_t old = ::uselocale(utf8);
+  auto again = pack("l2.tar.gz");
+  ::uselocale(old);
+  ::freelocale(utf8);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->digest, blob->digest);
 }
 
 std::string gunzip(const std::string& gz) {

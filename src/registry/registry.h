@@ -1,0 +1,97 @@
+#pragma once
+// OCI distribution-spec client over libcurl: pull, resolve and push images.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "oci/image.h"
+#include "registry/reference.h"
+
+namespace ocib::registry {
+
+inline constexpr const char* kMediaTypeDockerManifest =
+    "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr const char* kMediaTypeDockerManifestList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+struct Options {
+  /// host[:port] allowed over plain HTTP / unverified TLS. Nothing else is, loopback included.
+  std::vector<std::string> insecure_hosts;
+  /// Credentials file override (docker config.json / podman auth.json format).
+  std::string auth_file;
+  int max_concurrency = 4;
+  std::string user_agent = "ocib/" OCIB_VERSION;
+  /// Pull mirrors per registry ("docker.io" -> {"mirror.example:5000"}), tried in order before it.
+  std::map<std::string, std::vector<std::string>> mirrors;
+  /// certs.d roots holding HOST[:PORT]/{*.crt,*.cert,*.key}; empty: ~/.config/containers/certs.d,
+  /// /etc/containers/certs.d, /etc/docker/certs.d.
+  std::vector<std::string> certs_dirs;
+  /// Blobs larger than this are pushed in chunked PATCH uploads of this size.
+  int64_t chunk_size = 16 << 20;
+  /// Download attempts per blob (dropped connections resume with a Range request).
+  int max_attempts = 5;
+  /// First retry delay; doubles per attempt.
+  int backoff_ms = 200;
+};
+
+/// A blob sink so the store stays the caller's: the client streams into a temp file it gets from
+/// here and calls commit once the digest verified.
+struct BlobSink {
+  std::function<Result<std::string>()> temp_path;
+  std::function<Status(const std::string& tmp, const std::string& digest)> commit;
+  std::function<bool(const std::string& digest)> has;
+};
+
+struct PulledImage {
+  std::string manifest_digest;
+  std::string manifest_bytes;
+  std::string config_bytes;
+  std::string config_digest;
+  std::vector<oci::Descriptor> layers;
+};
+
+class Client {
+ public:
+  explicit Client(Options o);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Resolves ref (index -> platform manifest), verifies digests, downloads config + layers
+  /// (concurrently, skipping those sink.has() already has) into the sink. On any failure nothing
+  /// is committed.
+  Result<PulledImage> pull(const Reference& ref, const oci::Platform& platform,
+                           const BlobSink& sink);
+  /// The manifest digest the tag currently points to (HEAD; for re-resolving cached bases).
+  Result<std::string> resolve(const Reference& ref);
+  /// Pushes blobs (from local paths via locate) then the manifest bytes under ref's tag (or
+  /// digest); returns the manifest digest. mount_from: other repos on the same registry that may
+  /// hold blobs.
+  Result<std::string> push(const Reference& ref, const std::string& manifest_bytes,
+                           const std::string& manifest_media_type,
+                           const std::vector<oci::Descriptor>& blobs,
+                           const std::function<std::string(const std::string& digest)>& locate,
+                           const std::vector<std::string>& mount_from = {});
+
+  /// Counters for tests.
+  struct Stats {
+    int uploaded = 0, skipped = 0, mounted = 0, downloaded = 0;
+  };
+  Stats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Picks the manifest for `want` from an index / manifest list (variant-aware). Exposed for tests.
+Result<oci::Descriptor> select_platform(const std::vector<oci::Descriptor>& manifests,
+                                        const oci::Platform& want);
+
+}  // namespace ocib::registry
