@@ -24,6 +24,9 @@ endfunction()
 
 # ocib_unit_test(NAME SOURCES... DEPS ...) -> gtest binary registered with CTest
 function(ocib_unit_test name)
+  if(NOT OCIB_BUILD_TESTS)
+    return()
+  endif()
   cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main ocib_warnings)

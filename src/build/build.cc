@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <future>
+#include <semaphore>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -83,6 +85,9 @@ struct Step {
   LayerResult result;
   bool cached = false;
   bool ran = false;
+  /// Packing the snapshot into a layer blob runs off the critical path (the next step only
+  /// needs the snapshot); export waits for it. Fills result.digest/diff_id/size/media_type.
+  std::shared_future<Status> packed;
 };
 
 struct HistoryItem {
@@ -310,6 +315,14 @@ class Builder {
       long long v = std::strtoll(sde, &end, 10);
       if (end && *end == 0 && v >= 0) source_date_epoch_ = v;
     }
+    for (const auto& o : opts_.outputs) {
+      if (auto c = o.attrs.find("compression"); c != o.attrs.end()) {
+        if (c->second == "zstd") compression_ = layers::Compression::kZstd;
+        else if (c->second == "uncompressed") compression_ = layers::Compression::kNone;
+        else compression_ = layers::Compression::kGzip;
+      }
+      if (auto l = o.attrs.find("compression-level"); l != o.attrs.end()) compression_level_ = std::atoi(l->second.c_str());
+    }
   }
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
@@ -326,6 +339,10 @@ class Builder {
                            const dockerfile::Instruction& ins) const;
   Step* add_step(Step s);
   Status run_step(Step& s);
+  void start_pack(Step& s);
+  Status pack_step(Step& s);
+  json cache_entry(const Step& s) const;
+  std::string compression_name() const;
   Result<LayerResult> execute_step(Step& s);
   Status write_metadata(const BuildResult& r);
   void print_summary();
@@ -338,6 +355,8 @@ class Builder {
   Reporter& reporter_;
   IdMapping ids_;
   std::optional<int64_t> source_date_epoch_;
+  layers::Compression compression_ = layers::Compression::kGzip;
+  int compression_level_ = -1;
   const dockerfile::Dockerfile* df_ = nullptr;
   int context_fd_ = -1;
   std::map<std::string, std::string> meta_args_;
@@ -722,14 +741,19 @@ Status Builder::run_step(Step& s) {
     if (auto hit = store_.cache_get(s.key)) {
       LayerResult r;
       r.snapshot = hit->value("snapshot", "");
-      r.digest = hit->value("digest", "");
-      r.diff_id = hit->value("diff_id", "");
-      r.media_type = hit->value("media_type", "");
-      r.size = hit->value("size", int64_t{0});
       r.created = hit->value("created", int64_t{0});
-      if (store_.has_snapshot(r.snapshot) && store_.has_blob(r.digest)) {
+      // Blobs are kept per compression: a zstd build after a gzip one packs again.
+      if (auto b = hit->find("blobs"); b != hit->end() && b->is_object() && b->contains(compression_name())) {
+        const json& e = (*b)[compression_name()];
+        r.digest = e.value("digest", "");
+        r.diff_id = e.value("diff_id", "");
+        r.media_type = e.value("media_type", "");
+        r.size = e.value("size", int64_t{0});
+      }
+      if (store_.has_snapshot(r.snapshot)) {
         s.result = r;
         s.cached = true;
+        if (r.digest.empty() || !store_.has_blob(r.digest)) start_pack(s);
         reporter_.cached(s.display_id, s.name);
         return {};
       }
@@ -745,12 +769,68 @@ Status Builder::run_step(Step& s) {
   }
   s.result = *r;
   s.ran = true;
-  json entry = {{"snapshot", r->snapshot}, {"digest", r->digest}, {"diff_id", r->diff_id},
-                {"media_type", r->media_type}, {"size", r->size}, {"created", r->created},
-                {"name", s.name}};
-  OCIB_TRY(store_.cache_put(s.key, entry));
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  start_pack(s);
   reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {};
+}
+
+json Builder::cache_entry(const Step& s) const {
+  const LayerResult& r = s.result;
+  json entry = {{"snapshot", r.snapshot}, {"created", r.created}, {"name", s.name}, {"blobs", json::object()}};
+  // Keep blobs of other compressions recorded by earlier builds.
+  if (auto old = store_.cache_get(s.key); old && old->contains("blobs") && (*old)["blobs"].is_object())
+    entry["blobs"] = (*old)["blobs"];
+  if (!r.digest.empty())
+    entry["blobs"][compression_name()] = {{"digest", r.digest}, {"diff_id", r.diff_id},
+                                          {"media_type", r.media_type}, {"size", r.size}};
+  return entry;
+}
+
+std::string Builder::compression_name() const {
+  switch (compression_) {
+    case layers::Compression::kZstd: return "zstd";
+    case layers::Compression::kNone: return "uncompressed";
+    default: return "gzip";
+  }
+}
+
+void Builder::start_pack(Step& s) {
+  s.packed = std::async(std::launch::async, [this, &s] { return pack_step(s); }).share();
+}
+
+// Packs a committed snapshot into a layer blob and records it in the cache entry.
+Status Builder::pack_step(Step& s) {
+  static std::counting_semaphore<64> slots(std::max(1u, std::thread::hardware_concurrency()));
+  slots.acquire();
+  struct Release {
+    ~Release() { slots.release(); }
+  } release;
+  auto t0 = std::chrono::steady_clock::now();
+  layers::PackOptions po;
+  po.ids = &ids_;
+  po.clamp_mtime = source_date_epoch_;
+  po.compression = compression_;
+  po.level = compression_level_;
+  std::string blob_tmp = store_.tmp_file_path("layer-");
+  auto blob = layers::pack_dir(store_.snapshot_path(s.result.snapshot), blob_tmp, po);
+  if (!blob.ok()) {
+    ::unlink(blob_tmp.c_str());
+    return std::move(blob).error().wrap("packing layer of " + s.name);
+  }
+  if (store_.has_blob(blob->digest)) {
+    ::unlink(blob_tmp.c_str());
+  } else {
+    OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
+  }
+  s.result.digest = blob->digest;
+  s.result.diff_id = blob->diff_id;
+  s.result.size = blob->size;
+  s.result.media_type = blob->media_type;
+  if (log::debug_enabled())
+    log::debug(s.name + ": pack " +
+               std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()) + " ms");
+  return store_.cache_put(s.key, cache_entry(s));
 }
 
 Result<LayerResult> Builder::execute_step(Step& s) {
@@ -818,32 +898,12 @@ Result<LayerResult> Builder::execute_step(Step& s) {
         .with_exit_code(outcome->exit_code);
   }
 
-  layers::PackOptions po;
-  po.ids = &ids_;
-  po.clamp_mtime = source_date_epoch_;
-  std::string blob_tmp = store_.tmp_file_path("layer-");
-  auto blob = layers::pack_dir(upper, blob_tmp, po);
-  if (!blob.ok()) {
-    ::unlink(blob_tmp.c_str());
-    return std::move(blob).error().wrap("packing layer");
-  }
-  if (store_.has_blob(blob->digest)) {
-    ::unlink(blob_tmp.c_str());
-  } else {
-    OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
-  }
-  auto t_packed = std::chrono::steady_clock::now();
-  if (log::debug_enabled()) {
-    auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration<double, std::milli>(b - a).count()); };
-    log::debug(s.name + ": sandbox " + ms(t_run, t_ran) + " ms, pack " + ms(t_ran, t_packed) + " ms");
-  }
+  if (log::debug_enabled())
+    log::debug(s.name + ": sandbox " +
+               std::to_string(std::chrono::duration<double, std::milli>(t_ran - t_run).count()) + " ms");
   LayerResult res;
   res.snapshot = s.key.substr(0, 20);
   OCIB_TRY(store_.commit_snapshot(upper_guard.release(), res.snapshot));
-  res.digest = blob->digest;
-  res.diff_id = blob->diff_id;
-  res.size = blob->size;
-  res.media_type = blob->media_type;
   res.created = source_date_epoch_ ? *source_date_epoch_
                                    : static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::system_clock::now().time_since_epoch()).count());
@@ -861,6 +921,9 @@ Result<BuildResult> Builder::finish() {
   cfg.config = st.config;
   std::vector<oci::Descriptor> layer_descs;
   int64_t latest = source_date_epoch_.value_or(0);
+  for (const Step* s : chain) {
+    if (s->packed.valid()) OCIB_TRY(s->packed.get());
+  }
   for (const Step* s : chain) {
     cfg.diff_ids.push_back(s->result.diff_id);
     oci::Descriptor d;
@@ -1008,6 +1071,9 @@ Result<Output> parse_output(const std::string& spec) {
     if (k == "type") out.type = v;
     else out.attrs[k] = v;
   }
+  if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
+      c->second != "zstd" && c->second != "uncompressed")
+    return Error::invalid("invalid output \"" + spec + "\": compression must be gzip, zstd or uncompressed");
   if (out.type.empty()) {
     // buildx: "-o path" means type=local; we support only OCI outputs so far.
     return Error::invalid("invalid output \"" + spec + "\": type= is required (oci, oci-layout)");
