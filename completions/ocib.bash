@@ -1,5 +1,6 @@
 # bash completion for ocib(1)                                   -*- shell-script -*-
 # Installed as ${datadir}/bash-completion/completions/ocib (loaded on demand).
+# shellcheck disable=SC2207 # COMPREPLY=($(compgen ...)) is the completion idiom
 
 _ocib() {
   local cur prev words cword

@@ -78,7 +78,7 @@ if git -c safe.directory="$src" -C "$src" rev-parse --is-inside-work-tree >/dev/
   say "copying the files git knows about from $src"
   git -c safe.directory="$src" -C "$src" ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do
-      [[ -e $src/$f || -L $src/$f ]] && printf '%s\0' "$f"
+      if [[ -e $src/$f || -L $src/$f ]]; then printf '%s\0' "$f"; fi
     done |
     tar -C "$src" --null -T - -cf - | tar -C "$tree" -xf -
 else

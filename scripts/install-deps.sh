@@ -12,6 +12,8 @@ PACKAGES=(
   busybox-static uidmap skopeo umoci oci-image-tool runc jq
   util-linux # findmnt, setpriv, unshare
   passwd     # useradd
+  # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
+  dpkg-dev debhelper scdoc
 )
 
 missing=()
