@@ -24,6 +24,8 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "build/copy.h"
+#include "build/images.h"
+#include "layers/unpack.h"
 #include "build/progress.h"
 #include "dag/scheduler.h"
 #include "dockerfile/dockerfile.h"
@@ -58,7 +60,7 @@ struct LayerResult {
 
 /// A vertex that produces a layer (RUN or COPY).
 struct Step {
-  enum class Kind { kRun, kCopy };
+  enum class Kind { kRun, kCopy, kBase };
   Kind kind = Kind::kRun;
   int display_id = 0;
   std::string name;  // "[b1 2/2] RUN sleep 1"
@@ -92,7 +94,26 @@ struct Step {
 
 struct HistoryItem {
   std::string created_by;
-  Step* step = nullptr;  // nullptr: an empty_layer entry
+  Step* step = nullptr;  // the layer it made; nullptr: an empty_layer entry
+  std::string created;   // fixed time (history inherited from a base image), else derived
+  bool empty_layer = true;
+};
+
+/// A staging directory that is removed unless released; files in it may belong to
+/// subordinate ids, which only a user namespace can delete for an unprivileged caller.
+class Staging {
+ public:
+  Staging(std::string path, const IdMapping& ids) : path_(std::move(path)), ids_(ids) {}
+  ~Staging() {
+    if (!path_.empty() && !sandbox::remove_tree(path_, ids_).ok()) log::warn("could not remove " + path_);
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  std::string release() { return std::exchange(path_, {}); }
+
+ private:
+  std::string path_;
+  const IdMapping& ids_;
 };
 
 struct StageState {
@@ -103,6 +124,7 @@ struct StageState {
   oci::RunConfig config;
   std::vector<HistoryItem> history;
   std::map<std::string, std::string> args;  // ARGs in scope with their values
+  std::string base_created;  // `created` of the base image, for images that add no layer
 };
 
 std::vector<std::string> lowers_of(const store::Store& st, const Step* s) {
@@ -331,6 +353,8 @@ class Builder {
 
  private:
   Status plan_stage(size_t index);
+  Status plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref);
+  Result<LayerResult> unpack_base(Step& s);
   Result<size_t> stage_by_ref(const std::string& ref, const dockerfile::Instruction& at) const;
   Status plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
                           const dockerfile::Instruction& ins);
@@ -464,19 +488,67 @@ Status Builder::plan_stage(size_t index) {
     std::optional<size_t> from;
     for (const auto& s : df_->stages)
       if (static_cast<size_t>(s.index) < index && !s.name.empty() && s.name == bl) from = static_cast<size_t>(s.index);
-    if (!from)
-      return at(stage.from, "base image \"" + b +
-                                "\": only scratch and earlier stages are supported as bases so far "
-                                "(pulling images arrives with the registry client)");
-    OCIB_TRY(plan_stage(*from));
-    const StageState& src = states_[*from];
-    st.top = src.top;
-    st.config = src.config;
-    st.history = src.history;
+    if (from) {
+      OCIB_TRY(plan_stage(*from));
+      const StageState& src = states_[*from];
+      st.top = src.top;
+      st.config = src.config;
+      st.history = src.history;
+      st.base_created = src.base_created;
+    } else {
+      OCIB_TRY(plan_base_image(st, stage, b));
+    }
   }
   for (size_t i = 0; i < stage.body.size(); ++i) OCIB_TRY(plan_instruction(st, stage, i, stage.body[i]));
   st.planning = false;
   st.planned = true;
+  return {};
+}
+
+// A base image from the store: one vertex per layer, each unpacking its blob into a snapshot
+// named by the layer's chain id (so every image sharing those layers shares the snapshot).
+Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
+  auto img = load_image(store_, ref);
+  if (!img.ok()) {
+    if (img.error().code() == Errc::kNotFound)
+      return at(stage.from, "base image \"" + ref + "\" is not a stage and not in the local store (" +
+                                img.error().message() + "); add it with 'ocib import' (pulling from "
+                                "registries is not supported yet)");
+    return at(stage.from, img.error().str());
+  }
+  std::string chain;
+  for (size_t i = 0; i < img->layers.size(); ++i) {
+    const std::string& diff_id = img->config.diff_ids[i];
+    chain = i == 0 ? diff_id : "sha256:" + Sha256::hex(chain + " " + diff_id);
+    Step s;
+    s.kind = Step::Kind::kBase;
+    s.name = "[" + st.display + " 1/" + std::to_string(stage.body.size() + 1) + "] FROM " + ref +
+             " (layer " + std::to_string(i + 1) + "/" + std::to_string(img->layers.size()) + ")";
+    s.stage = st.display;
+    s.parent = st.top;
+    s.key = Sha256::hex(std::string("ocib-base-v1 ") + chain);
+    s.result.snapshot = s.key.substr(0, 20);
+    s.result.digest = img->layers[i].digest;
+    s.result.diff_id = diff_id;
+    s.result.size = img->layers[i].size;
+    s.result.media_type = img->layers[i].media_type;
+    if (s.parent) s.deps.push_back(s.parent);
+    st.top = add_step(std::move(s));
+  }
+  st.config = img->config.config;
+  if (std::none_of(st.config.env.begin(), st.config.env.end(),
+                   [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
+    st.config.env.insert(st.config.env.begin(), kDefaultPath);
+  // Inherited history keeps its own times; its non-empty entries map onto the layers in order.
+  std::vector<Step*> chain_steps;
+  for (Step* p = st.top; p; p = p->parent) chain_steps.insert(chain_steps.begin(), p);
+  size_t li = 0;
+  for (const auto& h : img->config.history) {
+    HistoryItem item{h.created_by, nullptr, h.created, h.empty_layer};
+    if (!h.empty_layer && li < chain_steps.size()) item.step = chain_steps[li++];
+    st.history.push_back(item);
+  }
+  st.base_created = img->config.created;
   return {};
 }
 
@@ -531,7 +603,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     Step* p = add_step(std::move(s));
     st.top = p;
     std::string shown = ins.json ? json(*ins.json).dump() : shell_join(p->argv);
-    st.history.push_back({"RUN " + shown, p});
+    st.history.push_back({"RUN " + shown, p, "", false});
     return {};
   }
   if (kw == "COPY" || kw == "ADD") {
@@ -603,13 +675,13 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     std::string created_by = kw + " ";
     for (const auto& f : ins.flags) created_by += "--" + f.name + "=" + f.value + " ";
     created_by += shell_join(p->copy.sources) + " " + dest;
-    st.history.push_back({created_by, p});
+    st.history.push_back({created_by, p, "", false});
     return {};
   }
 
   // Instructions that change only the image config.
   OCIB_TRY(check_flags({}));
-  auto hist = [&](const std::string& text) { st.history.push_back({text, nullptr}); };
+  auto hist = [&](const std::string& text) { st.history.push_back({text, nullptr, "", true}); };
   auto set_env = [&](std::vector<std::string>& list, const std::string& k, const std::string& v) {
     for (auto& e : list)
       if (e.compare(0, k.size() + 1, k + "=") == 0) {
@@ -737,6 +809,23 @@ Status Builder::execute() {
 
 Status Builder::run_step(Step& s) {
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  if (s.kind == Step::Kind::kBase) {
+    if (store_.has_snapshot(s.result.snapshot)) {
+      s.cached = true;
+      reporter_.cached(s.display_id, s.name);
+      return {};
+    }
+    reporter_.started(s.display_id, s.name);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = unpack_base(s);
+    if (!r.ok()) {
+      reporter_.failed(s.display_id, r.error().message());
+      return std::move(r).error().wrap(s.name);
+    }
+    s.ran = true;
+    reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return {};
+  }
   if (!opts_.no_cache) {
     if (auto hit = store_.cache_get(s.key)) {
       LayerResult r;
@@ -833,11 +922,54 @@ Status Builder::pack_step(Step& s) {
   return store_.cache_put(s.key, cache_entry(s));
 }
 
+// Unpacks a base layer inside a user namespace, so the files get their real container owners
+// (subordinate ids) even for an unprivileged caller.
+Result<LayerResult> Builder::unpack_base(Step& s) {
+  OCIB_ASSIGN_OR_RETURN(std::string dest, store_.make_tmp_dir("unpack-"));
+  Staging dest_guard(dest, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  std::string blob = store_.blob_path(s.result.digest);
+  spec.host_dirs = {fs::dirname(blob), dest};
+  std::string hex = fs::basename(blob);
+  std::string diff_id = s.result.diff_id;
+  spec.in_sandbox = [hex, diff_id](const std::vector<int>& fds) -> int {
+    layers::UnpackOptions uo;
+    uo.expected_diff_id = diff_id;
+    auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
+                                  "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
+    if (!r.ok()) {
+      std::string msg = r.error().str() + "\n";
+      (void)!::write(2, msg.data(), msg.size());
+      return 1;
+    }
+    return 0;
+  };
+  OutputPump pump(reporter_, s.display_id);
+  OCIB_TRY(pump.start());
+  spec.output_fd = pump.write_fd();
+  auto outcome = sandbox::run(spec, ids_);
+  pump.stop();
+  if (!outcome.ok()) return std::move(outcome).error();
+  if (outcome->exit_code != 0) {
+    std::string tail = pump.last_lines();
+    while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+    return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + tail);
+  }
+  OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
+  return s.result;
+}
+
 Result<LayerResult> Builder::execute_step(Step& s) {
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
-  fs::TempDir upper_guard(upper);
+  Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
-  fs::TempDir scratch_guard(scratch);
+  Staging scratch_guard(scratch, ids_);
 
   sandbox::Spec spec;
   spec.lowerdirs = lowers_of(store_, s.parent);
@@ -936,16 +1068,22 @@ Result<BuildResult> Builder::finish() {
   // History times come from the layers' own (cached) creation times so a cached rebuild gives
   // the same config, hence the same digest.
   int64_t last_time = chain.empty() ? latest : chain.front()->result.created;
+  bool own_layers = false;
   for (const auto& h : st.history) {
     oci::HistoryEntry e;
-    if (h.step) last_time = h.step->result.created;
-    e.created = oci::rfc3339(source_date_epoch_ ? *source_date_epoch_ : last_time);
     e.created_by = h.created_by;
-    e.comment = "ocib";
-    e.empty_layer = h.step == nullptr;
+    e.empty_layer = h.empty_layer;
+    if (!h.created.empty()) {
+      e.created = h.created;  // inherited from the base image
+    } else {
+      if (h.step) last_time = h.step->result.created;
+      e.created = oci::rfc3339(source_date_epoch_ ? *source_date_epoch_ : last_time);
+      e.comment = "ocib";
+      own_layers = own_layers || h.step;
+    }
     cfg.history.push_back(e);
   }
-  cfg.created = oci::rfc3339(latest);
+  cfg.created = own_layers || st.base_created.empty() || source_date_epoch_ ? oci::rfc3339(latest) : st.base_created;
   std::string config_bytes = oci::canonical(cfg.to_json());
   OCIB_ASSIGN_OR_RETURN(std::string config_digest, store_.put_blob(config_bytes));
   oci::Descriptor config_desc{oci::kMediaTypeConfig, config_digest, static_cast<int64_t>(config_bytes.size()), {}, {}};

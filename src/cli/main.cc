@@ -13,6 +13,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "build/build.h"
+#include "build/images.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
 #include "store/store.h"
@@ -49,6 +50,8 @@ A daemonless, rootless OCI image builder.
 
 Commands:
   build      Build an image from a Dockerfile
+  images     List the images in the local store
+  import     Import a rootfs tar or OCI archive as an image
   info       Show the store, id mapping and sandbox support
   version    Show the version
 
@@ -158,6 +161,38 @@ int cmd_info(const Args&) {
   return st.ok() ? 0 : 1;
 }
 
+ocib::Result<ocib::store::Store> open_store() {
+  return ocib::store::Store::open(ocib::store::Store::default_root());
+}
+
+int cmd_import(const Args& a) {
+  if (a.size() == 1 && (a[0] == "-h" || a[0] == "--help")) {
+    std::puts("Usage: ocib import FILE NAME[:TAG]\n\nImport a root filesystem tar (plain, gzip or zstd) or an OCI archive\n"
+              "into the local store as NAME, usable in FROM.\n\nExample:\n  ocib import rootfs.tar debian:bookworm");
+    return 0;
+  }
+  if (a.size() != 2) return fail("usage: ocib import FILE NAME[:TAG]", 2);
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto d = ocib::build::import_image(*st, a[0], a[1]);
+  if (!d.ok()) return fail(d.error().str());
+  std::printf("%s\n", d->c_str());
+  return 0;
+}
+
+int cmd_images(const Args& a) {
+  if (!a.empty() && (a[0] == "-h" || a[0] == "--help")) {
+    std::puts("Usage: ocib images\n\nList the images in the local store.");
+    return 0;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto tags = st->list_tags();
+  std::printf("%-40s %s\n", "NAME", "DIGEST");
+  for (const auto& [name, digest] : tags) std::printf("%-40s %s\n", name.c_str(), digest.c_str());
+  return 0;
+}
+
 int cmd_version(const Args&) {
   std::printf("ocib %s\n", OCIB_VERSION);
   return 0;
@@ -171,7 +206,8 @@ struct Command {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Command commands[] = {{"build", cmd_build}, {"info", cmd_info}, {"version", cmd_version}};
+  const Command commands[] = {{"build", cmd_build},   {"images", cmd_images}, {"import", cmd_import},
+                              {"info", cmd_info},     {"version", cmd_version}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     std::fputs(kMainHelp, argc < 2 ? stderr : stdout);

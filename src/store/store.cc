@@ -143,6 +143,17 @@ std::optional<std::string> Store::resolve_tag(const std::string& name) const {
   return j[name].get<std::string>();
 }
 
+std::vector<std::pair<std::string, std::string>> Store::list_tags() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto data = fs::read_file(fs::join(root_, "images.json"));
+  if (!data.ok()) return out;
+  auto j = nlohmann::json::parse(*data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.value().is_string()) out.emplace_back(it.key(), it.value().get<std::string>());
+  return out;
+}
+
 void Store::clean_tmp() {
   // Staging names embed the pid of their build: remove those whose process is gone.
   std::string tmp = fs::join(root_, "tmp");

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +56,8 @@ class Store {
 
   Status tag(const std::string& name, const std::string& manifest_digest);
   std::optional<std::string> resolve_tag(const std::string& name) const;
+  /// All tags, sorted by name.
+  std::vector<std::pair<std::string, std::string>> list_tags() const;
 
   /// Removes leftover staging entries of dead builds (tmp/ entries not locked by a live one).
   void clean_tmp();

@@ -1,0 +1,244 @@
+#include "build/images.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "base/fs.h"
+#include "base/sha256.h"
+
+namespace ocib::build {
+
+using nlohmann::json;
+
+std::string normalize_name(const std::string& name) {
+  if (name.rfind("sha256:", 0) == 0) return name;
+  auto slash = name.rfind('/');
+  auto colon = name.rfind(':');
+  if (name.find('@') != std::string::npos) return name;
+  if (colon == std::string::npos || (slash != std::string::npos && colon < slash)) return name + ":latest";
+  return name;
+}
+
+static Result<json> read_json_blob(const store::Store& st, const std::string& digest) {
+  if (!st.has_blob(digest)) return Error(Errc::kNotFound, "blob " + digest + " is missing from the store");
+  OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(st.blob_path(digest)));
+  if ("sha256:" + Sha256::hex(bytes) != digest) return Error(Errc::kCorrupt, "blob " + digest + " is corrupt");
+  auto j = json::parse(bytes, nullptr, false);
+  if (j.is_discarded()) return Error(Errc::kCorrupt, "blob " + digest + " is not JSON");
+  return j;
+}
+
+Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest) {
+  std::string digest = name_or_digest;
+  if (digest.rfind("sha256:", 0) != 0) {
+    auto d = st.resolve_tag(normalize_name(name_or_digest));
+    if (!d) return Error(Errc::kNotFound, "image \"" + name_or_digest + "\" is not in the local store");
+    digest = *d;
+  }
+  OCIB_ASSIGN_OR_RETURN(json manifest, read_json_blob(st, digest));
+  if (!manifest.contains("config") || !manifest.contains("layers") || !manifest["layers"].is_array())
+    return Error(Errc::kCorrupt, "manifest " + digest + " is not an image manifest");
+  OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg_desc, oci::descriptor_from_json(manifest["config"]));
+  OCIB_ASSIGN_OR_RETURN(json cfg_json, read_json_blob(st, cfg_desc.digest));
+  OCIB_ASSIGN_OR_RETURN(oci::ImageConfig cfg, oci::ImageConfig::from_json(cfg_json));
+  StoredImage img;
+  img.manifest_digest = digest;
+  img.config = std::move(cfg);
+  for (const auto& l : manifest["layers"]) {
+    OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(l));
+    if (!st.has_blob(d.digest)) return Error(Errc::kNotFound, "layer " + d.digest + " of " + name_or_digest + " is missing");
+    img.layers.push_back(std::move(d));
+  }
+  if (img.layers.size() != img.config.diff_ids.size())
+    return Error(Errc::kCorrupt, "image " + digest + ": layer count differs from rootfs.diff_ids");
+  return img;
+}
+
+namespace {
+
+struct ArchiveDeleter {
+  void operator()(struct archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveDeleter>;
+
+// Copies `path` into the store as a blob, returning its digest.
+Result<std::string> store_file(store::Store& st, const std::string& path) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd in, fs::open_file(path, O_RDONLY));
+  std::string tmp = st.tmp_file_path("import-");
+  OCIB_ASSIGN_OR_RETURN(UniqueFd out, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::unlink(tmp.c_str());
+      return Error::from_errno("read " + path, errno);
+    }
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+    if (::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) {
+      ::unlink(tmp.c_str());
+      return Error::from_errno("write " + tmp, errno);
+    }
+  }
+  std::string digest = "sha256:" + h.hex_final();
+  if (st.has_blob(digest)) {
+    ::unlink(tmp.c_str());
+    return digest;
+  }
+  OCIB_TRY(st.adopt_blob(tmp, digest));
+  return digest;
+}
+
+// sha256 of the decompressed stream of a (possibly compressed) file, and the media type.
+Result<std::pair<std::string, std::string>> diff_id_of(const std::string& path) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_raw(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK)
+    return Error(Errc::kIo, "open " + path + ": " + archive_error_string(a.get()));
+  struct archive_entry* e;
+  if (archive_read_next_header(a.get(), &e) != ARCHIVE_OK)
+    return Error(Errc::kCorrupt, path + ": " + std::string(archive_error_string(a.get()) ?: "empty"));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+    if (n < 0) return Error(Errc::kCorrupt, path + ": " + archive_error_string(a.get()));
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+  }
+  std::string mt = oci::kMediaTypeLayerTar;
+  int filter = archive_filter_code(a.get(), 0);
+  if (filter == ARCHIVE_FILTER_GZIP) mt = oci::kMediaTypeLayerGzip;
+  else if (filter == ARCHIVE_FILTER_ZSTD) mt = oci::kMediaTypeLayerZstd;
+  else if (filter != ARCHIVE_FILTER_NONE)
+    return Error::invalid(path + ": only plain, gzip or zstd tars can be imported");
+  return std::make_pair("sha256:" + h.hex_final(), mt);
+}
+
+bool is_oci_archive(const std::string& path) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) return false;
+  struct archive_entry* e;
+  int n = 0;
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK && n++ < 8) {
+    std::string name = fs::clean(archive_entry_pathname(e));
+    if (name == "oci-layout" || name == "index.json") return true;
+    archive_read_data_skip(a.get());
+  }
+  return false;
+}
+
+Result<std::string> import_rootfs(store::Store& st, const std::string& path, const std::string& name) {
+  OCIB_ASSIGN_OR_RETURN(auto diff, diff_id_of(path));
+  OCIB_ASSIGN_OR_RETURN(std::string layer_digest, store_file(st, path));
+  oci::ImageConfig cfg;
+  cfg.platform = oci::Platform::host();
+  cfg.config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  cfg.diff_ids = {diff.first};
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) now = std::atoll(sde);
+  cfg.created = oci::rfc3339(now);
+  cfg.history.push_back({cfg.created, "ocib import " + fs::basename(path), "ocib", false});
+  std::string cfg_bytes = oci::canonical(cfg.to_json());
+  OCIB_ASSIGN_OR_RETURN(std::string cfg_digest, st.put_blob(cfg_bytes));
+  struct stat sb;
+  if (::stat(st.blob_path(layer_digest).c_str(), &sb) != 0) return Error::from_errno("stat blob", errno);
+  oci::Descriptor cd{oci::kMediaTypeConfig, cfg_digest, static_cast<int64_t>(cfg_bytes.size()), {}, {}};
+  oci::Descriptor ld{diff.second, layer_digest, static_cast<int64_t>(sb.st_size), {}, {}};
+  std::string manifest = oci::canonical(oci::make_manifest(cd, {ld}));
+  OCIB_ASSIGN_OR_RETURN(std::string md, st.put_blob(manifest));
+  OCIB_TRY(st.tag(normalize_name(name), md));
+  return md;
+}
+
+// Stores every blob of an OCI archive, verifying each digest while streaming.
+Result<std::string> import_oci_archive(store::Store& st, const std::string& path, const std::string& name) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK)
+    return Error(Errc::kIo, "open " + path + ": " + archive_error_string(a.get()));
+  std::string index_bytes;
+  struct archive_entry* e;
+  std::vector<char> buf(1 << 20);
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+    std::string entry = fs::clean(archive_entry_pathname(e));
+    if (archive_entry_filetype(e) != AE_IFREG) continue;
+    if (entry == "index.json") {
+      for (;;) {
+        la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+        if (n < 0) return Error(Errc::kCorrupt, path + ": " + archive_error_string(a.get()));
+        if (n == 0) break;
+        index_bytes.append(buf.data(), static_cast<size_t>(n));
+        if (index_bytes.size() > (4 << 20)) return Error(Errc::kCorrupt, path + ": index.json too large");
+      }
+      continue;
+    }
+    if (entry.rfind("blobs/sha256/", 0) != 0) continue;
+    std::string hex = entry.substr(13);
+    std::string digest = "sha256:" + hex;
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return Error(Errc::kCorrupt, path + ": bad blob name " + entry);
+    if (st.has_blob(digest)) continue;
+    std::string tmp = st.tmp_file_path("import-");
+    {
+      OCIB_ASSIGN_OR_RETURN(UniqueFd out, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+      Sha256 h;
+      for (;;) {
+        la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+        if (n < 0) {
+          ::unlink(tmp.c_str());
+          return Error(Errc::kCorrupt, path + ": " + archive_error_string(a.get()));
+        }
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<size_t>(n));
+        if (::write(out.get(), buf.data(), static_cast<size_t>(n)) != n) {
+          ::unlink(tmp.c_str());
+          return Error::from_errno("write " + tmp, errno);
+        }
+      }
+      if ("sha256:" + h.hex_final() != digest) {
+        ::unlink(tmp.c_str());
+        return Error(Errc::kCorrupt, path + ": blob " + digest + " does not match its digest");
+      }
+    }
+    OCIB_TRY(st.adopt_blob(tmp, digest));
+  }
+  auto index = json::parse(index_bytes, nullptr, false);
+  if (index.is_discarded() || !index.contains("manifests") || !index["manifests"].is_array() ||
+      index["manifests"].empty())
+    return Error(Errc::kCorrupt, path + ": no usable index.json");
+  std::string want = normalize_name(name);
+  std::string want_tag = want.substr(want.rfind(':') + 1);
+  std::string chosen;
+  for (const auto& m : index["manifests"]) {
+    std::string ref = m.contains("annotations") ? m["annotations"].value(oci::kAnnotationRefName, "") : "";
+    if (index["manifests"].size() == 1 || ref == want_tag || ref == want) chosen = m.value("digest", "");
+  }
+  if (chosen.empty()) return Error::invalid(path + ": several images; none has ref.name " + want_tag);
+  OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, chosen));  // verifies completeness
+  OCIB_TRY(st.tag(want, img.manifest_digest));
+  return img.manifest_digest;
+}
+
+}  // namespace
+
+Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name) {
+  if (!fs::exists(path)) return Error(Errc::kNotFound, "import: " + path + ": no such file");
+  if (is_oci_archive(path)) return import_oci_archive(st, path, name);
+  return import_rootfs(st, path, name);
+}
+
+}  // namespace ocib::build
