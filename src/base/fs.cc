@@ -214,6 +214,16 @@ Result<FileLock> FileLock::acquire(const std::string& path) {
   return l;
 }
 
+Result<FileLock> FileLock::acquire_shared(const std::string& path) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(path, O_RDWR | O_CREAT, 0644));
+  while (::flock(fd.get(), LOCK_SH) != 0) {
+    if (errno != EINTR) return Error::from_errno("flock " + path, errno);
+  }
+  FileLock l;
+  l.fd_ = std::move(fd);
+  return l;
+}
+
 Result<FileLock> FileLock::try_acquire(const std::string& path) {
   OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(path, O_RDWR | O_CREAT, 0644));
   FileLock l;

@@ -59,6 +59,8 @@ class FileLock {
   FileLock() = default;
   /// Blocks until the lock is held.
   static Result<FileLock> acquire(const std::string& path);
+  /// Blocks until a shared lock is held (any number of shared holders, no exclusive one).
+  static Result<FileLock> acquire_shared(const std::string& path);
   /// Returns a lock that is not held() if another process holds it.
   static Result<FileLock> try_acquire(const std::string& path);
   bool held() const { return fd_.valid(); }

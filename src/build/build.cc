@@ -32,6 +32,7 @@
 #include "layers/layers.h"
 #include "oci/image.h"
 #include "oci/layout.h"
+#include "store/maintenance.h"
 #include "store/store.h"
 
 namespace ocib::build {
@@ -1230,6 +1231,8 @@ Result<BuildResult> run(const Options& opts) {
   OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(*text, shown));
 
   OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
+  // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
   st.clean_tmp();
   IdMapping ids = IdMapping::detect();
   OCIB_TRY(sandbox::check_support(ids));

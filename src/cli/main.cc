@@ -16,6 +16,7 @@
 #include "build/images.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
+#include "store/maintenance.h"
 #include "store/store.h"
 
 namespace {
@@ -52,7 +53,10 @@ Commands:
   build      Build an image from a Dockerfile
   images     List the images in the local store
   import     Import a rootfs tar or OCI archive as an image
+  du         Show the disk usage of the store
   info       Show the store, id mapping and sandbox support
+  prune      Remove build cache and unreferenced data
+  store      Verify the store (ocib store check)
   version    Show the version
 
 Run 'ocib COMMAND --help' for more.
@@ -193,6 +197,102 @@ int cmd_images(const Args& a) {
   return 0;
 }
 
+std::string human(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
+}
+
+int cmd_du(const Args& a) {
+  if (!a.empty()) {
+    std::puts("Usage: ocib du\n\nShow the disk usage of the store.");
+    return a[0] == "-h" || a[0] == "--help" ? 0 : 2;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto u = ocib::store::disk_usage(*st);
+  if (!u.ok()) return fail(u.error().str());
+  std::printf("store:      %s\n", st->root().c_str());
+  std::printf("blobs:      %llu (%s)\n", static_cast<unsigned long long>(u->blob_count), human(u->blob_bytes).c_str());
+  std::printf("snapshots:  %llu (%s)\n", static_cast<unsigned long long>(u->snapshot_count), human(u->snapshot_bytes).c_str());
+  std::printf("cache:      %llu entries\n", static_cast<unsigned long long>(u->cache_entries));
+  std::printf("total:      %s\n", human(u->blob_bytes + u->snapshot_bytes).c_str());
+  return 0;
+}
+
+// "24h", "90m", "3600s", "2d" -> seconds; -1 when malformed.
+int64_t parse_duration(const std::string& s) {
+  if (s.empty()) return -1;
+  char unit = s.back();
+  std::string num = (unit >= '0' && unit <= '9') ? s : s.substr(0, s.size() - 1);
+  if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) return -1;
+  int64_t v = std::atoll(num.c_str());
+  switch (unit) {
+    case 'd': return v * 86400;
+    case 'h': return v * 3600;
+    case 'm': return v * 60;
+    default: return v;
+  }
+}
+
+int cmd_prune(const Args& a) {
+  ocib::store::PruneOptions po;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    if (a[i] == "-h" || a[i] == "--help") {
+      std::puts("Usage: ocib prune [--all] [--filter until=DURATION]\n\nRemove build cache entries "
+                "(all, or those older than DURATION: 30m, 24h, 7d) and every snapshot and blob\n"
+                "nothing references any more. --all also removes the tagged images.\n"
+                "Waits for running builds on the same store.\n\nExample:\n  ocib prune --filter until=24h");
+      return 0;
+    } else if (a[i] == "-a" || a[i] == "--all") {
+      po.all = true;
+    } else if (a[i] == "-f" || a[i] == "--force") {
+      // accepted for buildx compatibility: ocib never prompts
+    } else if (take_value(a, i, "--filter", "", &v)) {
+      if (v.rfind("until=", 0) != 0) return fail("unsupported filter \"" + v + "\" (until=DURATION)", 2);
+      po.older_than_seconds = parse_duration(v.substr(6));
+      if (po.older_than_seconds < 0) return fail("bad duration in \"" + v + "\"", 2);
+    } else {
+      return fail("unknown argument " + a[i] + " (see 'ocib prune --help')", 2);
+    }
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  ocib::IdMapping ids = ocib::IdMapping::detect();
+  auto r = ocib::store::prune(*st, po, [&](const std::string& p) { return ocib::sandbox::remove_tree(p, ids); });
+  if (!r.ok()) return fail(r.error().str());
+  std::printf("removed %llu cache entries, %llu snapshots, %llu blobs: %s reclaimed\n",
+              static_cast<unsigned long long>(r->cache_entries), static_cast<unsigned long long>(r->snapshots),
+              static_cast<unsigned long long>(r->blobs), human(r->bytes).c_str());
+  return 0;
+}
+
+int cmd_store(const Args& a) {
+  if (a.size() != 1 || a[0] != "check") {
+    std::puts("Usage: ocib store check\n\nVerify every blob's digest, every cache entry and every tagged image.\n"
+              "Exit status 1 when a problem is found.");
+    return a.size() == 1 && (a[0] == "-h" || a[0] == "--help") ? 0 : 2;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto r = ocib::store::check(*st);
+  if (!r.ok()) return fail(r.error().str());
+  for (const auto& p : r->problems) std::printf("problem: %s\n", p.c_str());
+  std::printf("checked %llu blobs, %llu snapshots, %llu cache entries, %llu images: %s\n",
+              static_cast<unsigned long long>(r->blobs), static_cast<unsigned long long>(r->snapshots),
+              static_cast<unsigned long long>(r->cache_entries), static_cast<unsigned long long>(r->images),
+              r->problems.empty() ? "ok" : (std::to_string(r->problems.size()) + " problems").c_str());
+  return r->problems.empty() ? 0 : 1;
+}
+
 int cmd_version(const Args&) {
   std::printf("ocib %s\n", OCIB_VERSION);
   return 0;
@@ -206,8 +306,9 @@ struct Command {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Command commands[] = {{"build", cmd_build},   {"images", cmd_images}, {"import", cmd_import},
-                              {"info", cmd_info},     {"version", cmd_version}};
+  const Command commands[] = {{"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
+                              {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune},
+                              {"store", cmd_store},  {"version", cmd_version}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     std::fputs(kMainHelp, argc < 2 ? stderr : stdout);

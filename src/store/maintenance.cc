@@ -1,0 +1,196 @@
+#include "store/maintenance.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "base/sha256.h"
+
+namespace ocib::store {
+
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> list(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
+thread_local uint64_t g_tree_bytes = 0;
+int add_size(const char*, const struct stat* st, int type, struct FTW*) {
+  if (type == FTW_F) g_tree_bytes += static_cast<uint64_t>(st->st_blocks) * 512;
+  return 0;
+}
+uint64_t tree_bytes(const std::string& path) {
+  g_tree_bytes = 0;
+  ::nftw(path.c_str(), add_size, 32, FTW_PHYS);
+  return g_tree_bytes;
+}
+
+uint64_t file_bytes(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+std::optional<json> read_json(const std::string& path) {
+  auto data = fs::read_file(path);
+  if (!data.ok()) return std::nullopt;
+  auto j = json::parse(*data, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+// Blobs an image needs: the manifest, its config and layers (and, for an index, its children).
+void image_blobs(const Store& st, const std::string& digest, std::set<std::string>& out,
+                 std::vector<std::string>* problems) {
+  if (!out.insert(digest).second) return;
+  if (!st.has_blob(digest)) {
+    if (problems) problems->push_back("image blob " + digest + " is missing");
+    return;
+  }
+  auto j = read_json(st.blob_path(digest));
+  if (!j) {
+    if (problems) problems->push_back("manifest " + digest + " is not JSON");
+    return;
+  }
+  auto need = [&](const json& d) {
+    std::string dg = d.value("digest", "");
+    out.insert(dg);
+    if (problems && !st.has_blob(dg)) problems->push_back("blob " + dg + " of image " + digest + " is missing");
+  };
+  if (j->contains("config")) need((*j)["config"]);
+  if (j->contains("layers") && (*j)["layers"].is_array())
+    for (const auto& l : (*j)["layers"]) need(l);
+  if (j->contains("manifests") && (*j)["manifests"].is_array())
+    for (const auto& m : (*j)["manifests"]) image_blobs(st, m.value("digest", ""), out, problems);
+}
+
+}  // namespace
+
+Result<fs::FileLock> gc_lock(const Store& st, bool exclusive) {
+  std::string p = fs::join(st.root(), "locks/gc.lock");
+  return exclusive ? fs::FileLock::acquire(p) : fs::FileLock::acquire_shared(p);
+}
+
+Result<CheckReport> check(const Store& st) {
+  CheckReport r;
+  std::string blobs = fs::join(st.root(), "blobs/sha256");
+  for (const auto& hex : list(blobs)) {
+    ++r.blobs;
+    auto h = Sha256::hex_file(fs::join(blobs, hex));
+    if (!h.ok()) r.problems.push_back("blob sha256:" + hex + ": " + h.error().message());
+    else if (*h != hex) r.problems.push_back("blob sha256:" + hex + " has content sha256:" + *h);
+  }
+  r.snapshots = list(fs::join(st.root(), "s")).size();
+  std::string cache = fs::join(st.root(), "cache");
+  for (const auto& name : list(cache)) {
+    if (name.size() < 6 || name.substr(name.size() - 5) != ".json") {
+      r.problems.push_back("stray file in cache/: " + name);
+      continue;
+    }
+    ++r.cache_entries;
+    auto j = read_json(fs::join(cache, name));
+    if (!j || !j->is_object()) {
+      r.problems.push_back("cache entry " + name + " is not valid JSON");
+      continue;
+    }
+    std::string snap = j->value("snapshot", "");
+    if (!st.has_snapshot(snap)) r.problems.push_back("cache entry " + name + ": snapshot " + snap + " is missing");
+    if (j->contains("blobs") && (*j)["blobs"].is_object())
+      for (auto it = (*j)["blobs"].begin(); it != (*j)["blobs"].end(); ++it) {
+        std::string d = it.value().value("digest", "");
+        if (!st.has_blob(d)) r.problems.push_back("cache entry " + name + ": " + it.key() + " blob " + d + " is missing");
+      }
+  }
+  for (const auto& [tag, digest] : st.list_tags()) {
+    ++r.images;
+    std::set<std::string> seen;
+    std::vector<std::string> probs;
+    image_blobs(st, digest, seen, &probs);
+    for (auto& p : probs) r.problems.push_back("image " + tag + ": " + p);
+  }
+  return r;
+}
+
+Result<Usage> disk_usage(const Store& st) {
+  Usage u;
+  std::string blobs = fs::join(st.root(), "blobs/sha256");
+  for (const auto& hex : list(blobs)) {
+    ++u.blob_count;
+    u.blob_bytes += file_bytes(fs::join(blobs, hex));
+  }
+  std::string snaps = fs::join(st.root(), "s");
+  for (const auto& id : list(snaps)) {
+    ++u.snapshot_count;
+    u.snapshot_bytes += tree_bytes(fs::join(snaps, id));
+  }
+  u.cache_entries = list(fs::join(st.root(), "cache")).size();
+  return u;
+}
+
+Result<PruneReport> prune(Store& st, const PruneOptions& opts,
+                          const std::function<Status(const std::string&)>& remove_tree) {
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, gc_lock(st, true));
+  PruneReport r;
+  auto now = std::chrono::system_clock::now();
+  if (opts.all) {
+    OCIB_TRY(fs::write_file_atomic(fs::join(st.root(), "images.json"), "{}"));
+  }
+  std::set<std::string> keep_snapshots, keep_blobs;
+  std::string cache = fs::join(st.root(), "cache");
+  for (const auto& name : list(cache)) {
+    std::string path = fs::join(cache, name);
+    struct stat sb;
+    bool old = true;
+    if (opts.older_than_seconds > 0 && ::stat(path.c_str(), &sb) == 0) {
+      auto mtime = std::chrono::system_clock::from_time_t(sb.st_mtime);
+      old = std::chrono::duration_cast<std::chrono::seconds>(now - mtime).count() >= opts.older_than_seconds;
+    }
+    if (old) {
+      if (::unlink(path.c_str()) == 0) ++r.cache_entries;
+      continue;
+    }
+    if (auto j = read_json(path); j && j->is_object()) {
+      keep_snapshots.insert(j->value("snapshot", ""));
+      if (j->contains("blobs") && (*j)["blobs"].is_object())
+        for (auto& b : (*j)["blobs"]) keep_blobs.insert(b.value("digest", ""));
+    }
+  }
+  for (const auto& [tag, digest] : st.list_tags()) image_blobs(st, digest, keep_blobs, nullptr);
+  std::string snaps = fs::join(st.root(), "s");
+  for (const auto& id : list(snaps)) {
+    if (keep_snapshots.count(id)) continue;
+    std::string p = fs::join(snaps, id);
+    uint64_t bytes = tree_bytes(p);
+    OCIB_TRY(remove_tree(p));
+    ++r.snapshots;
+    r.bytes += bytes;
+  }
+  std::string blobs = fs::join(st.root(), "blobs/sha256");
+  for (const auto& hex : list(blobs)) {
+    if (keep_blobs.count("sha256:" + hex)) continue;
+    std::string p = fs::join(blobs, hex);
+    uint64_t bytes = file_bytes(p);
+    if (::unlink(p.c_str()) == 0) {
+      ++r.blobs;
+      r.bytes += bytes;
+    }
+  }
+  return r;
+}
+
+}  // namespace ocib::store
