@@ -9,9 +9,51 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/error.h"
 
 namespace ocib::dockerfile {
+
+/// A heredoc (`<<EOF`, `<<-EOF`, `<<"EOF"`, `2<<EOF`) named in a RUN/COPY/ADD instruction (or an
+/// ONBUILD RUN/COPY/ADD trigger) in shell form. Its body is the physical lines after the
+/// instruction up to a line equal to `name` (for `<<-`, after removing the line's leading tabs;
+/// trailing "\r\n"/"\n" ignored). Several heredocs on one line take consecutive bodies, in order.
+/// The heredoc words stay in `rest`/`words` as written ("<<EOF").
+///
+/// How the build must execute them (BuildKit's dockerfile2llb):
+/// * RUN, when parse_heredoc_word(rest) is set (the whole command is one heredoc, e.g.
+///   `RUN <<EOF` or `RUN --mount=... <<-EOF`): let script = heredocs[0].data().
+///   - script starts with "#!" (and the target is not Windows): write it to a file named
+///     heredocs[0].name, mode 0755, in a read-only directory mounted at /dev/pipes/ for this
+///     step, and run argv {"/dev/pipes/<name>"} with NO shell prepended.
+///   - otherwise: run the SHELL (default {"/bin/sh", "-c"}) with script as its one argument.
+///   `expand` is ignored in both cases (the shell expands when it runs the script).
+/// * RUN with other command text (`RUN python3 <<EOF`, `RUN cat <<A <<B > f`): pass the shell
+///   the reconstituted text rest + for each heredoc: "\n" + content + name (raw content, not
+///   data(): the shell itself handles `<<-`, quoting and expansion).
+/// * COPY/ADD: every source word (all raw_words but the last) for which
+///   parse_heredoc_word(word) is set is, in order, the next entry of `heredocs`: a file named
+///   `name` with contents data(), mode 0644 (or --chmod), copied like a regular source
+///   (`COPY <<EOF /etc/x` creates /etc/x; with a dest ending in "/" it creates dest/<name>).
+///   When `expand` is true, variables in data() are first substituted with the build args/env
+///   the way BuildKit's ExpandRaw does (quotes kept, `\$` gives `$`; expand() is this minus the
+///   resolution of other backslash escapes); with `expand` false data() is used verbatim.
+///   Other source words are ordinary context paths.
+struct Heredoc {
+  std::string name;     // terminator, quotes removed
+  std::string content;  // body lines, each with its original line terminator
+  bool expand = true;   // false when any part of the name was quoted (<<"EOF", <<'EOF')
+  bool chomp = false;   // `<<-`: leading tabs are stripped (terminator and, via data(), body)
+
+  /// content with the leading tabs of every line removed when chomp (BuildKit's
+  /// ChompHeredocContent); content otherwise.
+  std::string data() const;
+};
+
+/// BuildKit's ParseHeredoc on one raw word: `[digits]<<[-]NAME` where NAME is a single shell
+/// word without '<'. Returns name/expand/chomp (content empty) or nullopt.
+std::optional<Heredoc> parse_heredoc_word(std::string_view word);
 
 struct Flag {
   std::string name;   // without leading "--": "from", "chown", "chmod", "network", "platform"
@@ -22,7 +64,7 @@ struct Flag {
 struct Instruction {
   std::string keyword;      // uppercase: "FROM", "RUN", ...
   int line = 0;             // 1-based line of the keyword
-  int end_line = 0;         // last physical line (continuations)
+  int end_line = 0;         // last physical line (continuations and heredoc bodies)
   /// The instruction as written, trimmed. Continuations are joined as Docker does: the escape
   /// char (and trailing blanks) is removed and the next line appended directly, with no space
   /// added; comment and blank lines inside a continuation are dropped.
@@ -50,6 +92,9 @@ struct Instruction {
   std::vector<std::string> words;
   /// `words` as written: quotes and escapes intact (input for process_word()).
   std::vector<std::string> raw_words;
+  /// Heredocs in the order they are named on the line (see Heredoc for how to run them).
+  /// For ONBUILD they belong to the trigger.
+  std::vector<Heredoc> heredocs;
 
   const Flag* flag(std::string_view name) const;
 };
@@ -74,7 +119,11 @@ struct Dockerfile {
 
 /// Parses a Dockerfile. Errors carry SourceLoc{filename, line}: unknown instruction, flags not
 /// allowed for the instruction, missing arguments, an instruction before the first FROM other
-/// than ARG, a malformed FROM.
+/// than ARG, a malformed FROM, an unterminated heredoc.
+/// Flag errors also carry the 1-based column of the flag's "--" (and the physical line it is
+/// on): "Dockerfile:7:6: unknown flag --frm for COPY (did you mean --from?)". Unknown
+/// instructions and flags get a suggestion when one is within edit distance 2:
+/// "unknown instruction: FORM (did you mean FROM?)".
 /// Supported instructions (others are "unknown instruction: X"): FROM RUN CMD LABEL EXPOSE ENV
 /// ADD COPY ENTRYPOINT VOLUME USER WORKDIR ARG STOPSIGNAL HEALTHCHECK SHELL ONBUILD MAINTAINER.
 Result<Dockerfile> parse(std::string_view text, const std::string& filename = "Dockerfile");
@@ -96,5 +145,15 @@ Result<std::string> process_word(std::string_view s, const std::map<std::string,
 
 /// Quote removal and escape resolution without expansion ($ stays literal).
 Result<std::string> unquote(std::string_view s, char escape = '\\');
+
+/// The source line an error points at plus a caret line, for the CLI to print under
+/// Error::str(): "COPY --frm=build /a /b\n     ^\n". The caret is under loc()->col, or under the
+/// first non-blank char when the column is unknown (0). Tabs before the column are kept so the
+/// caret lines up. Returns "" when the error has no line inside `text`.
+std::string render_error_context(std::string_view text, const Error& e);
+
+/// Canonical JSON dump of the AST (for the corpus tests and debugging). Empty fields are
+/// omitted; raw_words/raw_kvs only appear when they differ from words/kvs.
+nlohmann::json to_json(const Dockerfile& df);
 
 }  // namespace ocib::dockerfile

@@ -1,7 +1,9 @@
 // Dockerfile parser, following BuildKit's frontend/dockerfile/parser and instructions packages:
 // directives, comments, continuations and flags exactly as BuildKit handles them.
 
+#include <algorithm>
 #include <cctype>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -158,7 +160,8 @@ std::vector<std::string> split_words(std::string_view rest, char escape) {
 
 // A port of BuildKit's extractBuilderFlags: leading `--flag` words (quotes removed, `\` escapes
 // with a hard-coded backslash as BuildKit does); returns the remaining text.
-std::string extract_flags(std::string_view line, std::vector<std::string>* words) {
+std::string extract_flags(std::string_view line, std::vector<std::string>* words,
+                          std::vector<size_t>* starts) {
   enum { kInSpaces, kInWord, kInQuote } phase = kInSpaces;
   std::string word;
   char quote = 0;
@@ -172,6 +175,7 @@ std::string extract_flags(std::string_view line, std::vector<std::string>* words
         return std::string(line.substr(pos));
       }
       phase = kInWord;
+      starts->push_back(pos);
     }
     if (pos == line.size()) {
       if (word != "--" && (blank_ok || !word.empty())) words->push_back(word);
@@ -215,6 +219,60 @@ std::string extract_flags(std::string_view line, std::vector<std::string>* words
   return "";
 }
 
+// Levenshtein distance (bytes).
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// The closest candidate within edit distance 2 (first one on ties), "" when none.
+std::string suggest(std::string_view word, const std::vector<std::string_view>& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (std::string_view c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = std::string(c);
+    }
+  }
+  return best;
+}
+
+const std::vector<std::string_view>& known_instructions() {
+  static const std::vector<std::string_view> kAll = {
+      "FROM", "RUN",        "CMD",         "LABEL",  "EXPOSE",  "ENV",
+      "ADD",  "COPY",       "ENTRYPOINT",  "VOLUME", "USER",    "WORKDIR",
+      "ARG",  "STOPSIGNAL", "HEALTHCHECK", "SHELL",  "ONBUILD", "MAINTAINER"};
+  return kAll;
+}
+
+// Instructions whose shell-form arguments may start heredocs (BuildKit's heredocDirectives).
+bool can_heredoc(std::string_view kw) { return kw == "RUN" || kw == "COPY" || kw == "ADD"; }
+
+// One physical line: `text` without its terminator (and without one trailing '\r'), `raw` with
+// its "\n" or "\r\n" (heredoc bodies keep them).
+struct PhysLine {
+  std::string_view text;
+  std::string_view raw;
+};
+
+// Maps offsets of a joined (continued) line back to physical line and column.
+struct Segment {
+  size_t offset;  // offset in the joined line
+  int line;       // 1-based physical line
+  int col;        // 1-based column of the segment's first char
+};
+
 class Parser {
  public:
   Parser(std::string_view text, const std::string& filename) : text_(text) {
@@ -227,19 +285,32 @@ class Parser {
   Error err(int line, std::string msg) const {
     return Error::at(SourceLoc{df_.filename, line, 0}, std::move(msg));
   }
+  // An error located at byte `off` of the current joined line.
+  Error err_at(size_t off, int fallback_line, std::string msg) const {
+    SourceLoc loc{df_.filename, fallback_line, 0};
+    for (const Segment& s : segments_) {
+      if (s.offset > off) break;
+      loc.line = s.line;
+      loc.col = s.col + static_cast<int>(off - s.offset);
+    }
+    return Error::at(std::move(loc), std::move(msg));
+  }
   Status directive(std::string_view line, int line_no);
-  Result<Instruction> instruction(const std::string& line, int start, int end);
-  Status parse_args(Instruction& in);
-  Status parse_flags(Instruction& in, const std::vector<std::string>& raw);
+  Result<Instruction> instruction(std::string_view line, size_t line_off, int start, int end);
+  Status parse_args(Instruction& in, size_t rest_off);
+  Status parse_flags(Instruction& in, const std::vector<std::string>& raw,
+                     const std::vector<size_t>& offs);
   Status set_words(Instruction& in, std::vector<std::string> raw);
   Status name_val(Instruction& in);
   Status maybe_json(Instruction& in, bool required);
-  Status no_heredoc(const Instruction& in);
+  Status read_heredocs(Instruction& in, const std::string& line, size_t* next);
 
   std::string_view text_;
   Dockerfile df_;
   bool directives_done_ = false;
   std::set<std::string> seen_directives_;
+  std::vector<PhysLine> lines_;
+  std::vector<Segment> segments_;  // of the instruction being parsed
 };
 
 Status Parser::directive(std::string_view line, int line_no) {
@@ -266,16 +337,63 @@ Status Parser::directive(std::string_view line, int line_no) {
   return ok_status();
 }
 
+// BuildKit: after an instruction that can contain heredocs, each heredoc named on its line
+// (in order) takes the following physical lines up to its terminator.
+Status Parser::read_heredocs(Instruction& in, const std::string& line, size_t* next) {
+  if (line.find("<<") == std::string::npos) return ok_status();
+  std::string_view kw = in.keyword;
+  if (kw == "ONBUILD") {
+    std::string_view r = in.rest;
+    size_t ws = 0;
+    while (ws < r.size() && !is_ws(r[ws])) ++ws;
+    std::string trigger = upper(r.substr(0, ws));
+    if (!can_heredoc(trigger)) return ok_status();
+    std::string_view args = ltrim(r.substr(ws));
+    if (!args.empty() && args[0] == '[') {
+      // A JSON trigger takes no heredocs (checked as BuildKit does, on the trigger's args).
+      Instruction tmp;
+      tmp.keyword = trigger;
+      tmp.rest = std::string(args);
+      OCIB_TRY(maybe_json(tmp, false));
+      if (tmp.json) return ok_status();
+    }
+  } else if (!can_heredoc(kw) || in.json) {
+    return ok_status();
+  }
+  // BuildKit lexes the whole line with a backslash escape, whatever the escape directive.
+  for (const std::string& w : split_words(line, '\\')) {
+    std::optional<Heredoc> h = parse_heredoc_word(w);
+    if (!h) continue;
+    bool terminated = false;
+    while (*next < lines_.size()) {
+      std::string_view raw = lines_[(*next)++].raw;
+      std::string_view term = raw;
+      while (!term.empty() && (term.back() == '\n' || term.back() == '\r')) term.remove_suffix(1);
+      if (h->chomp) {
+        while (!term.empty() && term.front() == '\t') term.remove_prefix(1);
+      }
+      if (term == h->name) {
+        terminated = true;
+        break;
+      }
+      h->content += raw;
+    }
+    if (!terminated) return err(in.line, "unterminated heredoc");
+    in.heredocs.push_back(std::move(*h));
+  }
+  in.end_line = static_cast<int>(*next);
+  return ok_status();
+}
+
 Result<Dockerfile> Parser::run() {
-  // Physical lines without their terminators (bufio.ScanLines drops one trailing '\r').
-  std::vector<std::string_view> lines;
   std::string_view t = text_;
   if (t.substr(0, 3) == "\xEF\xBB\xBF") t.remove_prefix(3);
   while (!t.empty()) {
     size_t nl = t.find('\n');
+    std::string_view raw = t.substr(0, nl == std::string_view::npos ? t.size() : nl + 1);
     std::string_view l = t.substr(0, nl);
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    lines.push_back(l);
+    lines_.push_back(PhysLine{l, raw});
     if (nl == std::string_view::npos) break;
     t.remove_prefix(nl + 1);
   }
@@ -298,23 +416,29 @@ Result<Dockerfile> Parser::run() {
 
   bool any = false;
   size_t i = 0;
-  while (i < lines.size()) {
-    std::string_view first = ltrim(lines[i]);
+  while (i < lines_.size()) {
+    std::string_view first = ltrim(lines_[i].text);
     OCIB_TRY(directive(first, static_cast<int>(i) + 1));
     if (!first.empty() && first[0] == '#') first = {};
+    segments_.clear();
+    segments_.push_back(
+        Segment{0, static_cast<int>(i) + 1,
+                static_cast<int>(first.empty() ? 1 : first.data() - lines_[i].text.data() + 1)});
     ++i;
     int start = static_cast<int>(i);
     bool eol = true;
     std::string line = trim_continuation(first, &eol);
     if (eol && line.empty()) continue;
-    while (!eol && i < lines.size()) {
-      std::string_view l = lines[i++];
+    while (!eol && i < lines_.size()) {
+      std::string_view l = lines_[i++].text;
       OCIB_TRY(directive(l, static_cast<int>(i)));
       if (is_comment(l) || ltrim(l).empty()) continue;
+      segments_.push_back(Segment{line.size(), static_cast<int>(i), 1});
       line += trim_continuation(l, &eol);
     }
     int end = static_cast<int>(i);
-    OCIB_ASSIGN_OR_RETURN(Instruction in, instruction(line, start, end));
+    OCIB_ASSIGN_OR_RETURN(Instruction in, instruction(line, 0, start, end));
+    OCIB_TRY(read_heredocs(in, line, &i));
     any = true;
     if (in.keyword == "FROM") {
       Stage st;
@@ -352,32 +476,53 @@ Result<Dockerfile> Parser::run() {
   return std::move(df_);
 }
 
-Result<Instruction> Parser::instruction(const std::string& line, int start, int end) {
+// `line` starts at offset `line_off` of the joined line (for error columns).
+Result<Instruction> Parser::instruction(std::string_view line, size_t line_off, int start,
+                                        int end) {
   Instruction in;
   in.line = start;
   in.end_line = end;
   std::string_view l = trim(line);
+  size_t l_off = line_off + static_cast<size_t>(l.data() - line.data());
   in.original = std::string(l);
   size_t ws = 0;
   while (ws < l.size() && !is_ws(l[ws])) ++ws;
   in.keyword = upper(l.substr(0, ws));
-  if (!is_known(in.keyword)) return err(start, "unknown instruction: " + in.keyword);
+  if (!is_known(in.keyword)) {
+    std::string msg = "unknown instruction: " + in.keyword;
+    std::string s = suggest(in.keyword, known_instructions());
+    if (!s.empty()) msg += " (did you mean " + s + "?)";
+    return err(start, msg);
+  }
   std::string_view args = ltrim(l.substr(ws));
+  size_t args_off = l_off + static_cast<size_t>(args.data() - l.data());
+  size_t rest_off = args_off;
   if (flag_specs(in.keyword) != nullptr) {
     std::vector<std::string> raw_flags;
-    in.rest = std::string(trim(extract_flags(args, &raw_flags)));
-    OCIB_TRY(parse_flags(in, raw_flags));
+    std::vector<size_t> starts;
+    std::string rest = extract_flags(args, &raw_flags, &starts);
+    std::string_view trimmed = trim(rest);
+    in.rest = std::string(trimmed);
+    // The rest is a suffix of args (extract_flags returns line.substr(pos) or "").
+    rest_off = args_off + (args.size() - rest.size()) +
+               static_cast<size_t>(trimmed.data() - rest.data());
+    std::vector<size_t> offs;
+    for (size_t s : starts) offs.push_back(args_off + s);
+    OCIB_TRY(parse_flags(in, raw_flags, offs));
   } else {
     in.rest = std::string(args);
   }
-  OCIB_TRY(parse_args(in));
+  OCIB_TRY(parse_args(in, rest_off));
   return in;
 }
 
-Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw) {
+Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw,
+                           const std::vector<size_t>& offs) {
   const std::vector<FlagSpec>& specs = *flag_specs(in.keyword);
   std::set<std::string> seen;
-  for (const std::string& r : raw) {
+  for (size_t k = 0; k < raw.size(); ++k) {
+    const std::string& r = raw[k];
+    size_t off = k < offs.size() ? offs[k] : 0;
     // extract_flags only returns words starting with "--".
     std::string name = r.substr(2);
     std::string value;
@@ -391,18 +536,28 @@ Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw)
     for (const FlagSpec& s : specs) {
       if (s.name == name) spec = &s;
     }
-    if (spec == nullptr) return err(in.line, "unknown flag: --" + name);
+    if (spec == nullptr) {
+      std::string msg = "unknown flag --" + name + " for " + in.keyword;
+      std::vector<std::string_view> names;
+      for (const FlagSpec& s : specs) names.push_back(s.name);
+      std::string s = suggest(name, names);
+      if (!s.empty()) msg += " (did you mean --" + s + "?)";
+      return err_at(off, in.line, msg);
+    }
     if (!spec->repeatable && !seen.insert(name).second) {
-      return err(in.line, "duplicate flag specified: --" + name);
+      return err_at(off, in.line, "duplicate flag specified: --" + name);
     }
     if (spec->is_bool) {
-      if (has_value && value.empty()) return err(in.line, "missing a value on flag: --" + name);
+      if (has_value && value.empty()) {
+        return err_at(off, in.line, "missing a value on flag: --" + name);
+      }
       std::string v = lower(value);
       if (v != "" && v != "true" && v != "false") {
-        return err(in.line, "expecting boolean value for flag --" + name + ", not: " + value);
+        return err_at(off, in.line,
+                      "expecting boolean value for flag --" + name + ", not: " + value);
       }
     } else if (!has_value) {
-      return err(in.line, "missing a value on flag: --" + name);
+      return err_at(off, in.line, "missing a value on flag: --" + name);
     }
     in.flags.push_back(Flag{name, value});
   }
@@ -475,19 +630,7 @@ Status Parser::maybe_json(Instruction& in, bool required) {
   return ok_status();
 }
 
-Status Parser::no_heredoc(const Instruction& in) {
-  for (const std::string& w : split_words(in.rest, df_.escape)) {
-    if (w.size() < 3 || w.compare(0, 2, "<<") != 0) continue;
-    std::string_view name = std::string_view(w).substr(2);
-    if (!name.empty() && name[0] == '-') name.remove_prefix(1);
-    if (!name.empty() && name.find('<') == std::string_view::npos) {
-      return err(in.line, "heredocs are not supported yet");
-    }
-  }
-  return ok_status();
-}
-
-Status Parser::parse_args(Instruction& in) {
+Status Parser::parse_args(Instruction& in, size_t rest_off) {
   const std::string& kw = in.keyword;
   auto need_args = [&]() -> Status {
     if (in.rest.empty()) return err(in.line, kw + " requires at least one argument");
@@ -500,7 +643,6 @@ Status Parser::parse_args(Instruction& in) {
   if (kw == "RUN" || kw == "CMD" || kw == "ENTRYPOINT") {
     if (kw == "RUN") OCIB_TRY(need_args());
     OCIB_TRY(maybe_json(in, false));
-    if (kw == "RUN" && !in.json) OCIB_TRY(no_heredoc(in));
     return ok_status();
   }
   if (kw == "SHELL") {
@@ -510,8 +652,10 @@ Status Parser::parse_args(Instruction& in) {
   if (kw == "COPY" || kw == "ADD") {
     OCIB_TRY(maybe_json(in, false));
     if (!in.json) {
-      OCIB_TRY(no_heredoc(in));
       OCIB_TRY(set_words(in, split_words(in.rest, df_.escape)));
+      if (in.raw_words.size() >= 2 && parse_heredoc_word(in.raw_words.back())) {
+        return err(in.line, kw + " cannot accept a heredoc as a destination");
+      }
     }
     size_t n = in.json ? in.json->size() : in.words.size();
     if (n < 2) {
@@ -594,7 +738,7 @@ Status Parser::parse_args(Instruction& in) {
       return err(in.line, trigger + " isn't allowed as an ONBUILD trigger");
     }
     // Validates the trigger now, as Docker does; the build re-parses `rest` when needed.
-    OCIB_ASSIGN_OR_RETURN(Instruction sub, instruction(in.rest, in.line, in.end_line));
+    OCIB_ASSIGN_OR_RETURN(Instruction sub, instruction(in.rest, rest_off, in.line, in.end_line));
     (void)sub;
     return ok_status();
   }
@@ -602,6 +746,46 @@ Status Parser::parse_args(Instruction& in) {
 }
 
 }  // namespace
+
+std::optional<Heredoc> parse_heredoc_word(std::string_view word) {
+  // BuildKit's reHeredoc: ^(\d*)<<(-?)([^<]*)$
+  size_t i = 0;
+  while (i < word.size() && word[i] >= '0' && word[i] <= '9') ++i;
+  if (word.substr(i, 2) != "<<") return std::nullopt;
+  i += 2;
+  Heredoc h;
+  h.chomp = i < word.size() && word[i] == '-';
+  if (h.chomp) ++i;
+  std::string_view rest = word.substr(i);
+  if (rest.empty() || rest.find('<') != std::string_view::npos) return std::nullopt;
+  // The name must be a single shell word; quotes around any part of it disable expansion.
+  if (split_words(rest, '\\').size() != 1) return std::nullopt;
+  auto name = unquote(rest, '\\');
+  if (!name.ok()) return std::nullopt;
+  h.name = std::move(*name);
+  h.expand = true;
+  for (size_t k = 0; k < rest.size(); ++k) {
+    if (rest[k] == '\\') {
+      ++k;
+    } else if (rest[k] == '\'' || rest[k] == '"') {
+      h.expand = false;
+      break;
+    }
+  }
+  return h;
+}
+
+std::string Heredoc::data() const {
+  if (!chomp) return content;
+  std::string out;
+  bool bol = true;
+  for (char c : content) {
+    if (bol && c == '\t') continue;
+    bol = c == '\n';
+    out += c;
+  }
+  return out;
+}
 
 Result<Dockerfile> parse(std::string_view text, const std::string& filename) {
   return Parser(text, filename).run();

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "dockerfile/dockerfile.h"
@@ -49,10 +50,10 @@ TEST(Parser, KeywordsCaseInsensitive) {
 
 TEST(Parser, UnknownInstruction) {
   std::string e = fail("FROM alpine\n\nFOO bar\n");
-  EXPECT_EQ(e, "Dockerfile:3: unknown instruction: FOO");
+  EXPECT_EQ(e, "Dockerfile:3: unknown instruction: FOO (did you mean FROM?)");
   auto r = parse("FROM a\nfrob x\n", "sub/Containerfile");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message(), "unknown instruction: FROB");
+  EXPECT_EQ(r.error().message(), "unknown instruction: FROB (did you mean FROM?)");
   ASSERT_TRUE(r.error().loc());
   EXPECT_EQ(r.error().loc()->file, "sub/Containerfile");
   EXPECT_EQ(r.error().loc()->line, 2);
@@ -93,7 +94,7 @@ TEST(Parser, MalformedFrom) {
   EXPECT_NE(fail("FROM a AS 1x\n").find("Dockerfile:1: invalid name for build stage"),
             std::string::npos);
   EXPECT_NE(fail("FROM a AS b$c\n").find("invalid name for build stage"), std::string::npos);
-  EXPECT_EQ(fail("FROM --foo=x a\n"), "Dockerfile:1: unknown flag: --foo");
+  EXPECT_EQ(fail("FROM --foo=x a\n"), "Dockerfile:1:6: unknown flag --foo for FROM");
 }
 
 TEST(Parser, InstructionBeforeFrom) {
@@ -209,13 +210,13 @@ TEST(Parser, Flags) {
   EXPECT_EQ(b[3].flag("interval")->value, "5s");
   EXPECT_EQ(b[3].words, (std::vector<std::string>{"CMD", "curl -f http://localhost/"}));
 
-  EXPECT_EQ(fail("FROM a\nRUN --xyz=1 true\n"), "Dockerfile:2: unknown flag: --xyz");
+  EXPECT_EQ(fail("FROM a\nRUN --xyz=1 true\n"), "Dockerfile:2:5: unknown flag --xyz for RUN");
   EXPECT_EQ(fail("FROM a\nCOPY --from=a --from=b x y\n"),
-            "Dockerfile:2: duplicate flag specified: --from");
-  EXPECT_EQ(fail("FROM a\nCOPY --from x y\n"), "Dockerfile:2: missing a value on flag: --from");
+            "Dockerfile:2:15: duplicate flag specified: --from");
+  EXPECT_EQ(fail("FROM a\nCOPY --from x y\n"), "Dockerfile:2:6: missing a value on flag: --from");
   EXPECT_NE(fail("FROM a\nCOPY --link=maybe x y\n").find("expecting boolean value"),
             std::string::npos);
-  EXPECT_EQ(fail("FROM a\nADD --from=x a b\n"), "Dockerfile:2: unknown flag: --from");
+  EXPECT_EQ(fail("FROM a\nADD --from=x a b\n"), "Dockerfile:2:5: unknown flag --from for ADD");
   // Instructions without flags keep `--x` as an argument.
   Dockerfile c = ok("FROM a\nCMD --help\nENTRYPOINT --x\n");
   EXPECT_EQ(c.stages[0].body[0].rest, "--help");
@@ -333,18 +334,103 @@ TEST(Parser, WordsInstructions) {
             "Dockerfile:2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
   EXPECT_EQ(fail("FROM a\nONBUILD FROM x\n"),
             "Dockerfile:2: FROM isn't allowed as an ONBUILD trigger");
-  EXPECT_EQ(fail("FROM a\nONBUILD FOO x\n"), "Dockerfile:2: unknown instruction: FOO");
+  EXPECT_EQ(fail("FROM a\nONBUILD FOO x\n"),
+            "Dockerfile:2: unknown instruction: FOO (did you mean FROM?)");
   EXPECT_NE(fail("FROM a\nHEALTHCHECK BOGUS\n").find("Unknown type"), std::string::npos);
 }
 
 TEST(Parser, Heredocs) {
-  EXPECT_EQ(fail("FROM a\nRUN <<EOF\necho hi\nEOF\n"),
-            "Dockerfile:2: heredocs are not supported yet");
-  EXPECT_EQ(fail("FROM a\nCOPY <<-\"EOT\" /x\nhi\nEOT\n"),
-            "Dockerfile:2: heredocs are not supported yet");
-  // A here-string is not a heredoc.
-  Dockerfile d = ok("FROM a\nRUN cat <<<hi\n");
-  EXPECT_EQ(d.stages[0].body[0].rest, "cat <<<hi");
+  Dockerfile d = ok(
+      "FROM a\n"
+      "RUN <<EOF\n"
+      "echo hi\n"
+      "  EOF\n"
+      "EOF\n"
+      "RUN <<-\"EOT\" python3 - <<'PY' \n"
+      "\t\techo $A\n"
+      "\tEOT\n"
+      "print(1)\n"
+      "PY\n"
+      "COPY <<EOF /etc/x\n"
+      "#!/bin/sh\n"
+      "EOF\n"
+      "RUN cat <<<hi\n");
+  const auto& b = d.stages[0].body;
+  ASSERT_EQ(b.size(), 4u);
+  ASSERT_EQ(b[0].heredocs.size(), 1u);
+  EXPECT_EQ(b[0].heredocs[0].name, "EOF");
+  EXPECT_EQ(b[0].heredocs[0].content, "echo hi\n  EOF\n");
+  EXPECT_TRUE(b[0].heredocs[0].expand);
+  EXPECT_FALSE(b[0].heredocs[0].chomp);
+  EXPECT_EQ(b[0].rest, "<<EOF");
+  EXPECT_TRUE(parse_heredoc_word(b[0].rest));
+  EXPECT_EQ(b[0].line, 2);
+  EXPECT_EQ(b[0].end_line, 5);
+  ASSERT_EQ(b[1].heredocs.size(), 2u);
+  EXPECT_EQ(b[1].heredocs[0].name, "EOT");
+  EXPECT_EQ(b[1].heredocs[0].content, "\t\techo $A\n");
+  EXPECT_EQ(b[1].heredocs[0].data(), "echo $A\n");
+  EXPECT_FALSE(b[1].heredocs[0].expand);
+  EXPECT_TRUE(b[1].heredocs[0].chomp);
+  EXPECT_EQ(b[1].heredocs[1].name, "PY");
+  EXPECT_FALSE(b[1].heredocs[1].expand);
+  EXPECT_EQ(b[1].heredocs[1].content, "print(1)\n");
+  EXPECT_FALSE(parse_heredoc_word(b[1].rest));
+  EXPECT_EQ(b[2].words, (std::vector<std::string>{"<<EOF", "/etc/x"}));
+  EXPECT_EQ(b[2].heredocs[0].content, "#!/bin/sh\n");
+  EXPECT_TRUE(b[3].heredocs.empty());
+  EXPECT_EQ(b[3].rest, "cat <<<hi");
+
+  // CRLF bodies keep their "\r\n"; the terminator may end in "\r\n".
+  Dockerfile c = ok("FROM a\r\nRUN <<EOF\r\nx\r\nEOF\r\nRUN y\r\n");
+  EXPECT_EQ(c.stages[0].body[0].heredocs[0].content, "x\r\n");
+  EXPECT_EQ(c.stages[0].body[1].rest, "y");
+  // JSON form and other instructions take no heredocs.
+  Dockerfile j = ok("FROM a\nRUN [\"cat\", \"<<EOF\"]\nCMD cat <<EOF\n");
+  EXPECT_TRUE(j.stages[0].body[0].heredocs.empty());
+  EXPECT_EQ(j.stages[0].body.size(), 2u);
+  // ONBUILD triggers collect heredocs too.
+  Dockerfile o = ok("FROM a\nONBUILD RUN <<EOF\nx\nEOF\n");
+  ASSERT_EQ(o.stages[0].body.size(), 1u);
+  EXPECT_EQ(o.stages[0].body[0].heredocs[0].content, "x\n");
+
+  EXPECT_EQ(fail("FROM a\nRUN <<EOF\necho\n"), "Dockerfile:2: unterminated heredoc");
+  EXPECT_EQ(fail("FROM a\nCOPY x <<EOF\nEOF\n"),
+            "Dockerfile:2: COPY cannot accept a heredoc as a destination");
+}
+
+TEST(Parser, HeredocWord) {
+  auto h = parse_heredoc_word("2<<-'E O'");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->name, "E O");
+  EXPECT_TRUE(h->chomp);
+  EXPECT_FALSE(h->expand);
+  EXPECT_TRUE(parse_heredoc_word("<<E\"O\"F"));
+  EXPECT_FALSE(parse_heredoc_word("<<E\"O\"F")->expand);
+  EXPECT_EQ(parse_heredoc_word("<<E\"O\"F")->name, "EOF");
+  EXPECT_FALSE(parse_heredoc_word("<<"));
+  EXPECT_FALSE(parse_heredoc_word("<<<x"));
+  EXPECT_FALSE(parse_heredoc_word("a<<x"));
+  EXPECT_FALSE(parse_heredoc_word("<<a b"));
+}
+
+TEST(Parser, ErrorColumnsAndSuggestions) {
+  std::string text = "FROM a AS build\nFROM b\n\n\n\n\nCOPY --frm=build /a /b\n";
+  auto r = parse(text);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().str(), "Dockerfile:7:6: unknown flag --frm for COPY (did you mean --from?)");
+  EXPECT_EQ(render_error_context(text, r.error()), "COPY --frm=build /a /b\n     ^\n");
+  // The flag on a continuation line: that physical line and column.
+  auto c = parse("FROM a\nRUN --network=none \\\n  \t--mnt=type=cache x\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().str(),
+            "Dockerfile:3:4: unknown flag --mnt for RUN (did you mean --mount?)");
+  EXPECT_EQ(fail("FROM a\n  FORM b\n"),
+            "Dockerfile:2: unknown instruction: FORM (did you mean FROM?)");
+  EXPECT_EQ(fail("FROM a\nXYZZY b\n"), "Dockerfile:2: unknown instruction: XYZZY");
+  auto u = parse("FROM a\n\t  FORM b\n");
+  EXPECT_EQ(render_error_context("FROM a\n\t  FORM b\n", u.error()), "\t  FORM b\n\t  ^\n");
+  EXPECT_EQ(render_error_context("x", Error::invalid("no loc")), "");
 }
 
 TEST(Parser, BacktickEscapeKeepsBackslashes) {
@@ -370,6 +456,17 @@ TEST(Parser, RawValuesForLaterExpansion) {
   EXPECT_EQ(value(1), "$HOME");
   EXPECT_EQ(value(2), "/root/bin");
   EXPECT_EQ(value(3), "$HOME");
+}
+
+// Fuzz finding 1: nlohmann::json::dump() threw type_error 316 on invalid UTF-8 taken from the
+// Dockerfile; to_json() now replaces invalid sequences with U+FFFD.
+TEST(Parser, FuzzInvalidUtf8InJsonDump) {
+  Dockerfile d = ok("FROM \x9e\x8a\x8c\x8b" "box\nRUN echo \xc3\xa9 \xc3\n");
+  std::string dumped;
+  EXPECT_NO_THROW(dumped = to_json(d).dump());
+  EXPECT_NE(dumped.find("\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "box"), std::string::npos);
+  EXPECT_NE(dumped.find("echo \xc3\xa9 \xEF\xBF\xBD"), std::string::npos);
+  EXPECT_EQ(d.stages[0].base, "\x9e\x8a\x8c\x8b" "box");  // the AST keeps the bytes
 }
 
 }  // namespace

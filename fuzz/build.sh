@@ -1,0 +1,17 @@
+#!/bin/sh
+# Builds fuzz/dockerfile_fuzz with libFuzzer + ASan + UBSan (clang++ with libclang-rt-dev).
+# Usage: fuzz/build.sh [OUT_DIR]   (default /tmp/ocib-fuzz)
+set -eu
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-/tmp/ocib-fuzz}
+CXX=${CXX:-clang++}
+mkdir -p "$OUT"
+FLAGS="-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
+  -fno-sanitize-recover=undefined -Wall -Wextra -Wshadow -D_GNU_SOURCE -I$SRC/src"
+# shellcheck disable=SC2086
+$CXX $FLAGS -o "$OUT/dockerfile_fuzz" \
+  "$SRC/fuzz/dockerfile_fuzz.cc" \
+  "$SRC/src/dockerfile/parser.cc" "$SRC/src/dockerfile/expand.cc" \
+  "$SRC/src/dockerfile/json.cc" "$SRC/src/dockerfile/dockerignore.cc" \
+  "$SRC/src/base/error.cc"
+echo "built $OUT/dockerfile_fuzz"

@@ -1,0 +1,5 @@
+FROM debian
+RUN echo a \
+
+   
+    b

@@ -1,0 +1,4 @@
+from alpine as Base
+run echo hi
+copy . /src
+workdir /src

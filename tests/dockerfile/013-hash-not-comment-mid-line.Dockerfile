@@ -1,0 +1,3 @@
+FROM alpine
+RUN echo # not a comment
+LABEL a="#b"

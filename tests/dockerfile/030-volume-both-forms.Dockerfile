@@ -1,0 +1,3 @@
+FROM alpine
+VOLUME /data /logs
+VOLUME ["/a", "/b c"]

@@ -1,0 +1,3 @@
+FROM alpine
+STOPSIGNAL SIGQUIT
+MAINTAINER Jane Doe <jane@example.com>

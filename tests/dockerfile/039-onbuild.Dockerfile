@@ -1,0 +1,3 @@
+FROM alpine
+ONBUILD ADD . /app/src
+ONBUILD RUN make -C /app/src

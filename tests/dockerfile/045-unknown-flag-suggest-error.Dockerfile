@@ -1,0 +1,7 @@
+FROM alpine AS build
+RUN make
+
+
+
+
+COPY --frm=build /out /out

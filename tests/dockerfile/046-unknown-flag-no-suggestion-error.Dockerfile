@@ -1,0 +1,2 @@
+FROM alpine
+RUN --xyzzy=1 true

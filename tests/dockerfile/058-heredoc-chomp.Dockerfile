@@ -1,0 +1,5 @@
+FROM debian
+RUN <<-EOT
+	echo tabbed
+		echo more
+	EOT

@@ -1,0 +1,5 @@
+FROM python:3.12
+RUN <<EOT
+#!/usr/bin/env python
+print("hello world")
+EOT

@@ -1,0 +1,3 @@
+FROM alpine
+COPY file <<EOF
+EOF
