@@ -349,6 +349,7 @@ class Builder {
   }
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
+  Status load_imports() { return load_cache_imports(); }
   Status execute();
   Result<BuildResult> finish();
 
@@ -370,6 +371,9 @@ class Builder {
   std::string compression_name() const;
   Result<LayerResult> execute_step(Step& s);
   Status write_metadata(const BuildResult& r);
+  Status load_cache_imports();
+  Status export_cache(const Output& to);
+  Result<bool> try_imported_cache(Step& s);
   void print_summary();
   Error at(const dockerfile::Instruction& ins, const std::string& msg) const {
     return Error::at({df_->filename, ins.line, 0}, msg);
@@ -390,6 +394,8 @@ class Builder {
   std::deque<Step> steps_;
   std::map<std::string, Step*> by_key_;
   size_t target_ = 0;
+  /// Imported cache: key -> entry (with "dir" where its blob lives), from --cache-from.
+  std::map<std::string, json> imported_cache_;
   dag::Graph graph_;
   dag::Report report_;
 };
@@ -849,6 +855,13 @@ Status Builder::run_step(Step& s) {
       }
     }
   }
+  if (!opts_.no_cache && !imported_cache_.empty()) {
+    OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
+    if (hit) {
+      reporter_.cached(s.display_id, s.name + " (imported cache)");
+      return {};
+    }
+  }
   reporter_.started(s.display_id, s.name);
   auto t0 = std::chrono::steady_clock::now();
   auto r = execute_step(s);
@@ -964,6 +977,108 @@ Result<LayerResult> Builder::unpack_base(Step& s) {
   }
   OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
   return s.result;
+}
+
+// --cache-from type=local: the directory holds ocib-cache.json (cache key -> layer blob) and
+// the blobs in OCI layout form. A hit brings the blob into the store and unpacks it into the
+// step's snapshot, so the step need not run.
+Status Builder::load_cache_imports() {
+  for (const auto& from : opts_.cache_from) {
+    if (from.type != "local") return Error::invalid("--cache-from type=" + from.type + " is not supported yet (local)");
+    auto src = from.attrs.find("src");
+    if (src == from.attrs.end()) return Error::invalid("--cache-from type=local needs src=DIR");
+    auto data = fs::read_file(fs::join(src->second, "ocib-cache.json"));
+    if (!data.ok()) {
+      reporter_.note("warning: no cache to import from " + src->second);
+      continue;
+    }
+    auto j = json::parse(*data, nullptr, false);
+    if (j.is_discarded() || !j.contains("entries") || !j["entries"].is_object())
+      return Error(Errc::kCorrupt, src->second + "/ocib-cache.json is not a cache index");
+    for (auto it = j["entries"].begin(); it != j["entries"].end(); ++it) {
+      json e = it.value();
+      e["dir"] = src->second;
+      imported_cache_.emplace(it.key(), e);
+    }
+  }
+  return {};
+}
+
+Result<bool> Builder::try_imported_cache(Step& s) {
+  auto it = imported_cache_.find(s.key);
+  if (it == imported_cache_.end() || s.kind == Step::Kind::kBase) return false;
+  const json& e = it->second;
+  std::string digest = e.value("digest", "");
+  if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71) return false;
+  std::string src = fs::join(e.value("dir", ""), "blobs/sha256/" + digest.substr(7));
+  if (!fs::exists(src)) return false;
+  if (!store_.has_blob(digest)) {
+    // Copy and verify: the cache directory is not trusted more than a registry.
+    auto h = Sha256::hex_file(src);
+    if (!h.ok() || "sha256:" + *h != digest) return Error(Errc::kCorrupt, "imported cache blob " + digest + " is corrupt");
+    OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(src));
+    OCIB_ASSIGN_OR_RETURN(std::string stored, store_.put_blob(bytes));
+    (void)stored;
+  }
+  s.result.snapshot = s.key.substr(0, 20);
+  s.result.digest = digest;
+  s.result.diff_id = e.value("diff_id", "");
+  s.result.media_type = e.value("media_type", "");
+  s.result.size = e.value("size", int64_t{0});
+  s.result.created = e.value("created", int64_t{0});
+  if (!store_.has_snapshot(s.result.snapshot)) {
+    auto r = unpack_base(s);
+    if (!r.ok()) return std::move(r).error();
+  }
+  s.cached = true;
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  return true;
+}
+
+Status Builder::export_cache(const Output& to) {
+  if (to.type != "local") return Error::invalid("--cache-to type=" + to.type + " is not supported yet (local)");
+  auto dest = to.attrs.find("dest");
+  if (dest == to.attrs.end()) return Error::invalid("--cache-to type=local needs dest=DIR");
+  std::string mode = to.attrs.count("mode") ? to.attrs.at("mode") : "min";
+  if (mode != "min" && mode != "max") return Error::invalid("--cache-to mode must be min or max");
+  // min: the layers of the exported image; max: every step of the build.
+  std::set<const Step*> chosen;
+  if (mode == "max") {
+    for (const auto& s : steps_)
+      if (s.kind != Step::Kind::kBase && (s.ran || s.cached)) chosen.insert(&s);
+  } else {
+    for (const Step* s = states_[target_].top; s; s = s->parent)
+      if (s->kind != Step::Kind::kBase) chosen.insert(s);
+  }
+  OCIB_TRY(fs::mkdirs(fs::join(dest->second, "blobs/sha256")));
+  json entries = json::object();
+  if (auto old = fs::read_file(fs::join(dest->second, "ocib-cache.json")); old.ok()) {
+    auto j = json::parse(*old, nullptr, false);
+    if (!j.is_discarded() && j.contains("entries") && j["entries"].is_object()) entries = j["entries"];
+  }
+  for (const Step* s : chosen) {
+    if (s->packed.valid()) OCIB_TRY(s->packed.get());
+    if (s->result.digest.empty()) continue;
+    std::string dst = fs::join(dest->second, "blobs/sha256/" + s->result.digest.substr(7));
+    if (!fs::exists(dst)) {
+      std::string tmp = dst + ".tmp";
+      if (::link(store_.blob_path(s->result.digest).c_str(), tmp.c_str()) != 0) {
+        OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(store_.blob_path(s->result.digest)));
+        OCIB_TRY(fs::write_file_atomic(dst, bytes));
+      } else if (::rename(tmp.c_str(), dst.c_str()) != 0) {
+        return Error::from_errno("rename " + tmp, errno);
+      }
+    }
+    entries[s->key] = {{"digest", s->result.digest}, {"diff_id", s->result.diff_id},
+                       {"media_type", s->result.media_type}, {"size", s->result.size},
+                       {"created", s->result.created}, {"name", s->name}};
+  }
+  json index = {{"schemaVersion", 2}, {"mediaType", oci::kMediaTypeIndex}, {"manifests", json::array()}};
+  OCIB_TRY(fs::write_file_atomic(fs::join(dest->second, "index.json"), index.dump()));
+  OCIB_TRY(fs::write_file_atomic(fs::join(dest->second, "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})"));
+  reporter_.note("exported cache (mode=" + mode + ", " + std::to_string(chosen.size()) + " steps) to " + dest->second);
+  return fs::write_file_atomic(fs::join(dest->second, "ocib-cache.json"),
+                               json({{"version", kKeyVersion}, {"entries", entries}}).dump(1));
 }
 
 Result<LayerResult> Builder::execute_step(Step& s) {
@@ -1119,6 +1234,7 @@ Result<BuildResult> Builder::finish() {
     }
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
+  for (const auto& c : opts_.cache_to) OCIB_TRY(export_cache(c));
   reporter_.note("image digest " + manifest_digest);
   print_summary();
   BuildResult r{manifest_digest, config_digest};
@@ -1243,6 +1359,7 @@ Result<BuildResult> run(const Options& opts) {
   o.context = context;
   Builder b(o, st, *reporter, ids);
   OCIB_TRY(b.plan(df, ctx.get()));
+  OCIB_TRY(b.load_imports());
   OCIB_TRY(b.execute());
   return b.finish();
 }

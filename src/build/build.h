@@ -28,6 +28,9 @@ struct Options {
   std::string metadata_file;
   int jobs = 0;            // 0 = default
   bool no_cache = false;
+  /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.
+  std::vector<Output> cache_to;
+  std::vector<Output> cache_from;
   sandbox::Network network = sandbox::Network::kNone;
   std::string store_root;  // "" = store::Store::default_root()
 };

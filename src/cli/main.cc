@@ -37,6 +37,8 @@ Options:
       --metadata-file FILE write the image digest and per-step timings as JSON
   -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
       --no-cache           do not use the build cache
+      --cache-to SPEC      export the build cache: type=local,dest=DIR[,mode=min|max]
+      --cache-from SPEC    import a build cache: type=local,src=DIR
       --network MODE       none (default) | host: network of RUN steps
   -q, --quiet              same as --progress=quiet
 
@@ -95,7 +97,8 @@ int cmd_build(const Args& a) {
     }
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
-                       s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network";
+                       s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
+                       s == "--cache-to" || s == "--cache-from";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -115,6 +118,14 @@ int cmd_build(const Args& a) {
       auto out = ocib::build::parse_output(v);
       if (!out.ok()) return fail(out.error().str(), 2);
       o.outputs.push_back(*out);
+    } else if (take_value(a, i, "--cache-to", "", &v)) {
+      auto c = ocib::build::parse_output(v);
+      if (!c.ok()) return fail(c.error().str(), 2);
+      o.cache_to.push_back(*c);
+    } else if (take_value(a, i, "--cache-from", "", &v)) {
+      auto c = ocib::build::parse_output(v);
+      if (!c.ok()) return fail(c.error().str(), 2);
+      o.cache_from.push_back(*c);
     } else if (take_value(a, i, "--progress", "", &v)) {
       if (v == "auto" || v == "tty" || v == "plain") o.progress = "plain";
       else if (v == "quiet") o.progress = "quiet";

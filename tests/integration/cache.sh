@@ -74,3 +74,15 @@ done
 oci_extract "$T/out3.tar" "$T/layout3"
 cfg=$(oci_config "$T/layout3")
 assert_eq "$(jq -c .config.Cmd "$cfg")" '["/bin/cat","/both"]' "Cmd of the third build"
+
+# Cache export/import through a local directory: a fresh store with --cache-from re-executes
+# no step whose result is in the imported cache, and produces the same image.
+ocib_ok exp build -t cache:1 --cache-to type=local,dest="$T/cachedir",mode=max \
+  -o type=oci,dest="$T/exp.tar" --metadata-file "$T/exp.json" --progress=plain "$ctx"
+[[ -f $T/cachedir/ocib-cache.json ]] || fail "--cache-to wrote no ocib-cache.json"
+export OCIB_ROOT="$T/fresh-store"
+ocib_ok imp build -t cache:1 --cache-from type=local,src="$T/cachedir" \
+  -o type=oci,dest="$T/imp.tar" --metadata-file "$T/imp.json" --progress=plain "$ctx"
+ran=$(jq '[.["ocib.vertices"][] | select(.cached == false)] | length' "$T/imp.json")
+[[ $ran -eq 0 ]] || fail "$ran steps re-ran despite --cache-from: $(jq -c '.["ocib.vertices"]' "$T/imp.json")"
+assert_eq "$(jq -r '.["containerimage.digest"]' "$T/imp.json")" "$(jq -r '.["containerimage.digest"]' "$T/exp.json")" "image digest after cache import"
