@@ -29,6 +29,7 @@
 #include "build/progress.h"
 #include "dag/scheduler.h"
 #include "dockerfile/dockerfile.h"
+#include "dockerfile/dockerignore.h"
 #include "layers/layers.h"
 #include "oci/image.h"
 #include "oci/layout.h"
@@ -349,6 +350,11 @@ class Builder {
   }
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
+  void set_ignore(std::shared_ptr<dockerfile::Matcher> m) {
+    if (!m) return;
+    context_filter_.excluded = [m](const std::string& rel, bool is_dir) { return m->excluded(rel, is_dir); };
+    context_filter_.descend = [m](const std::string& rel) { return m->may_contain_included(rel); };
+  }
   Status load_imports() { return load_cache_imports(); }
   Status execute();
   Result<BuildResult> finish();
@@ -388,6 +394,7 @@ class Builder {
   int compression_level_ = -1;
   const dockerfile::Dockerfile* df_ = nullptr;
   int context_fd_ = -1;
+  SourceFilter context_filter_;
   std::map<std::string, std::string> meta_args_;
   std::set<std::string> used_args_;
   std::vector<StageState> states_;
@@ -586,11 +593,23 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       else if (f->value == "host") s.network = sandbox::Network::kHost;
       else if (f->value != "default") return at(ins, "unsupported network mode \"" + f->value + "\"");
     }
+    std::vector<std::string> shell =
+        st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
     if (ins.json) {
       s.argv = *ins.json;
+    } else if (!ins.heredocs.empty() && dockerfile::parse_heredoc_word(ins.rest)) {
+      // The whole command is one heredoc: its body is the script.
+      std::string script = ins.heredocs.front().data();
+      if (script.rfind("#!", 0) == 0)
+        return at(ins, "RUN heredoc with a #! interpreter line is not supported yet; use `RUN <interpreter> <<EOF`");
+      s.argv = shell;
+      s.argv.push_back(script);
     } else {
-      s.argv = st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
-      s.argv.push_back(ins.rest);
+      // Heredocs after command text reach the shell as written; it does the redirection.
+      std::string cmd = ins.rest;
+      for (const auto& h : ins.heredocs) cmd += "\n" + h.content + h.name;
+      s.argv = shell;
+      s.argv.push_back(cmd);
     }
     if (s.argv.empty()) return at(ins, "RUN needs a command");
     // Build args in scope reach the command's environment (not the image config); ENV wins.
@@ -627,6 +646,29 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
         words.push_back(e);
       }
     }
+    // Heredoc sources (`COPY <<EOF /dest`) become inline files, in order.
+    std::vector<InlineFile> inline_files;
+    if (!ins.heredocs.empty() && !ins.json) {
+      std::vector<std::string> kept;
+      size_t next = 0;
+      for (size_t i = 0; i < ins.raw_words.size(); ++i) {
+        if (i + 1 < ins.raw_words.size() && dockerfile::parse_heredoc_word(ins.raw_words[i]) &&
+            next < ins.heredocs.size()) {
+          const auto& h = ins.heredocs[next++];
+          std::string content = h.data();
+          if (h.expand) {
+            auto e = dockerfile::expand(content, vars_for(st), df_->escape);
+            if (!e.ok()) return at(ins, e.error().message());
+            content = *e;
+          }
+          inline_files.push_back({h.name, content});
+        } else {
+          kept.push_back(words[i]);
+        }
+      }
+      words = kept;
+      words.insert(words.begin(), "");  // placeholder so the dest logic below still sees >= 2 words
+    }
     if (words.size() < 2) return at(ins, kw + " requires at least two arguments");
     Step s;
     s.kind = Step::Kind::kCopy;
@@ -635,6 +677,8 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     s.parent = st.top;
     std::string dest = words.back();
     words.pop_back();
+    if (!inline_files.empty()) words.erase(words.begin());  // the placeholder
+    s.copy.inline_files = inline_files;
     if (kw == "ADD")
       for (const auto& w : words)
         if (w.find("://") != std::string::npos || w.rfind("git@", 0) == 0)
@@ -665,13 +709,16 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
       if (s.from_top) s.deps.push_back(s.from_top);
     } else {
-      auto h = hash_sources(context_fd_, s.copy.sources);
+      s.copy.filter = context_filter_;
+      auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
+                                      : hash_sources(context_fd_, s.copy.sources, context_filter_);
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
       }
       src_key = "context:" + *h;
     }
+    for (const auto& f : s.copy.inline_files) src_key += " inline:" + f.name + ":" + Sha256::hex(f.content);
     json k = {{"v", kKeyVersion}, {"op", "copy"}, {"parent", s.parent ? s.parent->key : ""},
               {"src", src_key}, {"sources", s.copy.sources}, {"dest", s.copy.dest},
               {"chown", s.chown_spec}, {"chmod", s.copy.chmod ? static_cast<int>(*s.copy.chmod) : -1}};
@@ -1344,7 +1391,21 @@ Result<BuildResult> run(const Options& opts) {
   auto text = fs::read_file(dfpath);
   if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
   std::string shown = opts.dockerfile.empty() ? "Dockerfile" : opts.dockerfile;
-  OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(*text, shown));
+  auto parsed = dockerfile::parse(*text, shown);
+  if (!parsed.ok()) {
+    const Error& e = parsed.error();
+    Error out(e.code(), e.message() + "\n" + dockerfile::render_error_context(*text, e));
+    if (e.loc()) out.with_loc(*e.loc());
+    return out;
+  }
+  dockerfile::Dockerfile df = std::move(parsed).value();
+  std::shared_ptr<dockerfile::Matcher> ignore;
+  if (std::string ip = dockerfile::dockerignore_path(context, opts.dockerfile); !ip.empty()) {
+    OCIB_ASSIGN_OR_RETURN(std::string itext, fs::read_file(ip));
+    auto m = dockerfile::parse_dockerignore(itext);
+    if (!m.ok()) return std::move(m).error().wrap(ip);
+    ignore = std::make_shared<dockerfile::Matcher>(std::move(m).value());
+  }
 
   OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
   // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
@@ -1358,6 +1419,7 @@ Result<BuildResult> run(const Options& opts) {
   Options o = opts;
   o.context = context;
   Builder b(o, st, *reporter, ids);
+  b.set_ignore(ignore);
   OCIB_TRY(b.plan(df, ctx.get()));
   OCIB_TRY(b.load_imports());
   OCIB_TRY(b.execute());

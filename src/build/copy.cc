@@ -74,16 +74,19 @@ std::vector<std::string> split_path(const std::string& p) {
 }
 
 Status glob_walk(int root_fd, const std::string& base, const std::vector<std::string>& parts,
-                 size_t idx, std::vector<std::string>& out) {
+                 size_t idx, std::vector<std::string>& out, const SourceFilter& filter) {
   if (idx == parts.size()) {
-    out.push_back(base.empty() ? "." : base);
+    std::string m = base.empty() ? "." : base;
+    struct stat st;
+    bool is_dir = lstat_beneath(root_fd, m, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!filter.skip(m, is_dir)) out.push_back(m);
     return {};
   }
   const std::string& part = parts[idx];
   if (!has_glob(part)) {
     std::string next = base.empty() ? part : base + "/" + part;
     struct stat st;
-    if (lstat_beneath(root_fd, next, &st) == 0) return glob_walk(root_fd, next, parts, idx + 1, out);
+    if (lstat_beneath(root_fd, next, &st) == 0) return glob_walk(root_fd, next, parts, idx + 1, out, filter);
     return {};
   }
   UniqueFd dir(open_beneath(root_fd, base.empty() ? "." : base, O_PATH | O_DIRECTORY));
@@ -91,17 +94,20 @@ Status glob_walk(int root_fd, const std::string& base, const std::vector<std::st
   OCIB_ASSIGN_OR_RETURN(auto names, list_dir(dir.get()));
   for (const auto& n : names) {
     if (fnmatch(part.c_str(), n.c_str(), 0) != 0) continue;
-    OCIB_TRY(glob_walk(root_fd, base.empty() ? n : base + "/" + n, parts, idx + 1, out));
+    OCIB_TRY(glob_walk(root_fd, base.empty() ? n : base + "/" + n, parts, idx + 1, out, filter));
   }
   return {};
 }
 
 void hash_u64(Sha256& h, uint64_t v) { h.update(&v, sizeof v); }
 
-Status hash_tree(int parent_fd, const std::string& name, const std::string& rel, Sha256& h) {
+Status hash_tree(int parent_fd, const std::string& name, const std::string& rel, Sha256& h,
+                 const SourceFilter& filter) {
   struct stat st;
   if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::from_errno("stat " + rel, errno);
+  if (filter.skip(rel, S_ISDIR(st.st_mode))) return {};
+  if (!S_ISDIR(st.st_mode) && filter.drop_file(rel)) return {};
   h.update(rel);
   h.update("\0", 1);
   hash_u64(h, st.st_mode);
@@ -128,7 +134,7 @@ Status hash_tree(int parent_fd, const std::string& name, const std::string& rel,
     UniqueFd dir(openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) return Error::from_errno("open " + rel, errno);
     OCIB_ASSIGN_OR_RETURN(auto names, list_dir(dir.get()));
-    for (const auto& n : names) OCIB_TRY(hash_tree(dir.get(), n, rel + "/" + n, h));
+    for (const auto& n : names) OCIB_TRY(hash_tree(dir.get(), n, rel == "." ? n : rel + "/" + n, h, filter));
   }
   return {};
 }
@@ -137,6 +143,7 @@ Status hash_tree(int parent_fd, const std::string& name, const std::string& rel,
 
 struct Attrs {
   std::optional<uint32_t> uid, gid, chmod;
+  const SourceFilter* filter = nullptr;
 };
 
 Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a, bool is_link) {
@@ -199,24 +206,28 @@ Status mkdir_parents(const std::string& dir, const Attrs&) {
   return fs::mkdirs(dir, 0755);
 }
 
-Status copy_entry(int parent_fd, const std::string& name, const std::string& dst, const Attrs& a);
+Status copy_entry(int parent_fd, const std::string& name, const std::string& rel, const std::string& dst,
+                  const Attrs& a);
 
-Status copy_dir_contents(int dir_fd, const std::string& dst, const Attrs& a) {
+Status copy_dir_contents(int dir_fd, const std::string& rel, const std::string& dst, const Attrs& a) {
   OCIB_ASSIGN_OR_RETURN(auto names, list_dir(dir_fd));
-  for (const auto& n : names) OCIB_TRY(copy_entry(dir_fd, n, fs::join(dst, n), a));
+  for (const auto& n : names) OCIB_TRY(copy_entry(dir_fd, n, rel == "." ? n : rel + "/" + n, fs::join(dst, n), a));
   return {};
 }
 
-Status copy_entry(int parent_fd, const std::string& name, const std::string& dst, const Attrs& a) {
+Status copy_entry(int parent_fd, const std::string& name, const std::string& rel, const std::string& dst,
+                  const Attrs& a) {
   struct stat st;
   if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::from_errno("stat " + name, errno);
+  if (a.filter && a.filter->skip(rel, S_ISDIR(st.st_mode))) return {};
+  if (a.filter && !S_ISDIR(st.st_mode) && a.filter->drop_file(rel)) return {};
   if (S_ISDIR(st.st_mode)) {
     clear_dest(dst, true);
     if (mkdir(dst.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + dst, errno);
     UniqueFd dir(openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) return Error::from_errno("open " + name, errno);
-    OCIB_TRY(copy_dir_contents(dir.get(), dst, a));
+    OCIB_TRY(copy_dir_contents(dir.get(), rel, dst, a));
     return apply_meta(dst, st, a, false);
   }
   clear_dest(dst, false);
@@ -247,48 +258,73 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& dst
 
 }  // namespace
 
-Result<std::vector<std::string>> match_sources(int root_fd, const std::string& pattern) {
+Result<std::vector<std::string>> match_sources(int root_fd, const std::string& pattern,
+                                               const SourceFilter& filter) {
   std::string clean = fs::clean("/" + pattern);
   std::vector<std::string> out;
-  OCIB_TRY(glob_walk(root_fd, "", split_path(clean), 0, out));
+  OCIB_TRY(glob_walk(root_fd, "", split_path(clean), 0, out, filter));
   std::sort(out.begin(), out.end());
   return out;
 }
 
-Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns) {
+Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns,
+                                 const SourceFilter& filter) {
   Sha256 h;
   for (const auto& p : patterns) {
-    OCIB_ASSIGN_OR_RETURN(auto matches, match_sources(root_fd, p));
+    OCIB_ASSIGN_OR_RETURN(auto matches, match_sources(root_fd, p, filter));
     if (matches.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
     h.update("pattern:" + p);
     for (const auto& m : matches) {
       if (m == ".") {
-        OCIB_TRY(hash_tree(root_fd, ".", ".", h));
+        OCIB_TRY(hash_tree(root_fd, ".", ".", h, filter));
         continue;
       }
       UniqueFd parent(open_beneath(root_fd, fs::dirname(m), O_PATH | O_DIRECTORY));
       if (!parent.valid()) return Error::from_errno("open " + fs::dirname(m), errno);
-      OCIB_TRY(hash_tree(parent.get(), fs::basename(m), m, h));
+      OCIB_TRY(hash_tree(parent.get(), fs::basename(m), m, h, filter));
     }
   }
   return h.hex_final();
 }
 
 Status copy_into(int src_root_fd, const CopyOp& op) {
-  Attrs a{op.uid, op.gid, op.chmod};
+  Attrs a{op.uid, op.gid, op.chmod, &op.filter};
   std::vector<std::string> matches;
   for (const auto& p : op.sources) {
-    OCIB_ASSIGN_OR_RETURN(auto m, match_sources(src_root_fd, p));
+    OCIB_ASSIGN_OR_RETURN(auto m, match_sources(src_root_fd, p, op.filter));
     if (m.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
     matches.insert(matches.end(), m.begin(), m.end());
   }
   bool dest_dir_syntax = !op.dest.empty() && op.dest.back() == '/';
   std::string dest = fs::clean(op.dest);
-  if (matches.size() > 1 && !dest_dir_syntax) {
+  size_t total = matches.size() + op.inline_files.size();
+  if (total > 1 && !dest_dir_syntax) {
     struct stat st;
     if (stat(dest.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return Error::invalid("When using COPY with more than one source file, the destination must "
                             "be a directory and end with a /");
+  }
+  for (const auto& f : op.inline_files) {
+    // Heredoc sources: a file with the given content, placed like a regular source file.
+    std::string target = dest;
+    struct stat dst_st;
+    bool dest_is_dir = stat(dest.c_str(), &dst_st) == 0 && S_ISDIR(dst_st.st_mode);
+    if (dest_dir_syntax || dest_is_dir || total > 1) {
+      OCIB_TRY(fs::mkdirs(dest, 0755));
+      target = fs::join(dest, f.name);
+    } else {
+      OCIB_TRY(fs::mkdirs(fs::dirname(dest), 0755));
+    }
+    clear_dest(target, false);
+    UniqueFd out(open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out.valid()) return Error::from_errno("create " + target, errno);
+    if (write(out.get(), f.content.data(), f.content.size()) != static_cast<ssize_t>(f.content.size()))
+      return Error::from_errno("write " + target, errno);
+    out.reset();
+    if (lchown(target.c_str(), op.uid.value_or(0), op.gid.value_or(0)) != 0)
+      return Error::from_errno("chown " + target, errno);
+    if (chmod(target.c_str(), op.chmod ? static_cast<mode_t>(*op.chmod) : 0644) != 0)
+      return Error::from_errno("chmod " + target, errno);
   }
   for (const auto& m : matches) {
     UniqueFd parent(open_beneath(src_root_fd, m == "." ? "." : fs::dirname(m), O_PATH | O_DIRECTORY));
@@ -302,19 +338,19 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       OCIB_TRY(mkdir_parents(dest, a));
       UniqueFd dir(openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) return Error::from_errno("open source " + m, errno);
-      OCIB_TRY(copy_dir_contents(dir.get(), dest, a));
+      OCIB_TRY(copy_dir_contents(dir.get(), m, dest, a));
       continue;
     }
     std::string target = dest;
     struct stat dst_st;
     bool dest_is_dir = stat(dest.c_str(), &dst_st) == 0 && S_ISDIR(dst_st.st_mode);
-    if (dest_dir_syntax || dest_is_dir || matches.size() > 1) {
+    if (dest_dir_syntax || dest_is_dir || total > 1) {
       OCIB_TRY(mkdir_parents(dest, a));
       target = fs::join(dest, fs::basename(m));
     } else {
       OCIB_TRY(mkdir_parents(fs::dirname(dest), a));
     }
-    OCIB_TRY(copy_entry(parent.get(), name, target, a));
+    OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
   }
   return {};
 }

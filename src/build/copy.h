@@ -3,6 +3,7 @@
 // hashed for cache keys on the host, and copied into the container root inside the sandbox.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,8 +12,28 @@
 
 namespace ocib::build {
 
+/// Decides whether a path of the source (relative to its root, no leading "./") is left out,
+/// e.g. by .dockerignore; `descend` asks whether an excluded directory may still contain
+/// re-included paths. Empty: nothing is excluded.
+struct SourceFilter {
+  std::function<bool(const std::string& rel, bool is_dir)> excluded;
+  std::function<bool(const std::string& rel)> descend;
+  bool skip(const std::string& rel, bool is_dir) const {
+    return excluded && rel != "." && excluded(rel, is_dir) && !(is_dir && descend && descend(rel));
+  }
+  bool drop_file(const std::string& rel) const { return excluded && rel != "." && excluded(rel, false); }
+};
+
+/// A file created from inline content (a COPY heredoc).
+struct InlineFile {
+  std::string name;
+  std::string content;
+};
+
 struct CopyOp {
   std::vector<std::string> sources;  // relative to the source root, may contain * ? [..]
+  std::vector<InlineFile> inline_files;  // heredoc sources, placed like regular files
+  SourceFilter filter;                   // .dockerignore for the build context
   std::string dest;                  // absolute container path; a trailing '/' means a directory
   std::optional<uint32_t> uid, gid;  // --chown; default 0:0
   std::optional<uint32_t> chmod;     // --chmod (octal)
@@ -21,11 +42,13 @@ struct CopyOp {
 /// Matches of one source pattern beneath `root_fd`, as clean relative paths ("." for the
 /// root itself), sorted. A pattern without glob characters yields itself if it exists.
 /// Resolution never leaves the root: symlinks are resolved as if `root_fd` were "/".
-Result<std::vector<std::string>> match_sources(int root_fd, const std::string& pattern);
+Result<std::vector<std::string>> match_sources(int root_fd, const std::string& pattern,
+                                               const SourceFilter& filter = {});
 
 /// A digest of everything a COPY would read: paths, types, modes, sizes, symlink targets and
 /// file contents (not mtimes or owners, as BuildKit), for all patterns.
-Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns);
+Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns,
+                                 const SourceFilter& filter = {});
 
 /// Performs the copy with Docker's rules: a directory source copies its contents; several
 /// sources or a dest ending in '/' need a directory dest; missing parents are created (0755).
