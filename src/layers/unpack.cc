@@ -31,6 +31,7 @@ constexpr int64_t kMaxFileSize = int64_t{64} << 30;
 constexpr size_t kMaxNameLen = 4096;
 constexpr size_t kMaxComponentLen = 255;
 constexpr size_t kBufSize = 1 << 17;
+constexpr unsigned char kXzMagic[] = {0xfd, '7', 'z', 'X', 'Z', 0};
 
 // A per-entry refusal: recorded in UnpackStats::refused, the unpack goes on.
 Error refuse(std::string why) { return Error(Errc::kSecurity, std::move(why)); }
@@ -83,7 +84,7 @@ class Source {
       s->kind_ = Kind::kZstd;
       s->zd_ = ZSTD_createDStream();
       if (s->zd_ == nullptr) return Error(Errc::kGeneric, "ZSTD_createDStream failed");
-    } else if ((n >= 6 && std::memcmp(m, "\xfd" "7zXZ\0", 6) == 0) ||
+    } else if ((n >= 6 && std::memcmp(m, kXzMagic, 6) == 0) ||
                (n >= 3 && std::memcmp(m, "BZh", 3) == 0)) {
       return Error(Errc::kUnsupported, path + ": xz/bzip2 layers are not OCI media types");
     }
@@ -161,7 +162,9 @@ class Source {
       ZSTD_inBuffer ib{in_.data(), in_len_, in_pos_};
       size_t rc = ZSTD_decompressStream(zd_, &ob, &ib);
       in_pos_ = ib.pos;
-      if (ZSTD_isError(rc)) return Error(Errc::kCorrupt, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      if (ZSTD_isError(rc)) {
+        return Error(Errc::kCorrupt, std::string("zstd: ") + ZSTD_getErrorName(rc));
+      }
       zstd_pending_ = rc;
     }
     return ob.pos;
@@ -225,6 +228,11 @@ std::string join_comps(const std::vector<std::string>& c, size_t n) {
     s += c[i];
   }
   return s;
+}
+
+// Names in notes are capped: a hostile 4 KiB name should not flood logs.
+std::string short_name(const std::string& name) {
+  return name.size() <= 160 ? name : name.substr(0, 160) + "...";
 }
 
 int openat2_fd(int dirfd, const char* path, int flags, uint64_t resolve) {
@@ -294,13 +302,13 @@ class Unpacker {
   void set_owner_at(int pfd, const std::string& leaf, struct archive_entry* e);
   void set_xattrs(int fd, struct archive_entry* e);
   void note(const std::string& path, const std::string& why) {
-    stats_.refused.push_back(path + ": " + why);
+    stats_.refused.push_back(short_name(path) + ": " + why);
   }
 
   int root_;
   const UnpackOptions& opts_;
   UnpackStats& stats_;
-  bool privileged_;
+  bool privileged_;   // euid 0: chown and mknod; cleared when chown turns out not to work
   std::string path_;  // the current entry's cleaned name, for notes
   std::vector<DirMeta> dirs_;
   std::map<std::string, size_t> dir_index_;
@@ -325,8 +333,12 @@ Result<UniqueFd> Unpacker::open_dir(const std::vector<std::string>& comps, size_
     }
     if (fd < 0) {
       int err = errno;
-      if (err == ELOOP) return refuse("parent " + join_comps(comps, i + 1) + " is a symlink");
-      if (err == ENOTDIR) return refuse("parent " + join_comps(comps, i + 1) + " is not a directory");
+      if (err == ELOOP || err == ENOTDIR) {
+        struct stat st;
+        bool link = ::fstatat(cur.get(), c, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+        return refuse("parent " + join_comps(comps, i + 1) +
+                      (link ? " is a symlink (not followed)" : " is not a directory"));
+      }
       return sys_error("open " + join_comps(comps, i + 1), err);
     }
     cur.reset(fd);
@@ -359,8 +371,15 @@ void Unpacker::set_owner_fd(int fd, struct archive_entry* e) {
       note(path_, "owner " + std::to_string(uid) + ":" + std::to_string(gid) + " unmapped");
       return;
     }
-    if (::fchown(fd, *hu, *hg) != 0) note(path_, std::string("chown: ") + std::strerror(errno));
-    return;
+    if (::fchown(fd, *hu, *hg) == 0) return;
+    int err = errno;
+    if (err != EINVAL && err != EPERM) {
+      note(path_, std::string("chown: ") + std::strerror(err));
+      return;
+    }
+    // Root in a user namespace without these ids: record owners like an unprivileged caller.
+    privileged_ = false;
+    note(path_, "chown not permitted; owners recorded in " + std::string(kOwnerXattr));
   }
   if (uid == 0 && gid == 0) return;
   std::string v = std::to_string(uid) + ":" + std::to_string(gid);
@@ -382,7 +401,9 @@ void Unpacker::set_owner_at(int pfd, const std::string& leaf, struct archive_ent
     return;
   }
   if (::fchownat(pfd, leaf.c_str(), *hu, *hg, AT_SYMLINK_NOFOLLOW) != 0) {
-    note(path_, std::string("chown: ") + std::strerror(errno));
+    int err = errno;
+    if (err == EINVAL || err == EPERM) privileged_ = false;
+    note(path_, std::string("chown: ") + std::strerror(err));
   }
 }
 
@@ -391,8 +412,11 @@ void Unpacker::set_xattrs(int fd, struct archive_entry* e) {
   const char* name;
   const void* value;
   size_t size;
+  std::vector<std::string> seen;  // pax may carry each xattr twice (LIBARCHIVE. and SCHILY.)
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     std::string_view n(name);
+    if (std::find(seen.begin(), seen.end(), n) != seen.end()) continue;
+    seen.emplace_back(n);
     if (is_reserved_xattr(n)) {
       note(path_, "xattr " + std::string(n) + " dropped (reserved)");
       continue;
@@ -443,7 +467,8 @@ Status Unpacker::whiteout(const std::vector<std::string>& comps) {
   int err = errno;
   if (err != EPERM) return sys_error("mknod whiteout " + name, err);
   // Fallback (see kWhiteoutXattr): an empty file marked as a whiteout.
-  int fd = ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+  int fd =
+      ::openat(dir.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) return sys_error("create whiteout " + name, errno);
   UniqueFd f(fd);
   if (::fsetxattr(fd, kWhiteoutXattr, "y", 1, 0) != 0) {
@@ -494,7 +519,8 @@ Status Unpacker::regular(struct archive* a, struct archive_entry* e, int pfd,
   return {};
 }
 
-Status Unpacker::directory(struct archive_entry* e, const std::vector<std::string>& comps, int pfd) {
+Status Unpacker::directory(struct archive_entry* e, const std::vector<std::string>& comps,
+                           int pfd) {
   const std::string& leaf = comps.back();
   bool exists = false;
   OCIB_TRY(clear_leaf(pfd, leaf, true, &exists));
@@ -551,7 +577,9 @@ Status Unpacker::hardlink(struct archive_entry* e, const std::vector<std::string
 Status Unpacker::special(struct archive_entry* e, int pfd, const std::string& leaf, mode_t type) {
   mode_t perm = archive_entry_perm(e) & 07777;
   if (type == AE_IFSOCK) return refuse("socket skipped");
-  if ((type == AE_IFCHR || type == AE_IFBLK) && !privileged_) {
+  bool whiteout_dev = type == AE_IFCHR && archive_entry_rdevmajor(e) == 0 &&
+                      archive_entry_rdevminor(e) == 0;  // allowed unprivileged since Linux 5.8
+  if ((type == AE_IFCHR || type == AE_IFBLK) && !privileged_ && !whiteout_dev) {
     return refuse("device node skipped (not root)");
   }
   OCIB_TRY(clear_leaf(pfd, leaf, false, nullptr));
@@ -623,8 +651,9 @@ void Unpacker::finish_dirs() {
   for (const DirMeta* d : order) {
     auto parent = open_dir(d->comps, d->comps.size() - 1, false);
     if (!parent.ok()) continue;  // replaced by a later entry
-    int raw = openat2_fd(parent->get(), d->comps.back().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
-                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+    int raw =
+        openat2_fd(parent->get(), d->comps.back().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
     if (raw < 0) continue;
     UniqueFd fd(raw);
     (void)::fchmod(fd.get(), d->mode);
@@ -646,7 +675,8 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
   UnpackStats stats;
   ReadCtx ctx;
   ctx.src = src.get();
-  std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
+  std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(),
+                                                              archive_read_free);
   if (!a) return Error(Errc::kGeneric, "archive_read_new failed");
   // Decompression happened in Source; tar covers ustar, pax and GNU.
   archive_read_support_filter_none(a.get());
@@ -675,8 +705,9 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
     if (!s.ok()) {
       if (ctx.error) return std::move(*ctx.error).wrap("unpack " + blob_path);
       const char* n = archive_entry_pathname(e);
-      if (s.error().code() != Errc::kSecurity) return std::move(s).error().wrap("unpack " + blob_path);
-      stats.refused.push_back(std::string(n ? n : "?") + ": " + s.error().message());
+      if (s.error().code() != Errc::kSecurity)
+        return std::move(s).error().wrap("unpack " + blob_path);
+      stats.refused.push_back(short_name(n ? n : "?") + ": " + s.error().message());
     }
   }
   // The tar reader stops at the end-of-archive blocks; the diff_id covers every byte.
@@ -688,7 +719,8 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
   }
   u.finish_dirs();
   stats.diff_id = "sha256:" + ctx.hash.hex_final();
-  if (opts.verify_diff_id && !opts.expected_diff_id.empty() && opts.expected_diff_id != stats.diff_id) {
+  if (opts.verify_diff_id && !opts.expected_diff_id.empty() &&
+      opts.expected_diff_id != stats.diff_id) {
     return Error(Errc::kCorrupt, "diff_id mismatch for " + blob_path + ": expected " +
                                      opts.expected_diff_id + ", actual " + stats.diff_id);
   }
