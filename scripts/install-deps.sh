@@ -9,7 +9,8 @@ PACKAGES=(
   libseccomp-dev libcap-dev libarchive-dev libssl-dev nlohmann-json3-dev libgtest-dev
   libzstd-dev zlib1g-dev libcurl4-openssl-dev
   # integration tests and the example
-  busybox-static uidmap skopeo umoci oci-image-tool runc jq
+  busybox-static uidmap skopeo umoci oci-image-tool runc jq zstd python3
+  docker-registry apache2-utils openssl  # registry tests: a real registry on 127.0.0.1
   util-linux # findmnt, setpriv, unshare
   passwd     # useradd
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)

@@ -377,6 +377,7 @@ class Builder {
   std::string compression_name() const;
   Result<LayerResult> execute_step(Step& s);
   Status write_metadata(const BuildResult& r);
+  Status export_filesystem(const std::string& dest_dir);
   Status load_cache_imports();
   Status export_cache(const Output& to);
   Result<bool> try_imported_cache(Step& s);
@@ -1276,8 +1277,37 @@ Result<BuildResult> Builder::finish() {
       reporter_.note("exporting to " + out.type + " " + dest->second);
       if (out.type == "oci") OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate));
       else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate));
+    } else if (out.type == "docker") {
+      if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
+      reporter_.note("exporting to docker-archive " + dest->second);
+      oci::DockerArchiveImage di;
+      di.config_digest = config_digest;
+      di.layers = layer_descs;
+      di.diff_ids = cfg.diff_ids;
+      for (const auto& t : opts_.tags) di.repo_tags.push_back(normalize_name(t));
+      std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
+      OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp")));
+    } else if (out.type == "local" || out.type == "tar") {
+      if (dest == out.attrs.end() || dest->second.empty())
+        return Error::invalid("output type=" + out.type + " needs dest=");
+      reporter_.note("exporting filesystem to " + out.type + " " + dest->second);
+      if (out.type == "local") {
+        OCIB_TRY(fs::mkdirs(dest->second));
+        OCIB_TRY(export_filesystem(dest->second));
+      } else {
+        OCIB_ASSIGN_OR_RETURN(std::string dir, store_.make_tmp_dir("fs-"));
+        Staging guard(dir, ids_);
+        OCIB_TRY(export_filesystem(dir));
+        layers::PackOptions po;
+        po.compression = layers::Compression::kNone;
+        po.ids = &ids_;
+        po.clamp_mtime = source_date_epoch_;
+        std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
+        auto packed = layers::pack_dir(dir, path, po);
+        if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest->second);
+      }
     } else {
-      return Error::invalid("output type \"" + out.type + "\" is not supported yet (oci, oci-layout)");
+      return Error::invalid("output type \"" + out.type + "\" is not supported (oci, oci-layout, docker, local, tar)");
     }
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
@@ -1286,6 +1316,7 @@ Result<BuildResult> Builder::finish() {
   print_summary();
   BuildResult r{manifest_digest, config_digest};
   if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r));
+  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, config_digest));
   return r;
 }
 
@@ -1338,6 +1369,44 @@ void Builder::print_summary() {
     std::snprintf(buf, sizeof buf, "  %6.2fs  ", dur[*it]);
     reporter_.note(std::string(buf) + (*it)->name + ((*it)->cached ? " (cached)" : ""));
   }
+}
+
+// The target's merged filesystem, copied out through a read-only overlay view inside the
+// sandbox. As root the owners are kept; rootless, files belong to the caller.
+Status Builder::export_filesystem(const std::string& dest_dir) {
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  sandbox::ReadOnlyView view;
+  view.layers = lowers_of(store_, states_[target_].top);
+  spec.views = {view};
+  spec.host_dirs = {dest_dir};
+  bool root = ::geteuid() == 0;
+  spec.in_sandbox = [root](const std::vector<int>& fds) -> int {
+    CopyOp op;
+    op.sources = {"."};
+    op.dest = "/proc/self/fd/" + std::to_string(fds.at(1)) + "/";
+    op.preserve_owner = root;
+    Status st = copy_into(fds.at(0), op);
+    if (!st.ok()) {
+      std::string msg = st.error().str() + "\n";
+      (void)!::write(2, msg.data(), msg.size());
+      return 1;
+    }
+    return 0;
+  };
+  OutputPump pump(reporter_, 0);
+  OCIB_TRY(pump.start());
+  spec.output_fd = pump.write_fd();
+  auto outcome = sandbox::run(spec, ids_);
+  pump.stop();
+  if (!outcome.ok()) return std::move(outcome).error();
+  if (outcome->exit_code != 0) return Error(Errc::kIo, "exporting filesystem: " + pump.last_lines());
+  return {};
 }
 
 Status Builder::write_metadata(const BuildResult& r) {

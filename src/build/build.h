@@ -26,6 +26,7 @@ struct Options {
   std::vector<Output> outputs;
   std::string progress = "plain";
   std::string metadata_file;
+  std::string iidfile;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
   /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.

@@ -144,11 +144,12 @@ Status hash_tree(int parent_fd, const std::string& name, const std::string& rel,
 struct Attrs {
   std::optional<uint32_t> uid, gid, chmod;
   const SourceFilter* filter = nullptr;
+  bool preserve_owner = false;
 };
 
 Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a, bool is_link) {
-  uid_t uid = a.uid.value_or(0);
-  gid_t gid = a.gid.value_or(0);
+  uid_t uid = a.uid.value_or(a.preserve_owner ? st.st_uid : 0);
+  gid_t gid = a.gid.value_or(a.preserve_owner ? st.st_gid : 0);
   if (lchown(dst.c_str(), uid, gid) != 0) return Error::from_errno("chown " + dst, errno);
   if (!is_link) {
     mode_t mode = a.chmod ? static_cast<mode_t>(*a.chmod) : (st.st_mode & 07777);
@@ -288,7 +289,7 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
 }
 
 Status copy_into(int src_root_fd, const CopyOp& op) {
-  Attrs a{op.uid, op.gid, op.chmod, &op.filter};
+  Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner};
   std::vector<std::string> matches;
   for (const auto& p : op.sources) {
     OCIB_ASSIGN_OR_RETURN(auto m, match_sources(src_root_fd, p, op.filter));

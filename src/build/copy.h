@@ -37,6 +37,8 @@ struct CopyOp {
   std::string dest;                  // absolute container path; a trailing '/' means a directory
   std::optional<uint32_t> uid, gid;  // --chown; default 0:0
   std::optional<uint32_t> chmod;     // --chmod (octal)
+  /// Keep the sources' owners when no uid/gid is given (exporting a filesystem as root).
+  bool preserve_owner = false;
 };
 
 /// Matches of one source pattern beneath `root_fd`, as clean relative paths ("." for the

@@ -32,7 +32,11 @@ Options:
   -t, --tag NAME[:TAG]     name the image (repeatable)
       --target STAGE       build this stage (default: the last)
       --build-arg K=V      set a build-time variable (repeatable)
-  -o, --output SPEC        type=oci,dest=FILE.tar | type=oci-layout,dest=DIR (repeatable)
+  -o, --output SPEC        type=oci,dest=FILE.tar | type=oci-layout,dest=DIR |
+                           type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
+                           (repeatable; dest=- writes tar outputs to stdout); options:
+                           compression=gzip|zstd|uncompressed, compression-level=N
+      --iidfile FILE       write the image ID (config digest)
       --progress MODE      plain (default) | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
   -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
@@ -98,7 +102,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from";
+                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -132,6 +136,8 @@ int cmd_build(const Args& a) {
       else return fail("unknown --progress mode \"" + v + "\" (plain, quiet)", 2);
     } else if (s == "-q" || s == "--quiet") {
       o.progress = "quiet";
+    } else if (take_value(a, i, "--iidfile", "", &v)) {
+      o.iidfile = v;
     } else if (take_value(a, i, "--metadata-file", "", &v)) {
       o.metadata_file = v;
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
@@ -157,7 +163,11 @@ int cmd_build(const Args& a) {
     if (ocib::cli::interrupted()) return fail("build interrupted: " + r.error().str(), 130);
     return fail(r.error().str());
   }
-  if (o.progress == "quiet") std::printf("%s\n", r->manifest_digest.c_str());
+  bool stdout_taken = false;
+  for (const auto& out : o.outputs)
+    if (auto d = out.attrs.find("dest"); d != out.attrs.end() && d->second == "-") stdout_taken = true;
+  // -q prints the digest, like `docker build -q`, unless an output streams to stdout.
+  if (o.progress == "quiet" && !stdout_taken) std::printf("%s\n", r->manifest_digest.c_str());
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "oci/layout.h"
 
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "base/sha256.h"
 
 namespace ocib::oci {
 
@@ -303,6 +305,87 @@ Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutIma
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     st.error().wrap("writing oci-archive " + tar_path);
+  }
+  return st;
+}
+
+namespace {
+
+// Decompresses a layer blob into `out` (plain tar), returning sha256 of what was written.
+Result<std::string> decompress_to(const std::string& src, const std::string& out) {
+  struct ReadDeleter {
+    void operator()(struct archive* a) const { archive_read_free(a); }
+  };
+  std::unique_ptr<struct archive, ReadDeleter> a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_raw(a.get());
+  if (archive_read_open_filename(a.get(), src.c_str(), kChunk) != ARCHIVE_OK)
+    return Error(Errc::kIo, "open " + src + ": " + (archive_error_string(a.get()) ?: "?"));
+  struct archive_entry* e;
+  int r = archive_read_next_header(a.get(), &e);
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(out, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+  Sha256 h;
+  if (r == ARCHIVE_EOF) return h.hex_final();  // an empty blob
+  if (r != ARCHIVE_OK) return Error(Errc::kCorrupt, src + ": " + (archive_error_string(a.get()) ?: "?"));
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  for (;;) {
+    la_ssize_t n = archive_read_data(a.get(), buf.get(), kChunk);
+    if (n < 0) return Error(Errc::kCorrupt, src + ": " + (archive_error_string(a.get()) ?: "?"));
+    if (n == 0) break;
+    h.update(buf.get(), static_cast<size_t>(n));
+    OCIB_TRY(write_all(fd.get(), buf.get(), static_cast<size_t>(n), out));
+  }
+  return h.hex_final();
+}
+
+}  // namespace
+
+Status write_docker_archive(const std::string& tar_path, const DockerArchiveImage& image,
+                            const BlobLocator& locate, const std::string& tmp_dir) {
+  if (image.layers.size() != image.diff_ids.size())
+    return Error::invalid("docker-archive: layers and diff_ids differ in count");
+  OCIB_ASSIGN_OR_RETURN(std::string cfg_hex, blob_hex(image.config_digest));
+  OCIB_ASSIGN_OR_RETURN(std::string cfg_path, locate_blob(locate, image.config_digest));
+  std::string tmp = tar_path + tmp_suffix();
+  std::string layer_tmp = fs::join(tmp_dir, "docker-layer" + tmp_suffix());
+  Status st = [&]() -> Status {
+    OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    std::unique_ptr<struct archive, ArchiveDeleter> a(archive_write_new());
+    archive_write_set_format_pax_restricted(a.get());
+    if (archive_write_open_fd(a.get(), fd.get()) != ARCHIVE_OK) return archive_error(a.get(), tmp);
+    json layers = json::array();
+    std::set<std::string> written;
+    OCIB_TRY(tar_add_dir(a.get(), "blobs/"));
+    OCIB_TRY(tar_add_dir(a.get(), "blobs/sha256/"));
+    OCIB_TRY(tar_add_file(a.get(), "blobs/sha256/" + cfg_hex, cfg_path));
+    for (size_t i = 0; i < image.layers.size(); ++i) {
+      OCIB_ASSIGN_OR_RETURN(std::string diff_hex, blob_hex(image.diff_ids[i]));
+      std::string name = "blobs/sha256/" + diff_hex;
+      layers.push_back(name);
+      if (!written.insert(diff_hex).second) continue;
+      OCIB_ASSIGN_OR_RETURN(std::string src, locate_blob(locate, image.layers[i].digest));
+      OCIB_ASSIGN_OR_RETURN(std::string got, decompress_to(src, layer_tmp));
+      if (got != diff_hex) {
+        ::unlink(layer_tmp.c_str());
+        return Error(Errc::kCorrupt, "layer " + image.layers[i].digest + " does not match its diff_id");
+      }
+      Status added = tar_add_file(a.get(), name, layer_tmp);
+      ::unlink(layer_tmp.c_str());
+      OCIB_TRY(added);
+    }
+    json manifest = json::array({{{"Config", "blobs/sha256/" + cfg_hex},
+                                  {"RepoTags", image.repo_tags},
+                                  {"Layers", layers}}});
+    OCIB_TRY(tar_add_bytes(a.get(), "manifest.json", manifest.dump()));
+    if (archive_write_close(a.get()) != ARCHIVE_OK) return archive_error(a.get(), tmp);
+    if (::fsync(fd.get()) != 0) return Error::from_errno("fsync " + tmp, errno);
+    return {};
+  }();
+  if (st.ok() && ::rename(tmp.c_str(), tar_path.c_str()) != 0)
+    st = Error::from_errno("rename " + tmp + " -> " + tar_path, errno);
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    st.error().wrap("writing docker-archive " + tar_path);
   }
   return st;
 }

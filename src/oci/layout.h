@@ -30,4 +30,20 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
 Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
                         const BlobLocator& locate);
 
+/// An image for a docker-archive (what `docker save` writes and `docker load`/`podman load`
+/// read).
+struct DockerArchiveImage {
+  std::string config_digest;
+  std::vector<Descriptor> layers;     // compressed blobs as stored
+  std::vector<std::string> diff_ids;  // their uncompressed digests, same order
+  std::vector<std::string> repo_tags; // "app:1"
+};
+
+/// Writes a docker-archive: manifest.json ([{Config, RepoTags, Layers}]), the config as
+/// blobs/sha256/<hex> and every layer decompressed as blobs/sha256/<diff_id hex> (the layout of
+/// Docker 25's `docker save`, which older docker load and skopeo/podman read too). Layers are
+/// decompressed through a temp file under `tmp_dir` and checked against their diff_id.
+Status write_docker_archive(const std::string& tar_path, const DockerArchiveImage& image,
+                            const BlobLocator& locate, const std::string& tmp_dir);
+
 }  // namespace ocib::oci
