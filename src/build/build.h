@@ -24,7 +24,7 @@ struct Options {
   std::string target;      // stage name; "" = last stage
   std::map<std::string, std::string> build_args;
   std::vector<Output> outputs;
-  std::string progress = "plain";
+  std::string progress = "auto";
   std::string metadata_file;
   std::string iidfile;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default

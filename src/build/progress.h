@@ -20,7 +20,8 @@ class Reporter {
 };
 
 /// "plain": BuildKit-style "#N [stage i/n] INSTR", "#N 0.123 output", "#N DONE 0.1s".
-/// "quiet": nothing. Thread-safe.
+/// "rawjson": one JSON event per line. "tty": a live view (colour unless NO_COLOR is set).
+/// "auto": tty when stderr is a terminal, else plain. "quiet": nothing. Thread-safe.
 std::unique_ptr<Reporter> make_reporter(const std::string& mode);
 
 }  // namespace ocib::build

@@ -37,7 +37,8 @@ Options:
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --iidfile FILE       write the image ID (config digest)
-      --progress MODE      plain (default) | quiet
+      --progress MODE      auto (default: tty on a terminal, else plain) | tty | plain |
+                           rawjson | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
   -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
       --no-cache           do not use the build cache
@@ -131,9 +132,8 @@ int cmd_build(const Args& a) {
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_from.push_back(*c);
     } else if (take_value(a, i, "--progress", "", &v)) {
-      if (v == "auto" || v == "tty" || v == "plain") o.progress = "plain";
-      else if (v == "quiet") o.progress = "quiet";
-      else return fail("unknown --progress mode \"" + v + "\" (plain, quiet)", 2);
+      if (v == "auto" || v == "tty" || v == "plain" || v == "rawjson" || v == "quiet") o.progress = v;
+      else return fail("unknown --progress mode \"" + v + "\" (auto, tty, plain, rawjson, quiet)", 2);
     } else if (s == "-q" || s == "--quiet") {
       o.progress = "quiet";
     } else if (take_value(a, i, "--iidfile", "", &v)) {

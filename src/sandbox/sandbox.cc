@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -20,7 +22,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +32,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -45,6 +50,7 @@ namespace {
 enum Step : int32_t {
   kStepPdeathsig,
   kStepUnshareUser,
+  kStepJoinShared,
   kStepSync,
   kStepSetRoot,
   kStepUnshareNs,
@@ -77,12 +83,16 @@ enum Step : int32_t {
   kStepNoNewPrivs,
   kStepSeccomp,
   kStepCloseFds,
+  kStepMountTarget,
+  kStepUserMount,
+  kStepUserOverlay,
   kStepCount,
 };
 
 constexpr const char* kStepNames[] = {
     "set parent death signal",
     "unshare user namespace",
+    "join shared namespaces",
     "wait for id maps",
     "become root in user namespace",
     "unshare namespaces",
@@ -115,12 +125,16 @@ constexpr const char* kStepNames[] = {
     "set no_new_privs",
     "load seccomp filter",
     "close inherited fds",
+    "create mountpoint",
+    "mount",
+    "mount overlay for",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
 
 struct ChildError {
   int32_t step;
   int32_t err;
+  int32_t index;  // Plan::mounts index for the user-mount steps, else -1
 };
 
 constexpr int kSetupFailedExit = 125;
@@ -144,11 +158,34 @@ struct OverlayPlan {
   std::string legacy_data;               // mount(2) data for kernels without "lowerdir+"
 };
 
+// One Spec::Mount (or generated /etc file), prepared in the parent.
+struct MountPlan {
+  Mount::Type type = Mount::Type::kBind;
+  std::string source;  // real path (kBind)
+  bool file = false;   // the target is a file (bind of a non-directory)
+  bool readonly = false;
+  std::string display;                      // cleaned absolute target, for errors
+  std::vector<std::string> prefixes;        // "run", "run/secrets", "run/secrets/id"
+  std::vector<std::string> names;           // "run", "secrets", "id"
+  std::string tmpfs_size, tmpfs_mode;       // fsconfig values
+  OverlayPlan overlay;                      // kOverlayRw: mounted at scratch, then moved
+};
+
+// A path relative to the root that the sandbox may create in upperdir, and what the lowerdirs
+// have there (so the parent can tell its own stubs from the step's work).
+struct StubPath {
+  std::string rel;
+  bool in_lower = false;
+  struct stat lower {};
+};
+
 // Everything the children need, computed before fork so they only make system calls.
 struct Plan {
   const Spec* spec = nullptr;
   OverlayPlan root;
   std::vector<OverlayPlan> views;
+  std::vector<MountPlan> mounts;
+  std::vector<StubPath> stubs;  // deepest first
   std::string empty_dir;
   std::vector<int> host_fds;
   std::vector<int> keep_fds;  // sorted; survive close_range in child A
@@ -159,7 +196,9 @@ struct Plan {
   std::string cwd_rel;  // spec.cwd without leading '/'
   const std::vector<sock_filter>* seccomp = nullptr;
   bool allow_setgroups = true;
-  bool new_net = true;
+  bool new_net = true;  // own network namespace (kNone): fresh, or the shared one below
+  // The process-wide user + network namespace pair for kNone steps (-1: unshare per step).
+  int shared_user_fd = -1, shared_net_fd = -1;
   pid_t parent = 0;
   int p2c_read = -1, c2p_write = -1, err_write = -1;
 };
@@ -170,8 +209,8 @@ bool g_cancelled = false;
 
 // ---- child side: no allocation, report {step, errno} -------------------------------------
 
-[[noreturn]] void fail(const Plan& p, Step step, int err) {
-  ChildError e{step, err};
+[[noreturn]] void fail(const Plan& p, Step step, int err, int index = -1) {
+  ChildError e{step, err, index};
   ssize_t n = write(p.err_write, &e, sizeof e);
   (void)n;
   _exit(kSetupFailedExit);
@@ -341,6 +380,113 @@ void bring_up_loopback(const Plan& p) {
   close(s);
 }
 
+int open_in_root(int rootfd, const char* rel) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(syscall(SYS_openat2, rootfd, rel, &how, sizeof how));
+}
+
+// Opens (O_PATH) the target of mount `i`, creating missing components: directories, and an
+// empty file for a file bind. Every component resolves inside the new root, so a symlink in the
+// image (absolute or "..") cannot point the mount or the mkdir at the host.
+int open_mount_target(const Plan& p, int rootfd, size_t i) {
+  const MountPlan& m = p.mounts[i];
+  const int idx = static_cast<int>(i);
+  int dirfd = rootfd;
+  for (size_t k = 0; k < m.prefixes.size(); ++k) {
+    const bool last = k + 1 == m.prefixes.size();
+    int fd = open_in_root(rootfd, m.prefixes[k].c_str());
+    if (fd < 0 && errno == ENOENT) {
+      const char* name = m.names[k].c_str();
+      if (last && m.file) {
+        int f = openat(dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0) fail(p, kStepMountTarget, errno, idx);
+        close(f);
+      } else if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST) {
+        fail(p, kStepMountTarget, errno, idx);
+      }
+      fd = open_in_root(rootfd, m.prefixes[k].c_str());
+    }
+    // ENOENT here: a dangling symlink on the way (not followed to create its target).
+    if (fd < 0) fail(p, kStepMountTarget, errno, idx);
+    if (dirfd != rootfd) close(dirfd);
+    dirfd = fd;
+  }
+  return dirfd;
+}
+
+// Mounts Plan::mounts beneath the new root (the cwd, not yet pivoted) with the fd-based mount
+// API: open_tree clones a bind source (recursively: a userns may not split locked submounts),
+// mount_setattr only *adds* MOUNT_ATTR_RDONLY, so the nosuid/nodev/noexec flags locked on the
+// source in a user namespace are kept, and move_mount attaches at the resolved target fd.
+void mount_user_mounts(const Plan& p) {
+  if (p.mounts.empty()) return;
+  int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  CHILD_CHECK(rootfd, kStepChdirRoot);
+  for (size_t i = 0; i < p.mounts.size(); ++i) {
+    const MountPlan& m = p.mounts[i];
+    const int idx = static_cast<int>(i);
+    int target = open_mount_target(p, rootfd, i);
+    int mnt = -1;
+    switch (m.type) {
+      case Mount::Type::kBind:
+        mnt = open_tree(AT_FDCWD, m.source.c_str(),
+                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+        if (m.readonly) {
+          mount_attr attr{};
+          attr.attr_set = MOUNT_ATTR_RDONLY;
+          if (mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+            fail(p, kStepUserMount, errno, idx);
+        }
+        break;
+      case Mount::Type::kTmpfs: {
+        int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0) fail(p, kStepUserMount, errno, idx);
+        if ((!m.tmpfs_size.empty() && fsconfig_str(fs, "size", m.tmpfs_size.c_str()) < 0) ||
+            fsconfig_str(fs, "mode", m.tmpfs_mode.c_str()) < 0 ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
+          fail(p, kStepUserMount, errno, idx);
+        unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if (m.readonly) attrs |= MOUNT_ATTR_RDONLY;
+        mnt = fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+        close(fs);
+        break;
+      }
+      case Mount::Type::kOverlayRw:
+        // Mounted at overlay.target by run_init before the rootfs was entered.
+        mnt = open_tree(AT_FDCWD, m.overlay.target.c_str(), OPEN_TREE_CLOEXEC);
+        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+        if (m.readonly) {
+          mount_attr attr{};
+          attr.attr_set = MOUNT_ATTR_RDONLY;
+          if (mount_setattr(mnt, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+            fail(p, kStepUserMount, errno, idx);
+        }
+        break;
+    }
+    struct stat st;
+    CHILD_CHECK(fstat(target, &st), kStepMountTarget);
+    if (S_ISDIR(st.st_mode) == m.file) fail(p, kStepUserMount, m.file ? EISDIR : ENOTDIR, idx);
+    if (move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      fail(p, kStepUserMount, errno, idx);
+    close(mnt);
+    close(target);
+  }
+  close(rootfd);
+}
+
+// Parent-death handling for pid 1: A holds the write end of `alive`; once A is gone, reading
+// the other end reports a hangup. Checked after each (re)arming of PR_SET_PDEATHSIG, which the
+// kernel clears when the uid changes.
+void arm_death_signal(const Plan& p, int alive_fd) {
+  CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
+  pollfd pfd{alive_fd, POLLIN, 0};
+  if (poll(&pfd, 1, 0) != 0) _exit(kSetupFailedExit);
+}
+
 [[noreturn]] void exec_command(const Plan& p) {
   const char* const* argv = p.argv.data();
   const char* const* envp = p.envp.data();
@@ -373,11 +519,15 @@ void bring_up_loopback(const Plan& p) {
 }
 
 // pid 1 of the new pid namespace.
-[[noreturn]] void run_init(const Plan& p) {
+[[noreturn]] void run_init(const Plan& p, int alive_fd) {
   const Spec& s = *p.spec;
-  CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
+  arm_death_signal(p, alive_fd);
   CHILD_CHECK(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), kStepMakePrivate);
   if (int e = mount_overlay(p.root, false)) fail(p, kStepMountOverlay, e);
+  for (size_t i = 0; i < p.mounts.size(); ++i)
+    if (p.mounts[i].type == Mount::Type::kOverlayRw)
+      if (int e = mount_overlay(p.mounts[i].overlay, false))
+        fail(p, kStepUserOverlay, e, static_cast<int>(i));
 
   int fds[512];
   size_t nfds = 0;
@@ -392,6 +542,7 @@ void bring_up_loopback(const Plan& p) {
 
   CHILD_CHECK(chdir(p.root.target.c_str()), kStepChdirRoot);
   mount_api_filesystems(p);
+  mount_user_mounts(p);
   if (!p.cwd_rel.empty()) make_cwd(p, p.cwd_rel);
 
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -407,12 +558,14 @@ void bring_up_loopback(const Plan& p) {
   CHILD_CHECK(umount2(".", MNT_DETACH), kStepPivotRoot);
   CHILD_CHECK(chdir("/"), kStepPivotRoot);
   CHILD_CHECK(sethostname(s.hostname.data(), s.hostname.size()), kStepSethostname);
-  if (p.new_net) bring_up_loopback(p);
+  if (p.new_net && p.shared_net_fd < 0) bring_up_loopback(p);
 
   if (int e = internal::drop_bounding_set()) fail(p, kStepDropBounding, e);
   if (p.allow_setgroups) CHILD_CHECK(setgroups(p.groups.size(), p.groups.data()), kStepSetgroups);
   CHILD_CHECK(setresgid(s.gid, s.gid, s.gid), kStepSetgid);
   CHILD_CHECK(setresuid(s.uid, s.uid, s.uid), kStepSetuid);
+  arm_death_signal(p, alive_fd);  // a uid change cleared it
+  close(alive_fd);
   if (int e = internal::set_capabilities(s.uid == 0)) fail(p, kStepSetCaps, e);
   CHILD_CHECK(chdir(s.cwd.c_str()), kStepChdirCwd);
   CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs);
@@ -442,7 +595,14 @@ void bring_up_loopback(const Plan& p) {
     }
     CHILD_CHECK(syscall(SYS_close_range, lo, ~0U, 0), kStepCloseFds);
   }
-  CHILD_CHECK(unshare(CLONE_NEWUSER), kStepUnshareUser);
+  if (p.shared_user_fd >= 0) {
+    CHILD_CHECK(setns(p.shared_user_fd, CLONE_NEWUSER), kStepJoinShared);
+    CHILD_CHECK(setns(p.shared_net_fd, CLONE_NEWNET), kStepJoinShared);
+    close(p.shared_user_fd);
+    close(p.shared_net_fd);
+  } else {
+    CHILD_CHECK(unshare(CLONE_NEWUSER), kStepUnshareUser);
+  }
   char c = 'u';
   CHILD_CHECK(write(p.c2p_write, &c, 1), kStepSync);
   ssize_t n;
@@ -452,11 +612,17 @@ void bring_up_loopback(const Plan& p) {
   CHILD_CHECK(setresgid(0, 0, 0), kStepSetRoot);
   CHILD_CHECK(setresuid(0, 0, 0), kStepSetRoot);
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (p.new_net) flags |= CLONE_NEWNET;
+  if (p.new_net && p.shared_net_fd < 0) flags |= CLONE_NEWNET;
   CHILD_CHECK(unshare(flags), kStepUnshareNs);
+  int alive[2];
+  CHILD_CHECK(pipe2(alive, O_CLOEXEC), kStepForkInit);
   pid_t init = fork();
   CHILD_CHECK(init, kStepForkInit);
-  if (init == 0) run_init(p);
+  if (init == 0) {
+    close(alive[1]);
+    run_init(p, alive[0]);
+  }
+  close(alive[0]);
   int status = 0;
   while (waitpid(init, &status, 0) < 0) {
     if (errno != EINTR) fail(p, kStepForkInit, errno);
@@ -532,25 +698,48 @@ Status write_id_maps(pid_t pid, const IdMapping& ids, bool deny_setgroups) {
   return write_proc(pid, "gid_map", format_id_map(ids.gids));
 }
 
-bool exists_in_any(const std::vector<std::string>& dirs, const char* name) {
-  struct stat st;
-  for (const auto& d : dirs)
-    if (lstat(fs::join(d, name).c_str(), &st) == 0) return true;
-  return false;
+// What the lowerdirs show at `rel` (topmost wins; a whiteout means nothing).
+StubPath lookup_lower(const std::vector<std::string>& dirs, const std::string& rel) {
+  StubPath sp;
+  sp.rel = rel;
+  for (const auto& d : dirs) {
+    struct stat st;
+    if (lstat(fs::join(d, rel).c_str(), &st) < 0) continue;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return sp;
+    sp.in_lower = true;
+    sp.lower = st;
+    return sp;
+  }
+  return sp;
+}
+
+bool is_opaque(const std::string& path) {
+  char v[4];
+  return getxattr(path.c_str(), "user.overlay.opaque", v, sizeof v) > 0 ||
+         getxattr(path.c_str(), "trusted.overlay.opaque", v, sizeof v) > 0;
 }
 
 // Removes the empty mountpoint stubs the sandbox created in upperdir (BuildKit does the same),
-// so `FROM scratch` + RUN does not ship /proc or /dev.
-void remove_stubs(const Spec& s) {
-  for (const char* name : kStubs) {
-    std::string path = fs::join(s.upperdir, name);
+// so `FROM scratch` + RUN does not ship /proc or /dev, and a secret's mountpoint never lands in
+// a layer. Deepest first, so parents created for a target go too once they are empty. A
+// directory that exists below and was only copied up to hold a stub (still empty, not opaque,
+// same mode and owner as below) is removed as well: the merged view is the same without it.
+void remove_stubs(const Plan& p) {
+  const Spec& s = *p.spec;
+  for (const StubPath& sp : p.stubs) {
+    std::string path = fs::join(s.upperdir, sp.rel);
     struct stat st;
     if (lstat(path.c_str(), &st) < 0) continue;
-    if (exists_in_any(s.lowerdirs, name)) continue;
-    if (S_ISDIR(st.st_mode))
-      rmdir(path.c_str());  // fails (fine) when the step put something there
-    else if (S_ISREG(st.st_mode) && st.st_size == 0)
-      unlink(path.c_str());
+    if (!sp.in_lower) {
+      if (S_ISDIR(st.st_mode))
+        rmdir(path.c_str());  // fails (fine) when the step put something there
+      else if (S_ISREG(st.st_mode) && st.st_size == 0)
+        unlink(path.c_str());
+    } else if (S_ISDIR(st.st_mode) && S_ISDIR(sp.lower.st_mode) &&
+               st.st_mode == sp.lower.st_mode && st.st_uid == sp.lower.st_uid &&
+               st.st_gid == sp.lower.st_gid && !is_opaque(path)) {
+      rmdir(path.c_str());
+    }
   }
 }
 
@@ -585,6 +774,201 @@ Status resolve_layers(OverlayPlan& o, const std::vector<std::string>& lowers,
   return ok_status();
 }
 
+Status write_scratch_file(const std::string& path, const std::string& data) {
+  OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+  if (write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    return Error::from_errno("sandbox: write " + path, errno);
+  return ok_status();
+}
+
+// The step's /etc/hosts, /etc/hostname and /etc/resolv.conf, generated under scratch.
+Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch) {
+  std::string dir = fs::join(scratch, "etc");
+  OCIB_TRY(fs::mkdirs(dir));
+  std::string hosts = "127.0.0.1\tlocalhost " + s.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  std::string resolv;
+  if (s.network == Network::kHost) {
+    auto host = fs::read_file("/etc/resolv.conf");
+    if (host.ok()) resolv = *host;
+  }
+  std::vector<Mount> out;
+  const std::pair<const char*, std::string> files[] = {
+      {"hosts", hosts}, {"hostname", s.hostname + "\n"}, {"resolv.conf", resolv}};
+  for (const auto& [name, data] : files) {
+    Mount m;
+    m.source = fs::join(dir, name);
+    m.target = std::string("/etc/") + name;
+    OCIB_TRY(write_scratch_file(m.source, data));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// Resolves Spec::mounts (after the generated /etc files) and records every path the child may
+// create, with what the lowerdirs hold there, for remove_stubs().
+Status plan_mounts(Plan& p, const std::string& scratch) {
+  const Spec& s = *p.spec;
+  std::vector<Mount> all;
+  if (s.etc_files && !s.in_sandbox) {
+    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch));
+  }
+  all.insert(all.end(), s.mounts.begin(), s.mounts.end());
+  std::set<std::string> rels = {"proc", "dev", "sys"};
+  for (size_t i = 0; i < all.size(); ++i) {
+    const Mount& m = all[i];
+    MountPlan mp;
+    mp.type = m.type;
+    mp.readonly = m.readonly;
+    if (m.target.empty() || m.target[0] != '/')
+      return Error::invalid("sandbox: mount target must be absolute: \"" + m.target + "\"");
+    mp.display = fs::clean(m.target);
+    if (mp.display == "/") return Error::invalid("sandbox: cannot mount over /");
+    std::string rel = mp.display.substr(1);
+    for (size_t pos = 0;;) {
+      size_t slash = rel.find('/', pos);
+      std::string prefix = rel.substr(0, slash);
+      mp.prefixes.push_back(prefix);
+      mp.names.push_back(rel.substr(pos, slash == std::string::npos ? slash : slash - pos));
+      rels.insert(prefix);
+      if (slash == std::string::npos) break;
+      pos = slash + 1;
+    }
+    switch (m.type) {
+      case Mount::Type::kBind: {
+        struct stat st;
+        if (stat(m.source.c_str(), &st) < 0)
+          return Error::from_errno("sandbox: mount source " + m.source, errno);
+        OCIB_ASSIGN_OR_RETURN(mp.source, fs::real_path(m.source));
+        mp.file = !S_ISDIR(st.st_mode);
+        break;
+      }
+      case Mount::Type::kTmpfs: {
+        if (m.tmpfs_size) mp.tmpfs_size = std::to_string(m.tmpfs_size);
+        char mode[16];
+        snprintf(mode, sizeof mode, "%o", m.mode & 07777);
+        mp.tmpfs_mode = mode;
+        break;
+      }
+      case Mount::Type::kOverlayRw: {
+        std::string base = fs::join(scratch, "mount" + std::to_string(i));
+        mp.overlay.target = fs::join(base, "mnt");
+        for (const char* d : {"mnt", "upper", "work"}) OCIB_TRY(fs::mkdirs(fs::join(base, d)));
+        const std::vector<std::string> only_empty = {p.empty_dir};
+        OCIB_TRY(resolve_layers(mp.overlay, m.lowerdirs.empty() ? only_empty : m.lowerdirs,
+                                fs::join(base, "upper"), fs::join(base, "work")));
+        mp.overlay.legacy_data = overlay_legacy_data(mp.overlay);
+        break;
+      }
+    }
+    p.mounts.push_back(std::move(mp));
+  }
+  for (const auto& rel : rels) p.stubs.push_back(lookup_lower(s.lowerdirs, rel));
+  // Deepest first: "a/b" before "a".
+  std::stable_sort(p.stubs.begin(), p.stubs.end(), [](const StubPath& a, const StubPath& b) {
+    return std::count(a.rel.begin(), a.rel.end(), '/') > std::count(b.rel.begin(), b.rel.end(), '/');
+  });
+  return ok_status();
+}
+
+// The user namespace (with `ids` mapped) and the empty network namespace (lo up) that kNone
+// steps join instead of creating their own: creating and, above all, tearing down a network
+// namespace per step is a large part of a step's cost. Created once per process and mapping by
+// a helper child that exits once we hold the namespace fds.
+struct SharedNs {
+  std::string key;
+  UniqueFd user, net;
+};
+std::mutex g_shared_mu;
+std::vector<std::unique_ptr<SharedNs>> g_shared;  // never freed: children use the fds
+
+Result<UniqueFd> open_ns(pid_t pid, const char* ns) {
+  std::string path = "/proc/" + std::to_string(pid) + "/ns/" + ns;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::from_errno("sandbox: open " + path, errno);
+  return UniqueFd(fd);
+}
+
+Result<const SharedNs*> shared_namespaces(const IdMapping& ids) {
+  std::string key = format_id_map(ids.uids) + "|" + format_id_map(ids.gids) +
+                    (ids.needs_helpers ? "|helpers" : "");
+  std::lock_guard lock(g_shared_mu);
+  for (const auto& s : g_shared)
+    if (s->key == key) return s.get();
+  const bool deny_setgroups = !(ids.needs_helpers || geteuid() == 0);
+  int p2c[2], c2p[2];
+  if (pipe2(p2c, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd p2c_r(p2c[0]), p2c_w(p2c[1]);
+  if (pipe2(c2p, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd c2p_r(c2p[0]), c2p_w(c2p[1]);
+  pid_t pid = fork();
+  if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+  if (pid == 0) {
+    // No allocation: report one byte per stage, 'x' on failure.
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    close(p2c[1]);
+    close(c2p[0]);
+    char c = 'u';
+    auto say = [&](char ch) { c = ch; return write(c2p[1], &c, 1) == 1; };
+    auto hear = [&] { return read(p2c[0], &c, 1) == 1; };
+    if (unshare(CLONE_NEWUSER) < 0 || !say('u') || !hear()) _exit(1);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || unshare(CLONE_NEWNET) < 0) {
+      say('x');
+      _exit(1);
+    }
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    strcpy(ifr.ifr_name, "lo");
+    if (sock < 0 || ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) {
+      say('x');
+      _exit(1);
+    }
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) {
+      say('x');
+      _exit(1);
+    }
+    say('r');
+    hear();  // the parent has opened our namespaces
+    _exit(0);
+  }
+  p2c_r.reset();
+  c2p_w.reset();
+  auto finish = [&](Status st) -> Status {
+    if (!st.ok()) kill(pid, SIGKILL);
+    p2c_w.reset();
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+  };
+  auto hear = [&](char want) {
+    char c = 0;
+    ssize_t n;
+    do n = read(c2p_r.get(), &c, 1);
+    while (n < 0 && errno == EINTR);
+    return n == 1 && c == want;
+  };
+  auto sh = std::make_unique<SharedNs>();
+  sh->key = key;
+  Status st = hear('u') ? write_id_maps(pid, ids, deny_setgroups)
+                        : Error(Errc::kGeneric, "sandbox: shared namespace helper failed");
+  if (st.ok() && write(p2c_w.get(), "g", 1) != 1) st = Error::from_errno("sandbox: sync", errno);
+  if (st.ok() && !hear('r'))
+    st = Error(Errc::kGeneric, "sandbox: shared network namespace could not be set up");
+  if (st.ok()) {
+    auto u = open_ns(pid, "user");
+    auto n = open_ns(pid, "net");
+    if (!u.ok()) st = std::move(u).error();
+    else if (!n.ok()) st = std::move(n).error();
+    else {
+      sh->user = std::move(*u);
+      sh->net = std::move(*n);
+    }
+  }
+  OCIB_TRY(finish(std::move(st)));
+  g_shared.push_back(std::move(sh));
+  return g_shared.back().get();
+}
+
 Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   if (s.upperdir.empty() || s.scratch.empty())
     return Error::invalid("sandbox: upperdir and scratch are required");
@@ -616,6 +1000,7 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
     p.views.push_back(std::move(v));
   }
   p.cwd_rel = fs::clean(s.cwd).substr(1);
+  OCIB_TRY(plan_mounts(p, scratch));
 
   for (const auto& a : s.argv) p.argv.push_back(a.c_str());
   p.argv.push_back(nullptr);
@@ -649,6 +1034,11 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
       p.groups.push_back(g);
     }
   p.new_net = s.network == Network::kNone;
+  if (p.new_net && s.shared_netns) {
+    OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids));
+    p.shared_user_fd = shared->user.get();
+    p.shared_net_fd = shared->net.get();
+  }
   p.parent = getpid();
   return p;
 }
@@ -673,6 +1063,7 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   p.c2p_write = c2p_w.get();
   p.err_write = err_w.get();
   p.keep_fds = p.host_fds;
+  if (p.shared_user_fd >= 0) p.keep_fds.insert(p.keep_fds.end(), {p.shared_user_fd, p.shared_net_fd});
   p.keep_fds.insert(p.keep_fds.end(), {p.p2c_read, p.c2p_write, p.err_write});
   if (s.output_fd >= 0) p.keep_fds.push_back(s.output_fd);
   std::sort(p.keep_fds.begin(), p.keep_fds.end());
@@ -707,16 +1098,19 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
     ChildError e{};
     if (read(err_r.get(), &e, sizeof e) != sizeof e) return std::nullopt;
-    const char* step = e.step >= 0 && e.step < kStepCount ? kStepNames[e.step] : "setup";
-    return Error::from_errno("sandbox: " + std::string(step), e.err);
+    std::string step = e.step >= 0 && e.step < kStepCount ? kStepNames[e.step] : "setup";
+    if (e.index >= 0 && static_cast<size_t>(e.index) < p.mounts.size())
+      step += " " + p.mounts[static_cast<size_t>(e.index)].display;
+    return Error::from_errno("sandbox: " + step, e.err);
   };
 
   char c;
   ssize_t n;
   do n = read(c2p_r.get(), &c, 1);
   while (n < 0 && errno == EINTR);
-  Status maps = n == 1 ? write_id_maps(pid, ids, !p.allow_setgroups)
-                       : Status(Error(Errc::kGeneric, "sandbox: child exited during setup"));
+  Status maps = n != 1 ? Status(Error(Errc::kGeneric, "sandbox: child exited during setup"))
+                : p.shared_user_fd >= 0 ? ok_status()  // mapped once, when it was created
+                                        : write_id_maps(pid, ids, !p.allow_setgroups);
   if (maps.ok()) {
     c = 'g';
     if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
@@ -725,7 +1119,7 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   int status = 0;
   if (!maps.ok()) kill(-pid, SIGKILL);
   reap(&status);
-  remove_stubs(s);
+  remove_stubs(p);
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
     std::lock_guard lock(g_mu);
     if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
@@ -792,6 +1186,26 @@ Status remove_tree(const std::string& path, const IdMapping& ids) {
   if (!r.ok()) return std::move(r).error();
   if (r->exit_code != 0) return Error(Errc::kIo, "sandbox: could not remove " + path);
   return cleanup;
+}
+
+std::string snapshot_driver_name(const IdMapping& ids) {
+  const char* forced = getenv("OCIB_SNAPSHOTTER");
+  if (forced && (strcmp(forced, "overlayfs") == 0 || strcmp(forced, "fuse-overlayfs") == 0 ||
+                 strcmp(forced, "copy") == 0))
+    return forced;
+  if (check_support(ids).ok()) return "overlayfs";
+  std::string path = env_value({std::string("PATH=") + (getenv("PATH") ? getenv("PATH") : "")},
+                               "PATH");
+  if (path.empty()) path = kDefaultPath;
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    if (!dir.empty() && access(fs::join(dir, "fuse-overlayfs").c_str(), X_OK) == 0)
+      return "fuse-overlayfs";
+    start = end + 1;
+  }
+  return "copy";
 }
 
 Status check_support(const IdMapping& ids) {

@@ -15,8 +15,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <dirent.h>
 
 #include <chrono>
 #include <fstream>
@@ -30,7 +37,8 @@ namespace {
 
 constexpr const char* kApplets[] = {
     "sh",   "echo",  "cat",   "id",   "grep",  "readlink", "rm",   "mkdir", "ls",   "hostname",
-    "test", "touch", "sleep", "true", "false", "pwd",      "stat", "env",   "chmod"};
+    "test", "touch", "sleep", "true", "false", "pwd",      "stat", "env",   "chmod", "unshare",
+    "mount", "nc",   "chown", "head", "wc",    "ln"};
 
 std::string g_tmp;   // per-process temp root
 std::string g_base;  // lower layer with busybox
@@ -464,6 +472,370 @@ TEST_F(SandboxTest, RemoveTreeDeletesSubordinateOwnedFiles) {
   ASSERT_TRUE(removed.ok()) << removed.error().str();
   EXPECT_FALSE(fs::exists(spec_.upperdir));
   EXPECT_TRUE(remove_tree(spec_.upperdir, g_ids).ok());  // missing is fine
+}
+
+// ---- mounts (RUN --mount) -------------------------------------------------------------------
+
+TEST_F(SandboxTest, BindMountsDirRwAndSecretFileReadOnly) {
+  std::string cache = layer("cache"), secrets = layer("secrets");
+  write_text(cache + "/old", "old");
+  write_text(secrets + "/token", "s3cret");
+  Mount c;
+  c.source = cache;
+  c.target = "/root/.cache/pkg";
+  Mount sec;
+  sec.source = secrets + "/token";
+  sec.target = "/run/secrets/token";
+  sec.readonly = true;
+  spec_.mounts = {c, sec};
+  auto r = sh(
+      "cat /root/.cache/pkg/old; echo new > /root/.cache/pkg/new; cat /run/secrets/token; echo;"
+      "echo x > /run/secrets/token && echo WROTE; grep -c ' /run/secrets/token .*ro,' /proc/mounts;"
+      "touch /kept");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("olds3cret\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WROTE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Read-only file system\n1\n"), std::string::npos) << r.output;
+  // The cache write went to the host directory; the secret is unchanged; the upperdir holds only
+  // what the step wrote (no /root, /run stubs and no secret).
+  EXPECT_EQ(*fs::read_file(cache + "/new"), "new\n");
+  EXPECT_EQ(*fs::read_file(secrets + "/token"), "s3cret");
+  EXPECT_TRUE(fs::exists(spec_.upperdir + "/kept"));
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/root"));
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/run"));
+}
+
+TEST_F(SandboxTest, SecretStubAndCopiedUpParentsLeaveNoTrace) {
+  // The image has /run and /etc/hosts: the stub /run/secrets/id copies /run up; both go.
+  std::string l = layer("l1");
+  ASSERT_TRUE(fs::mkdirs(l + "/run").ok());
+  ASSERT_TRUE(fs::mkdirs(l + "/etc").ok());
+  write_text(l + "/etc/hosts", "image hosts\n");
+  std::string secret = layer("s") + "/id";
+  write_text(secret, "value");
+  spec_.lowerdirs = {l, g_base};
+  Mount sec;
+  sec.source = secret;
+  sec.target = "/run/secrets/id";
+  sec.readonly = true;
+  spec_.mounts = {sec};
+  auto r = sh("cat /run/secrets/id && ls /run/secrets");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "valueid\n");
+  std::vector<std::string> entries;
+  for (const auto& name : {"run", "etc", "proc", "dev", "sys"})
+    if (fs::exists(spec_.upperdir + "/" + name)) entries.push_back(name);
+  EXPECT_TRUE(entries.empty()) << entries[0];
+  // But a parent directory the step changed stays.
+  r = sh("cat /run/secrets/id >/dev/null && touch /run/mine");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(spec_.upperdir + "/run/mine"));
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/run/secrets"));
+}
+
+TEST_F(SandboxTest, TmpfsMount) {
+  Mount t;
+  t.type = Mount::Type::kTmpfs;
+  t.target = "/scratchpad/t";
+  t.tmpfs_size = 1 << 20;
+  t.mode = 01777;
+  spec_.mounts = {t};
+  auto r = sh("stat -c %a /scratchpad/t; grep ' /scratchpad/t tmpfs ' /proc/mounts | grep -c size=1024k;"
+              "echo x > /scratchpad/t/f && cat /scratchpad/t/f");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "1777\n1\nx\n");
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/scratchpad"));
+}
+
+TEST_F(SandboxTest, OverlayRwMountDiscardsChanges) {
+  std::string src = layer("src");
+  write_text(src + "/a", "orig");
+  Mount o;
+  o.type = Mount::Type::kOverlayRw;
+  o.lowerdirs = {src};
+  o.target = "/src";
+  spec_.mounts = {o};
+  auto r = sh("echo changed > /src/a && echo b > /src/b && rm /src/a && ls /src");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "b\n");
+  EXPECT_EQ(*fs::read_file(src + "/a"), "orig");
+  EXPECT_FALSE(fs::exists(src + "/b"));
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/src"));
+}
+
+TEST_F(SandboxTest, MountTargetsResolveInsideTheRoot) {
+  // Absolute symlinks in the image must not make the sandbox create or mount on the host.
+  std::string l = layer("l1");
+  std::string name = "ocib-sandbox-test-" + std::to_string(getpid());
+  ASSERT_EQ(symlink("/tmp", (l + "/link").c_str()), 0);
+  std::string dangling = step_ + "/victim";
+  ASSERT_EQ(symlink(dangling.c_str(), (l + "/dangling").c_str()), 0);
+  spec_.lowerdirs = {l, g_base};
+  Mount t;
+  t.type = Mount::Type::kTmpfs;
+  t.target = "/link/" + name;
+  spec_.mounts = {t};
+  auto r = sh("grep -c ' /tmp/" + name + " tmpfs' /proc/mounts");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "1\n");  // mounted at the in-root path the link names
+  EXPECT_FALSE(fs::exists("/tmp/" + name));
+  // A dangling link on the way is an error, and nothing is created where it points.
+  t.target = "/dangling/sub";
+  spec_.mounts = {t};
+  auto e = run(spec_, g_ids);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().str(), "sandbox: create mountpoint /dangling/sub: No such file or directory");
+  EXPECT_FALSE(fs::exists(dangling));
+}
+
+Mount bind_mount(const std::string& source, const std::string& target) {
+  Mount m;
+  m.source = source;
+  m.target = target;
+  return m;
+}
+
+TEST_F(SandboxTest, MountErrorsNameTheTarget) {
+  Mount m;
+  m.source = step_ + "/missing";
+  m.target = "/x";
+  spec_.mounts = {m};
+  spec_.argv = {"true"};
+  auto r = run(spec_, g_ids);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().str(), "sandbox: mount source " + step_ + "/missing: No such file or directory");
+  // A directory bound onto a file of the image.
+  std::string l = layer("l1");
+  write_text(l + "/file", "f");
+  spec_.lowerdirs = {l, g_base};
+  spec_.mounts = {bind_mount(layer("d"), "/file")};
+  r = run(spec_, g_ids);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().str(), "sandbox: mount /file: Not a directory");
+  spec_.mounts = {bind_mount(layer("d"), "relative")};
+  EXPECT_FALSE(run(spec_, g_ids).ok());
+}
+
+// ---- /etc/hosts, /etc/hostname, /etc/resolv.conf -------------------------------------------
+
+TEST_F(SandboxTest, EtcFilesAreProvidedAndNotLeftInTheLayer) {
+  spec_.hostname = "builder";
+  auto r = sh("cat /etc/hosts /etc/hostname; wc -c < /etc/resolv.conf");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output,
+            "127.0.0.1\tlocalhost builder\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "builder\n0\n");
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/etc"));  // the base image has no /etc
+
+  spec_.network = Network::kHost;
+  auto host = fs::read_file("/etc/resolv.conf");
+  r = sh("cat /etc/resolv.conf");
+  EXPECT_EQ(r.output, host.ok() ? *host : "");
+
+  // in_sandbox steps (COPY) see the image's own files.
+  spec_.in_sandbox = [](const std::vector<int>&) { return access("/etc/hosts", F_OK) == 0; };
+  EXPECT_EQ(go().outcome.exit_code, 0);
+}
+
+TEST_F(SandboxTest, WritesToEtcHostsAreDiscarded) {
+  std::string l = layer("l1");
+  ASSERT_TRUE(fs::mkdirs(l + "/etc").ok());
+  write_text(l + "/etc/hosts", "10.0.0.1 image\n");
+  spec_.lowerdirs = {l, g_base};
+  auto r = sh("echo '10.9.9.9 added' >> /etc/hosts && grep -c added /etc/hosts && "
+              "echo other > /etc/hostname && echo 'nameserver 1.1.1.1' > /etc/resolv.conf");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "1\n");
+  EXPECT_FALSE(fs::exists(spec_.upperdir + "/etc"));
+  EXPECT_EQ(*fs::read_file(l + "/etc/hosts"), "10.0.0.1 image\n");
+  // The next step sees fresh files again.
+  EXPECT_EQ(sh("grep -c added /etc/hosts").output, "0\n");
+}
+
+// ---- isolation (Docker defaults) -------------------------------------------------------------
+
+TEST_F(SandboxTest, KernelMemoryIsUnreadable) {
+  // Docker masks /proc/kcore with /dev/null: cat reads nothing (or fails where the kernel has
+  // no /proc/kcore, as on this test machine; opening the real one needs CAP_SYS_RAWIO in the
+  // initial user namespace, which a step never has).
+  // Either way no byte of kernel memory comes out.
+  auto r = sh("cat /proc/kcore 2>/dev/null | wc -c; head -c 1 /proc/kcore 2>/dev/null | wc -c");
+  EXPECT_EQ(r.output, "0\n0\n");
+}
+
+TEST_F(SandboxTest, NestedNamespacesAndMountsAreRefused) {
+  auto r = sh("unshare -U true && echo UNSHARED; mkdir -p /mnt; mount -t tmpfs x /mnt && echo MOUNTED;"
+              "grep -c ' /mnt ' /proc/mounts");
+  EXPECT_EQ(r.output.find("UNSHARED"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("MOUNTED"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n0\n"), std::string::npos) << r.output;
+}
+
+TEST_F(SandboxTest, ChownMapsToSubordinateHostId) {
+  uint32_t n = 0;
+  for (const auto& rg : g_ids.uids) n += rg.count;
+  if (n <= 1) GTEST_SKIP() << "single-id mapping: container uid 1000 has no host id";
+  auto r = sh("touch /f && chown 1000:1000 /f && stat -c %u:%g /f");
+  EXPECT_EQ(r.outcome.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "1000:1000\n");
+  struct stat st;
+  ASSERT_EQ(lstat((spec_.upperdir + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, *g_ids.container_to_host_uid(1000));
+  EXPECT_EQ(st.st_gid, *g_ids.container_to_host_gid(1000));
+}
+
+// A TCP server on the host's 127.0.0.1 that records what the first client sends.
+class LoopbackServer {
+ public:
+  LoopbackServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd_, 4);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~LoopbackServer() { close(fd_); }
+  int port() const { return port_; }
+  // What a client sent within `ms`, or "<none>".
+  std::string received(int ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms) != 1) return "<none>";
+    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return "<none>";
+    std::string got;
+    char buf[64];
+    ssize_t k;
+    pollfd q{c, POLLIN, 0};
+    while (poll(&q, 1, 2000) == 1 && (k = read(c, buf, sizeof buf)) > 0)
+      got.append(buf, static_cast<size_t>(k));
+    close(c);
+    return got;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(SandboxTest, NetworkNoneCannotReachHostLoopbackButHostCan) {
+  LoopbackServer server;
+  std::string cmd = "echo ping | nc -w 3 127.0.0.1 " + std::to_string(server.port()) +
+                    " && echo CONNECTED";
+  auto none = sh(cmd);
+  EXPECT_EQ(none.output.find("CONNECTED"), std::string::npos) << none.output;
+  EXPECT_NE(none.outcome.exit_code, 0);
+  EXPECT_EQ(server.received(200), "<none>");
+  spec_.shared_netns = true;  // the shared network namespace is just as closed
+  none = sh(cmd + "; grep -c : /proc/net/dev");
+  EXPECT_EQ(none.output.find("CONNECTED"), std::string::npos) << none.output;
+  EXPECT_NE(none.output.find("\n1\n"), std::string::npos) << none.output;  // lo only
+  EXPECT_EQ(server.received(200), "<none>");
+  spec_.shared_netns = false;
+
+  spec_.network = Network::kHost;
+  std::string got;
+  std::thread t([&] { got = server.received(10000); });
+  auto host = sh(cmd);
+  t.join();
+  EXPECT_EQ(got, "ping\n");
+  EXPECT_NE(host.output.find("CONNECTED"), std::string::npos) << host.output;
+}
+
+// ---- lifetime ------------------------------------------------------------------------------
+
+// Pids whose cmdline is exactly `argv`.
+std::vector<pid_t> find_processes(const std::string& cmdline) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    pid_t pid = atoi(e->d_name);
+    if (pid <= 0) continue;
+    auto c = fs::read_file("/proc/" + std::string(e->d_name) + "/cmdline");
+    if (c.ok() && *c == cmdline) out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+TEST_F(SandboxTest, KillingTheCallerLeavesNoProcessOrMount) {
+  std::string marker = std::to_string(100000 + getpid());  // sleep <marker>
+  std::string cmdline = std::string("sleep\0", 6) + marker + std::string("\0", 1);
+  spec_.argv = {"sleep", marker};
+  uint32_t n = 0;
+  for (const auto& rg : g_ids.uids) n += rg.count;
+  if (n > 1) spec_.uid = spec_.gid = 1000;  // the uid switch clears PDEATHSIG: must be re-armed
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    auto r = run(spec_, g_ids);
+    _exit(r.ok() ? 0 : 1);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (find_processes(cmdline).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(find_processes(cmdline).empty()) << "the step did not start";
+  kill(helper, SIGKILL);
+  int status;
+  waitpid(helper, &status, 0);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!find_processes(cmdline).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(find_processes(cmdline).empty()) << "a step process outlived its caller";
+  auto info = fs::read_file("/proc/self/mountinfo");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->find(g_tmp), std::string::npos);
+}
+
+TEST_F(SandboxTest, SnapshotDriverName) {
+  EXPECT_EQ(snapshot_driver_name(g_ids), "overlayfs");  // SetUp skipped us otherwise
+  setenv("OCIB_SNAPSHOTTER", "fuse-overlayfs", 1);
+  EXPECT_EQ(snapshot_driver_name(g_ids), "fuse-overlayfs");
+  unsetenv("OCIB_SNAPSHOTTER");
+}
+
+TEST_F(SandboxTest, PerfHundredRuns) {
+  if (!getenv("OCIB_SANDBOX_PERF")) GTEST_SKIP() << "set OCIB_SANDBOX_PERF=1 to measure";
+  spec_.argv = {"true"};
+  if (getenv("OCIB_SANDBOX_PERF_ETC")) {  // an image that has its own /etc files
+    std::string l = layer("etc");
+    ASSERT_TRUE(fs::mkdirs(l + "/etc").ok());
+    for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) write_text(l + f, "");
+    spec_.lowerdirs = {l, g_base};
+  }
+  struct Mode {
+    const char* name;
+    Network net;
+    bool fresh;
+    bool etc = true;
+  };
+  for (Mode m : {Mode{"kNone shared netns", Network::kNone, false},
+                 Mode{"kNone fresh netns ", Network::kNone, true},
+                 Mode{"kHost            ", Network::kHost, false},
+                 Mode{"kNone shared, no etc_files", Network::kNone, false, false},
+                 Mode{"kNone fresh, no etc_files ", Network::kNone, true, false}}) {
+    spec_.network = m.net;
+    spec_.etc_files = m.etc;
+    spec_.shared_netns = !m.fresh;
+    std::vector<double> ms;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 100; ++i) {
+      auto s0 = std::chrono::steady_clock::now();
+      auto r = run(spec_, g_ids);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0)
+                       .count());
+      ASSERT_TRUE(r.ok()) << r.error().str();
+      ASSERT_EQ(r->exit_code, 0);
+    }
+    double total =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::sort(ms.begin(), ms.end());
+    printf("100 x run(true) %s: total %.0f ms, median %.1f ms, p10 %.1f ms, p90 %.1f ms\n",
+           m.name, total, ms[50], ms[10], ms[90]);
+  }
 }
 
 TEST_F(SandboxTest, ZZNoMountsLeakToHost) {
