@@ -14,6 +14,7 @@
 #include <future>
 #include <semaphore>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -78,6 +79,24 @@ struct Step {
   std::string user;
   std::string cwd = "/";
   sandbox::Network network = sandbox::Network::kNone;
+
+  /// RUN --mount entries, resolved at plan time except for what the store provides.
+  struct RunMount {
+    std::string type;  // cache, bind, tmpfs, secret, pipe (a heredoc script)
+    std::string target;
+    std::string id;             // cache id / secret id
+    std::string source;         // bind: path inside the source; pipe: script content
+    bool rw = false;
+    bool required = false;      // secret
+    std::string env;            // secret: also (or only) as this environment variable
+    uint64_t size = 0;          // tmpfs
+    uint32_t mode = 0;          // cache/secret mode, 0 = default
+    bool from_context = true;   // bind
+    Step* from_top = nullptr;   // bind from a stage
+    bool from_stage = false;
+    bool locked = false;        // cache sharing=locked
+  };
+  std::vector<RunMount> mounts;
 
   // COPY
   CopyOp copy;
@@ -366,6 +385,10 @@ class Builder {
   Result<size_t> stage_by_ref(const std::string& ref, const dockerfile::Instruction& at) const;
   Status plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
                           const dockerfile::Instruction& ins);
+  Result<Step::RunMount> parse_mount(const std::string& spec, StageState& st,
+                                     const dockerfile::Instruction& ins);
+  Status add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
+                        std::vector<fs::FileLock>& locks);
   std::map<std::string, std::string> vars_for(const StageState& st) const;
   Result<std::string> word(const std::string& raw, const StageState& st,
                            const dockerfile::Instruction& ins) const;
@@ -520,6 +543,160 @@ Status Builder::plan_stage(size_t index) {
   return {};
 }
 
+Result<Step::RunMount> Builder::parse_mount(const std::string& spec, StageState& st,
+                                            const dockerfile::Instruction& ins) {
+  Step::RunMount m;
+  m.type = "bind";
+  std::map<std::string, std::string> kv;
+  size_t i = 0;
+  while (i <= spec.size()) {
+    size_t j = spec.find(',', i);
+    if (j == std::string::npos) j = spec.size();
+    std::string part = spec.substr(i, j - i);
+    i = j + 1;
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    std::string k = part.substr(0, eq), v = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (eq == std::string::npos && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required"))
+      v = "true";
+    kv[k] = v;
+  }
+  for (const auto& [k, v] : kv) {
+    if (k == "type") m.type = v;
+    else if (k == "target" || k == "dst" || k == "destination") m.target = v;
+    else if (k == "source" || k == "src") m.source = v;
+    else if (k == "id") m.id = v;
+    else if (k == "rw" || k == "readwrite") m.rw = v != "false";
+    else if (k == "ro" || k == "readonly") m.rw = v == "false";
+    else if (k == "required") m.required = v != "false";
+    else if (k == "env") m.env = v;
+    else if (k == "sharing") {
+      if (v != "shared" && v != "private" && v != "locked") return at(ins, "invalid sharing=" + v + " (shared, private, locked)");
+      m.locked = v == "locked" || v == "private";
+    } else if (k == "mode") {
+      char* end = nullptr;
+      unsigned long mode = std::strtoul(v.c_str(), &end, 8);
+      if (v.empty() || *end || mode > 07777) return at(ins, "invalid mount mode \"" + v + "\"");
+      m.mode = static_cast<uint32_t>(mode);
+    } else if (k == "size") {
+      char* end = nullptr;
+      unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      std::string unit = end ? end : "";
+      uint64_t mult = unit.empty() || unit == "b" ? 1 : unit == "k" || unit == "kb" ? 1024 :
+                      unit == "m" || unit == "mb" ? 1 << 20 : unit == "g" || unit == "gb" ? 1ull << 30 : 0;
+      if (!mult) return at(ins, "invalid tmpfs size \"" + v + "\"");
+      m.size = n * mult;
+    } else if (k == "from") {
+      OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(v, ins));
+      if (&states_[from] == &st) return at(ins, "RUN --mount from= cannot refer to its own stage");
+      OCIB_TRY(plan_stage(from));
+      m.from_stage = true;
+      m.from_context = false;
+      m.from_top = states_[from].top;
+    } else if (k == "uid" || k == "gid") {
+      // Accepted; the mount shows the caller's files as root-owned (noted in the docs).
+    } else {
+      return at(ins, "unknown --mount option \"" + k + "\"");
+    }
+  }
+  if (m.type == "ssh") return at(ins, "RUN --mount=type=ssh is not supported yet");
+  if (m.type != "bind" && m.type != "cache" && m.type != "tmpfs" && m.type != "secret")
+    return at(ins, "unknown mount type \"" + m.type + "\" (bind, cache, tmpfs, secret)");
+  if (m.type == "secret") {
+    if (m.id.empty()) m.id = m.target.empty() ? "" : fs::basename(m.target);
+    if (m.id.empty()) return at(ins, "RUN --mount=type=secret needs id= or target=");
+    if (m.target.empty() && m.env.empty()) m.target = "/run/secrets/" + m.id;
+    return m;
+  }
+  if (m.target.empty()) return at(ins, "RUN --mount=type=" + m.type + " needs target=");
+  std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+  if (m.target.front() != '/') m.target = fs::join(wd, m.target);
+  m.target = fs::clean(m.target);
+  if (m.type == "cache" && m.id.empty()) m.id = m.target;
+  if (m.type == "bind") m.source = fs::clean("/" + m.source).substr(1);
+  return m;
+}
+
+// Turns the step's mounts into sandbox mounts. Secrets are read now and written under the
+// step's scratch directory (never the upperdir); env-style secrets reach only the process.
+Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
+                               std::vector<fs::FileLock>& locks) {
+  int n = 0;
+  for (const auto& m : s.mounts) {
+    sandbox::Mount sm;
+    sm.target = m.target;
+    if (m.type == "cache") {
+      std::string dir = fs::join(store_.root(), "cache-mounts/" + Sha256::hex(m.id).substr(0, 24));
+      OCIB_TRY(fs::mkdirs(dir, 0755));
+      if (m.mode) ::chmod(dir.c_str(), m.mode);
+      if (m.locked) {
+        OCIB_ASSIGN_OR_RETURN(fs::FileLock l, fs::FileLock::acquire(dir + ".lock"));
+        locks.push_back(std::move(l));
+      }
+      sm.type = sandbox::Mount::Type::kBind;
+      sm.source = dir;
+    } else if (m.type == "tmpfs") {
+      sm.type = sandbox::Mount::Type::kTmpfs;
+      sm.tmpfs_size = m.size;
+      sm.mode = m.mode ? m.mode : 01777;
+    } else if (m.type == "bind") {
+      std::vector<std::string> lowers;
+      if (m.from_stage) {
+        for (const auto& l : lowers_of(store_, m.from_top)) lowers.push_back(m.source.empty() ? l : fs::join(l, m.source));
+        lowers.erase(std::remove_if(lowers.begin(), lowers.end(), [](const std::string& p) { return !fs::is_dir(p); }),
+                     lowers.end());
+        if (lowers.empty()) return Error::invalid("RUN --mount=type=bind: \"" + m.source + "\" not found in the source stage");
+      } else {
+        // The source must stay inside the context: resolve and check the prefix.
+        OCIB_ASSIGN_OR_RETURN(std::string real, fs::real_path(fs::join(opts_.context, m.source)));
+        if (real != opts_.context && real.rfind(opts_.context + "/", 0) != 0)
+          return Error(Errc::kSecurity, "RUN --mount=type=bind: source \"" + m.source + "\" leaves the build context");
+        lowers = {real};
+      }
+      if (m.rw || lowers.size() > 1) {
+        sm.type = sandbox::Mount::Type::kOverlayRw;  // writes are discarded with the step
+        sm.lowerdirs = lowers;
+        if (!m.rw) sm.readonly = true;
+      } else {
+        sm.type = sandbox::Mount::Type::kBind;
+        sm.source = lowers.front();
+        sm.readonly = true;
+      }
+    } else if (m.type == "secret" || m.type == "pipe") {
+      std::string value;
+      if (m.type == "pipe") {
+        value = m.source;
+      } else {
+        auto it = opts_.secrets.find(m.id);
+        if (it == opts_.secrets.end()) {
+          if (m.required) return Error::invalid("secret " + m.id + " is required but was not given (--secret id=" + m.id + ",src=FILE)");
+          continue;
+        }
+        if (!it->second.env.empty()) {
+          const char* v = std::getenv(it->second.env.c_str());
+          if (!v) return Error::invalid("secret " + m.id + ": environment variable " + it->second.env + " is not set");
+          value = v;
+        } else {
+          OCIB_ASSIGN_OR_RETURN(value, fs::read_file(it->second.file));
+        }
+        if (!m.env.empty()) env.push_back(m.env + "=" + value);
+        if (m.target.empty()) continue;
+      }
+      std::string file = fs::join(spec.scratch, "secret-" + std::to_string(n++));
+      mode_t mode = m.type == "pipe" ? 0555 : (m.mode ? m.mode : 0400);
+      // Readable by a non-root step user only through its mode; owner is container root.
+      if (m.type == "secret" && !m.mode && (spec.uid != 0)) mode = 0444;
+      OCIB_TRY(fs::write_file_atomic(file, value, mode));
+      ::chmod(file.c_str(), mode);
+      sm.type = sandbox::Mount::Type::kBind;
+      sm.source = file;
+      sm.readonly = true;
+    }
+    spec.mounts.push_back(sm);
+  }
+  return {};
+}
+
 // A base image from the store: one vertex per layer, each unpacking its blob into a snapshot
 // named by the layer's chain id (so every image sharing those layers shares the snapshot).
 Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
@@ -582,7 +759,9 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
   };
 
   if (kw == "RUN") {
-    OCIB_TRY(check_flags({"network"}));
+    OCIB_TRY(check_flags({"network", "mount", "security"}));
+    if (const auto* f = ins.flag("security"); f && f->value != "sandbox")
+      return at(ins, "RUN --security=" + f->value + " is not allowed (only sandbox)");
     Step s;
     s.kind = Step::Kind::kRun;
     s.name = label;
@@ -596,15 +775,44 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     }
     std::vector<std::string> shell =
         st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
+    json mount_key = json::array();
+    for (const auto& f : ins.flags) {
+      if (f.name != "mount") continue;
+      OCIB_ASSIGN_OR_RETURN(std::string spec, word(f.value, st, ins));
+      OCIB_ASSIGN_OR_RETURN(Step::RunMount m, parse_mount(spec, st, ins));
+      json mk = {{"type", m.type}, {"target", m.target}, {"id", m.id}, {"source", m.source}, {"rw", m.rw},
+                 {"env", m.env}, {"size", m.size}, {"mode", m.mode}};
+      if (m.type == "bind") {
+        if (m.from_stage) {
+          mk["from"] = m.from_top ? m.from_top->key : "empty";
+          if (m.from_top) s.deps.push_back(m.from_top);
+        } else {
+          // Bind mounts of the context: their content is an input of the step.
+          auto h = hash_sources(context_fd_, {m.source.empty() ? "." : m.source}, context_filter_);
+          if (!h.ok()) return at(ins, "RUN --mount=type=bind: " + h.error().message() + " in build context");
+          mk["context"] = *h;
+        }
+      }
+      mount_key.push_back(mk);
+      s.mounts.push_back(std::move(m));
+    }
     if (ins.json) {
       s.argv = *ins.json;
     } else if (!ins.heredocs.empty() && dockerfile::parse_heredoc_word(ins.rest)) {
       // The whole command is one heredoc: its body is the script.
       std::string script = ins.heredocs.front().data();
-      if (script.rfind("#!", 0) == 0)
-        return at(ins, "RUN heredoc with a #! interpreter line is not supported yet; use `RUN <interpreter> <<EOF`");
-      s.argv = shell;
-      s.argv.push_back(script);
+      if (script.rfind("#!", 0) == 0) {
+        // As BuildKit: the script becomes an executable file under /dev/pipes and runs directly.
+        Step::RunMount pipe;
+        pipe.type = "pipe";
+        pipe.target = "/dev/pipes/" + ins.heredocs.front().name;
+        pipe.source = script;
+        s.mounts.push_back(pipe);
+        s.argv = {pipe.target};
+      } else {
+        s.argv = shell;
+        s.argv.push_back(script);
+      }
     } else {
       // Heredocs after command text reach the shell as written; it does the redirection.
       std::string cmd = ins.rest;
@@ -625,6 +833,9 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
               {"argv", s.argv}, {"env", s.env}, {"user", s.user}, {"cwd", s.cwd},
               {"net", s.network == sandbox::Network::kHost ? "host" : "none"}};
+    if (!mount_key.empty()) k["mounts"] = mount_key;  // secrets by id only, never by value
+    for (const auto& m : s.mounts)
+      if (m.type == "pipe") k["pipe"] = Sha256::hex(m.source);
     s.key = Sha256::hex(k.dump());
     if (s.parent) s.deps.push_back(s.parent);
     Step* p = add_step(std::move(s));
@@ -1136,6 +1347,7 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   Staging scratch_guard(scratch, ids_);
 
   sandbox::Spec spec;
+  std::vector<fs::FileLock> mount_locks;  // cache mounts with sharing=locked
   spec.lowerdirs = lowers_of(store_, s.parent);
   spec.upperdir = upper;
   spec.scratch = scratch;
@@ -1147,6 +1359,7 @@ Result<LayerResult> Builder::execute_step(Step& s) {
     spec.argv = s.argv;
     spec.env = s.env;
     spec.cwd = s.cwd;
+    OCIB_TRY(add_run_mounts(s, spec, spec.env, mount_locks));
   } else {
     CopyOp op = s.copy;
     if (!s.chown_spec.empty()) {
@@ -1199,6 +1412,14 @@ Result<LayerResult> Builder::execute_step(Step& s) {
                std::to_string(std::chrono::duration<double, std::milli>(t_ran - t_run).count()) + " ms");
   LayerResult res;
   res.snapshot = s.key.substr(0, 20);
+  if (store_.has_snapshot(res.snapshot)) {
+    // Re-executed (--no-cache): keep the fresh result under a new id; the old snapshot may be a
+    // lowerdir of another running build and is left for prune.
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
+    res.snapshot = s.key.substr(0, 12) + std::string(suffix).substr(0, 12);
+  }
   OCIB_TRY(store_.commit_snapshot(upper_guard.release(), res.snapshot));
   res.created = source_date_epoch_ ? *source_date_epoch_
                                    : static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(

@@ -26,7 +26,13 @@ struct Options {
   std::vector<Output> outputs;
   std::string progress = "auto";
   std::string metadata_file;
-  std::string iidfile;  // --iidfile: the image's config digest, as docker build writes it
+  std::string iidfile;
+  /// --secret id=ID,src=FILE | id=ID,env=VAR: secret id -> its value source.
+  struct Secret {
+    std::string file;  // read at use time
+    std::string env;   // or: from this environment variable
+  };
+  std::map<std::string, Secret> secrets;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
   /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.

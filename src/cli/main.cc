@@ -37,6 +37,7 @@ Options:
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --iidfile FILE       write the image ID (config digest)
+      --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
       --progress MODE      auto (default: tty on a terminal, else plain) | tty | plain |
                            rawjson | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
@@ -103,7 +104,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile";
+                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -136,6 +137,27 @@ int cmd_build(const Args& a) {
       else return fail("unknown --progress mode \"" + v + "\" (auto, tty, plain, rawjson, quiet)", 2);
     } else if (s == "-q" || s == "--quiet") {
       o.progress = "quiet";
+    } else if (take_value(a, i, "--secret", "", &v)) {
+      // buildx: id=ID,src=FILE | id=ID,env=VAR | id=ID (env var ID or ./ID)
+      ocib::build::Options::Secret sec;
+      std::string id;
+      size_t p = 0;
+      while (p <= v.size()) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        std::string part = v.substr(p, q - p);
+        p = q + 1;
+        auto eq = part.find('=');
+        std::string k = part.substr(0, eq), val = eq == std::string::npos ? "" : part.substr(eq + 1);
+        if (k == "id") id = val;
+        else if (k == "src" || k == "source") sec.file = val;
+        else if (k == "env") sec.env = val;
+        else if (k == "type") {
+        } else return fail("invalid --secret \"" + k + "\" (id=, src=, env=)", 2);
+      }
+      if (id.empty()) return fail("--secret needs id=", 2);
+      if (sec.file.empty() && sec.env.empty()) sec.env = id;
+      o.secrets[id] = sec;
     } else if (take_value(a, i, "--iidfile", "", &v)) {
       o.iidfile = v;
     } else if (take_value(a, i, "--metadata-file", "", &v)) {

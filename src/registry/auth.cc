@@ -8,7 +8,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "base/fd.h"
@@ -116,6 +115,7 @@ Challenge parse_challenge(std::string_view h) {
     while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back()))) key.pop_back();
     if (i >= h.size() || h[i] != '=') continue;
     ++i;
+    while (i < h.size() && (h[i] == ' ' || h[i] == '\t')) ++i;
     std::string val;
     if (i < h.size() && h[i] == '"') {
       ++i;

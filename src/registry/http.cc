@@ -122,7 +122,9 @@ struct Http::Impl {
   static void lock(CURL*, curl_lock_data d, curl_lock_access, void* ud) {
     static_cast<Impl*>(ud)->locks[d].lock();
   }
-  static void unlock(CURL*, curl_lock_data d, void* ud) { static_cast<Impl*>(ud)->locks[d].unlock(); }
+  static void unlock(CURL*, curl_lock_data d, void* ud) {
+    static_cast<Impl*>(ud)->locks[d].unlock();
+  }
 };
 
 Http::Http(std::string user_agent) : impl_(std::make_unique<Impl>()) {

@@ -39,8 +39,8 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  int curl_code = 0;        // 0: the exchange completed (any HTTP status)
-  std::string curl_error;   // libcurl's message when curl_code != 0
+  int curl_code = 0;       // 0: the exchange completed (any HTTP status)
+  std::string curl_error;  // libcurl's message when curl_code != 0
   long status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, last response
   std::string body;  // error bodies always; 2xx bodies when no on_data

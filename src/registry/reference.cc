@@ -99,8 +99,9 @@ Result<Reference> Reference::parse(std::string_view s) {
   size_t start = 0;
   while (true) {
     size_t end = r.repository.find('/', start);
-    std::string_view comp = std::string_view(r.repository).substr(
-        start, end == std::string::npos ? std::string::npos : end - start);
+    std::string_view comp =
+        std::string_view(r.repository)
+            .substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!valid_component(comp)) {
       return bad("repository name must be lowercase letters, digits and separators");
     }
