@@ -382,6 +382,14 @@ class Builder {
   Status plan_stage(size_t index);
   Status plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref);
   Result<LayerResult> unpack_base(Step& s);
+  registry::Client& client() {
+    if (!client_) {
+      registry::Options ro;
+      ro.insecure_hosts = opts_.insecure_registries;
+      client_ = std::make_unique<registry::Client>(ro);
+    }
+    return *client_;
+  }
   Result<size_t> stage_by_ref(const std::string& ref, const dockerfile::Instruction& at) const;
   Status plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
                           const dockerfile::Instruction& ins);
@@ -427,6 +435,8 @@ class Builder {
   size_t target_ = 0;
   /// Imported cache: key -> entry (with "dir" where its blob lives), from --cache-from.
   std::map<std::string, json> imported_cache_;
+  std::unique_ptr<registry::Client> client_;
+  std::vector<std::string> pushed_;
   dag::Graph graph_;
   dag::Report report_;
 };
@@ -700,14 +710,20 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
 // A base image from the store: one vertex per layer, each unpacking its blob into a snapshot
 // named by the layer's chain id (so every image sharing those layers shares the snapshot).
 Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
-  auto img = load_image(store_, ref);
-  if (!img.ok()) {
-    if (img.error().code() == Errc::kNotFound)
-      return at(stage.from, "base image \"" + ref + "\" is not a stage and not in the local store (" +
-                                img.error().message() + "); add it with 'ocib import' (pulling from "
-                                "registries is not supported yet)");
-    return at(stage.from, img.error().str());
+  PullPolicy policy = opts_.pull == "always" ? PullPolicy::kAlways
+                      : opts_.pull == "missing" ? PullPolicy::kMissing
+                      : opts_.pull == "never"   ? PullPolicy::kNever
+                                                : PullPolicy::kDefault;
+  auto digest = resolve_base(store_, client(), ref, policy, oci::Platform::host(),
+                             [this](const std::string& m) { reporter_.note(m); });
+  if (!digest.ok()) {
+    return at(stage.from, "base image \"" + ref + "\": " + digest.error().message() +
+                              (digest.error().code() == Errc::kNotFound
+                                   ? " (import it with 'ocib import', or pull it from a registry)"
+                                   : ""));
   }
+  auto img = load_image(store_, *digest);
+  if (!img.ok()) return at(stage.from, img.error().str());
   std::string chain;
   for (size_t i = 0; i < img->layers.size(); ++i) {
     const std::string& diff_id = img->config.diff_ids[i];
@@ -723,7 +739,7 @@ Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, 
     s.result.digest = img->layers[i].digest;
     s.result.diff_id = diff_id;
     s.result.size = img->layers[i].size;
-    s.result.media_type = img->layers[i].media_type;
+    s.result.media_type = oci_layer_media_type(img->layers[i].media_type);
     if (s.parent) s.deps.push_back(s.parent);
     st.top = add_step(std::move(s));
   }
@@ -1508,6 +1524,34 @@ Result<BuildResult> Builder::finish() {
       for (const auto& t : opts_.tags) di.repo_tags.push_back(normalize_name(t));
       std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
       OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp")));
+    } else if (out.type == "image" || out.type == "registry") {
+      // buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
+      std::vector<std::string> names;
+      if (auto n = out.attrs.find("name"); n != out.attrs.end()) {
+        size_t p = 0;
+        while (p <= n->second.size()) {
+          size_t q = n->second.find(',', p);
+          if (q == std::string::npos) q = n->second.size();
+          if (q > p) names.push_back(n->second.substr(p, q - p));
+          p = q + 1;
+        }
+      }
+      if (names.empty()) names = opts_.tags;
+      if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
+      bool push = out.type == "registry" || (out.attrs.count("push") && out.attrs.at("push") == "true");
+      for (const auto& n : names) {
+        OCIB_TRY(store_.tag(normalize_name(n), manifest_digest));
+        if (!push) continue;
+        OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(n));
+        reporter_.note("pushing " + ref.str());
+        auto pushed = push_image(store_, client(), manifest_digest, ref);
+        if (!pushed.ok()) return std::move(pushed).error().wrap("pushing " + ref.str());
+        auto stats = client().stats();
+        reporter_.note("pushed " + ref.str() + "@" + *pushed + " (" + std::to_string(stats.uploaded) +
+                       " uploaded, " + std::to_string(stats.skipped) + " already there, " +
+                       std::to_string(stats.mounted) + " mounted)");
+        pushed_.push_back(ref.str() + "@" + *pushed);
+      }
     } else if (out.type == "local" || out.type == "tar") {
       if (dest == out.attrs.end() || dest->second.empty())
         return Error::invalid("output type=" + out.type + " needs dest=");
@@ -1528,7 +1572,7 @@ Result<BuildResult> Builder::finish() {
         if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest->second);
       }
     } else {
-      return Error::invalid("output type \"" + out.type + "\" is not supported (oci, oci-layout, docker, local, tar)");
+      return Error::invalid("output type \"" + out.type + "\" is not supported (oci, oci-layout, docker, image, registry, local, tar)");
     }
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
@@ -1643,6 +1687,7 @@ Status Builder::write_metadata(const BuildResult& r) {
             {"containerimage.config.digest", r.config_digest},
             {"ocib.vertices", verts}};
   if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
+  if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
   return fs::write_file_atomic(opts_.metadata_file, j.dump(2) + "\n");
 }
 

@@ -32,7 +32,11 @@ struct Options {
     std::string file;  // read at use time
     std::string env;   // or: from this environment variable
   };
-  std::map<std::string, Secret> secrets;  // --iidfile: the image's config digest, as docker build writes it
+  std::map<std::string, Secret> secrets;
+  /// --pull: "" (default: re-resolve tags of registry bases), always, missing, never.
+  std::string pull;
+  /// Registries (host[:port]) that may use plain HTTP or unverified TLS.
+  std::vector<std::string> insecure_registries;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
   /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -234,6 +235,83 @@ Result<std::string> import_oci_archive(store::Store& st, const std::string& path
 }
 
 }  // namespace
+
+std::string oci_layer_media_type(const std::string& mt) {
+  if (mt == "application/vnd.docker.image.rootfs.diff.tar.gzip") return oci::kMediaTypeLayerGzip;
+  if (mt == "application/vnd.docker.image.rootfs.diff.tar.zstd") return oci::kMediaTypeLayerZstd;
+  if (mt == "application/vnd.docker.image.rootfs.diff.tar") return oci::kMediaTypeLayerTar;
+  return mt;
+}
+
+Result<std::string> pull_image(store::Store& st, registry::Client& client, const registry::Reference& ref,
+                               const oci::Platform& platform) {
+  registry::BlobSink sink;
+  sink.temp_path = [&st]() -> Result<std::string> { return st.tmp_file_path("pull-"); };
+  sink.commit = [&st](const std::string& tmp, const std::string& digest) { return st.adopt_blob(tmp, digest); };
+  sink.has = [&st](const std::string& digest) { return st.has_blob(digest); };
+  OCIB_ASSIGN_OR_RETURN(registry::PulledImage img, client.pull(ref, platform, sink));
+  OCIB_ASSIGN_OR_RETURN(std::string cd, st.put_blob(img.config_bytes));
+  if (cd != img.config_digest) return Error(Errc::kCorrupt, "config of " + ref.str() + " does not match its digest");
+  OCIB_ASSIGN_OR_RETURN(std::string md, st.put_blob(img.manifest_bytes));
+  if (md != img.manifest_digest) return Error(Errc::kCorrupt, "manifest of " + ref.str() + " does not match its digest");
+  if (auto check = load_image(st, md); !check.ok()) return std::move(check).error();
+  if (!ref.tag.empty()) OCIB_TRY(st.tag(ref.registry + "/" + ref.repository + ":" + ref.tag, md));
+  return md;
+}
+
+Result<std::string> resolve_base(store::Store& st, registry::Client& client, const std::string& ref,
+                                 PullPolicy policy, const oci::Platform& platform,
+                                 const std::function<void(const std::string&)>& note) {
+  auto parsed = registry::Reference::parse(ref);
+  std::string canonical =
+      parsed.ok() ? parsed->registry + "/" + parsed->repository + ":" + parsed->tag : std::string();
+  // A short name the local store knows as written (ocib import, an earlier ocib build -t).
+  if (normalize_name(ref) != canonical) {
+    if (auto local = st.resolve_tag(normalize_name(ref)); local && load_image(st, *local).ok())
+      return *local;
+  }
+  if (!parsed.ok()) return std::move(parsed).error();
+  const registry::Reference& r = *parsed;
+  if (!r.digest.empty()) {
+    if (st.has_blob(r.digest) && load_image(st, r.digest).ok()) return r.digest;
+  } else if (auto local = st.resolve_tag(canonical); local && load_image(st, *local).ok()) {
+    if (policy == PullPolicy::kMissing || policy == PullPolicy::kNever) return *local;
+    auto remote = client.resolve(r);
+    if (!remote.ok()) {
+      note("warning: cannot re-resolve " + canonical + " (" + remote.error().message() + "); using the local copy");
+      return *local;
+    }
+    if (*remote == *local) return *local;
+    note("pulling " + canonical + ": the tag moved to " + *remote);
+  }
+  if (policy == PullPolicy::kNever)
+    return Error(Errc::kNotFound, "image " + canonical + " is not in the local store and --pull=never");
+  note("pulling " + r.str());
+  return pull_image(st, client, r, platform);
+}
+
+Result<std::string> push_image(const store::Store& st, registry::Client& client,
+                               const std::string& name_or_digest, const registry::Reference& dest) {
+  OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, name_or_digest));
+  OCIB_ASSIGN_OR_RETURN(std::string manifest, fs::read_file(st.blob_path(img.manifest_digest)));
+  auto j = json::parse(manifest, nullptr, false);
+  std::string mt = j.is_object() ? j.value("mediaType", oci::kMediaTypeManifest) : oci::kMediaTypeManifest;
+  std::vector<oci::Descriptor> blobs;
+  OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg, oci::descriptor_from_json(j["config"]));
+  blobs.push_back(cfg);
+  for (const auto& l : img.layers) blobs.push_back(l);
+  // Other repositories of the same registry that this store pushed to or pulled from may hold
+  // the blobs already: ask the registry to mount them instead of uploading.
+  std::vector<std::string> mount_from;
+  for (const auto& [tag, digest] : st.list_tags()) {
+    auto r = registry::Reference::parse(tag);
+    if (!r.ok() || r->registry != dest.registry || r->repository == dest.repository) continue;
+    if (std::find(mount_from.begin(), mount_from.end(), r->repository) == mount_from.end())
+      mount_from.push_back(r->repository);
+  }
+  return client.push(dest, manifest, mt, blobs, [&st](const std::string& d) { return st.blob_path(d); },
+                     mount_from);
+}
 
 Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name) {
   if (!fs::exists(path)) return Error(Errc::kNotFound, "import: " + path + ": no such file");

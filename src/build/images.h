@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "oci/image.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 namespace ocib::build {
@@ -30,5 +31,29 @@ Result<StoredImage> load_image(const store::Store& st, const std::string& name_o
 ///  - otherwise a root filesystem tar (plain, gzip or zstd) becomes a one-layer image.
 /// Returns the manifest digest.
 Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name);
+
+/// --pull policy for base images that name a registry.
+enum class PullPolicy { kDefault, kAlways, kMissing, kNever };
+
+/// Finds or fetches the base image `ref` (as written in FROM): a local tag as written, else the
+/// canonical reference ("docker.io/library/busybox:latest"), which is pulled when missing (and,
+/// unless the policy says missing/never, re-resolved with a HEAD to follow a moved tag; an
+/// unreachable registry then falls back to the local copy with a warning). Returns the manifest
+/// digest to load_image().
+Result<std::string> resolve_base(store::Store& st, registry::Client& client, const std::string& ref,
+                                 PullPolicy policy, const oci::Platform& platform,
+                                 const std::function<void(const std::string&)>& note);
+
+/// Pulls `ref` into the store (blobs verified while streaming; nothing kept on failure) and tags
+/// it with the canonical reference. Returns the manifest digest.
+Result<std::string> pull_image(store::Store& st, registry::Client& client, const registry::Reference& ref,
+                               const oci::Platform& platform);
+
+/// Pushes the stored image `name_or_digest` to `dest`; returns the pushed manifest digest.
+Result<std::string> push_image(const store::Store& st, registry::Client& client,
+                               const std::string& name_or_digest, const registry::Reference& dest);
+
+/// Docker schema2 layer media types map onto their OCI equivalents (same bytes).
+std::string oci_layer_media_type(const std::string& media_type);
 
 }  // namespace ocib::build

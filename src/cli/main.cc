@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "build/build.h"
 #include "build/images.h"
+#include "registry/registry.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
 #include "store/maintenance.h"
@@ -32,12 +33,17 @@ Options:
   -t, --tag NAME[:TAG]     name the image (repeatable)
       --target STAGE       build this stage (default: the last)
       --build-arg K=V      set a build-time variable (repeatable)
-  -o, --output SPEC        type=oci,dest=FILE.tar | type=oci-layout,dest=DIR |
+  -o, --output SPEC        type=image,name=REF[,push=true] | type=registry,name=REF |
+                           type=oci,dest=FILE.tar | type=oci-layout,dest=DIR |
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --iidfile FILE       write the image ID (config digest)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
+      --pull[=POLICY]      base images from registries: always | missing | never
+                           (default: re-resolve the tag with a HEAD, pull if it moved)
+      --insecure-registry HOST[:PORT]
+                           allow plain HTTP / unverified TLS for this registry only
       --progress MODE      auto (default: tty on a terminal, else plain) | tty | plain |
                            rawjson | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
@@ -64,6 +70,8 @@ Commands:
   du         Show the disk usage of the store
   info       Show the store, id mapping and sandbox support
   prune      Remove build cache and unreferenced data
+  pull       Pull an image from a registry into the store
+  push       Push a stored image to a registry
   store      Verify the store (ocib store check)
   version    Show the version
 
@@ -104,7 +112,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret";
+                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -158,6 +166,16 @@ int cmd_build(const Args& a) {
       if (id.empty()) return fail("--secret needs id=", 2);
       if (sec.file.empty() && sec.env.empty()) sec.env = id;
       o.secrets[id] = sec;
+    } else if (s == "--pull") {
+      o.pull = "always";
+    } else if (s.rfind("--pull=", 0) == 0) {
+      v = s.substr(7);
+      if (v == "true" || v == "always") o.pull = "always";
+      else if (v == "false" || v == "missing") o.pull = "missing";
+      else if (v == "never") o.pull = "never";
+      else return fail("unknown --pull value \"" + v + "\" (always, missing, never)", 2);
+    } else if (take_value(a, i, "--insecure-registry", "", &v)) {
+      o.insecure_registries.push_back(v);
     } else if (take_value(a, i, "--iidfile", "", &v)) {
       o.iidfile = v;
     } else if (take_value(a, i, "--metadata-file", "", &v)) {
@@ -336,6 +354,70 @@ int cmd_store(const Args& a) {
   return r->problems.empty() ? 0 : 1;
 }
 
+// Shared by pull and push: "--insecure-registry HOST" options, the rest positional.
+bool registry_args(const Args& a, ocib::registry::Options& ro, std::vector<std::string>& pos, std::string* err) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    if (take_value(a, i, "--insecure-registry", "", &v)) {
+      ro.insecure_hosts.push_back(v);
+    } else if (!a[i].empty() && a[i][0] == '-') {
+      *err = "unknown flag " + a[i];
+      return false;
+    } else {
+      pos.push_back(a[i]);
+    }
+  }
+  return true;
+}
+
+int cmd_pull(const Args& a) {
+  if (!a.empty() && (a[0] == "-h" || a[0] == "--help")) {
+    std::puts("Usage: ocib pull [--insecure-registry HOST] REF\n\nPull an image from a registry into the store.\n\n"
+              "Example:\n  ocib pull 127.0.0.1:5000/library/busybox:latest");
+    return 0;
+  }
+  ocib::registry::Options ro;
+  std::vector<std::string> pos;
+  std::string err;
+  if (!registry_args(a, ro, pos, &err)) return fail(err, 2);
+  if (pos.size() != 1) return fail("usage: ocib pull [--insecure-registry HOST] REF", 2);
+  auto ref = ocib::registry::Reference::parse(pos[0]);
+  if (!ref.ok()) return fail(ref.error().str(), 2);
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  ocib::registry::Client client(ro);
+  auto d = ocib::build::pull_image(*st, client, *ref, ocib::oci::Platform::host());
+  if (!d.ok()) return fail(d.error().str());
+  std::printf("%s\n", d->c_str());
+  return 0;
+}
+
+int cmd_push(const Args& a) {
+  if (!a.empty() && (a[0] == "-h" || a[0] == "--help")) {
+    std::puts("Usage: ocib push [--insecure-registry HOST] NAME [DEST]\n\nPush a stored image to a registry "
+              "(to DEST, or to NAME itself). Prints the pushed digest.\n\n"
+              "Example:\n  ocib push app:1 registry.example.com/team/app:1");
+    return 0;
+  }
+  ocib::registry::Options ro;
+  std::vector<std::string> pos;
+  std::string err;
+  if (!registry_args(a, ro, pos, &err)) return fail(err, 2);
+  if (pos.empty() || pos.size() > 2) return fail("usage: ocib push [--insecure-registry HOST] NAME [DEST]", 2);
+  auto ref = ocib::registry::Reference::parse(pos.back());
+  if (!ref.ok()) return fail(ref.error().str(), 2);
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  ocib::registry::Client client(ro);
+  auto d = ocib::build::push_image(*st, client, pos[0], *ref);
+  if (!d.ok()) return fail(d.error().str());
+  auto s = client.stats();
+  std::fprintf(stderr, "pushed %s: %d uploaded, %d already there, %d mounted\n", ref->str().c_str(), s.uploaded,
+               s.skipped, s.mounted);
+  std::printf("%s\n", d->c_str());
+  return 0;
+}
+
 int cmd_version(const Args&) {
   std::printf("ocib %s\n", OCIB_VERSION);
   return 0;
@@ -350,7 +432,7 @@ struct Command {
 
 int main(int argc, char** argv) {
   const Command commands[] = {{"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
-                              {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune},
+                              {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune}, {"pull", cmd_pull}, {"push", cmd_push},
                               {"store", cmd_store},  {"version", cmd_version}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Registry round trip against Debian's docker-registry on 127.0.0.1: ocib build pushes a
+# multi-stage image (-o type=image,push=true); skopeo reads it back; a second push uploads
+# nothing; a push to another repository mounts instead of uploading; a build FROM an image in
+# the registry pulls it, runs on it, and the next build does not download it again; an
+# unknown registry host without --insecure-registry fails clearly (TLS is the default).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+need_cmd skopeo python3
+[[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg="127.0.0.1:$port"
+mkdir -p "$T/registry"
+cat >"$T/registry/config.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $T/registry/data
+http:
+  addr: $reg
+YML
+/usr/bin/docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
+regpid=$!
+stop_registry() { kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; }
+trap 'rc=$?; stop_registry; (exit $rc); it_cleanup' EXIT
+for _ in $(seq 100); do
+  curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://$reg/v2/" >/dev/null || { cat "$T/registry/log" >&2; fail "registry did not start"; }
+
+ctx="$T/ctx"
+make_ctx "$ctx"
+cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+FROM base AS b1
+RUN echo one > /one
+FROM base
+COPY --from=b1 /one /one
+CMD ["/bin/cat", "/one"]
+DOCKERFILE
+export OCIB_ROOT="$T/store"
+
+# Plain HTTP must be asked for: without --insecure-registry the push fails with a hint.
+if ocib_run tlsfail build -o "type=image,name=$reg/test/app:1,push=true" "$ctx"; then
+  fail "push over plain HTTP worked without --insecure-registry"
+fi
+grep -qi "insecure" "$T/tlsfail.err" || fail "no hint about --insecure-registry: $(cat "$T/tlsfail.err")"
+
+ocib_ok push1 build --insecure-registry "$reg" -o "type=image,name=$reg/test/app:1,push=true" \
+  --metadata-file "$T/m1.json" "$ctx"
+digest=$(jq -r '.["containerimage.digest"]' "$T/m1.json")
+skopeo inspect --tls-verify=false "docker://$reg/test/app:1" >"$T/inspect.json" || fail "skopeo cannot read the pushed image"
+assert_eq "$(jq -r .Digest "$T/inspect.json")" "$digest" "pushed manifest digest"
+skopeo copy -q --src-tls-verify=false "docker://$reg/test/app:1" "oci:$T/back:x" || fail "skopeo copy back failed"
+oci_validate "$T/back" x
+grep -q 'pushed .*(3 uploaded\|pushed .*uploaded' "$T/push1.err" || fail "no push summary: $(tail -5 "$T/push1.err")"
+
+# Second push: everything is there already.
+ocib_ok push2 build --insecure-registry "$reg" -o "type=image,name=$reg/test/app:1,push=true" "$ctx"
+grep -q '(0 uploaded' "$T/push2.err" || fail "second push uploaded blobs: $(grep pushed "$T/push2.err")"
+# Another repository on the same registry: blobs are mounted, not uploaded.
+ocib_ok push3 push --insecure-registry "$reg" "$reg/test/app:1" "$reg/other/app:1"
+grep -q ': 0 uploaded' "$T/push3.err" || fail "push to a second repository uploaded blobs: $(cat "$T/push3.err")"
+grep -q '[1-9][0-9]* mounted' "$T/push3.err" || fail "push to a second repository mounted nothing: $(cat "$T/push3.err")"
+
+# A base image from the registry (pushed with skopeo from an archive ocib made).
+ocib_ok bbase build -t bb:1 -o type=oci,dest="$T/bb.tar" -f "$ctx/Dockerfile" --target base "$ctx"
+skopeo copy -q --dest-tls-verify=false "oci-archive:$T/bb.tar" "docker://$reg/library/busybox:latest" ||
+  fail "skopeo could not push the base"
+cat >"$ctx/Dockerfile.from" <<DOCKERFILE
+FROM $reg/library/busybox:latest
+RUN echo "on a pulled base" > /msg
+DOCKERFILE
+export OCIB_ROOT="$T/store2"
+ocib_ok from1 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
+  -o type=oci,dest="$T/from.tar" "$ctx"
+grep -q "pulling $reg/library/busybox" "$T/from1.err" || fail "the base was not pulled: $(head "$T/from1.err")"
+oci_extract "$T/from.tar" "$T/froml"
+oci_validate "$T/froml" "$(oci_ref "$T/froml")"
+umoci_unpack "$T/froml" "$(oci_ref "$T/froml")" "$T/fromb"
+assert_eq "$(cat "$T/fromb/rootfs/msg")" "on a pulled base" "RUN on a pulled base"
+[[ -x $T/fromb/rootfs/bin/busybox ]] || fail "the pulled base's files are missing"
+ocib_ok from2 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
+  -o type=oci,dest="$T/from2.tar" "$ctx"
+! grep -q "pulling" "$T/from2.err" || fail "the second build pulled again: $(grep pulling "$T/from2.err")"
+# ocib pull by itself, into a fresh store, then --pull=never works offline.
+export OCIB_ROOT="$T/store3"
+ocib_ok pull pull --insecure-registry "$reg" "$reg/library/busybox:latest"
+stop_registry
+ocib_ok offline build --pull=never -f "$ctx/Dockerfile.from" -o type=oci,dest="$T/off.tar" "$ctx"
