@@ -5,7 +5,7 @@ target_compile_definitions(ocib_settings INTERFACE _GNU_SOURCE OCIB_VERSION="${P
 
 add_library(ocib_warnings INTERFACE)
 target_compile_options(ocib_warnings INTERFACE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
-  -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference -Wformat=2)
+  -Wcast-align -Wunused -Woverloaded-virtual -Wformat=2)
 if(OCIB_WERROR)
   target_compile_options(ocib_warnings INTERFACE -Werror)
 endif()
