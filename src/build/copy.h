@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,9 +16,13 @@ namespace ocib::build {
 /// Decides whether a path of the source (relative to its root, no leading "./") is left out,
 /// e.g. by .dockerignore; `descend` asks whether an excluded directory may still contain
 /// re-included paths. Empty: nothing is excluded.
+class HashCache;
+
 struct SourceFilter {
   std::function<bool(const std::string& rel, bool is_dir)> excluded;
   std::function<bool(const std::string& rel)> descend;
+  /// Known content digests of the source's files (the build context's hash cache), or null.
+  std::shared_ptr<HashCache> hashes;
   bool skip(const std::string& rel, bool is_dir) const {
     return excluded && rel != "." && excluded(rel, is_dir) && !(is_dir && descend && descend(rel));
   }
@@ -28,6 +33,8 @@ struct SourceFilter {
 struct InlineFile {
   std::string name;
   std::string content;
+  std::optional<uint32_t> mode;  // default 0644 (--chmod wins)
+  int64_t mtime = -1;            // unix seconds; -1: the time of the copy
 };
 
 struct CopyOp {
@@ -39,7 +46,20 @@ struct CopyOp {
   std::optional<uint32_t> chmod;     // --chmod (octal)
   /// Keep the sources' owners when no uid/gid is given (exporting a filesystem as root).
   bool preserve_owner = false;
+  /// COPY --exclude: paths relative to each matched source (a directory source: relative to
+  /// it; a file: its name) that are left out.
+  SourceFilter exclude;
+  /// COPY --parents: each match lands at dest/<its path relative to the source root>, or to
+  /// the part of its pattern before a "/./" pivot.
+  bool parents = false;
+  /// ADD: a regular file source that is a tar archive (plain, gzip, bzip2, xz or zstd, found
+  /// by content) is unpacked into dest instead of copied.
+  bool extract_archives = false;
 };
+
+/// WORKDIR: creates `dir` and its missing parents (0755) owned by uid:gid, like `mkdir -p`.
+/// Runs inside the sandbox, after pivot_root.
+Status make_workdir(const std::string& dir, uint32_t uid, uint32_t gid);
 
 /// Matches of one source pattern beneath `root_fd`, as clean relative paths ("." for the
 /// root itself), sorted. A pattern without glob characters yields itself if it exists.
