@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "build/build.h"
 #include "build/images.h"
+#include "build/inspect.h"
 #include "registry/registry.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
@@ -39,6 +40,8 @@ Options:
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --iidfile FILE       write the image ID (config digest)
+      --print WHAT         do not build; print the stage graph (graph: DOT, graph-json) or
+                           lint warnings (lint: stages serialised for no reason)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
       --pull[=POLICY]      base images from registries: always | missing | never
                            (default: re-resolve the tag with a HEAD, pull if it moved)
@@ -102,6 +105,7 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 int cmd_build(const Args& a) {
   ocib::build::Options o;
   std::vector<std::string> positional;
+  std::string print;
   for (size_t i = 0; i < a.size(); ++i) {
     std::string v;
     const std::string& s = a[i];
@@ -112,7 +116,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry";
+                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -176,6 +180,8 @@ int cmd_build(const Args& a) {
       else return fail("unknown --pull value \"" + v + "\" (always, missing, never)", 2);
     } else if (take_value(a, i, "--insecure-registry", "", &v)) {
       o.insecure_registries.push_back(v);
+    } else if (take_value(a, i, "--print", "", &v)) {
+      print = v;
     } else if (take_value(a, i, "--iidfile", "", &v)) {
       o.iidfile = v;
     } else if (take_value(a, i, "--metadata-file", "", &v)) {
@@ -197,6 +203,12 @@ int cmd_build(const Args& a) {
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
   o.context = positional[0];
+  if (!print.empty()) {
+    auto out = ocib::build::print_plan(o, print);
+    if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
+    std::fputs(out->c_str(), stdout);
+    return 0;
+  }
   ocib::cli::install_signal_handlers();
   auto r = ocib::build::run(o);
   if (!r.ok()) {

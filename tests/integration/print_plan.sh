@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# --print=lint flags the seed's anti-pattern (a stage that derives FROM a sibling branch only
+# to reach the shared base) and stays quiet on the parallel shape; --print=graph/graph-json
+# describe the stage graph with the critical path marked. Nothing is built.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+
+ctx="$T/ctx"
+mkdir -p "$ctx"
+cat >"$ctx/Dockerfile.serial" <<'DOCKERFILE'
+FROM scratch AS base
+COPY busybox /bin/busybox
+FROM base AS b1
+RUN sleep 2 && echo one > /one
+FROM b1 AS b2
+RUN sleep 2 && echo two > /two
+FROM base
+COPY --from=b1 /one /one
+COPY --from=b2 /two /two
+DOCKERFILE
+cat >"$ctx/Dockerfile.parallel" <<'DOCKERFILE'
+FROM scratch AS base
+COPY busybox /bin/busybox
+FROM base AS b1
+RUN sleep 2 && echo one > /one
+FROM base AS b2
+RUN sleep 2 && echo two > /two
+FROM base
+COPY --from=b1 /one /one
+COPY --from=b2 /two /two
+DOCKERFILE
+export OCIB_ROOT="$T/store"
+
+ocib_ok lint1 build --print=lint -f "$ctx/Dockerfile.serial" "$ctx"
+grep -q 'Dockerfile.serial:5: stage "b2" builds FROM "b1"' "$T/lint1.out" || fail "lint missed the serial shape: $(cat "$T/lint1.out")"
+grep -q 'FROM base' "$T/lint1.out" || fail "lint does not suggest FROM base"
+ocib_ok lint2 build --print=lint -f "$ctx/Dockerfile.parallel" "$ctx"
+[[ ! -s $T/lint2.out ]] || fail "lint flagged the parallel shape: $(cat "$T/lint2.out")"
+
+ocib_ok graph build --print=graph -f "$ctx/Dockerfile.serial" "$ctx"
+grep -q '^digraph build {' "$T/graph.out" || fail "graph is not DOT"
+grep -q 's1 -> s2 \[label=FROM, color=red\]' "$T/graph.out" || fail "critical FROM edge not marked: $(cat "$T/graph.out")"
+ocib_ok gj build --print=graph-json -f "$ctx/Dockerfile.parallel" "$ctx"
+assert_eq "$(jq -r '.critical_path_steps' "$T/gj.out")" 4 "critical path steps of the parallel shape"
+assert_eq "$(jq '[.stages[] | select(.critical)] | length' "$T/gj.out")" 3 "stages on the critical path"
+ocib_ok gj2 build --print=graph-json -f "$ctx/Dockerfile.serial" "$ctx"
+assert_eq "$(jq -r '.critical_path_steps' "$T/gj2.out")" 5 "critical path steps of the serial shape"
+[[ ! -d $OCIB_ROOT/s ]] || [[ -z $(ls "$OCIB_ROOT/s") ]] || fail "--print built something"
