@@ -11,6 +11,7 @@ PACKAGES=(
   # integration tests and the example
   busybox-static uidmap skopeo umoci oci-image-tool runc jq zstd python3
   docker-registry apache2-utils openssl  # registry tests: a real registry on 127.0.0.1
+  mmdebstrap # debian_apt test: a real Debian rootfs
   util-linux # findmnt, setpriv, unshare
   passwd     # useradd
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -25,6 +27,8 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "build/copy.h"
+#include "build/hash_cache.h"
+#include "build/pack_snapshot.h"
 #include "build/images.h"
 #include "layers/unpack.h"
 #include "build/progress.h"
@@ -63,7 +67,9 @@ struct LayerResult {
 
 /// A vertex that produces a layer (RUN or COPY).
 struct Step {
-  enum class Kind { kRun, kCopy, kBase };
+  /// kWorkdir: WORKDIR's mkdir. kLinked: a COPY --link layer (made by `link_src`, on an empty
+  /// root) stacked on `parent`; it runs nothing.
+  enum class Kind { kRun, kCopy, kBase, kWorkdir, kLinked };
   Kind kind = Kind::kRun;
   int display_id = 0;
   std::string name;  // "[b1 2/2] RUN sleep 1"
@@ -79,6 +85,8 @@ struct Step {
   std::string user;
   std::string cwd = "/";
   sandbox::Network network = sandbox::Network::kNone;
+  /// Proxy build args: reach the command but neither the cache key nor the history.
+  std::vector<std::string> proxy_env;
 
   /// RUN --mount entries, resolved at plan time except for what the store provides.
   struct RunMount {
@@ -103,6 +111,11 @@ struct Step {
   std::string chown_spec;  // --chown as written after expansion; resolved at run time
   bool from_context = true;
   Step* from_top = nullptr;  // top step of the source stage (nullptr: an empty stage)
+  Step* user_from = nullptr;  // COPY --link: the image whose /etc/passwd resolves --chown
+  Step* link_src = nullptr;   // kLinked
+
+  // WORKDIR
+  std::string workdir;
 
   // Result, written by the vertex before it completes; read by dependents afterwards.
   LayerResult result;
@@ -349,6 +362,71 @@ std::string shell_join(const std::vector<std::string>& argv) {
   return out;
 }
 
+std::string platform_string(const oci::Platform& p) {
+  return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
+}
+
+// BuildKit's predefined platform ARGs; we build for the host only, so build = target.
+std::map<std::string, std::string> platform_args() {
+  oci::Platform p = oci::Platform::host();
+  std::map<std::string, std::string> m;
+  for (const char* pre : {"TARGET", "BUILD"}) {
+    std::string k = pre;
+    m[k + "PLATFORM"] = platform_string(p);
+    m[k + "OS"] = p.os;
+    m[k + "ARCH"] = p.architecture;
+    m[k + "VARIANT"] = p.variant;
+  }
+  return m;
+}
+
+// Usable without an ARG, kept out of the cache key and the history, as in BuildKit.
+bool is_proxy_arg(const std::string& k) {
+  static const std::set<std::string> names = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                                              "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
+                                              "ALL_PROXY",  "all_proxy"};
+  return names.count(k) > 0;
+}
+
+// BuildKit's isGitURL for ADD sources.
+bool is_git_url(const std::string& s) {
+  if (s.rfind("git://", 0) == 0 || s.rfind("git@", 0) == 0 || s.rfind("github.com/", 0) == 0) return true;
+  if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) return false;
+  std::string path = s.substr(0, s.find('#'));
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".git") == 0;
+}
+
+// Go's time.ParseDuration ("1m30s", "500ms", "1.5h"); nanoseconds.
+std::optional<int64_t> parse_go_duration(const std::string& s) {
+  if (s == "0") return 0;
+  if (s.empty()) return std::nullopt;
+  size_t i = 0;
+  bool neg = false;
+  if (s[0] == '-' || s[0] == '+') {
+    neg = s[0] == '-';
+    ++i;
+  }
+  double total = 0;
+  if (i >= s.size()) return std::nullopt;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
+    if (j == i) return std::nullopt;
+    double v = std::strtod(s.substr(i, j - i).c_str(), nullptr);
+    size_t k = j;
+    while (k < s.size() && !std::isdigit(static_cast<unsigned char>(s[k])) && s[k] != '.') ++k;
+    std::string unit = s.substr(j, k - j);
+    double mult = unit == "ns" ? 1 : unit == "us" || unit == "\u00b5s" || unit == "\u03bcs" ? 1e3
+                : unit == "ms" ? 1e6 : unit == "s" ? 1e9 : unit == "m" ? 60e9 : unit == "h" ? 3600e9 : 0;
+    if (mult == 0) return std::nullopt;
+    total += v * mult;
+    i = k;
+  }
+  return static_cast<int64_t>(neg ? -total : total);
+}
+
+bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
 class Builder {
  public:
   Builder(const Options& opts, store::Store& st, Reporter& rep, IdMapping ids)
@@ -369,6 +447,7 @@ class Builder {
   }
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
+  void set_hash_cache(std::shared_ptr<HashCache> c) { context_filter_.hashes = std::move(c); }
   void set_ignore(std::shared_ptr<dockerfile::Matcher> m) {
     if (!m) return;
     context_filter_.excluded = [m](const std::string& rel, bool is_dir) { return m->excluded(rel, is_dir); };
@@ -381,6 +460,13 @@ class Builder {
  private:
   Status plan_stage(size_t index);
   Status plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref);
+  Result<StoredImage> load_base(const std::string& ref, const dockerfile::Instruction& ins);
+  Step* add_image_layers(const StoredImage& img, Step* top, const std::string& display,
+                         const std::string& name);
+  Status run_onbuild_triggers(StageState& st, const dockerfile::Stage& stage,
+                              const std::vector<std::string>& triggers);
+  Result<InlineFile> download(const std::string& url, const std::string& checksum,
+                              const dockerfile::Instruction& ins);
   Result<LayerResult> unpack_base(Step& s);
   registry::Client& client() {
     if (!client_) {
@@ -398,6 +484,7 @@ class Builder {
   Status add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                         std::vector<fs::FileLock>& locks);
   std::map<std::string, std::string> vars_for(const StageState& st) const;
+  SourceFilter hash_filter(const CopyOp& op) const;
   Result<std::string> word(const std::string& raw, const StageState& st,
                            const dockerfile::Instruction& ins) const;
   Step* add_step(Step s);
@@ -428,6 +515,7 @@ class Builder {
   int context_fd_ = -1;
   SourceFilter context_filter_;
   std::map<std::string, std::string> meta_args_;
+  std::deque<dockerfile::Dockerfile> triggers_;  // parsed ONBUILD triggers, kept for their lifetime
   std::set<std::string> used_args_;
   std::vector<StageState> states_;
   std::deque<Step> steps_;
@@ -448,6 +536,30 @@ std::map<std::string, std::string> Builder::vars_for(const StageState& st) const
     if (eq != std::string::npos) vars[e.substr(0, eq)] = e.substr(eq + 1);
   }
   return vars;
+}
+
+// The context filter plus COPY --exclude, for the cache key: what --exclude leaves out of a
+// literal directory source does not invalidate the step. Elsewhere it keeps more than the copy
+// reads (never less), so the key stays sound.
+SourceFilter Builder::hash_filter(const CopyOp& op) const {
+  if (!op.exclude.excluded) return context_filter_;
+  std::vector<std::string> roots;
+  for (const auto& src : op.sources)
+    if (!has_glob(src)) roots.push_back(fs::clean("/" + src).substr(1));
+  SourceFilter ctx = context_filter_, ex = op.exclude, f = context_filter_;
+  f.excluded = [ctx, ex, roots](const std::string& rel, bool is_dir) {
+    if (ctx.excluded && ctx.excluded(rel, is_dir)) return true;
+    for (const auto& root : roots) {
+      if (root.empty()) return ex.excluded(rel, is_dir);
+      if (rel.compare(0, root.size() + 1, root + "/") == 0 && ex.excluded(rel.substr(root.size() + 1), is_dir))
+        return true;
+    }
+    return false;
+  };
+  f.descend = [ctx](const std::string& rel) {
+    return !(ctx.excluded && ctx.excluded(rel, true)) || (ctx.descend && ctx.descend(rel));
+  };
+  return f;
 }
 
 Result<std::string> Builder::word(const std::string& raw, const StageState& st,
@@ -479,8 +591,9 @@ Status Builder::plan(const dockerfile::Dockerfile& df, int context_fd) {
   df_ = &df;
   context_fd_ = context_fd;
   if (df.stages.empty()) return Error::at({df.filename, 0, 0}, "no build stage in Dockerfile");
-  // ARGs before the first FROM: defaults, overridden by --build-arg.
-  std::map<std::string, std::string> none;
+  // ARGs before the first FROM: defaults, overridden by --build-arg. The platform ARGs are
+  // predefined: FROM lines see them, a stage's `ARG TARGETARCH` (no value) takes them.
+  meta_args_ = platform_args();
   for (const auto& ins : df.meta_args) {
     for (const auto& [k, v] : ins.raw_kvs) {
       if (auto it = opts_.build_args.find(k); it != opts_.build_args.end()) {
@@ -512,7 +625,7 @@ Status Builder::plan(const dockerfile::Dockerfile& df, int context_fd) {
   }
   OCIB_TRY(plan_stage(target_));
   for (const auto& [k, v] : opts_.build_args)
-    if (!used_args_.count(k))
+    if (!used_args_.count(k) && !is_proxy_arg(k))
       reporter_.note("warning: build-arg " + k + " was not consumed by any ARG instruction");
   return {};
 }
@@ -528,6 +641,15 @@ Status Builder::plan_stage(size_t index) {
   auto base = dockerfile::process_word(stage.base, meta_args_, df_->escape);
   if (!base.ok()) return at(stage.from, base.error().message());
   std::string b = *base;
+  if (!stage.platform.empty()) {
+    auto pf = dockerfile::process_word(stage.platform, meta_args_, df_->escape);
+    if (!pf.ok()) return at(stage.from, pf.error().message());
+    oci::Platform host = oci::Platform::host();
+    std::string hs = platform_string(host);
+    if (*pf != hs && *pf != host.os + "/" + host.architecture)
+      return at(stage.from, "FROM --platform=" + *pf + ": multi-platform builds are not supported yet (host is " +
+                                hs + ")");
+  }
   std::string bl = b;
   std::transform(bl.begin(), bl.end(), bl.begin(), ::tolower);
   if (bl == "scratch") {
@@ -545,6 +667,10 @@ Status Builder::plan_stage(size_t index) {
       st.base_created = src.base_created;
     } else {
       OCIB_TRY(plan_base_image(st, stage, b));
+      // As BuildKit: the base image's ONBUILD triggers run right after FROM, once.
+      std::vector<std::string> triggers = std::move(st.config.onbuild);
+      st.config.onbuild.clear();
+      OCIB_TRY(run_onbuild_triggers(st, stage, triggers));
     }
   }
   for (size_t i = 0; i < stage.body.size(); ++i) OCIB_TRY(plan_instruction(st, stage, i, stage.body[i]));
@@ -709,7 +835,7 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
 
 // A base image from the store: one vertex per layer, each unpacking its blob into a snapshot
 // named by the layer's chain id (so every image sharing those layers shares the snapshot).
-Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
+Result<StoredImage> Builder::load_base(const std::string& ref, const dockerfile::Instruction& ins) {
   PullPolicy policy = opts_.pull == "always" ? PullPolicy::kAlways
                       : opts_.pull == "missing" ? PullPolicy::kMissing
                       : opts_.pull == "never"   ? PullPolicy::kNever
@@ -717,32 +843,47 @@ Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, 
   auto digest = resolve_base(store_, client(), ref, policy, oci::Platform::host(),
                              [this](const std::string& m) { reporter_.note(m); });
   if (!digest.ok()) {
-    return at(stage.from, "base image \"" + ref + "\": " + digest.error().message() +
-                              (digest.error().code() == Errc::kNotFound
-                                   ? " (import it with 'ocib import', or pull it from a registry)"
-                                   : ""));
+    return at(ins, "base image \"" + ref + "\": " + digest.error().message() +
+                       (digest.error().code() == Errc::kNotFound
+                            ? " (import it with 'ocib import', or pull it from a registry)"
+                            : ""));
   }
   auto img = load_image(store_, *digest);
-  if (!img.ok()) return at(stage.from, img.error().str());
+  if (!img.ok()) return at(ins, img.error().str());
+  return std::move(img).value();
+}
+
+// One vertex per layer, each unpacking its blob into a snapshot named by the layer's chain id
+// (so every image sharing those layers shares the snapshot). Returns the top one.
+Step* Builder::add_image_layers(const StoredImage& img, Step* top, const std::string& display,
+                                const std::string& name) {
   std::string chain;
-  for (size_t i = 0; i < img->layers.size(); ++i) {
-    const std::string& diff_id = img->config.diff_ids[i];
+  for (size_t i = 0; i < img.layers.size(); ++i) {
+    const std::string& diff_id = img.config.diff_ids[i];
     chain = i == 0 ? diff_id : "sha256:" + Sha256::hex(chain + " " + diff_id);
     Step s;
     s.kind = Step::Kind::kBase;
-    s.name = "[" + st.display + " 1/" + std::to_string(stage.body.size() + 1) + "] FROM " + ref +
-             " (layer " + std::to_string(i + 1) + "/" + std::to_string(img->layers.size()) + ")";
-    s.stage = st.display;
-    s.parent = st.top;
+    s.name = name + " (layer " + std::to_string(i + 1) + "/" + std::to_string(img.layers.size()) + ")";
+    s.stage = display;
+    s.parent = top;
     s.key = Sha256::hex(std::string("ocib-base-v1 ") + chain);
     s.result.snapshot = s.key.substr(0, 20);
-    s.result.digest = img->layers[i].digest;
+    s.result.digest = img.layers[i].digest;
     s.result.diff_id = diff_id;
-    s.result.size = img->layers[i].size;
-    s.result.media_type = oci_layer_media_type(img->layers[i].media_type);
+    s.result.size = img.layers[i].size;
+    s.result.media_type = oci_layer_media_type(img.layers[i].media_type);
     if (s.parent) s.deps.push_back(s.parent);
-    st.top = add_step(std::move(s));
+    top = add_step(std::move(s));
   }
+  return top;
+}
+
+// A base image from the store.
+Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
+  OCIB_ASSIGN_OR_RETURN(StoredImage loaded, load_base(ref, stage.from));
+  const StoredImage* img = &loaded;
+  st.top = add_image_layers(loaded, st.top, st.display,
+                            "[" + st.display + " 1/" + std::to_string(stage.body.size() + 1) + "] FROM " + ref);
   st.config = img->config.config;
   if (std::none_of(st.config.env.begin(), st.config.env.end(),
                    [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
@@ -760,11 +901,68 @@ Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, 
   return {};
 }
 
+Status Builder::run_onbuild_triggers(StageState& st, const dockerfile::Stage& stage,
+                                     const std::vector<std::string>& triggers) {
+  for (const auto& t : triggers) {
+    auto parsed = dockerfile::parse("FROM scratch\n" + t + "\n", df_->filename);
+    if (!parsed.ok() || parsed->stages.empty() || parsed->stages[0].body.size() != 1)
+      return at(stage.from, "invalid ONBUILD trigger \"" + t + "\" in the base image" +
+                                (parsed.ok() ? "" : ": " + parsed.error().message()));
+    triggers_.push_back(std::move(parsed).value());
+    dockerfile::Instruction& ins = triggers_.back().stages[0].body[0];
+    ins.line = stage.from.line;  // errors point at the FROM that pulled the trigger in
+    OCIB_TRY(plan_instruction(st, stage, std::string::npos, ins));
+  }
+  return {};
+}
+
+// Downloads an ADD source at plan time: its content (or --checksum) is part of the cache key.
+Result<InlineFile> Builder::download(const std::string& url, const std::string& checksum,
+                                     const dockerfile::Instruction& ins) {
+  std::unique_ptr<CURL, void (*)(CURL*)> c(curl_easy_init(), curl_easy_cleanup);
+  if (!c) return at(ins, "ADD " + url + ": cannot initialise libcurl");
+  std::string body;
+  auto sink = +[](char* p, size_t size, size_t n, void* out) -> size_t {
+    static_cast<std::string*>(out)->append(p, size * n);
+    return size * n;
+  };
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_FILETIME, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+  reporter_.note("downloading " + url);
+  CURLcode rc = curl_easy_perform(c.get());
+  if (rc != CURLE_OK) return at(ins, "ADD " + url + ": " + curl_easy_strerror(rc));
+  long status = 0;
+  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 400) return at(ins, "ADD " + url + ": HTTP status " + std::to_string(status));
+  std::string got = "sha256:" + Sha256::hex(body);
+  if (!checksum.empty() && checksum != got)
+    return at(ins, "ADD " + url + ": digest mismatch: expected " + checksum + ", got " + got);
+  InlineFile f;
+  std::string path = url.substr(0, url.find_first_of("?#"));
+  auto scheme = path.find("://");
+  path = path.substr(scheme + 3);
+  auto slash = path.find('/');
+  f.name = slash == std::string::npos ? "" : fs::basename(path.substr(slash));
+  if (f.name.empty() || f.name == "/" || f.name == ".") f.name = "index.html";
+  f.content = std::move(body);
+  f.mode = 0600;  // BuildKit's HTTP source
+  curl_off_t ft = -1;
+  if (curl_easy_getinfo(c.get(), CURLINFO_FILETIME_T, &ft) == CURLE_OK && ft >= 0) f.mtime = ft;
+  return f;
+}
+
 Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage, size_t pos,
                                  const dockerfile::Instruction& ins) {
   const std::string& kw = ins.keyword;
-  std::string label = "[" + st.display + " " + std::to_string(pos + 2) + "/" +
-                      std::to_string(stage.body.size() + 1) + "] " + ins.original;
+  // pos == npos: an ONBUILD trigger of the base image, run as part of FROM.
+  bool trigger = pos == std::string::npos;
+  std::string label = "[" + st.display + " " + std::to_string(trigger ? 1 : pos + 2) + "/" +
+                      std::to_string(stage.body.size() + 1) + "] " + (trigger ? "ONBUILD " : "") + ins.original;
   auto check_flags = [&](std::initializer_list<const char*> allowed) -> Status {
     for (const auto& f : ins.flags) {
       bool ok = false;
@@ -844,6 +1042,11 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     for (const auto& [k, v] : st.args)
       if (!env_map.count(k)) env.push_back(k + "=" + v);
     s.env = env;
+    for (const auto& [k, v] : opts_.build_args)
+      if (is_proxy_arg(k) && !st.args.count(k) && !env_map.count(k)) {
+        s.proxy_env.push_back(k + "=" + v);
+        used_args_.insert(k);
+      }
     s.user = st.config.user;
     s.cwd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
     json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
@@ -861,7 +1064,12 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     return {};
   }
   if (kw == "COPY" || kw == "ADD") {
-    OCIB_TRY(check_flags({"from", "chown", "chmod"}));
+    if (kw == "COPY") OCIB_TRY(check_flags({"from", "chown", "chmod", "exclude", "parents", "link"}));
+    else OCIB_TRY(check_flags({"chown", "chmod", "exclude", "link", "checksum", "keep-git-dir"}));
+    auto bool_flag = [&](const char* name) {
+      const auto* f = ins.flag(name);
+      return f && f->value != "false";
+    };
     std::vector<std::string> words;
     if (ins.json) {
       for (const auto& w : *ins.json) {
@@ -889,7 +1097,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
             if (!e.ok()) return at(ins, e.error().message());
             content = *e;
           }
-          inline_files.push_back({h.name, content});
+          inline_files.push_back({h.name, content, std::nullopt, -1});
         } else {
           kept.push_back(words[i]);
         }
@@ -907,16 +1115,53 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     words.pop_back();
     if (!inline_files.empty()) words.erase(words.begin());  // the placeholder
     s.copy.inline_files = inline_files;
-    if (kw == "ADD")
-      for (const auto& w : words)
-        if (w.find("://") != std::string::npos || w.rfind("git@", 0) == 0)
-          return at(ins, "ADD of remote URLs and git repositories is not supported yet");
+    if (kw == "ADD") {
+      std::string checksum;
+      if (const auto* f = ins.flag("checksum")) {
+        OCIB_ASSIGN_OR_RETURN(checksum, word(f->value, st, ins));
+        if (checksum.rfind("sha256:", 0) != 0 || checksum.size() != 71 ||
+            checksum.find_first_not_of("0123456789abcdef", 7) != std::string::npos)
+          return at(ins, "invalid --checksum \"" + checksum + "\" (sha256:<64 hex digits>)");
+      }
+      if (ins.flag("keep-git-dir")) return at(ins, "ADD --keep-git-dir: ADD of git repositories is not supported yet");
+      std::vector<std::string> local;
+      size_t urls = 0;
+      for (const auto& w : words) {
+        if (is_git_url(w)) return at(ins, "ADD of git repositories is not supported yet");
+        if (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0) {
+          OCIB_ASSIGN_OR_RETURN(InlineFile f, download(w, checksum, ins));
+          s.copy.inline_files.push_back(std::move(f));
+          ++urls;
+          continue;
+        }
+        if (w.find("://") != std::string::npos) return at(ins, "ADD " + w + ": unsupported URL scheme (http, https)");
+        local.push_back(w);
+      }
+      if (!checksum.empty() && urls == 0) return at(ins, "ADD --checksum can only be used with an HTTP(S) source");
+      words = std::move(local);
+      s.copy.extract_archives = true;
+    }
     std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
     bool dir_syntax = !dest.empty() && dest.back() == '/';
     std::string abs = dest.front() == '/' ? dest : fs::join(wd, dest);
     s.copy.dest = fs::clean(abs) + (dir_syntax && fs::clean(abs) != "/" ? "/" : "");
     if (dest == "." || dest == "./") s.copy.dest = fs::clean(wd) == "/" ? "/" : fs::clean(wd) + "/";
     s.copy.sources = words;
+    std::string excludes;
+    for (const auto& f : ins.flags) {
+      if (f.name != "exclude") continue;
+      OCIB_ASSIGN_OR_RETURN(std::string e, word(f.value, st, ins));
+      excludes += e + "\n";
+    }
+    if (!excludes.empty()) {
+      auto m = dockerfile::parse_dockerignore(excludes);
+      if (!m.ok()) return at(ins, "invalid --exclude: " + m.error().message());
+      auto mp = std::make_shared<dockerfile::Matcher>(std::move(m).value());
+      s.copy.exclude.excluded = [mp](const std::string& rel, bool is_dir) { return mp->excluded(rel, is_dir); };
+      s.copy.exclude.descend = [mp](const std::string& rel) { return mp->may_contain_included(rel); };
+    }
+    s.copy.parents = bool_flag("parents");
+    bool link = bool_flag("link");
     if (const auto* f = ins.flag("chmod")) {
       char* end = nullptr;
       unsigned long m = std::strtoul(f->value.c_str(), &end, 8);
@@ -929,30 +1174,61 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     std::string src_key;
     if (const auto* f = ins.flag("from")) {
       OCIB_ASSIGN_OR_RETURN(std::string ref, word(f->value, st, ins));
-      OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(ref, ins));
-      if (&states_[from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
-      OCIB_TRY(plan_stage(from));
       s.from_context = false;
-      s.from_top = states_[from].top;
-      src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
+      if (auto from = stage_by_ref(ref, ins); from.ok()) {
+        if (&states_[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
+        OCIB_TRY(plan_stage(*from));
+        s.from_top = states_[*from].top;
+        src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
+      } else {
+        // Not a stage: an image, resolved like a FROM base; its layers are the source view.
+        OCIB_ASSIGN_OR_RETURN(StoredImage img, load_base(ref, ins));
+        s.from_top = add_image_layers(img, nullptr, st.display, "[" + st.display + "] COPY --from=" + ref);
+        src_key = "image:" + img.manifest_digest;
+      }
       if (s.from_top) s.deps.push_back(s.from_top);
     } else {
       s.copy.filter = context_filter_;
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : hash_sources(context_fd_, s.copy.sources, context_filter_);
+                                      : hash_sources(context_fd_, s.copy.sources, hash_filter(s.copy));
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
       }
       src_key = "context:" + *h;
     }
-    for (const auto& f : s.copy.inline_files) src_key += " inline:" + f.name + ":" + Sha256::hex(f.content);
+    for (const auto& f : s.copy.inline_files)
+      src_key += " inline:" + f.name + ":" + Sha256::hex(f.content) +
+                 (f.mode ? ":" + std::to_string(*f.mode) : "") + (f.mtime >= 0 ? "@" + std::to_string(f.mtime) : "");
+    // --link: the layer is made on an empty root and keyed without the parent, unless --chown
+    // names a user the parent's /etc/passwd must resolve.
+    bool named_owner = s.chown_spec.find_first_not_of("0123456789:") != std::string::npos;
+    if (link && named_owner) s.user_from = s.parent;
+    if (link) s.parent = nullptr;
     json k = {{"v", kKeyVersion}, {"op", "copy"}, {"parent", s.parent ? s.parent->key : ""},
               {"src", src_key}, {"sources", s.copy.sources}, {"dest", s.copy.dest},
               {"chown", s.chown_spec}, {"chmod", s.copy.chmod ? static_cast<int>(*s.copy.chmod) : -1}};
+    if (kw == "ADD") k["add"] = true;
+    if (!excludes.empty()) k["exclude"] = excludes;
+    if (s.copy.parents) k["parents"] = true;
+    if (link) k["link"] = s.user_from ? s.user_from->key : "";
     s.key = Sha256::hex(k.dump());
     if (s.parent) s.deps.push_back(s.parent);
+    if (s.user_from) s.deps.push_back(s.user_from);
     Step* p = add_step(std::move(s));
+    if (link) {
+      Step l;
+      l.kind = Step::Kind::kLinked;
+      l.name = label + " (link)";
+      l.stage = st.display;
+      l.parent = st.top;
+      l.link_src = p;
+      l.key = Sha256::hex(std::string(kKeyVersion) + " linked " + (st.top ? st.top->key : "") + " " + p->key);
+      if (l.parent) l.deps.push_back(l.parent);
+      l.deps.push_back(p);
+      l.copy.sources = p->copy.sources;
+      p = add_step(std::move(l));
+    }
     st.top = p;
     std::string created_by = kw + " ";
     for (const auto& f : ins.flags) created_by += "--" + f.name + "=" + f.value + " ";
@@ -961,8 +1237,9 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     return {};
   }
 
-  // Instructions that change only the image config.
-  OCIB_TRY(check_flags({}));
+  // Instructions that change only the image config (and WORKDIR's mkdir).
+  if (kw == "HEALTHCHECK") OCIB_TRY(check_flags({"interval", "timeout", "start-period", "start-interval", "retries"}));
+  else OCIB_TRY(check_flags({}));
   auto hist = [&](const std::string& text) { st.history.push_back({text, nullptr, "", true}); };
   auto set_env = [&](std::vector<std::string>& list, const std::string& k, const std::string& v) {
     for (auto& e : list)
@@ -1014,7 +1291,25 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     OCIB_ASSIGN_OR_RETURN(std::string dir, word(ins.raw_words.front(), st, ins));
     std::string cur = st.config.working_dir.empty() ? "/" : st.config.working_dir;
     st.config.working_dir = fs::clean(dir.front() == '/' ? dir : fs::join(cur, dir));
-    hist("WORKDIR " + st.config.working_dir);
+    if (st.config.working_dir == "/") {
+      hist("WORKDIR /");
+      return {};
+    }
+    // As BuildKit: the directory is created (owned by the current USER) in a layer.
+    Step s;
+    s.kind = Step::Kind::kWorkdir;
+    s.name = label;
+    s.stage = st.display;
+    s.parent = st.top;
+    s.workdir = st.config.working_dir;
+    s.user = st.config.user;
+    json k = {{"v", kKeyVersion}, {"op", "workdir"}, {"parent", s.parent ? s.parent->key : ""},
+              {"path", s.workdir}, {"user", s.user}};
+    s.key = Sha256::hex(k.dump());
+    if (s.parent) s.deps.push_back(s.parent);
+    Step* p = add_step(std::move(s));
+    st.top = p;
+    st.history.push_back({"WORKDIR " + st.config.working_dir, p, "", false});
   } else if (kw == "USER") {
     if (ins.raw_words.empty()) return at(ins, "USER requires exactly one argument");
     OCIB_ASSIGN_OR_RETURN(st.config.user, word(ins.raw_words.front(), st, ins));
@@ -1042,7 +1337,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       st.config.entrypoint = v;
       // Docker: an ENTRYPOINT resets a CMD inherited from the base.
       bool cmd_here = false;
-      for (size_t i = 0; i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
+      for (size_t i = 0; !trigger && i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
       if (!cmd_here) st.config.cmd.reset();
     }
     hist(kw + " " + (ins.json ? json(*ins.json).dump() : json(v).dump()));
@@ -1061,6 +1356,44 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       if (std::find(st.config.volumes.begin(), st.config.volumes.end(), v) == st.config.volumes.end())
         st.config.volumes.push_back(v);
     hist("VOLUME " + json(vols).dump());
+  } else if (kw == "HEALTHCHECK") {
+    json hc = json::object();
+    if (!ins.words.empty() && ins.words[0] == "NONE") {
+      hc["Test"] = {"NONE"};
+    } else {
+      std::vector<std::string> test;
+      if (ins.json) {
+        test = {"CMD"};
+        test.insert(test.end(), ins.json->begin(), ins.json->end());
+      } else {
+        test = {"CMD-SHELL", ins.words.size() > 1 ? ins.words[1] : ins.rest};
+      }
+      hc["Test"] = test;
+      for (auto [flag, key] : {std::pair{"interval", "Interval"}, {"timeout", "Timeout"},
+                               {"start-period", "StartPeriod"}, {"start-interval", "StartInterval"}}) {
+        const auto* f = ins.flag(flag);
+        if (!f) continue;
+        auto d = parse_go_duration(f->value);
+        if (!d) return at(ins, "HEALTHCHECK --" + std::string(flag) + ": invalid duration \"" + f->value + "\"");
+        if (*d != 0 && *d < 1000000)
+          return at(ins, "HEALTHCHECK --" + std::string(flag) + " \"" + f->value + "\" cannot be less than 1ms");
+        if (*d) hc[key] = *d;
+      }
+      if (const auto* f = ins.flag("retries")) {
+        char* end = nullptr;
+        long n = std::strtol(f->value.c_str(), &end, 10);
+        if (f->value.empty() || *end) return at(ins, "HEALTHCHECK --retries: invalid number \"" + f->value + "\"");
+        if (n < 0) return at(ins, "--retries cannot be negative (" + f->value + ")");
+        if (n) hc["Retries"] = n;
+      }
+    }
+    st.config.healthcheck = hc;
+    hist("HEALTHCHECK " + hc.dump());
+  } else if (kw == "ONBUILD") {
+    std::string t = ins.rest;
+    for (const auto& h : ins.heredocs) t += "\n" + h.content + h.name;
+    st.config.onbuild.push_back(t);
+    hist("ONBUILD " + t);
   } else if (kw == "STOPSIGNAL") {
     OCIB_ASSIGN_OR_RETURN(st.config.stop_signal, word(ins.rest, st, ins));
     hist("STOPSIGNAL " + st.config.stop_signal);
@@ -1090,6 +1423,27 @@ Status Builder::execute() {
 }
 
 Status Builder::run_step(Step& s) {
+  if (s.kind == Step::Kind::kLinked) {
+    // The --link layer is ready (a dependency); this vertex only stacks it.
+    Step* src = s.link_src;
+    s.result.snapshot = src->result.snapshot;
+    s.result.created = src->result.created;
+    s.cached = src->cached;
+    if (src->packed.valid()) {
+      std::shared_future<Status> f = src->packed;
+      s.packed = std::async(std::launch::async, [&s, src, f]() -> Status {
+                   OCIB_TRY(f.get());
+                   s.result.digest = src->result.digest;
+                   s.result.diff_id = src->result.diff_id;
+                   s.result.size = src->result.size;
+                   s.result.media_type = src->result.media_type;
+                   return {};
+                 }).share();
+    } else {
+      s.result = src->result;
+    }
+    return {};
+  }
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
   if (s.kind == Step::Kind::kBase) {
     if (store_.has_snapshot(s.result.snapshot)) {
@@ -1191,7 +1545,9 @@ Status Builder::pack_step(Step& s) {
   po.compression = compression_;
   po.level = compression_level_;
   std::string blob_tmp = store_.tmp_file_path("layer-");
-  auto blob = layers::pack_dir(store_.snapshot_path(s.result.snapshot), blob_tmp, po);
+  OCIB_ASSIGN_OR_RETURN(std::string pack_staging, store_.make_tmp_dir("pack-"));
+  Staging pack_guard(pack_staging, ids_);
+  auto blob = pack_snapshot(store_.snapshot_path(s.result.snapshot), blob_tmp, po, ids_, pack_staging);
   if (!blob.ok()) {
     ::unlink(blob_tmp.c_str());
     return std::move(blob).error().wrap("packing layer of " + s.name);
@@ -1281,7 +1637,7 @@ Status Builder::load_cache_imports() {
 
 Result<bool> Builder::try_imported_cache(Step& s) {
   auto it = imported_cache_.find(s.key);
-  if (it == imported_cache_.end() || s.kind == Step::Kind::kBase) return false;
+  if (it == imported_cache_.end() || s.kind == Step::Kind::kBase || s.kind == Step::Kind::kLinked) return false;
   const json& e = it->second;
   std::string digest = e.value("digest", "");
   if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71) return false;
@@ -1320,10 +1676,12 @@ Status Builder::export_cache(const Output& to) {
   std::set<const Step*> chosen;
   if (mode == "max") {
     for (const auto& s : steps_)
-      if (s.kind != Step::Kind::kBase && (s.ran || s.cached)) chosen.insert(&s);
+      if (s.kind != Step::Kind::kBase && s.kind != Step::Kind::kLinked && (s.ran || s.cached)) chosen.insert(&s);
   } else {
-    for (const Step* s = states_[target_].top; s; s = s->parent)
-      if (s->kind != Step::Kind::kBase) chosen.insert(s);
+    for (const Step* s = states_[target_].top; s; s = s->parent) {
+      const Step* layer = s->kind == Step::Kind::kLinked ? s->link_src : s;  // under the --link key
+      if (layer->kind != Step::Kind::kBase) chosen.insert(layer);
+    }
   }
   OCIB_TRY(fs::mkdirs(fs::join(dest->second, "blobs/sha256")));
   json entries = json::object();
@@ -1375,11 +1733,25 @@ Result<LayerResult> Builder::execute_step(Step& s) {
     spec.argv = s.argv;
     spec.env = s.env;
     spec.cwd = s.cwd;
+    spec.env.insert(spec.env.end(), s.proxy_env.begin(), s.proxy_env.end());
     OCIB_TRY(add_run_mounts(s, spec, spec.env, mount_locks));
+  } else if (s.kind == Step::Kind::kWorkdir) {
+    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
+    std::string dir = s.workdir;
+    spec.in_sandbox = [dir, ids](const std::vector<int>&) -> int {
+      Status st = make_workdir(dir, ids.first, ids.second);
+      if (!st.ok()) {
+        std::string msg = st.error().str() + "\n";
+        (void)!::write(2, msg.data(), msg.size());
+        return 1;
+      }
+      return 0;
+    };
   } else {
     CopyOp op = s.copy;
     if (!s.chown_spec.empty()) {
-      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.chown_spec));
+      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(s.user_from ? lowers_of(store_, s.user_from) : spec.lowerdirs,
+                                                   s.chown_spec));
       op.uid = ids.first;
       op.gid = ids.second;
     }
@@ -1410,7 +1782,7 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   auto t_ran = std::chrono::steady_clock::now();
   if (!outcome.ok()) return std::move(outcome).error();
   if (outcome->exit_code != 0) {
-    if (s.kind == Step::Kind::kCopy) {
+    if (s.kind != Step::Kind::kRun) {
       std::string tail = pump.last_lines();
       while (!tail.empty() && tail.back() == '\n') tail.pop_back();
       return Error(Errc::kFailedStep, "copy failed: " + tail).with_exit_code(outcome->exit_code);
@@ -1747,7 +2119,16 @@ Result<BuildResult> run(const Options& opts) {
   OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
   st.clean_tmp();
   IdMapping ids = IdMapping::detect();
-  OCIB_TRY(sandbox::check_support(ids));
+  {
+    // The sandbox probe costs a step; remember per store, uid and kernel that it passed.
+    struct utsname u {};
+    ::uname(&u);
+    std::string marker = fs::join(st.root(), "tmp/../probe-" + std::to_string(::getuid()) + "-" + u.release);
+    if (!fs::exists(marker)) {
+      OCIB_TRY(sandbox::check_support(ids));
+      (void)fs::write_file_atomic(marker, "ok\n");
+    }
+  }
 
   UniqueFd ctx(::open(context.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!ctx.valid()) return Error::from_errno("open context " + context, errno);
@@ -1755,7 +2136,12 @@ Result<BuildResult> run(const Options& opts) {
   o.context = context;
   Builder b(o, st, *reporter, ids);
   b.set_ignore(ignore);
+  // Context file digests by (path, size, mtime, ctime, inode, mode): a no-op rebuild reads no
+  // file contents.
+  auto hashes = HashCache::load(fs::join(st.root(), "ctxhash/" + Sha256::hex(context).substr(0, 32) + ".json"));
+  b.set_hash_cache(hashes);
   OCIB_TRY(b.plan(df, ctx.get()));
+  if (auto saved = hashes->save(); !saved.ok()) log::warn("context hash cache: " + saved.error().str());
   OCIB_TRY(b.load_imports());
   OCIB_TRY(b.execute());
   return b.finish();

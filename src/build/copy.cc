@@ -1,5 +1,7 @@
 #include "build/copy.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -9,12 +11,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/sha256.h"
+#include "build/hash_cache.h"
 
 namespace ocib::build {
 
@@ -99,43 +105,109 @@ Status glob_walk(int root_fd, const std::string& base, const std::vector<std::st
   return {};
 }
 
-void hash_u64(Sha256& h, uint64_t v) { h.update(&v, sizeof v); }
 
-Status hash_tree(int parent_fd, const std::string& name, const std::string& rel, Sha256& h,
-                 const SourceFilter& filter) {
+// What a walk of the sources feeds into the digest, in order: fixed bytes, or the content
+// digest of a regular file (computed afterwards, in parallel, unless the hash cache knows it).
+struct HashItem {
+  std::string bytes;
+  int file = -1;  // index into the files to digest, or -1
+};
+struct FileToHash {
+  std::string rel;  // relative to the source root
+  struct stat st;
+  std::string digest;
+};
+
+Status hash_walk(int parent_fd, const std::string& name, const std::string& rel,
+                 const SourceFilter& filter, std::vector<HashItem>& items, std::vector<FileToHash>& files) {
   struct stat st;
   if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return Error::from_errno("stat " + rel, errno);
   if (filter.skip(rel, S_ISDIR(st.st_mode))) return {};
   if (!S_ISDIR(st.st_mode) && filter.drop_file(rel)) return {};
-  h.update(rel);
-  h.update("\0", 1);
-  hash_u64(h, st.st_mode);
+  HashItem item;
+  item.bytes = rel;
+  item.bytes.push_back('\0');
+  uint64_t mode = st.st_mode;
+  item.bytes.append(reinterpret_cast<const char*>(&mode), sizeof mode);
   if (S_ISREG(st.st_mode)) {
-    hash_u64(h, static_cast<uint64_t>(st.st_size));
-    UniqueFd fd(openat(parent_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return Error::from_errno("open " + rel, errno);
-    static thread_local char buf[1 << 17];
-    for (;;) {
-      ssize_t n = read(fd.get(), buf, sizeof buf);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::from_errno("read " + rel, errno);
-      }
-      if (n == 0) break;
-      h.update(buf, static_cast<size_t>(n));
-    }
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    item.bytes.append(reinterpret_cast<const char*>(&size), sizeof size);
+    item.file = static_cast<int>(files.size());
+    files.push_back({rel, st, {}});
+    items.push_back(std::move(item));
   } else if (S_ISLNK(st.st_mode)) {
     char target[4096];
     ssize_t n = readlinkat(parent_fd, name.c_str(), target, sizeof target);
     if (n < 0) return Error::from_errno("readlink " + rel, errno);
-    h.update(target, static_cast<size_t>(n));
+    item.bytes.append(target, static_cast<size_t>(n));
+    items.push_back(std::move(item));
   } else if (S_ISDIR(st.st_mode)) {
+    items.push_back(std::move(item));
     UniqueFd dir(openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) return Error::from_errno("open " + rel, errno);
     OCIB_ASSIGN_OR_RETURN(auto names, list_dir(dir.get()));
-    for (const auto& n : names) OCIB_TRY(hash_tree(dir.get(), n, rel == "." ? n : rel + "/" + n, h, filter));
+    for (const auto& n : names)
+      OCIB_TRY(hash_walk(dir.get(), n, rel == "." ? n : rel + "/" + n, filter, items, files));
+  } else {
+    items.push_back(std::move(item));
   }
+  return {};
+}
+
+Result<std::string> digest_file(int root_fd, const FileToHash& f) {
+  UniqueFd fd(open_beneath(root_fd, f.rel, O_RDONLY | O_NOFOLLOW));
+  if (!fd.valid()) return Error::from_errno("open " + f.rel, errno);
+  Sha256 h;
+  static thread_local char buf[1 << 17];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno("read " + f.rel, errno);
+    }
+    if (n == 0) break;
+    h.update(buf, static_cast<size_t>(n));
+  }
+  return h.hex_final();
+}
+
+// Digests every file the cache does not know, on all cores.
+Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cache) {
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (cache)
+      if (auto d = cache->get(files[i].rel, files[i].st)) {
+        files[i].digest = *d;
+        continue;
+      }
+    todo.push_back(i);
+  }
+  if (todo.empty()) return {};
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::optional<Error> err;
+  auto work = [&] {
+    for (;;) {
+      size_t k = next++;
+      if (k >= todo.size()) return;
+      FileToHash& f = files[todo[k]];
+      auto d = digest_file(root_fd, f);
+      if (!d.ok()) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (!err) err = std::move(d).error();
+        return;
+      }
+      f.digest = *d;
+      if (cache) cache->put(f.rel, f.st, f.digest);
+    }
+  };
+  size_t n = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (err) return std::move(*err);
   return {};
 }
 
@@ -145,7 +217,106 @@ struct Attrs {
   std::optional<uint32_t> uid, gid, chmod;
   const SourceFilter* filter = nullptr;
   bool preserve_owner = false;
+  const SourceFilter* exclude = nullptr;  // --exclude, relative to `base`
+  std::string base;                       // the matched source the exclusions are relative to
 };
+
+// --exclude patterns apply to paths relative to the matched source.
+bool excluded_by(const Attrs& a, const std::string& rel, bool is_dir) {
+  if (!a.exclude || !a.exclude->excluded) return false;
+  std::string r = rel;
+  if (!a.base.empty() && a.base != ".") {
+    if (rel == a.base) return false;
+    if (rel.compare(0, a.base.size() + 1, a.base + "/") != 0) return false;
+    r = rel.substr(a.base.size() + 1);
+  }
+  return a.exclude->skip(r, is_dir) || (!is_dir && a.exclude->drop_file(r));
+}
+
+struct ArchiveReadFree {
+  void operator()(struct archive* p) const { archive_read_free(p); }
+};
+struct ArchiveWriteFree {
+  void operator()(struct archive* p) const { archive_write_free(p); }
+};
+
+std::unique_ptr<struct archive, ArchiveReadFree> open_tar(int fd) {
+  std::unique_ptr<struct archive, ArchiveReadFree> a(archive_read_new());
+  archive_read_support_filter_gzip(a.get());
+  archive_read_support_filter_bzip2(a.get());
+  archive_read_support_filter_xz(a.get());
+  archive_read_support_filter_zstd(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_fd(a.get(), fd, 1 << 16) != ARCHIVE_OK) return nullptr;
+  return a;
+}
+
+// Docker's rule: a local ADD source is unpacked when its content is a (compressed) tar.
+bool is_tar_archive(int fd) {
+  bool yes = false;
+  {
+    auto a = open_tar(fd);
+    struct archive_entry* e = nullptr;
+    if (a) {
+      int rc = archive_read_next_header(a.get(), &e);
+      yes = rc == ARCHIVE_OK || rc == ARCHIVE_WARN;
+    }
+  }
+  lseek(fd, 0, SEEK_SET);
+  return yes;
+}
+
+// Unpacks the archive into dest. Entry names are untrusted: libarchive's SECURE flags refuse
+// "..", absolute names and writes through symlinks, and we extract chdir'ed into dest.
+Status extract_tar(int fd, const std::string& what, const std::string& dest, const Attrs& at) {
+  OCIB_TRY(fs::mkdirs(dest, 0755));
+  UniqueFd cwd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (chdir(dest.c_str()) != 0) return Error::from_errno("chdir " + dest, errno);
+  struct Back {
+    int fd;
+    ~Back() { (void)!fchdir(fd); }
+  } back{cwd.get()};
+  auto a = open_tar(fd);
+  if (!a) return Error(Errc::kIo, "open archive " + what);
+  std::unique_ptr<struct archive, ArchiveWriteFree> w(archive_write_disk_new());
+  archive_write_disk_set_options(
+      w.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
+                   ARCHIVE_EXTRACT_UNLINK | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                   ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+  for (;;) {
+    struct archive_entry* e = nullptr;
+    int rc = archive_read_next_header(a.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
+      return Error(Errc::kCorrupt, "reading archive " + what + ": " + archive_error_string(a.get()));
+    // As moby: an entry that would land outside dest fails the copy (libarchive's SECURE
+    // flags would only skip it).
+    for (const char* n : {archive_entry_pathname(e), archive_entry_hardlink(e)}) {
+      if (!n) continue;
+      std::string name = n;
+      if (("/" + name + "/").find("/../") != std::string::npos)
+        return Error(Errc::kSecurity, "archive " + what + ": entry \"" + name + "\" is outside the destination");
+    }
+    // Absolute names are taken relative to dest, as moby does.
+    if (const char* n = archive_entry_pathname(e); n && *n == '/') {
+      std::string rel = n;
+      rel.erase(0, rel.find_first_not_of('/'));
+      archive_entry_copy_pathname(e, rel.empty() ? "." : rel.c_str());
+    }
+    if (const char* n = archive_entry_hardlink(e); n && *n == '/') {
+      std::string rel = n;
+      rel.erase(0, rel.find_first_not_of('/'));
+      archive_entry_copy_hardlink(e, rel.c_str());
+    }
+    if (at.uid) archive_entry_set_uid(e, *at.uid);
+    if (at.gid) archive_entry_set_gid(e, *at.gid);
+    rc = archive_read_extract2(a.get(), e, w.get());
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
+      return Error(Errc::kIo, "extracting " + std::string(archive_entry_pathname(e)) + " from " + what +
+                                  ": " + archive_error_string(a.get()));
+  }
+  return {};
+}
 
 Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a, bool is_link) {
   uid_t uid = a.uid.value_or(a.preserve_owner ? st.st_uid : 0);
@@ -223,6 +394,7 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
     return Error::from_errno("stat " + name, errno);
   if (a.filter && a.filter->skip(rel, S_ISDIR(st.st_mode))) return {};
   if (a.filter && !S_ISDIR(st.st_mode) && a.filter->drop_file(rel)) return {};
+  if (excluded_by(a, rel, S_ISDIR(st.st_mode))) return {};
   if (S_ISDIR(st.st_mode)) {
     clear_dest(dst, true);
     if (mkdir(dst.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + dst, errno);
@@ -270,36 +442,48 @@ Result<std::vector<std::string>> match_sources(int root_fd, const std::string& p
 
 Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns,
                                  const SourceFilter& filter) {
-  Sha256 h;
+  std::vector<HashItem> items;
+  std::vector<FileToHash> files;
   for (const auto& p : patterns) {
     OCIB_ASSIGN_OR_RETURN(auto matches, match_sources(root_fd, p, filter));
     if (matches.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
-    h.update("pattern:" + p);
+    items.push_back({"pattern:" + p, -1});
     for (const auto& m : matches) {
       if (m == ".") {
-        OCIB_TRY(hash_tree(root_fd, ".", ".", h, filter));
+        OCIB_TRY(hash_walk(root_fd, ".", ".", filter, items, files));
         continue;
       }
       UniqueFd parent(open_beneath(root_fd, fs::dirname(m), O_PATH | O_DIRECTORY));
       if (!parent.valid()) return Error::from_errno("open " + fs::dirname(m), errno);
-      OCIB_TRY(hash_tree(parent.get(), fs::basename(m), m, h, filter));
+      OCIB_TRY(hash_walk(parent.get(), fs::basename(m), m, filter, items, files));
     }
+  }
+  OCIB_TRY(digest_files(root_fd, files, filter.hashes.get()));
+  Sha256 h;
+  for (const auto& it : items) {
+    h.update(it.bytes);
+    if (it.file >= 0) h.update(files[static_cast<size_t>(it.file)].digest);
   }
   return h.hex_final();
 }
 
 Status copy_into(int src_root_fd, const CopyOp& op) {
-  Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner};
+  Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner, &op.exclude, {}};
   std::vector<std::string> matches;
+  std::vector<std::string> pivots;  // --parents: the part of each match's pattern kept out of dest
   for (const auto& p : op.sources) {
     OCIB_ASSIGN_OR_RETURN(auto m, match_sources(src_root_fd, p, op.filter));
     if (m.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
     matches.insert(matches.end(), m.begin(), m.end());
+    std::string pivot, q = p;
+    while (q.rfind("./", 0) == 0 || q.rfind("/", 0) == 0) q.erase(0, q[0] == '/' ? 1 : 2);
+    if (auto d = q.find("/./"); d != std::string::npos) pivot = fs::clean("/" + q.substr(0, d)).substr(1);
+    pivots.insert(pivots.end(), m.size(), pivot);
   }
   bool dest_dir_syntax = !op.dest.empty() && op.dest.back() == '/';
   std::string dest = fs::clean(op.dest);
   size_t total = matches.size() + op.inline_files.size();
-  if (total > 1 && !dest_dir_syntax) {
+  if (total > 1 && !dest_dir_syntax && !op.parents) {
     struct stat st;
     if (stat(dest.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       return Error::invalid("When using COPY with more than one source file, the destination must "
@@ -324,22 +508,52 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     out.reset();
     if (lchown(target.c_str(), op.uid.value_or(0), op.gid.value_or(0)) != 0)
       return Error::from_errno("chown " + target, errno);
-    if (chmod(target.c_str(), op.chmod ? static_cast<mode_t>(*op.chmod) : 0644) != 0)
-      return Error::from_errno("chmod " + target, errno);
+    mode_t fmode = op.chmod ? static_cast<mode_t>(*op.chmod) : static_cast<mode_t>(f.mode.value_or(0644));
+    if (chmod(target.c_str(), fmode) != 0) return Error::from_errno("chmod " + target, errno);
+    if (f.mtime >= 0) {
+      struct timespec ts[2] = {{f.mtime, 0}, {f.mtime, 0}};
+      if (utimensat(AT_FDCWD, target.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return Error::from_errno("utimes " + target, errno);
+    }
   }
-  for (const auto& m : matches) {
+  for (size_t mi = 0; mi < matches.size(); ++mi) {
+    const std::string& m = matches[mi];
     UniqueFd parent(open_beneath(src_root_fd, m == "." ? "." : fs::dirname(m), O_PATH | O_DIRECTORY));
     if (!parent.valid()) return Error::from_errno("open source " + m, errno);
     std::string name = m == "." ? "." : fs::basename(m);
     struct stat st;
     if (fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return Error::from_errno("stat source " + m, errno);
+    // --parents: the match keeps its path (below the pattern's pivot) under dest.
+    std::string kept;
+    if (op.parents && m != ".") {
+      const std::string& pv = pivots[mi];
+      kept = pv.empty() ? m : m.compare(0, pv.size() + 1, pv + "/") == 0 ? m.substr(pv.size() + 1) : m == pv ? "" : m;
+    }
     if (S_ISDIR(st.st_mode)) {
       // A directory source copies its contents into dest.
-      OCIB_TRY(mkdir_parents(dest, a));
+      std::string d = kept.empty() ? dest : fs::join(dest, kept);
+      OCIB_TRY(mkdir_parents(d, a));
       UniqueFd dir(openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) return Error::from_errno("open source " + m, errno);
-      OCIB_TRY(copy_dir_contents(dir.get(), m, dest, a));
+      a.base = m;
+      OCIB_TRY(copy_dir_contents(dir.get(), m, d, a));
+      continue;
+    }
+    a.base = m.find('/') == std::string::npos ? "" : fs::dirname(m);
+    if (excluded_by(a, m, false)) continue;
+    if (op.extract_archives && S_ISREG(st.st_mode)) {
+      UniqueFd in(openat(parent.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!in.valid()) return Error::from_errno("open source " + m, errno);
+      if (is_tar_archive(in.get())) {
+        OCIB_TRY(extract_tar(in.get(), m, dest, a));
+        continue;
+      }
+    }
+    if (!kept.empty()) {
+      std::string target = fs::join(dest, kept);
+      OCIB_TRY(mkdir_parents(fs::dirname(target), a));
+      OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
       continue;
     }
     std::string target = dest;
@@ -352,6 +566,21 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       OCIB_TRY(mkdir_parents(fs::dirname(dest), a));
     }
     OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
+  }
+  return {};
+}
+
+Status make_workdir(const std::string& dir, uint32_t uid, uint32_t gid) {
+  std::string cur;
+  for (const auto& part : split_path(dir)) {
+    cur += "/" + part;
+    struct stat st;
+    if (stat(cur.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return Error::invalid("WORKDIR: " + cur + " is not a directory");
+      continue;
+    }
+    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + cur, errno);
+    if (lchown(cur.c_str(), uid, gid) != 0) return Error::from_errno("chown " + cur, errno);
   }
   return {};
 }
