@@ -210,6 +210,9 @@ int cmd_build(const Args& a) {
     return 0;
   }
   ocib::cli::install_signal_handlers();
+  if (::getuid() != 0 && !ocib::IdMapping::detect().needs_helpers && o.progress != "quiet")
+    ocib::log::warn("no subordinate id range for this user (/etc/subuid, /etc/subgid) or no newuidmap: "
+                    "RUN steps see only uid/gid 0, so steps that switch users (apt-get, chown) may fail");
   auto r = ocib::build::run(o);
   if (!r.ok()) {
     if (ocib::cli::interrupted()) return fail("build interrupted: " + r.error().str(), 130);
@@ -231,7 +234,10 @@ int cmd_info(const Args&) {
   std::printf("store:      %s\n", ocib::store::Store::default_root().c_str());
   std::printf("kernel:     %s %s\n", u.sysname, u.release);
   std::printf("id mapping: %s\n", ids.description.c_str());
-  std::printf("snapshots:  overlayfs (userxattr)\n");
+  std::printf("snapshots:  %s\n", ocib::sandbox::snapshot_driver_name(ids).c_str());
+  std::printf("seccomp:    Docker-like default profile (deny-list, EPERM), no_new_privs\n");
+  std::printf("caps:       Docker's default set for root in the step, none for other users\n");
+  std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice
   auto st = ocib::sandbox::check_support(ids);
   std::printf("sandbox:    %s\n", st.ok() ? "ok (user, mount, pid, ipc, uts, net namespaces; seccomp; caps)"
                                          : st.error().str().c_str());
