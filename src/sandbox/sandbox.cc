@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio_ext.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -572,6 +573,9 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   if (int e = internal::load_seccomp(*p.seccomp)) fail(p, kStepSeccomp, e);
 
   if (s.in_sandbox) {
+    // Drop what the caller had buffered on stdout before fork, or the flush below would
+    // print it a second time.
+    __fpurge(stdout);
     std::vector<int> v(fds, fds + nfds);
     int rc = s.in_sandbox(v);
     fflush(nullptr);
