@@ -1231,7 +1231,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     }
     st.top = p;
     std::string created_by = kw + " ";
-    for (const auto& f : ins.flags) created_by += "--" + f.name + "=" + f.value + " ";
+    for (const auto& f : ins.flags) created_by += "--" + f.name + (f.value.empty() ? "" : "=" + f.value) + " ";
     created_by += shell_join(p->copy.sources) + " " + dest;
     st.history.push_back({created_by, p, "", false});
     return {};

@@ -138,6 +138,8 @@ nlohmann::json ImageConfig::to_json() const {
   if (!rc.volumes.empty()) c["Volumes"] = key_set(rc.volumes);
   if (!rc.stop_signal.empty()) c["StopSignal"] = rc.stop_signal;
   if (!rc.shell.empty()) c["Shell"] = rc.shell;
+  if (rc.healthcheck) c["Healthcheck"] = *rc.healthcheck;
+  if (!rc.onbuild.empty()) c["OnBuild"] = rc.onbuild;
   j["config"] = std::move(c);
 
   json rootfs = json::object();
@@ -187,6 +189,9 @@ Result<ImageConfig> ImageConfig::from_json(const nlohmann::json& j) {
     OCIB_TRY(get_key_set(*c, "Volumes", &rc.volumes));
     OCIB_TRY(get_string(*c, "StopSignal", &rc.stop_signal));
     OCIB_TRY(get_string_array(*c, "Shell", &rc.shell));
+    if (auto hc = c->find("Healthcheck"); hc != c->end() && hc->is_object()) rc.healthcheck = *hc;
+    if (auto ob = c->find("OnBuild"); ob != c->end() && !ob->is_null())
+      OCIB_TRY(get_string_array(*c, "OnBuild", &rc.onbuild));
   }
 
   auto r = j.find("rootfs");

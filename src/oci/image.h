@@ -55,6 +55,8 @@ struct RunConfig {
   std::vector<std::string> volumes;
   std::string stop_signal;
   std::vector<std::string> shell;  // docker extension, kept for SHELL
+  std::optional<nlohmann::json> healthcheck;  // docker extension: "Healthcheck" as written
+  std::vector<std::string> onbuild;           // docker extension: "OnBuild" triggers
 };
 
 struct ImageConfig {
