@@ -500,6 +500,8 @@ class Builder {
   Status export_cache(const Output& to);
   Result<bool> try_imported_cache(Step& s);
   void print_summary();
+  bool export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest);
+  void record_export(const std::string& dest, const std::string& type, const std::string& manifest);
   Error at(const dockerfile::Instruction& ins, const std::string& msg) const {
     return Error::at({df_->filename, ins.line, 0}, msg);
   }
@@ -1884,7 +1886,14 @@ Result<BuildResult> Builder::finish() {
       if (dest == out.attrs.end() || dest->second.empty())
         return Error::invalid("output type=" + out.type + " needs dest=");
       reporter_.note("exporting to " + out.type + " " + dest->second);
-      if (out.type == "oci") OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate));
+      if (out.type == "oci") {
+        if (export_unchanged(dest->second, "oci", manifest_digest)) {
+          reporter_.note("output unchanged: " + dest->second);
+        } else {
+          OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate));
+          record_export(dest->second, "oci", manifest_digest);
+        }
+      }
       else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate));
     } else if (out.type == "docker") {
       if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
@@ -1895,7 +1904,12 @@ Result<BuildResult> Builder::finish() {
       di.diff_ids = cfg.diff_ids;
       for (const auto& t : opts_.tags) di.repo_tags.push_back(normalize_name(t));
       std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
-      OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp")));
+      if (path != "/dev/stdout" && export_unchanged(path, "docker", manifest_digest)) {
+        reporter_.note("output unchanged: " + path);
+      } else {
+        OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp")));
+        if (path != "/dev/stdout") record_export(path, "docker", manifest_digest);
+      }
     } else if (out.type == "image" || out.type == "registry") {
       // buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
       std::vector<std::string> names;
@@ -1955,6 +1969,40 @@ Result<BuildResult> Builder::finish() {
   if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r));
   if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, config_digest));
   return r;
+}
+
+// Archive outputs are deterministic: when the file at dest is still the one this store wrote
+// for the same manifest (same inode, size, mtime and ctime), rewriting it would produce the
+// same bytes, so a no-op rebuild skips it.
+static std::string export_record_path(const store::Store& st, const std::string& dest) {
+  auto real = fs::real_path(fs::dirname(dest));
+  std::string abs = fs::join(real.ok() ? *real : fs::dirname(dest), fs::basename(dest));
+  return fs::join(st.root(), "exports/" + Sha256::hex(abs).substr(0, 32) + ".json");
+}
+
+static json stat_fingerprint(const std::string& path) {
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) return nullptr;
+  return {{"ino", sb.st_ino}, {"size", sb.st_size},
+          {"mtime", static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec},
+          {"ctime", static_cast<int64_t>(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec}};
+}
+
+bool Builder::export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest) {
+  auto data = fs::read_file(export_record_path(store_, dest));
+  if (!data.ok()) return false;
+  auto j = json::parse(*data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  json fp = stat_fingerprint(dest);
+  return !fp.is_null() && j.value("type", "") == type && j.value("manifest", "") == manifest && j["file"] == fp;
+}
+
+void Builder::record_export(const std::string& dest, const std::string& type, const std::string& manifest) {
+  json fp = stat_fingerprint(dest);
+  if (fp.is_null()) return;
+  std::string p = export_record_path(store_, dest);
+  if (!fs::mkdirs(fs::dirname(p)).ok()) return;
+  (void)fs::write_file_atomic(p, json({{"type", type}, {"manifest", manifest}, {"file", fp}}).dump());
 }
 
 // Explains where the time went: the critical path, the parallelism achieved and cache hits.

@@ -85,3 +85,12 @@ assert_eq "$(jq -r '.["containerimage.digest"]' "$T/r2.json")" "$(jq -r '.["cont
 cmp -s "$T/r1.tar" "$T/r2.tar" || fail "the two OCI archives differ"
 oci_extract "$T/r1.tar" "$T/rl"
 assert_eq "$(jq -r '.created' "$(oci_config "$T/rl")")" "2023-11-14T22:13:20Z" "created from SOURCE_DATE_EPOCH"
+
+# A no-op rebuild to the same archive skips rewriting it; a damaged archive is rewritten.
+ocib_ok r3 build -t out:1 -o type=oci,dest="$T/r2.tar" --progress=plain "$ctx"
+grep -q "output unchanged: $T/r2.tar" "$T/r3.err" || fail "unchanged archive was rewritten"
+cmp -s "$T/r1.tar" "$T/r2.tar" || fail "skipped archive differs"
+echo garbage >>"$T/r2.tar"
+ocib_ok r4 build -t out:1 -o type=oci,dest="$T/r2.tar" --progress=plain "$ctx"
+! grep -q "output unchanged" "$T/r4.err" || fail "a modified archive was not rewritten"
+cmp -s "$T/r1.tar" "$T/r2.tar" || fail "rewritten archive differs from the original"
