@@ -1989,6 +1989,7 @@ static json stat_fingerprint(const std::string& path) {
 }
 
 bool Builder::export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest) {
+  if (dest == "-" || dest == "/dev/stdout") return false;
   auto data = fs::read_file(export_record_path(store_, dest));
   if (!data.ok()) return false;
   auto j = json::parse(*data, nullptr, false);

@@ -98,6 +98,17 @@ Status glob_walk(int root_fd, const std::string& base, const std::vector<std::st
   UniqueFd dir(open_beneath(root_fd, base.empty() ? "." : base, O_PATH | O_DIRECTORY));
   if (!dir.valid()) return {};
   OCIB_ASSIGN_OR_RETURN(auto names, list_dir(dir.get()));
+  if (part == "**") {
+    // Any number of directories, zero included (BuildKit's doublestar matching).
+    OCIB_TRY(glob_walk(root_fd, base, parts, idx + 1, out, filter));
+    for (const auto& n : names) {
+      std::string next = base.empty() ? n : base + "/" + n;
+      struct stat st;
+      if (lstat_beneath(root_fd, next, &st) == 0 && S_ISDIR(st.st_mode))
+        OCIB_TRY(glob_walk(root_fd, next, parts, idx, out, filter));
+    }
+    return {};
+  }
   for (const auto& n : names) {
     if (fnmatch(part.c_str(), n.c_str(), 0) != 0) continue;
     OCIB_TRY(glob_walk(root_fd, base.empty() ? n : base + "/" + n, parts, idx + 1, out, filter));
@@ -437,6 +448,7 @@ Result<std::vector<std::string>> match_sources(int root_fd, const std::string& p
   std::vector<std::string> out;
   OCIB_TRY(glob_walk(root_fd, "", split_path(clean), 0, out, filter));
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

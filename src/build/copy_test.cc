@@ -55,6 +55,14 @@ TEST_F(CopyTest, GlobsMatchSorted) {
   EXPECT_EQ(*match_sources(fd_, "../../a.txt"), (std::vector<std::string>{"a.txt"}));
 }
 
+TEST_F(CopyTest, DoubleStarMatchesAnyDepth) {
+  write(ctx_ + "/dir/sub/z.txt", "Z");
+  auto m = match_sources(fd_, "**/*.txt");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, (std::vector<std::string>{"a.txt", "b.txt", "dir/sub/z.txt"}));
+  EXPECT_EQ(*match_sources(fd_, "dir/**/y"), (std::vector<std::string>{"dir/sub/y"}));
+}
+
 TEST_F(CopyTest, HashChangesWithContentOnly) {
   auto h1 = hash_sources(fd_, {"dir"});
   ASSERT_TRUE(h1.ok());

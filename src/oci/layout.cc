@@ -291,6 +291,12 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
 Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
                         const BlobLocator& locate) {
   OCIB_TRY(check_images(images));
+  if (tar_path == "-" || tar_path == "/dev/stdout") {
+    // Streamed: no temp file and rename for stdout.
+    Status out = write_tar_to_fd(STDOUT_FILENO, images, locate);
+    if (!out.ok()) out.error().wrap("writing oci-archive to stdout");
+    return out;
+  }
   std::string tmp = tar_path + tmp_suffix();
   Status st;
   {
@@ -346,10 +352,17 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
     return Error::invalid("docker-archive: layers and diff_ids differ in count");
   OCIB_ASSIGN_OR_RETURN(std::string cfg_hex, blob_hex(image.config_digest));
   OCIB_ASSIGN_OR_RETURN(std::string cfg_path, locate_blob(locate, image.config_digest));
+  const bool to_stdout = tar_path == "-" || tar_path == "/dev/stdout";
   std::string tmp = tar_path + tmp_suffix();
   std::string layer_tmp = fs::join(tmp_dir, "docker-layer" + tmp_suffix());
   Status st = [&]() -> Status {
-    OCIB_ASSIGN_OR_RETURN(UniqueFd fd, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    UniqueFd fd;
+    if (to_stdout) {
+      fd.reset(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+      if (!fd.valid()) return Error::from_errno("dup stdout", errno);
+    } else {
+      OCIB_ASSIGN_OR_RETURN(fd, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    }
     std::unique_ptr<struct archive, ArchiveDeleter> a(archive_write_new());
     archive_write_set_format_pax_restricted(a.get());
     if (archive_write_open_fd(a.get(), fd.get()) != ARCHIVE_OK) return archive_error(a.get(), tmp);
@@ -378,9 +391,13 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
                                   {"Layers", layers}}});
     OCIB_TRY(tar_add_bytes(a.get(), "manifest.json", manifest.dump()));
     if (archive_write_close(a.get()) != ARCHIVE_OK) return archive_error(a.get(), tmp);
-    if (::fsync(fd.get()) != 0) return Error::from_errno("fsync " + tmp, errno);
+    if (!to_stdout && ::fsync(fd.get()) != 0) return Error::from_errno("fsync " + tmp, errno);
     return {};
   }();
+  if (to_stdout) {
+    if (!st.ok()) st.error().wrap("writing docker-archive to stdout");
+    return st;
+  }
   if (st.ok() && ::rename(tmp.c_str(), tar_path.c_str()) != 0)
     st = Error::from_errno("rename " + tmp + " -> " + tar_path, errno);
   if (!st.ok()) {

@@ -94,3 +94,10 @@ echo garbage >>"$T/r2.tar"
 ocib_ok r4 build -t out:1 -o type=oci,dest="$T/r2.tar" --progress=plain "$ctx"
 ! grep -q "output unchanged" "$T/r4.err" || fail "a modified archive was not rewritten"
 cmp -s "$T/r1.tar" "$T/r2.tar" || fail "rewritten archive differs from the original"
+
+# dest=- streams oci and docker archives to stdout.
+"$OCIB" build -q -o type=oci,dest=- "$ctx" 2>/dev/null >"$T/stdout-oci.tar" || fail "type=oci,dest=- failed"
+tar -tf "$T/stdout-oci.tar" | grep -qx index.json || fail "oci archive on stdout lacks index.json"
+"$OCIB" build -q -o type=docker,dest=- "$ctx" 2>/dev/null >"$T/stdout-docker.tar" || fail "type=docker,dest=- failed"
+skopeo inspect "docker-archive:$T/stdout-docker.tar" >/dev/null || fail "docker archive from stdout unreadable"
+[[ ! -e ./- && ! -e $ctx/- ]] || fail "dest=- created a file named -"
