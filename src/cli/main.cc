@@ -15,7 +15,13 @@
 #include "build/build.h"
 #include "build/images.h"
 #include "build/inspect.h"
+#include "registry/auth.h"
 #include "registry/registry.h"
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include "base/fs.h"
+#include "base/sha256.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
 #include "store/maintenance.h"
@@ -72,10 +78,15 @@ Commands:
   import     Import a rootfs tar or OCI archive as an image
   du         Show the disk usage of the store
   info       Show the store, id mapping and sandbox support
+  inspect    Print a stored image's manifest and config
+  login      Store registry credentials (Docker config file)
+  logout     Remove stored registry credentials
   prune      Remove build cache and unreferenced data
   pull       Pull an image from a registry into the store
   push       Push a stored image to a registry
+  rmi        Remove image names from the store
   store      Verify the store (ocib store check)
+  tag        Give a stored image another name
   version    Show the version
 
 Run 'ocib COMMAND --help' for more.
@@ -436,6 +447,143 @@ int cmd_push(const Args& a) {
   return 0;
 }
 
+bool wants_help(const Args& a) {
+  for (const auto& x : a)
+    if (x == "-h" || x == "--help") return true;
+  return false;
+}
+
+int cmd_tag(const Args& a) {
+  if (wants_help(a) || a.size() != 2) {
+    std::puts("Usage: ocib tag SOURCE TARGET\n\nGive a stored image another name.\n\nExample:\n  ocib tag app:1 registry.example.com/team/app:1");
+    return wants_help(a) ? 0 : 2;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto img = ocib::build::load_image(*st, a[0]);
+  if (!img.ok()) return fail(img.error().str());
+  auto t = st->tag(ocib::build::normalize_name(a[1]), img->manifest_digest);
+  if (!t.ok()) return fail(t.error().str());
+  return 0;
+}
+
+int cmd_rmi(const Args& a) {
+  if (wants_help(a) || a.empty()) {
+    std::puts("Usage: ocib rmi NAME...\n\nRemove image names from the store; 'ocib prune' reclaims their data.");
+    return wants_help(a) ? 0 : 2;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  int rc = 0;
+  for (const auto& n : a) {
+    auto r = st->untag(ocib::build::normalize_name(n));
+    if (!r.ok()) rc = fail(r.error().str());
+    else std::printf("untagged %s\n", ocib::build::normalize_name(n).c_str());
+  }
+  return rc;
+}
+
+int cmd_inspect(const Args& a) {
+  if (wants_help(a) || a.size() != 1) {
+    std::puts("Usage: ocib inspect NAME\n\nPrint a stored image's manifest and config as JSON.");
+    return wants_help(a) ? 0 : 2;
+  }
+  auto st = open_store();
+  if (!st.ok()) return fail(st.error().str());
+  auto img = ocib::build::load_image(*st, a[0]);
+  if (!img.ok()) return fail(img.error().str());
+  auto manifest = ocib::fs::read_file(st->blob_path(img->manifest_digest));
+  if (!manifest.ok()) return fail(manifest.error().str());
+  nlohmann::json out = {{"Name", a[0]},
+                        {"Digest", img->manifest_digest},
+                        {"Manifest", nlohmann::json::parse(*manifest, nullptr, false)},
+                        {"Config", img->config.to_json()}};
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+// Docker's config file: $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+std::string docker_config_path() {
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return ocib::fs::join(d, "config.json");
+  const char* home = std::getenv("HOME");
+  return ocib::fs::join(home && *home ? home : "/", ".docker/config.json");
+}
+
+int cmd_login(const Args& a) {
+  std::string user, password, host;
+  bool password_stdin = false;
+  ocib::registry::Options ro;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    if (a[i] == "-h" || a[i] == "--help") {
+      std::puts("Usage: ocib login [-u USER] [--password-stdin] [--insecure-registry HOST] REGISTRY\n\n"
+                "Check the credentials against REGISTRY and store them in the Docker config file\n"
+                "($DOCKER_CONFIG/config.json or ~/.docker/config.json).\n\n"
+                "Example:\n  printf '%s' \"$TOKEN\" | ocib login -u ci --password-stdin registry.example.com");
+      return 0;
+    } else if (take_value(a, i, "--username", "-u", &v)) {
+      user = v;
+    } else if (take_value(a, i, "--password", "-p", &v)) {
+      password = v;
+    } else if (a[i] == "--password-stdin") {
+      password_stdin = true;
+    } else if (take_value(a, i, "--insecure-registry", "", &v)) {
+      ro.insecure_hosts.push_back(v);
+    } else if (!a[i].empty() && a[i][0] == '-') {
+      return fail("unknown flag " + a[i], 2);
+    } else {
+      host = a[i];
+    }
+  }
+  if (host.empty() || user.empty()) return fail("usage: ocib login -u USER [--password-stdin] REGISTRY", 2);
+  if (password_stdin) {
+    std::getline(std::cin, password);
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  }
+  if (password.empty()) return fail("no password given (use --password-stdin)", 2);
+  std::string path = docker_config_path();
+  nlohmann::json cfg = nlohmann::json::object();
+  if (auto data = ocib::fs::read_file(path); data.ok()) {
+    cfg = nlohmann::json::parse(*data, nullptr, false);
+    if (cfg.is_discarded() || !cfg.is_object()) return fail(path + " is not valid JSON; not touching it");
+  }
+  nlohmann::json old = cfg;
+  cfg["auths"][host]["auth"] = ocib::registry::base64_encode(user + ":" + password);
+  auto mk = ocib::fs::mkdirs(ocib::fs::dirname(path), 0700);
+  if (!mk.ok()) return fail(mk.error().str());
+  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2) + "\n", 0600); !w.ok()) return fail(w.error().str());
+  // Verify by resolving a repository that cannot exist: 401/403 means the credentials were
+  // refused, anything else (404 included) means the registry accepted them.
+  ocib::registry::Client client(ro);
+  auto probe = ocib::registry::Reference::parse(host + "/ocib-login-check/" +
+                                                ocib::Sha256::hex(user).substr(0, 12) + ":x");
+  if (probe.ok()) {
+    auto r = client.resolve(*probe);
+    if (!r.ok() && r.error().message().find("auth") != std::string::npos) {
+      (void)ocib::fs::write_file_atomic(path, old.dump(2) + "\n", 0600);
+      return fail("login to " + host + " failed: " + r.error().message());
+    }
+  }
+  std::printf("Login Succeeded (credentials stored in %s)\n", path.c_str());
+  return 0;
+}
+
+int cmd_logout(const Args& a) {
+  if (wants_help(a) || a.size() != 1) {
+    std::puts("Usage: ocib logout REGISTRY\n\nRemove stored credentials for REGISTRY from the Docker config file.");
+    return wants_help(a) ? 0 : 2;
+  }
+  std::string path = docker_config_path();
+  auto data = ocib::fs::read_file(path);
+  if (!data.ok()) return fail("not logged in to " + a[0]);
+  auto cfg = nlohmann::json::parse(*data, nullptr, false);
+  if (cfg.is_discarded() || !cfg.contains("auths") || !cfg["auths"].contains(a[0])) return fail("not logged in to " + a[0]);
+  cfg["auths"].erase(a[0]);
+  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2) + "\n", 0600); !w.ok()) return fail(w.error().str());
+  std::printf("Removed login credentials for %s\n", a[0].c_str());
+  return 0;
+}
+
 int cmd_version(const Args&) {
   std::printf("ocib %s\n", OCIB_VERSION);
   return 0;
@@ -450,6 +598,8 @@ struct Command {
 
 int main(int argc, char** argv) {
   const Command commands[] = {{"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
+                              {"inspect", cmd_inspect}, {"login", cmd_login}, {"logout", cmd_logout},
+                              {"rmi", cmd_rmi}, {"tag", cmd_tag},
                               {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune}, {"pull", cmd_pull}, {"push", cmd_push},
                               {"store", cmd_store},  {"version", cmd_version}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||

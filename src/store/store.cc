@@ -135,6 +135,17 @@ Status Store::tag(const std::string& name, const std::string& manifest_digest) {
   return fs::write_file_atomic(path, j.dump(2));
 }
 
+Status Store::untag(const std::string& name) {
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lk, fs::FileLock::acquire(fs::join(root_, "locks/images.lock")));
+  std::string path = fs::join(root_, "images.json");
+  auto data = fs::read_file(path);
+  auto j = data.ok() ? nlohmann::json::parse(*data, nullptr, false) : nlohmann::json();
+  if (j.is_discarded() || !j.is_object() || !j.contains(name))
+    return Error(Errc::kNotFound, "no image named " + name);
+  j.erase(name);
+  return fs::write_file_atomic(path, j.dump(2));
+}
+
 std::optional<std::string> Store::resolve_tag(const std::string& name) const {
   auto data = fs::read_file(fs::join(root_, "images.json"));
   if (!data.ok()) return std::nullopt;

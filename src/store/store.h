@@ -56,6 +56,8 @@ class Store {
 
   Status tag(const std::string& name, const std::string& manifest_digest);
   std::optional<std::string> resolve_tag(const std::string& name) const;
+  /// Removes a tag; NotFound when it does not exist. Blobs stay until `ocib prune`.
+  Status untag(const std::string& name);
   /// All tags, sorted by name.
   std::vector<std::pair<std::string, std::string>> list_tags() const;
 

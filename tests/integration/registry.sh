@@ -90,6 +90,60 @@ assert_eq "$(cat "$T/fromb/rootfs/msg")" "on a pulled base" "RUN on a pulled bas
 ocib_ok from2 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
   -o type=oci,dest="$T/from2.tar" "$ctx"
 ! grep -q "pulling" "$T/from2.err" || fail "the second build pulled again: $(grep pulling "$T/from2.err")"
+# tag, inspect, rmi.
+ocib_ok tag tag fromreg:1 "$reg/test/retagged:2"
+ocib_ok inspect inspect "$reg/test/retagged:2"
+jq -e '.Manifest.layers | length >= 2' "$T/inspect.out" >/dev/null || fail "inspect shows no layers: $(head -c 300 "$T/inspect.out")"
+assert_eq "$(jq -r '.Config.config.Cmd // empty | length' "$T/inspect.out")" "" "no Cmd in this image"
+ocib_ok rmi rmi "$reg/test/retagged:2"
+if ocib_run inspect2 inspect "$reg/test/retagged:2"; then fail "rmi left the tag"; fi
+
+# A second registry with htpasswd auth: login checks the password and stores it in the Docker
+# config; pushing then uses it; logout removes it.
+if command -v htpasswd >/dev/null; then
+  aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  areg="127.0.0.1:$aport"
+  mkdir -p "$T/areg"
+  htpasswd -Bbn alice s3cret >"$T/areg/htpasswd"
+  cat >"$T/areg/config.yml" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $T/areg/data
+http:
+  addr: $areg
+auth:
+  htpasswd:
+    realm: ocib-test
+    path: $T/areg/htpasswd
+YML
+  /usr/bin/docker-registry serve "$T/areg/config.yml" >"$T/areg/log" 2>&1 &
+  apid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://$areg/v2/" && break
+    sleep 0.1
+  done
+  export DOCKER_CONFIG="$T/dockercfg"
+  if printf 'wrong' | "$OCIB" login -u alice --password-stdin --insecure-registry "$areg" "$areg" >"$T/login1.out" 2>"$T/login1.err"; then
+    kill $apid; fail "login with a wrong password succeeded"
+  fi
+  grep -qi "auth" "$T/login1.err" || { kill $apid; fail "unclear login error: $(cat "$T/login1.err")"; }
+  ! grep -q wrong "$T/login1.err" || { kill $apid; fail "the password appears in the error"; }
+  printf 's3cret' | "$OCIB" login -u alice --password-stdin --insecure-registry "$areg" "$areg" >"$T/login2.out" 2>"$T/login2.err" ||
+    { kill $apid; fail "login failed: $(cat "$T/login2.err")"; }
+  jq -e --arg h "$areg" '.auths[$h].auth' "$DOCKER_CONFIG/config.json" >/dev/null || { kill $apid; fail "no stored credentials"; }
+  ocib_run apush push --insecure-registry "$areg" fromreg:1 "$areg/team/app:1" || { kill $apid; fail "push with stored credentials failed: $(cat "$T/apush.err")"; }
+  ocib_ok logout logout "$areg"
+  if ocib_run apush2 push --insecure-registry "$areg" fromreg:1 "$areg/team/app:2"; then
+    kill $apid; fail "push without credentials succeeded"
+  fi
+  kill $apid 2>/dev/null || true
+  wait $apid 2>/dev/null || true
+  unset DOCKER_CONFIG
+fi
+
 # ocib pull by itself, into a fresh store, then --pull=never works offline.
 export OCIB_ROOT="$T/store3"
 ocib_ok pull pull --insecure-registry "$reg" "$reg/library/busybox:latest"
