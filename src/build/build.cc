@@ -353,6 +353,36 @@ class OutputPump {
   std::deque<std::string> tail_;
 };
 
+// Adapts a Status-returning function to Spec::in_sandbox: an error becomes the step's output
+// (read back by the caller through the output pipe) and exit status 1.
+std::function<int(const std::vector<int>&)> reporting(std::function<Status(const std::vector<int>&)> fn) {
+  return [fn = std::move(fn)](const std::vector<int>& fds) -> int {
+    Status st = fn(fds);
+    if (st.ok()) return 0;
+    std::string msg = st.error().str() + "\n";
+    (void)!::write(2, msg.data(), msg.size());
+    return 1;
+  };
+}
+
+/// A sandboxed run whose output went to the reporter; `tail` holds its last lines.
+struct SandboxRun {
+  sandbox::Outcome outcome;
+  std::string tail;
+};
+
+Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, Reporter& reporter, int id) {
+  OutputPump pump(reporter, id);
+  OCIB_TRY(pump.start());
+  spec.output_fd = pump.write_fd();
+  auto outcome = sandbox::run(spec, ids);
+  pump.stop();
+  if (!outcome.ok()) return std::move(outcome).error();
+  std::string tail = pump.last_lines();
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  return SandboxRun{*outcome, tail};
+}
+
 std::string shell_join(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& a : argv) {
@@ -1585,29 +1615,17 @@ Result<LayerResult> Builder::unpack_base(Step& s) {
   spec.host_dirs = {fs::dirname(blob), dest};
   std::string hex = fs::basename(blob);
   std::string diff_id = s.result.diff_id;
-  spec.in_sandbox = [hex, diff_id](const std::vector<int>& fds) -> int {
+  spec.in_sandbox = reporting([hex, diff_id](const std::vector<int>& fds) -> Status {
     layers::UnpackOptions uo;
     uo.expected_diff_id = diff_id;
     auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
                                   "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
-    if (!r.ok()) {
-      std::string msg = r.error().str() + "\n";
-      (void)!::write(2, msg.data(), msg.size());
-      return 1;
-    }
-    return 0;
-  };
-  OutputPump pump(reporter_, s.display_id);
-  OCIB_TRY(pump.start());
-  spec.output_fd = pump.write_fd();
-  auto outcome = sandbox::run(spec, ids_);
-  pump.stop();
-  if (!outcome.ok()) return std::move(outcome).error();
-  if (outcome->exit_code != 0) {
-    std::string tail = pump.last_lines();
-    while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-    return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + tail);
-  }
+    if (!r.ok()) return std::move(r).error();
+    return {};
+  });
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
+  if (run.outcome.exit_code != 0)
+    return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + run.tail);
   OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
   return s.result;
 }
@@ -1740,15 +1758,7 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   } else if (s.kind == Step::Kind::kWorkdir) {
     OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
     std::string dir = s.workdir;
-    spec.in_sandbox = [dir, ids](const std::vector<int>&) -> int {
-      Status st = make_workdir(dir, ids.first, ids.second);
-      if (!st.ok()) {
-        std::string msg = st.error().str() + "\n";
-        (void)!::write(2, msg.data(), msg.size());
-        return 1;
-      }
-      return 0;
-    };
+    spec.in_sandbox = reporting([dir, ids](const std::vector<int>&) { return make_workdir(dir, ids.first, ids.second); });
   } else {
     CopyOp op = s.copy;
     if (!s.chown_spec.empty()) {
@@ -1764,31 +1774,16 @@ Result<LayerResult> Builder::execute_step(Step& s) {
       view.layers = lowers_of(store_, s.from_top);
       spec.views = {view};
     }
-    spec.in_sandbox = [op](const std::vector<int>& fds) -> int {
-      Status st = copy_into(fds.at(0), op);
-      if (!st.ok()) {
-        std::string msg = st.error().str() + "\n";
-        (void)!::write(2, msg.data(), msg.size());
-        return 1;
-      }
-      return 0;
-    };
+    spec.in_sandbox = reporting([op](const std::vector<int>& fds) { return copy_into(fds.at(0), op); });
   }
 
-  OutputPump pump(reporter_, s.display_id);
-  OCIB_TRY(pump.start());
-  spec.output_fd = pump.write_fd();
   auto t_run = std::chrono::steady_clock::now();
-  auto outcome = sandbox::run(spec, ids_);
-  pump.stop();
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
   auto t_ran = std::chrono::steady_clock::now();
-  if (!outcome.ok()) return std::move(outcome).error();
+  const sandbox::Outcome* outcome = &run.outcome;
   if (outcome->exit_code != 0) {
-    if (s.kind != Step::Kind::kRun) {
-      std::string tail = pump.last_lines();
-      while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-      return Error(Errc::kFailedStep, "copy failed: " + tail).with_exit_code(outcome->exit_code);
-    }
+    if (s.kind != Step::Kind::kRun)
+      return Error(Errc::kFailedStep, "copy failed: " + run.tail).with_exit_code(outcome->exit_code);
     std::string proc;
     for (const auto& a : s.argv) proc += (proc.empty() ? "" : " ") + a;
     std::string how = outcome->signal ? "killed by signal " + std::to_string(outcome->signal)
@@ -2072,26 +2067,15 @@ Status Builder::export_filesystem(const std::string& dest_dir) {
   spec.views = {view};
   spec.host_dirs = {dest_dir};
   bool root = ::geteuid() == 0;
-  spec.in_sandbox = [root](const std::vector<int>& fds) -> int {
+  spec.in_sandbox = reporting([root](const std::vector<int>& fds) {
     CopyOp op;
     op.sources = {"."};
     op.dest = "/proc/self/fd/" + std::to_string(fds.at(1)) + "/";
     op.preserve_owner = root;
-    Status st = copy_into(fds.at(0), op);
-    if (!st.ok()) {
-      std::string msg = st.error().str() + "\n";
-      (void)!::write(2, msg.data(), msg.size());
-      return 1;
-    }
-    return 0;
-  };
-  OutputPump pump(reporter_, 0);
-  OCIB_TRY(pump.start());
-  spec.output_fd = pump.write_fd();
-  auto outcome = sandbox::run(spec, ids_);
-  pump.stop();
-  if (!outcome.ok()) return std::move(outcome).error();
-  if (outcome->exit_code != 0) return Error(Errc::kIo, "exporting filesystem: " + pump.last_lines());
+    return copy_into(fds.at(0), op);
+  });
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, 0));
+  if (run.outcome.exit_code != 0) return Error(Errc::kIo, "exporting filesystem: " + run.tail);
   return {};
 }
 
