@@ -502,6 +502,7 @@ class Builder {
     if (!client_) {
       registry::Options ro;
       ro.insecure_hosts = opts_.insecure_registries;
+      ro.mirrors = opts_.registry_mirrors;
       client_ = std::make_unique<registry::Client>(ro);
     }
     return *client_;
@@ -1349,10 +1350,24 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
   } else if (kw == "EXPOSE") {
     for (const auto& w : ins.raw_words) {
       OCIB_ASSIGN_OR_RETURN(std::string p, word(w, st, ins));
-      if (p.find('/') == std::string::npos) p += "/tcp";
-      if (std::find(st.config.exposed_ports.begin(), st.config.exposed_ports.end(), p) ==
-          st.config.exposed_ports.end())
-        st.config.exposed_ports.push_back(p);
+      // "80", "80/udp", "8000-8002/tcp" (a range expands to each port, as Docker does).
+      std::string proto = "tcp";
+      if (auto slash = p.find('/'); slash != std::string::npos) {
+        proto = p.substr(slash + 1);
+        p = p.substr(0, slash);
+      }
+      std::transform(proto.begin(), proto.end(), proto.begin(), ::tolower);
+      if (proto != "tcp" && proto != "udp" && proto != "sctp") return at(ins, "invalid EXPOSE protocol \"" + proto + "\"");
+      auto dash = p.find('-');
+      auto lo = parse_id(p.substr(0, dash));
+      auto hi = dash == std::string::npos ? lo : parse_id(p.substr(dash + 1));
+      if (!lo || !hi || *lo > 65535 || *hi > 65535 || *hi < *lo) return at(ins, "invalid EXPOSE port \"" + p + "\"");
+      for (uint32_t port = *lo; port <= *hi; ++port) {
+        std::string e = std::to_string(port) + "/" + proto;
+        if (std::find(st.config.exposed_ports.begin(), st.config.exposed_ports.end(), e) ==
+            st.config.exposed_ports.end())
+          st.config.exposed_ports.push_back(e);
+      }
     }
     hist("EXPOSE " + ins.rest);
   } else if (kw == "CMD" || kw == "ENTRYPOINT") {
@@ -2139,6 +2154,8 @@ Result<BuildResult> run(const Options& opts) {
     return out;
   }
   dockerfile::Dockerfile df = std::move(parsed).value();
+  if (!df.syntax.empty())
+    reporter->note("note: ignoring `# syntax=" + df.syntax + "`: ocib's Dockerfile frontend is built in");
   std::shared_ptr<dockerfile::Matcher> ignore;
   if (std::string ip = dockerfile::dockerignore_path(context, opts.dockerfile); !ip.empty()) {
     OCIB_ASSIGN_OR_RETURN(std::string itext, fs::read_file(ip));

@@ -36,7 +36,9 @@ struct Options {
   /// --pull: "" (default: re-resolve tags of registry bases), always, missing, never.
   std::string pull;
   /// Registries (host[:port]) that may use plain HTTP or unverified TLS.
-  std::vector<std::string> insecure_registries;  // --iidfile: the image's config digest, as docker build writes it
+  std::vector<std::string> insecure_registries;
+  /// registry host -> mirrors tried first, in order (--registry-mirror HOST=MIRROR).
+  std::map<std::string, std::vector<std::string>> registry_mirrors;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
   /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.

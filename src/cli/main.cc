@@ -53,6 +53,8 @@ Options:
                            (default: re-resolve the tag with a HEAD, pull if it moved)
       --insecure-registry HOST[:PORT]
                            allow plain HTTP / unverified TLS for this registry only
+      --registry-mirror HOST=MIRROR
+                           try MIRROR (host[:port]) first for images of HOST (repeatable)
       --progress MODE      auto (default: tty on a terminal, else plain) | tty | plain |
                            rawjson | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
@@ -127,7 +129,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print";
+                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -191,6 +193,10 @@ int cmd_build(const Args& a) {
       else return fail("unknown --pull value \"" + v + "\" (always, missing, never)", 2);
     } else if (take_value(a, i, "--insecure-registry", "", &v)) {
       o.insecure_registries.push_back(v);
+    } else if (take_value(a, i, "--registry-mirror", "", &v)) {
+      auto eq = v.find('=');
+      if (eq == std::string::npos) return fail("--registry-mirror takes HOST=MIRROR", 2);
+      o.registry_mirrors[v.substr(0, eq)].push_back(v.substr(eq + 1));
     } else if (take_value(a, i, "--print", "", &v)) {
       print = v;
     } else if (take_value(a, i, "--iidfile", "", &v)) {

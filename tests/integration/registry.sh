@@ -144,6 +144,12 @@ YML
   unset DOCKER_CONFIG
 fi
 
+# A mirror serves images of another registry name (here one that does not resolve).
+printf 'FROM mirrored.invalid/library/busybox:latest\nRUN echo via mirror > /m\n' >"$ctx/Dockerfile.mirror"
+export OCIB_ROOT="$T/store-mirror"
+ocib_ok mirror build --registry-mirror "mirrored.invalid=$reg" --insecure-registry "$reg" \
+  -f "$ctx/Dockerfile.mirror" -o type=oci,dest="$T/mirror.tar" "$ctx"
+
 # ocib pull by itself, into a fresh store, then --pull=never works offline.
 export OCIB_ROOT="$T/store3"
 ocib_ok pull pull --insecure-registry "$reg" "$reg/library/busybox:latest"
