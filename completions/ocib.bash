@@ -6,7 +6,7 @@ _ocib() {
   local cur prev words cword
   _init_completion -n = || return
 
-  local commands="build info version help"
+  local commands="build du images import info inspect login logout prune pull push rmi store tag version help"
 
   # The verb is the first word after "ocib" that is not a global option.
   local verb="" i
@@ -40,7 +40,7 @@ _ocib() {
     cur=${cur#*=}
     case $prev in
       --file | --metadata-file) _filedir ;;
-      --progress) COMPREPLY=($(compgen -W 'plain quiet' -- "$cur")) ;;
+      --progress) COMPREPLY=($(compgen -W 'auto tty plain rawjson quiet' -- "$cur")) ;;
       --network) COMPREPLY=($(compgen -W 'none host' -- "$cur")) ;;
       --output) COMPREPLY=($(compgen -W 'type=oci,dest= type=oci-layout,dest=' -- "$cur")); compopt -o nospace ;;
     esac
@@ -72,7 +72,7 @@ _ocib() {
 
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --build-arg -o --output
-      --progress --metadata-file -j --jobs --no-cache --network -q --quiet -h --help' -- "$cur"))
+      --progress --metadata-file -j --jobs --no-cache --network -q --quiet -h --help --iidfile --secret --pull --insecure-registry --registry-mirror --cache-to --cache-from --print' -- "$cur"))
   else
     _filedir -d
   fi
