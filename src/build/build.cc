@@ -2167,8 +2167,8 @@ Result<BuildResult> run(const Options& opts) {
   OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
   // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
   OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
-  st.clean_tmp();
   IdMapping ids = IdMapping::detect();
+  st.clean_tmp([&ids](const std::string& p) { return sandbox::remove_tree(p, ids); });
   {
     // The sandbox probe costs a step; remember per store, uid and kernel that it passed.
     struct utsname u {};

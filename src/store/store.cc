@@ -165,7 +165,7 @@ std::vector<std::pair<std::string, std::string>> Store::list_tags() const {
   return out;
 }
 
-void Store::clean_tmp() {
+void Store::clean_tmp(const std::function<Status(const std::string&)>& remove) {
   // Staging names embed the pid of their build: remove those whose process is gone.
   std::string tmp = fs::join(root_, "tmp");
   DIR* d = ::opendir(tmp.c_str());
@@ -180,7 +180,7 @@ void Store::clean_tmp() {
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(fs::join(tmp, name));
   }
   ::closedir(d);
-  for (const auto& p : stale) (void)fs::remove_all(p);
+  for (const auto& p : stale) (void)(remove ? remove(p) : fs::remove_all(p));
 }
 
 }  // namespace ocib::store

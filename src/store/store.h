@@ -8,6 +8,7 @@
 //   images.json            tag -> manifest digest
 //   tmp/                   staging; everything reaches its final name by rename(2)
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,7 +63,9 @@ class Store {
   std::vector<std::pair<std::string, std::string>> list_tags() const;
 
   /// Removes leftover staging entries of dead builds (tmp/ entries not locked by a live one).
-  void clean_tmp();
+  /// `remove` deletes one entry; the default is fs::remove_all (a rootless caller passes one
+  /// that can delete files of its subordinate ids).
+  void clean_tmp(const std::function<Status(const std::string&)>& remove = {});
 
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
