@@ -9,7 +9,7 @@ need_cmd dpkg apt-get skopeo
 it_setup "$@"
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-if dpkg-query -W -f='${db:Status-Status}' ocib 2>/dev/null | grep -qx installed; then
+if dpkg-query -W -f='${db:Status-Status}' ocib 2>/dev/null | contains -x installed; then
   skip "package ocib is already installed; not replacing it (dpkg -r ocib first)"
 fi
 
@@ -27,7 +27,7 @@ remove_package() {
   local rc=$?
   set +e
   dpkg -r ocib >"$T/dpkg-r.log" 2>&1 || { cat "$T/dpkg-r.log" >&2; rc=1; }
-  if dpkg-query -W -f='${db:Status-Status}' ocib 2>/dev/null | grep -qx installed; then
+  if dpkg-query -W -f='${db:Status-Status}' ocib 2>/dev/null | contains -x installed; then
     log "FAIL: ocib still installed after dpkg -r"
     rc=1
   fi

@@ -55,7 +55,7 @@ assert_eq "$(cat "$r/tmp/uid"):$(cat "$r/tmp/gid")" "1234:4321" "USER builder re
 [[ -f $r/app/keep.txt && -f $r/app/important.log ]] || fail "included files missing: $(find "$r/app")"
 [[ ! -e $r/app/secret && ! -e $r/app/skip.log ]] || fail ".dockerignore'd files landed in the image: $(find "$r/app")"
 assert_eq "$(stat -c %a "$r/app/keep.txt")" 751 "COPY --chmod mode"
-jq -c '.config.Env' "$(oci_config "$T/lay")" | grep -q '"GREETING=hello ocib"' || fail "ENV not expanded in config"
+jq -c '.config.Env' "$(oci_config "$T/lay")" | contains '"GREETING=hello ocib"' || fail "ENV not expanded in config"
 assert_eq "$(jq -c '.config.ExposedPorts | keys' "$(oci_config "$T/lay")")" '["80/tcp","8000/udp","8001/udp","8002/udp"]' "EXPOSE with a port range"
 
 # An ignored file changes no cache key: editing it re-runs nothing.

@@ -105,7 +105,7 @@ assert_eq "$(jq -c '.config.Healthcheck' "$cfg")" '{"Interval":10000000000,"Test
   "HEALTHCHECK shell form"
 assert_eq "$(cat "$r/plat.txt")" "$arch|linux/$arch|linux" "predefined platform ARGs in a stage"
 assert_eq "$(cat "$r/proxy.txt")" "proxy=http://proxy.invalid:3128" "proxy build-arg without ARG"
-if jq -r '.history[].created_by' "$cfg" | grep -q proxy.invalid; then fail "proxy value in the history"; fi
+if jq -r '.history[].created_by' "$cfg" | contains proxy.invalid; then fail "proxy value in the history"; fi
 [[ -d $r/work/deep ]] || fail "WORKDIR did not create /work/deep"
 assert_eq "$(stat -c %u:%g "$r/work/deep")" "1234:4321" "WORKDIR owner follows USER"
 assert_eq "$(jq -r '.config.WorkingDir' "$cfg")" /work/deep "config WorkingDir"

@@ -42,11 +42,11 @@ check_image() { # TAR
   m=$(oci_manifest "$lay")
   d=$(jq -r '.layers[-1].digest' "$m")
   p=$(oci_blob "$lay" "$d")
-  tar -tvzf "$p" --numeric-owner | grep 'home/app/uid' | grep -q ' 1000/1000 ' ||
+  tar -tvzf "$p" --numeric-owner | grep 'home/app/uid' | contains ' 1000/1000 ' ||
     fail "home/app/uid is not owned by 1000/1000 in the layer: $(tar -tvzf "$p" --numeric-owner)"
   d=$(jq -r '.layers[0].digest' "$m")
   p=$(oci_blob "$lay" "$d")
-  tar -tvzf "$p" --numeric-owner | grep -E 'home/app/?$' | grep -q ' 1000/1000 ' ||
+  tar -tvzf "$p" --numeric-owner | grep -E 'home/app/?$' | contains ' 1000/1000 ' ||
     fail "base layer lost the owner of home/app"
   [[ $(jq -r '.config.User' "$(oci_config "$lay")") == app ]] || fail "config User is not app"
 }

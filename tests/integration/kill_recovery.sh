@@ -31,9 +31,9 @@ for _ in $(seq 50); do
 done
 if pgrep -f "sleep 300" >/dev/null; then fail "the step's processes survived: $(pgrep -af 'sleep 300')"; fi
 if grep -F "$T" /proc/self/mountinfo >/dev/null; then fail "mounts left: $(grep -F "$T" /proc/self/mountinfo)"; fi
-if findmnt -rn -o TARGET | grep -qF "$T"; then fail "findmnt shows mounts under $T"; fi
+if findmnt -rn -o TARGET | contains -F "$T"; then fail "findmnt shows mounts under $T"; fi
 # No cache entry claims the killed step.
-if grep -lr "$marker" "$OCIB_ROOT/cache" 2>/dev/null | grep -q .; then fail "a cache entry exists for the killed step"; fi
+if grep -lr "$marker" "$OCIB_ROOT/cache" 2>/dev/null | contains .; then fail "a cache entry exists for the killed step"; fi
 
 # The next build cleans the dead build's staging and succeeds.
 sed -i "s/sleep 300 && //" "$ctx/Dockerfile"

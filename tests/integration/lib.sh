@@ -29,6 +29,10 @@ skip() {
   exit 125
 }
 
+# contains GREP-ARGS...: grep that reads all of its input. `producer | grep -q` can kill the
+# producer with SIGPIPE once it matches, and under pipefail that reads as "no match".
+contains() { grep "$@" >/dev/null; }
+
 need_cmd() {
   local c
   for c in "$@"; do

@@ -43,8 +43,8 @@ assert_eq "$(stat -c %a "$T/local/dir")" 700 "directory mode in local output"
 [[ ! -e $T/local/proc && ! -e $T/local/dev ]] || fail "sandbox mountpoints leaked into the filesystem"
 
 # tar: one plain tar of the same filesystem; also to stdout.
-tar -tf "$T/fs.tar" | grep -qx 'data.txt' || fail "fs.tar lacks data.txt"
-! tar -tf "$T/fs.tar" | grep -q 'bin/vi$' || fail "fs.tar contains the deleted bin/vi"
+tar -tf "$T/fs.tar" | contains -x 'data.txt' || fail "fs.tar lacks data.txt"
+! tar -tf "$T/fs.tar" | contains 'bin/vi$' || fail "fs.tar contains the deleted bin/vi"
 "$OCIB" build -q -o type=tar,dest=- "$ctx" 2>/dev/null >"$T/stdout.tar" || fail "type=tar,dest=- failed"
 cmp -s <(tar -tf "$T/fs.tar" | sort) <(tar -tf "$T/stdout.tar" | sort) || fail "dest=- tar differs from the file output"
 
@@ -97,7 +97,7 @@ cmp -s "$T/r1.tar" "$T/r2.tar" || fail "rewritten archive differs from the origi
 
 # dest=- streams oci and docker archives to stdout.
 "$OCIB" build -q -o type=oci,dest=- "$ctx" 2>/dev/null >"$T/stdout-oci.tar" || fail "type=oci,dest=- failed"
-tar -tf "$T/stdout-oci.tar" | grep -qx index.json || fail "oci archive on stdout lacks index.json"
+tar -tf "$T/stdout-oci.tar" | contains -x index.json || fail "oci archive on stdout lacks index.json"
 "$OCIB" build -q -o type=docker,dest=- "$ctx" 2>/dev/null >"$T/stdout-docker.tar" || fail "type=docker,dest=- failed"
 skopeo inspect "docker-archive:$T/stdout-docker.tar" >/dev/null || fail "docker archive from stdout unreadable"
 [[ ! -e ./- && ! -e $ctx/- ]] || fail "dest=- created a file named -"

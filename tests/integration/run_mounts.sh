@@ -50,7 +50,7 @@ check() { # NAME TAR STORE EXPECTED_COUNT
   if grep -rqa -- "$secret_value" "$3" "$2" "$lay"; then fail "secret found in the store or output ($1)"; fi
   local blob
   for blob in "$3"/blobs/sha256/*; do
-    if { zcat "$blob" 2>/dev/null || cat "$blob"; } | grep -qa -- "$secret_value"; then
+    if { zcat "$blob" 2>/dev/null || cat "$blob"; } | contains -a -- "$secret_value"; then
       fail "secret found inside blob $blob ($1)"
     fi
   done
