@@ -52,6 +52,19 @@ constexpr const char* kDefaultPath =
 // Bumped whenever what a cache key stands for changes.
 constexpr const char* kKeyVersion = "ocib-cache-v1";
 
+// "a,b,,c" -> {"a", "b", "c"}: the comma lists of -o, --mount and name= (empty parts dropped).
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
 double epoch_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -717,13 +730,7 @@ Result<Step::RunMount> Builder::parse_mount(const std::string& spec, StageState&
   Step::RunMount m;
   m.type = "bind";
   std::map<std::string, std::string> kv;
-  size_t i = 0;
-  while (i <= spec.size()) {
-    size_t j = spec.find(',', i);
-    if (j == std::string::npos) j = spec.size();
-    std::string part = spec.substr(i, j - i);
-    i = j + 1;
-    if (part.empty()) continue;
+  for (const std::string& part : split_commas(spec)) {
     auto eq = part.find('=');
     std::string k = part.substr(0, eq), v = eq == std::string::npos ? "" : part.substr(eq + 1);
     if (eq == std::string::npos && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required"))
@@ -1923,15 +1930,7 @@ Result<BuildResult> Builder::finish() {
     } else if (out.type == "image" || out.type == "registry") {
       // buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
       std::vector<std::string> names;
-      if (auto n = out.attrs.find("name"); n != out.attrs.end()) {
-        size_t p = 0;
-        while (p <= n->second.size()) {
-          size_t q = n->second.find(',', p);
-          if (q == std::string::npos) q = n->second.size();
-          if (q > p) names.push_back(n->second.substr(p, q - p));
-          p = q + 1;
-        }
-      }
+      if (auto n = out.attrs.find("name"); n != out.attrs.end()) names = split_commas(n->second);
       if (names.empty()) names = opts_.tags;
       if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
       bool push = out.type == "registry" || (out.attrs.count("push") && out.attrs.at("push") == "true");
@@ -2115,13 +2114,7 @@ Status Builder::write_metadata(const BuildResult& r) {
 
 Result<Output> parse_output(const std::string& spec) {
   Output out;
-  size_t i = 0;
-  while (i <= spec.size()) {
-    size_t j = spec.find(',', i);
-    if (j == std::string::npos) j = spec.size();
-    std::string kv = spec.substr(i, j - i);
-    i = j + 1;
-    if (kv.empty()) continue;
+  for (const std::string& kv : split_commas(spec)) {
     auto eq = kv.find('=');
     if (eq == std::string::npos) return Error::invalid("invalid output \"" + spec + "\": expected key=value");
     std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
