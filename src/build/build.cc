@@ -2056,14 +2056,14 @@ void Builder::print_summary() {
   double crit = walk(top);
   std::vector<const Step*> path;
   for (const Step* s = top; s; s = best[s].second) path.push_back(s);
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "summary: %.2fs wall, %d steps run, %d cached, parallelism %.2fx, critical path %.2fs:",
-                wall, ran, cached, wall > 0 ? busy / wall : 1.0, crit);
-  reporter_.note(buf);
-  for (auto it = path.rbegin(); it != path.rend(); ++it) {
-    std::snprintf(buf, sizeof buf, "  %6.2fs  ", dur[*it]);
-    reporter_.note(std::string(buf) + (*it)->name + ((*it)->cached ? " (cached)" : ""));
-  }
+  BuildSummary sum;
+  sum.wall = wall;
+  sum.ran = ran;
+  sum.cached = cached;
+  sum.parallelism = wall > 0 ? busy / wall : 1.0;
+  sum.critical = crit;
+  for (auto it = path.rbegin(); it != path.rend(); ++it) sum.path.push_back({(*it)->name, dur[*it], (*it)->cached});
+  reporter_.summary(sum);
 }
 
 // The target's merged filesystem, copied out through a read-only overlay view inside the

@@ -1,11 +1,27 @@
 #pragma once
 // Build progress: one Reporter interface, implementations for plain text and quiet.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ocib::build {
+
+/// What the end-of-build summary says: why the build took as long as it did.
+struct BuildSummary {
+  struct PathStep {
+    std::string name;
+    double seconds = 0;
+    bool cached = false;
+  };
+  double wall = 0;         // first step start to last step end
+  int ran = 0, cached = 0;  // steps executed / answered by the cache
+  double parallelism = 1;  // sum of step durations / wall
+  double critical = 0;     // length of the critical path
+  std::vector<PathStep> path;  // the critical path, first step first
+};
 
 class Reporter {
  public:
@@ -17,6 +33,13 @@ class Reporter {
   virtual void failed(int id, std::string_view message) = 0;
   /// A free-form line ("exporting to oci archive", warnings).
   virtual void note(std::string_view line) = 0;
+  /// Bytes moved by a transfer (pull, push, context, export). total 0 = unknown. Called
+  /// often; reporters rate-limit what they show.
+  virtual void transfer(std::string_view what, uint64_t current, uint64_t total) {
+    (void)what, (void)current, (void)total;
+  }
+  /// The end-of-build summary; by default printed as note() lines.
+  virtual void summary(const BuildSummary& s);
 };
 
 /// "plain": BuildKit-style "#N [stage i/n] INSTR", "#N 0.123 output", "#N DONE 0.1s".

@@ -112,6 +112,11 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
     *out = s.substr(long_name.size() + 1);
     return true;
   }
+  // getopt's attached form: -j4, -tapp:1.
+  if (short_name.size() == 2 && s.size() > 2 && s.rfind(short_name, 0) == 0) {
+    *out = s.substr(2);
+    return true;
+  }
   return false;
 }
 
