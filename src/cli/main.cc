@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include "base/fs.h"
 #include "base/sha256.h"
+#include "cli/config.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
 #include "store/maintenance.h"
@@ -32,6 +33,9 @@ namespace {
 using Args = std::vector<std::string>;
 
 constexpr const char* kBuildHelp = R"(Usage: ocib build [OPTIONS] CONTEXT
+// The configuration files' settings; command-line flags override them.
+ocib::cli::Config g_config;
+
 
 Build an image from a Dockerfile, without a daemon and without root.
 
@@ -134,6 +138,12 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
+  if (g_config.jobs) o.jobs = *g_config.jobs;
+  if (g_config.progress) o.progress = *g_config.progress;
+  if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
+  if (g_config.network == "host" || g_config.network == "default") o.network = ocib::sandbox::Network::kHost;
+  o.insecure_registries = g_config.insecure_registries;
+  o.registry_mirrors = g_config.mirrors;
                        s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
@@ -280,6 +290,9 @@ int cmd_import(const Args& a) {
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
   auto d = ocib::build::import_image(*st, a[0], a[1]);
+  std::string files;
+  for (const auto& f : g_config.files) files += (files.empty() ? "" : ", ") + f;
+  std::printf("config:     %s\n", files.empty() ? "none (see ocib(1) FILES)" : files.c_str());
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
   return 0;
@@ -424,6 +437,8 @@ int cmd_pull(const Args& a) {
   auto ref = ocib::registry::Reference::parse(pos[0]);
   if (!ref.ok()) return fail(ref.error().str(), 2);
   auto st = open_store();
+  ro.insecure_hosts = g_config.insecure_registries;
+  ro.mirrors = g_config.mirrors;
   if (!st.ok()) return fail(st.error().str());
   ocib::registry::Client client(ro);
   auto d = ocib::build::pull_image(*st, client, *ref, ocib::oci::Platform::host());
@@ -624,3 +639,9 @@ int main(int argc, char** argv) {
     if (c.name == std::string(argv[1])) return c.fn(rest);
   return fail(std::string("unknown command \"") + argv[1] + "\" (see 'ocib --help')", 2);
 }
+  if (auto cfg = ocib::cli::load_config(); cfg.ok()) {
+    g_config = std::move(*cfg);
+    ocib::cli::apply_config_env(g_config);
+  } else {
+    return fail(cfg.error().str());
+  }
