@@ -25,6 +25,7 @@
 #include "cli/config.h"
 #include "cli/signals.h"
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
 #include "store/maintenance.h"
 #include "store/store.h"
 
@@ -267,7 +268,7 @@ int cmd_info(const Args&) {
   std::printf("kernel:     %s %s\n", u.sysname, u.release);
   std::printf("id mapping: %s\n", ids.description.c_str());
   std::printf("snapshots:  %s\n", ocib::sandbox::snapshot_driver_name(ids).c_str());
-  std::printf("seccomp:    Docker-like default profile (deny-list, EPERM), no_new_privs\n");
+  std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
   std::printf("caps:       Docker's default set for root in the step, none for other users\n");
   std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice
   auto st = ocib::sandbox::check_support(ids);

@@ -13,6 +13,7 @@ FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox","--install","-s","/bin"]
 RUN mkdir /res && grep Seccomp /proc/self/status > /res/seccomp && grep NoNewPrivs /proc/self/status > /res/nnp && cat /proc/net/dev > /res/netdev && hostname > /res/hostname && echo $$ > /res/pid && readlink /proc/1/exe > /res/exe && (cat /proc/self/status | grep CapEff > /res/capeff || true)
+RUN mkdir -p /mnt && (unshare -U true 2>/res/unshare.err && echo allowed || echo refused) > /res/unshare && (mount -t tmpfs x /mnt 2>/res/mount.err && echo allowed || echo refused) > /res/mount && grep -c ' /mnt ' /proc/mounts > /res/mnt-mounts || true
 DF
 
 ocib_ok build build -t sandbox:1 --network=none -o type=oci,dest="$T/sb.tar" --progress=plain "$ctx"
@@ -20,7 +21,7 @@ oci_extract "$T/sb.tar" "$T/layout"
 ref=$(oci_ref "$T/layout")
 umoci_unpack "$T/layout" "$ref" "$T/bundle"
 res="$T/bundle/rootfs/res"
-for f in seccomp nnp netdev hostname pid exe; do
+for f in seccomp nnp netdev hostname pid exe unshare mount mnt-mounts; do
   [[ -f $res/$f ]] || fail "/res/$f missing from the image"
 done
 
@@ -34,3 +35,12 @@ host_name=$(cat /proc/sys/kernel/hostname)
 [[ $(cat "$res/hostname") != "$host_name" ]] || fail "RUN sees the host's hostname '$host_name' (no UTS namespace)"
 assert_eq "$(cat "$res/pid")" "1" "pid of the RUN shell (\$\$)"
 assert_eq "$(cat "$res/exe")" "/bin/busybox" "readlink /proc/1/exe in RUN"
+# Docker's default seccomp profile refuses namespaces and mounts to a step (moby allows them
+# only with CAP_SYS_ADMIN, which a step never has): both fail with EPERM.
+assert_eq "$(cat "$res/unshare")" "refused" "unshare -U true in RUN ($(cat "$res/unshare.err"))"
+assert_file_contains "$res/unshare.err" "Operation not permitted" "unshare's error in RUN"
+assert_eq "$(cat "$res/mount")" "refused" "mount -t tmpfs x /mnt in RUN ($(cat "$res/mount.err"))"
+# (busybox mount words EPERM as "permission denied (are you root?)")
+grep -qiE 'Operation not permitted|permission denied' "$res/mount.err" ||
+  fail "mount in RUN failed, but not with EPERM: $(cat "$res/mount.err")"
+assert_eq "$(cat "$res/mnt-mounts")" "0" "mounts on /mnt seen in RUN after the refused mount"
