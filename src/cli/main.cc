@@ -33,10 +33,10 @@ namespace {
 
 using Args = std::vector<std::string>;
 
-constexpr const char* kBuildHelp = R"(Usage: ocib build [OPTIONS] CONTEXT
 // The configuration files' settings; command-line flags override them.
 ocib::cli::Config g_config;
 
+constexpr const char* kBuildHelp = R"(Usage: ocib build [OPTIONS] CONTEXT
 
 Build an image from a Dockerfile, without a daemon and without root.
 
@@ -127,6 +127,12 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 
 int cmd_build(const Args& a) {
   ocib::build::Options o;
+  if (g_config.jobs) o.jobs = *g_config.jobs;
+  if (g_config.progress) o.progress = *g_config.progress;
+  if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
+  if (g_config.network == "host" || g_config.network == "default") o.network = ocib::sandbox::Network::kHost;
+  o.insecure_registries = g_config.insecure_registries;
+  o.registry_mirrors = g_config.mirrors;
   std::vector<std::string> positional;
   std::string print;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -139,12 +145,6 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-  if (g_config.jobs) o.jobs = *g_config.jobs;
-  if (g_config.progress) o.progress = *g_config.progress;
-  if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
-  if (g_config.network == "host" || g_config.network == "default") o.network = ocib::sandbox::Network::kHost;
-  o.insecure_registries = g_config.insecure_registries;
-  o.registry_mirrors = g_config.mirrors;
                        s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
@@ -265,6 +265,9 @@ int cmd_info(const Args&) {
   uname(&u);
   std::printf("version:    %s\n", OCIB_VERSION);
   std::printf("store:      %s\n", ocib::store::Store::default_root().c_str());
+  std::string files;
+  for (const auto& f : g_config.files) files += (files.empty() ? "" : ", ") + f;
+  std::printf("config:     %s\n", files.empty() ? "none (see ocib(1) FILES)" : files.c_str());
   std::printf("kernel:     %s %s\n", u.sysname, u.release);
   std::printf("id mapping: %s\n", ids.description.c_str());
   std::printf("snapshots:  %s\n", ocib::sandbox::snapshot_driver_name(ids).c_str());
@@ -291,9 +294,6 @@ int cmd_import(const Args& a) {
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
   auto d = ocib::build::import_image(*st, a[0], a[1]);
-  std::string files;
-  for (const auto& f : g_config.files) files += (files.empty() ? "" : ", ") + f;
-  std::printf("config:     %s\n", files.empty() ? "none (see ocib(1) FILES)" : files.c_str());
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
   return 0;
@@ -410,6 +410,8 @@ int cmd_store(const Args& a) {
 
 // Shared by pull and push: "--insecure-registry HOST" options, the rest positional.
 bool registry_args(const Args& a, ocib::registry::Options& ro, std::vector<std::string>& pos, std::string* err) {
+  ro.insecure_hosts = g_config.insecure_registries;
+  ro.mirrors = g_config.mirrors;
   for (size_t i = 0; i < a.size(); ++i) {
     std::string v;
     if (take_value(a, i, "--insecure-registry", "", &v)) {
@@ -438,8 +440,6 @@ int cmd_pull(const Args& a) {
   auto ref = ocib::registry::Reference::parse(pos[0]);
   if (!ref.ok()) return fail(ref.error().str(), 2);
   auto st = open_store();
-  ro.insecure_hosts = g_config.insecure_registries;
-  ro.mirrors = g_config.mirrors;
   if (!st.ok()) return fail(st.error().str());
   ocib::registry::Client client(ro);
   auto d = ocib::build::pull_image(*st, client, *ref, ocib::oci::Platform::host());
@@ -635,14 +635,14 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) return cmd_version({});
-  Args rest(argv + 2, argv + argc);
-  for (const auto& c : commands)
-    if (c.name == std::string(argv[1])) return c.fn(rest);
-  return fail(std::string("unknown command \"") + argv[1] + "\" (see 'ocib --help')", 2);
-}
   if (auto cfg = ocib::cli::load_config(); cfg.ok()) {
     g_config = std::move(*cfg);
     ocib::cli::apply_config_env(g_config);
   } else {
     return fail(cfg.error().str());
   }
+  Args rest(argv + 2, argv + argc);
+  for (const auto& c : commands)
+    if (c.name == std::string(argv[1])) return c.fn(rest);
+  return fail(std::string("unknown command \"") + argv[1] + "\" (see 'ocib --help')", 2);
+}
