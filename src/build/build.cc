@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "build/copy.h"
+#include "build/durations.h"
 #include "build/hash_cache.h"
 #include "build/pack_snapshot.h"
 #include "build/images.h"
@@ -1460,12 +1461,17 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
 Status Builder::execute() {
   Step* top = states_[target_].top;
   std::vector<dag::VertexId> targets;
+  // Among ready steps the scheduler starts the one on the longest remaining path; lengths
+  // are the durations recorded by earlier builds, or a guess by kind for a step never run.
+  Durations durations = Durations::load(store_.root());
   for (auto& s : steps_) {
     dag::Vertex v;
     v.name = s.name;
     for (Step* d : s.deps) v.deps.push_back(d->vid);
     Step* sp = &s;
     v.run = [this, sp]() { return run_step(*sp); };
+    double guess = s.kind == Step::Kind::kRun ? 1.0 : s.kind == Step::Kind::kBase ? 0.5 : 0.1;
+    v.cost = durations.estimate(s.key, s.name).value_or(guess) + 0.001;
     s.vid = graph_.add(std::move(v));
   }
   if (top) targets.push_back(top->vid);
@@ -1473,6 +1479,13 @@ Status Builder::execute() {
   dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); });
   Status st = sched.run(graph_, targets, &report_);
   if (!st.ok() && report_.cancelled > 0) st.error().wrap(std::to_string(report_.cancelled) + " cancelled");
+  for (const auto& s : steps_) {
+    if (s.cached || s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
+    const auto& t = report_.timings[s.vid];
+    if (report_.failed != s.vid)  // a failed step's time says nothing about its next run
+      durations.record(s.key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
+  }
+  durations.save();
   return st;
 }
 
