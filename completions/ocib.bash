@@ -58,21 +58,40 @@ _ocib() {
       return
       ;;
     --progress)
-      COMPREPLY=($(compgen -W 'plain quiet' -- "$cur"))
+      COMPREPLY=($(compgen -W 'auto tty plain rawjson quiet' -- "$cur"))
       return
       ;;
     --network)
-      COMPREPLY=($(compgen -W 'none host' -- "$cur"))
+      COMPREPLY=($(compgen -W 'none host default' -- "$cur"))
       return
       ;;
-    -t | --tag | --target | --build-arg | -j | --jobs)
+    --platform)
+      COMPREPLY=($(compgen -W 'linux/amd64 linux/arm64 linux/amd64,linux/arm64' -- "$cur"))
+      return
+      ;;
+    --pull)
+      COMPREPLY=($(compgen -W 'always missing never' -- "$cur"))
+      return
+      ;;
+    --print)
+      COMPREPLY=($(compgen -W 'graph graph-json lint' -- "$cur"))
+      return
+      ;;
+    --allow)
+      COMPREPLY=($(compgen -W 'security.insecure' -- "$cur"))
+      return
+      ;;
+    -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | \
+      --insecure-registry | --registry-mirror | --no-cache-filter | --cache-to | --cache-from)
       return
       ;;
   esac
 
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W '-f --file -t --tag --target --build-arg -o --output
-      --progress --metadata-file -j --jobs --no-cache --network -q --quiet -h --help --iidfile --secret --pull --insecure-registry --registry-mirror --cache-to --cache-from --print' -- "$cur"))
+    COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
+      --platform -o --output --iidfile --print --secret --pull --insecure-registry --registry-mirror
+      --progress --metadata-file -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
+      --network --allow -q --quiet -h --help' -- "$cur"))
   else
     _filedir -d
   fi

@@ -12,8 +12,11 @@ PACKAGES=(
   busybox-static uidmap skopeo umoci oci-image-tool runc jq zstd python3
   docker-registry apache2-utils openssl  # registry tests: a real registry on 127.0.0.1
   mmdebstrap # debian_apt test: a real Debian rootfs
+  qemu-user-static # multiplatform test: arm64 RUN steps through binfmt_misc
   util-linux # findmnt, setpriv, unshare
+  bash-completion # completions test drives the bash completion
   passwd     # useradd
+  fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
 )

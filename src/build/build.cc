@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <semaphore>
@@ -26,6 +27,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "build/cache_io.h"
 #include "build/copy.h"
 #include "build/durations.h"
 #include "build/hash_cache.h"
@@ -99,6 +101,8 @@ struct Step {
   std::string user;
   std::string cwd = "/";
   sandbox::Network network = sandbox::Network::kNone;
+  /// A RUN for another architecture than the host's: its binaries run through binfmt_misc.
+  std::optional<oci::Platform> emulated;
   /// Proxy build args: reach the command but neither the cache key nor the history.
   std::vector<std::string> proxy_env;
 
@@ -114,16 +118,20 @@ struct Step {
     uint64_t size = 0;          // tmpfs
     uint32_t mode = 0;          // cache/secret mode, 0 = default
     bool from_context = true;   // bind
+    std::string context_dir;    // bind from a named --build-context directory ("" = the context)
+    int context_fd = -1;
     Step* from_top = nullptr;   // bind from a stage
     bool from_stage = false;
     bool locked = false;        // cache sharing=locked
   };
   std::vector<RunMount> mounts;
+  bool insecure = false;  // RUN --security=insecure (with --allow security.insecure)
 
   // COPY
   CopyOp copy;
   std::string chown_spec;  // --chown as written after expansion; resolved at run time
   bool from_context = true;
+  std::string context_dir;   // from_context: a named --build-context directory ("" = the context)
   Step* from_top = nullptr;  // top step of the source stage (nullptr: an empty stage)
   Step* user_from = nullptr;  // COPY --link: the image whose /etc/passwd resolves --chown
   Step* link_src = nullptr;   // kLinked
@@ -173,6 +181,7 @@ struct StageState {
   std::vector<HistoryItem> history;
   std::map<std::string, std::string> args;  // ARGs in scope with their values
   std::string base_created;  // `created` of the base image, for images that add no layer
+  oci::Platform platform;    // FROM --platform, the base stage's, else the build's target
 };
 
 std::vector<std::string> lowers_of(const store::Store& st, const Step* s) {
@@ -410,12 +419,151 @@ std::string platform_string(const oci::Platform& p) {
   return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
 }
 
-// BuildKit's predefined platform ARGs; we build for the host only, so build = target.
-std::map<std::string, std::string> platform_args() {
-  oci::Platform p = oci::Platform::host();
+oci::Platform host_platform() { return normalize_platform(oci::Platform::host()); }
+
+bool same_platform(const oci::Platform& a, const oci::Platform& b) {
+  oci::Platform x = normalize_platform(a), y = normalize_platform(b);
+  return x.os == y.os && x.architecture == y.architecture && x.variant == y.variant;
+}
+
+// Whether the host's CPU runs binaries of `p` without emulation.
+bool runs_natively(const oci::Platform& p) {
+  oci::Platform h = host_platform(), n = normalize_platform(p);
+  return n.os == h.os && (n.architecture == h.architecture || (h.architecture == "amd64" && n.architecture == "386"));
+}
+
+Result<oci::Platform> parse_platform(const std::string& spec) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (true) {
+    size_t j = spec.find('/', i);
+    parts.push_back(spec.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  if (parts.size() > 3 || std::any_of(parts.begin(), parts.end(), [](const std::string& x) { return x.empty(); }))
+    return Error::invalid("invalid platform \"" + spec + "\" (OS/ARCH[/VARIANT], e.g. linux/arm64)");
+  oci::Platform p;
+  if (parts.size() == 1) {
+    p.architecture = parts[0];
+  } else {
+    p.os = parts[0];
+    p.architecture = parts[1];
+    if (parts.size() == 3) p.variant = parts[2];
+  }
+  std::transform(p.os.begin(), p.os.end(), p.os.begin(), ::tolower);
+  std::transform(p.architecture.begin(), p.architecture.end(), p.architecture.begin(), ::tolower);
+  if (p.os != "linux") return Error::invalid("platform \"" + spec + "\": only linux images can be built");
+  return normalize_platform(p);
+}
+
+// ELF identification of an architecture's executables: class (1 = 32-bit, 2 = 64-bit), data
+// (1 = little, 2 = big endian), e_machine; and the name qemu-user uses for it.
+struct ElfId {
+  unsigned char cls, data;
+  uint16_t machine;
+  const char* qemu;
+};
+
+std::optional<ElfId> elf_id(const oci::Platform& p) {
+  static const std::map<std::string, ElfId> ids = {
+      {"amd64", {2, 1, 62, "x86_64"}},     {"386", {1, 1, 3, "i386"}},          {"arm64", {2, 1, 183, "aarch64"}},
+      {"arm", {1, 1, 40, "arm"}},          {"riscv64", {2, 1, 243, "riscv64"}}, {"s390x", {2, 2, 22, "s390x"}},
+      {"ppc64le", {2, 1, 21, "ppc64le"}},  {"ppc64", {2, 2, 21, "ppc64"}},      {"mips64le", {2, 1, 8, "mips64el"}},
+      {"mips64", {2, 2, 8, "mips64"}},     {"loong64", {2, 1, 258, "loongarch64"}}};
+  auto it = ids.find(normalize_platform(p).architecture);
+  if (it == ids.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> unhex(const std::string& h) {
+  if (h.size() % 2) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < h.size(); i += 2) {
+    char* end = nullptr;
+    std::string byte = h.substr(i, 2);
+    long v = std::strtol(byte.c_str(), &end, 16);
+    if (*end) return std::nullopt;
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+// A RUN for a foreign architecture executes its binaries through a binfmt_misc handler
+// (qemu-user). It must have the F (fix-binary) flag: the kernel then opens the interpreter at
+// registration, so it works inside the step's root, where the host's /usr/bin is not visible.
+Status check_emulation(const oci::Platform& p) {
+  const std::string dir = "/proc/sys/fs/binfmt_misc";
+  std::string arch = platform_string(normalize_platform(p));
+  auto id = elf_id(p);
+  if (!id) return Error(Errc::kUnsupported, "cannot run RUN steps for " + arch + ": ocib does not know its executable format");
+  std::string how =
+      "register qemu-user for it with the F (fix-binary) flag, e.g. as root: `apt-get install qemu-user-static` "
+      "(Debian/Ubuntu register qemu-" + std::string(id->qemu) + " through systemd-binfmt or binfmt-support: "
+      "`systemctl restart systemd-binfmt` or `update-binfmts --enable qemu-" + id->qemu +
+      "`), or write its line from /usr/lib/binfmt.d/qemu-" + id->qemu + ".conf to " + dir +
+      "/register (mount it first with `mount -t binfmt_misc binfmt_misc " + dir +
+      "`). Stages that only need the build machine can use FROM --platform=$BUILDPLATFORM";
+  auto status = fs::read_file(dir + "/status");
+  if (!status.ok())
+    return Error(Errc::kUnsupported, "RUN for " + arch + " needs emulation, but binfmt_misc is not mounted at " + dir +
+                                         "; " + how);
+  if (status->rfind("enabled", 0) != 0)
+    return Error(Errc::kUnsupported, "RUN for " + arch + " needs emulation, but binfmt_misc is disabled (" + dir +
+                                         "/status); enable it with `echo 1 > " + dir + "/status`");
+  // What a typical executable's ELF header starts with (e_type EXEC), to match each handler's
+  // magic and mask against.
+  std::string hdr(20, '\0');
+  hdr[0] = 0x7f, hdr[1] = 'E', hdr[2] = 'L', hdr[3] = 'F';
+  hdr[4] = static_cast<char>(id->cls), hdr[5] = static_cast<char>(id->data), hdr[6] = 1;
+  bool le = id->data == 1;
+  hdr[le ? 16 : 17] = 2;
+  hdr[le ? 18 : 19] = static_cast<char>(id->machine & 0xff);
+  hdr[le ? 19 : 18] = static_cast<char>(id->machine >> 8);
+  std::vector<std::string> entries;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) entries.push_back(e.path().filename());
+  if (ec) return Error(Errc::kIo, "list " + dir + ": " + ec.message());
+  std::string without_f;
+  for (const auto& name : entries) {
+    if (name == "status" || name == "register") continue;
+    auto text = fs::read_file(fs::join(dir, name));
+    if (!text.ok()) continue;
+    std::map<std::string, std::string> f;
+    size_t pos = 0;
+    while (pos < text->size()) {
+      size_t end = text->find('\n', pos);
+      if (end == std::string::npos) end = text->size();
+      std::string line = text->substr(pos, end - pos);
+      pos = end + 1;
+      auto sp = line.find(' ');
+      if (line == "enabled" || line == "disabled") f["state"] = line;
+      else if (sp != std::string::npos) f[line.substr(0, sp)] = line.substr(sp + 1);
+    }
+    if (f["state"] != "enabled" || f.count("magic") == 0 || (f.count("offset") && f["offset"] != "0")) continue;
+    auto magic = unhex(f["magic"]);
+    auto mask = f.count("mask") ? unhex(f["mask"]) : std::optional<std::string>(std::string(magic ? magic->size() : 0, '\xff'));
+    if (!magic || !mask || magic->size() > hdr.size() || mask->size() < magic->size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < magic->size() && match; ++i) match = (hdr[i] & (*mask)[i]) == (*magic)[i];
+    if (!match) continue;
+    if (f["flags:"].find('F') != std::string::npos) return {};
+    without_f = name + " (" + f["interpreter"] + ")";
+  }
+  if (!without_f.empty())
+    return Error(Errc::kUnsupported, "RUN for " + arch + " needs emulation: the binfmt_misc handler " + without_f +
+                                         " lacks the F (fix-binary) flag, so its interpreter cannot be found inside "
+                                         "the build's root; " + how);
+  return Error(Errc::kUnsupported, "RUN for " + arch + " needs emulation: no binfmt_misc handler for " + id->qemu +
+                                       " executables is registered on this host; " + how);
+}
+
+// BuildKit's predefined platform ARGs: TARGET* for the platform being built, BUILD* the host's.
+std::map<std::string, std::string> platform_args(const oci::Platform& target) {
   std::map<std::string, std::string> m;
   for (const char* pre : {"TARGET", "BUILD"}) {
     std::string k = pre;
+    oci::Platform p = k == "TARGET" ? normalize_platform(target) : host_platform();
     m[k + "PLATFORM"] = platform_string(p);
     m[k + "OS"] = p.os;
     m[k + "ARCH"] = p.architecture;
@@ -471,10 +619,22 @@ std::optional<int64_t> parse_go_duration(const std::string& s) {
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
+/// One platform's image, written to the store by Builder::make_image.
+struct BuiltImage {
+  std::string manifest_digest;
+  int64_t manifest_size = 0;
+  std::string config_digest;
+  oci::Platform platform;  // its entry in an image index
+  std::vector<oci::Descriptor> layers;
+  std::vector<std::string> diff_ids;
+};
+
 class Builder {
  public:
-  Builder(const Options& opts, store::Store& st, Reporter& rep, IdMapping ids)
-      : opts_(opts), store_(st), reporter_(rep), ids_(std::move(ids)) {
+  Builder(const Options& opts, store::Store& st, Reporter& rep, IdMapping ids, oci::Platform target,
+          bool multi_platform)
+      : opts_(opts), store_(st), reporter_(rep), ids_(std::move(ids)), target_platform_(std::move(target)),
+        multi_platform_(multi_platform) {
     if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
       char* end = nullptr;
       long long v = std::strtoll(sde, &end, 10);
@@ -492,19 +652,25 @@ class Builder {
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
   void set_hash_cache(std::shared_ptr<HashCache> c) { context_filter_.hashes = std::move(c); }
+  void set_job_slots(std::shared_ptr<dag::JobSlots> s) { slots_ = std::move(s); }
   void set_ignore(std::shared_ptr<dockerfile::Matcher> m) {
     if (!m) return;
     context_filter_.excluded = [m](const std::string& rel, bool is_dir) { return m->excluded(rel, is_dir); };
     context_filter_.descend = [m](const std::string& rel) { return m->may_contain_included(rel); };
   }
   Status load_imports() { return load_cache_imports(); }
+  /// Progress ids: a later platform's Builder numbers its steps after an earlier one's.
+  void set_id_base(int base) { id_base_ = base; }
+  int last_id() const { return id_base_ + static_cast<int>(steps_.size()); }
   Status execute();
-  Result<BuildResult> finish();
+  Result<BuiltImage> make_image();
+  Result<BuildResult> export_outputs(const std::vector<Builder*>& builds, const std::vector<BuiltImage>& images);
 
  private:
   Status plan_stage(size_t index);
   Status plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref);
-  Result<StoredImage> load_base(const std::string& ref, const dockerfile::Instruction& ins);
+  Result<StoredImage> load_base(const std::string& ref, const dockerfile::Instruction& ins,
+                                const oci::Platform& platform);
   Step* add_image_layers(const StoredImage& img, Step* top, const std::string& display,
                          const std::string& name);
   Status run_onbuild_triggers(StageState& st, const dockerfile::Stage& stage,
@@ -517,6 +683,8 @@ class Builder {
       registry::Options ro;
       ro.insecure_hosts = opts_.insecure_registries;
       ro.mirrors = opts_.registry_mirrors;
+      Reporter* rep = &reporter_;
+      ro.progress = [rep](const std::string& what, uint64_t cur, uint64_t total) { rep->transfer(what, cur, total); };
       client_ = std::make_unique<registry::Client>(ro);
     }
     return *client_;
@@ -539,11 +707,16 @@ class Builder {
   json cache_entry(const Step& s) const;
   std::string compression_name() const;
   Result<LayerResult> execute_step(Step& s);
-  Status write_metadata(const BuildResult& r);
+  Status write_metadata(const BuildResult& r, const std::vector<Builder*>& builds,
+                        const std::vector<BuiltImage>& images);
   Status export_filesystem(const std::string& dest_dir);
   Status load_cache_imports();
-  Status export_cache(const Output& to);
+  /// The records --cache-to exports from this Builder: the target image's layers (min) or
+  /// every step that ran or was cached (max).
+  Result<CacheRecords> cache_records(const std::string& mode) const;
   Result<bool> try_imported_cache(Step& s);
+  /// --no-cache, or --no-cache-filter naming the step's stage.
+  bool ignores_cache(const Step& s) const;
   void print_summary();
   bool export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest);
   void record_export(const std::string& dest, const std::string& type, const std::string& manifest);
@@ -555,11 +728,31 @@ class Builder {
   store::Store& store_;
   Reporter& reporter_;
   IdMapping ids_;
+  oci::Platform target_platform_;  // what this Builder builds (one per --platform entry)
+  bool multi_platform_ = false;    // several platforms: step names carry theirs
+  int id_base_ = 0;                // progress ids of this Builder's steps start after it
   std::optional<int64_t> source_date_epoch_;
   layers::Compression compression_ = layers::Compression::kGzip;
   int compression_level_ = -1;
   const dockerfile::Dockerfile* df_ = nullptr;
   int context_fd_ = -1;
+  std::shared_ptr<dag::JobSlots> slots_;  // shared with the other platforms' Builders
+  // --build-context NAME=VALUE: a local directory (COPY --from, RUN --mount from=) or an image
+  // (FROM, COPY --from). A named context wins over a stage of the same name, as in BuildKit.
+  struct NamedContext {
+    std::string dir;  // real path of a local directory
+    std::shared_ptr<UniqueFd> fd;
+    std::string image;  // docker-image://REF: REF; oci-layout://...: the value itself
+  };
+  std::map<std::string, NamedContext> named_;
+  std::map<std::string, std::string> layout_images_;  // "oci-layout://..." -> digest in the store
+  Status open_named_contexts();
+  const NamedContext* named(const std::string& ref) const {
+    std::string l = ref;
+    std::transform(l.begin(), l.end(), l.begin(), ::tolower);
+    auto it = named_.find(l);
+    return it == named_.end() ? nullptr : &it->second;
+  }
   SourceFilter context_filter_;
   std::map<std::string, std::string> meta_args_;
   std::deque<dockerfile::Dockerfile> triggers_;  // parsed ONBUILD triggers, kept for their lifetime
@@ -568,8 +761,8 @@ class Builder {
   std::deque<Step> steps_;
   std::map<std::string, Step*> by_key_;
   size_t target_ = 0;
-  /// Imported cache: key -> entry (with "dir" where its blob lives), from --cache-from.
-  std::map<std::string, json> imported_cache_;
+  /// Imported cache: key -> record and where its blob is, from --cache-from.
+  std::map<std::string, ImportedRecord> imported_cache_;
   std::unique_ptr<registry::Client> client_;
   std::vector<std::string> pushed_;
   dag::Graph graph_;
@@ -618,7 +811,7 @@ Result<std::string> Builder::word(const std::string& raw, const StageState& st,
 
 Step* Builder::add_step(Step s) {
   if (auto it = by_key_.find(s.key); it != by_key_.end()) return it->second;  // identical vertex
-  s.display_id = static_cast<int>(steps_.size()) + 1;
+  s.display_id = id_base_ + static_cast<int>(steps_.size()) + 1;
   steps_.push_back(std::move(s));
   Step* p = &steps_.back();
   by_key_[p->key] = p;
@@ -634,13 +827,61 @@ Result<size_t> Builder::stage_by_ref(const std::string& ref, const dockerfile::I
   return at(at_ins, "stage or image \"" + ref + "\" not found (pulling images is not supported yet)");
 }
 
+// --build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME sets the RUN steps' hostname, as in BuildKit.
+constexpr const char* kHostnameArg = "BUILDKIT_SANDBOX_HOSTNAME";
+
+Status Builder::open_named_contexts() {
+  for (const auto& [raw_name, value] : opts_.build_contexts) {
+    std::string name = raw_name;
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    NamedContext c;
+    auto bad = [&](const std::string& why) {
+      return Error::invalid("--build-context " + raw_name + "=" + value + ": " + why);
+    };
+    if (value.rfind("docker-image://", 0) == 0) {
+      c.image = value.substr(15);
+      if (c.image.empty()) return bad("no image reference after docker-image://");
+    } else if (value.rfind("oci-layout://", 0) == 0) {
+      // oci-layout://DIR[:TAG][@DIGEST], as buildx.
+      std::string rest = value.substr(13), selector;
+      if (auto at = rest.find('@'); at != std::string::npos) {
+        selector = rest.substr(at);
+        rest = rest.substr(0, at);
+      } else if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+        selector = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+      }
+      auto digest = import_oci_layout(store_, rest, selector);
+      if (!digest.ok()) return bad(digest.error().message());
+      c.image = value;
+      layout_images_[value] = *digest;
+    } else if (value.find("://") != std::string::npos || value.rfind("git@", 0) == 0) {
+      return bad("only a local directory, docker-image:// and oci-layout:// are supported");
+    } else {
+      auto real = fs::real_path(value);
+      if (!real.ok() || !fs::is_dir(*real)) return bad("not a directory");
+      c.dir = *real;
+      c.fd = std::make_shared<UniqueFd>(::open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!c.fd->valid()) return Error::from_errno("open build context " + c.dir, errno);
+    }
+    named_[name] = std::move(c);
+  }
+  return {};
+}
+
 Status Builder::plan(const dockerfile::Dockerfile& df, int context_fd) {
   df_ = &df;
   context_fd_ = context_fd;
   if (df.stages.empty()) return Error::at({df.filename, 0, 0}, "no build stage in Dockerfile");
+  OCIB_TRY(open_named_contexts());
+  if (auto h = opts_.build_args.find(kHostnameArg); h != opts_.build_args.end()) {
+    const std::string& n = h->second;
+    if (n.empty() || n.size() > 63 || n.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != std::string::npos)
+      return Error::invalid(std::string("--build-arg ") + kHostnameArg + "=" + n + ": not a valid hostname");
+  }
   // ARGs before the first FROM: defaults, overridden by --build-arg. The platform ARGs are
   // predefined: FROM lines see them, a stage's `ARG TARGETARCH` (no value) takes them.
-  meta_args_ = platform_args();
+  meta_args_ = platform_args(target_platform_);
   for (const auto& ins : df.meta_args) {
     for (const auto& [k, v] : ins.raw_kvs) {
       if (auto it = opts_.build_args.find(k); it != opts_.build_args.end()) {
@@ -672,7 +913,7 @@ Status Builder::plan(const dockerfile::Dockerfile& df, int context_fd) {
   }
   OCIB_TRY(plan_stage(target_));
   for (const auto& [k, v] : opts_.build_args)
-    if (!used_args_.count(k) && !is_proxy_arg(k))
+    if (!used_args_.count(k) && !is_proxy_arg(k) && k != kHostnameArg)
       reporter_.note("warning: build-arg " + k + " was not consumed by any ARG instruction");
   return {};
 }
@@ -684,18 +925,18 @@ Status Builder::plan_stage(size_t index) {
   if (st.planning) return at(stage.from, "circular dependency between stages");
   st.planning = true;
   st.display = stage.name.empty() ? "stage-" + std::to_string(index) : stage.name;
+  if (multi_platform_) st.display = platform_string(target_platform_) + " " + st.display;
 
   auto base = dockerfile::process_word(stage.base, meta_args_, df_->escape);
   if (!base.ok()) return at(stage.from, base.error().message());
   std::string b = *base;
+  st.platform = target_platform_;
   if (!stage.platform.empty()) {
     auto pf = dockerfile::process_word(stage.platform, meta_args_, df_->escape);
     if (!pf.ok()) return at(stage.from, pf.error().message());
-    oci::Platform host = oci::Platform::host();
-    std::string hs = platform_string(host);
-    if (*pf != hs && *pf != host.os + "/" + host.architecture)
-      return at(stage.from, "FROM --platform=" + *pf + ": multi-platform builds are not supported yet (host is " +
-                                hs + ")");
+    auto p = parse_platform(*pf);
+    if (!p.ok()) return at(stage.from, "FROM --platform=" + *pf + ": " + p.error().message());
+    st.platform = *p;
   }
   std::string bl = b;
   std::transform(bl.begin(), bl.end(), bl.begin(), ::tolower);
@@ -703,11 +944,16 @@ Status Builder::plan_stage(size_t index) {
     st.config.env = {kDefaultPath};
   } else {
     std::optional<size_t> from;
+    const NamedContext* nc = named(bl);
+    if (nc && !nc->dir.empty())
+      return at(stage.from, "FROM " + b + ": a local directory build context cannot be a base (use COPY --from=" + b + ")");
     for (const auto& s : df_->stages)
-      if (static_cast<size_t>(s.index) < index && !s.name.empty() && s.name == bl) from = static_cast<size_t>(s.index);
+      if (!nc && static_cast<size_t>(s.index) < index && !s.name.empty() && s.name == bl) from = static_cast<size_t>(s.index);
+    if (nc) b = nc->image;
     if (from) {
       OCIB_TRY(plan_stage(*from));
       const StageState& src = states_[*from];
+      if (stage.platform.empty()) st.platform = src.platform;  // as BuildKit: a stage base keeps its platform
       st.top = src.top;
       st.config = src.config;
       st.history = src.history;
@@ -763,6 +1009,11 @@ Result<Step::RunMount> Builder::parse_mount(const std::string& spec, StageState&
                       unit == "m" || unit == "mb" ? 1 << 20 : unit == "g" || unit == "gb" ? 1ull << 30 : 0;
       if (!mult) return at(ins, "invalid tmpfs size \"" + v + "\"");
       m.size = n * mult;
+    } else if (k == "from" && named(v) && !named(v)->dir.empty()) {
+      m.context_dir = named(v)->dir;
+      m.context_fd = named(v)->fd->get();
+    } else if (k == "from" && named(v)) {
+      return at(ins, "RUN --mount from=" + v + ": an image build context cannot be mounted yet (use a stage FROM it)");
     } else if (k == "from") {
       OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(v, ins));
       if (&states_[from] == &st) return at(ins, "RUN --mount from= cannot refer to its own stage");
@@ -825,8 +1076,9 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
         if (lowers.empty()) return Error::invalid("RUN --mount=type=bind: \"" + m.source + "\" not found in the source stage");
       } else {
         // The source must stay inside the context: resolve and check the prefix.
-        OCIB_ASSIGN_OR_RETURN(std::string real, fs::real_path(fs::join(opts_.context, m.source)));
-        if (real != opts_.context && real.rfind(opts_.context + "/", 0) != 0)
+        const std::string& root = m.context_dir.empty() ? opts_.context : m.context_dir;
+        OCIB_ASSIGN_OR_RETURN(std::string real, fs::real_path(fs::join(root, m.source)));
+        if (real != root && real.rfind(root + "/", 0) != 0)
           return Error(Errc::kSecurity, "RUN --mount=type=bind: source \"" + m.source + "\" leaves the build context");
         lowers = {real};
       }
@@ -876,12 +1128,18 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
 
 // A base image from the store: one vertex per layer, each unpacking its blob into a snapshot
 // named by the layer's chain id (so every image sharing those layers shares the snapshot).
-Result<StoredImage> Builder::load_base(const std::string& ref, const dockerfile::Instruction& ins) {
+Result<StoredImage> Builder::load_base(const std::string& ref, const dockerfile::Instruction& ins,
+                                       const oci::Platform& platform) {
+  if (auto it = layout_images_.find(ref); it != layout_images_.end()) {
+    auto img = load_image(store_, it->second, &platform);
+    if (!img.ok()) return at(ins, "build context " + ref + ": " + img.error().message());
+    return std::move(img).value();
+  }
   PullPolicy policy = opts_.pull == "always" ? PullPolicy::kAlways
                       : opts_.pull == "missing" ? PullPolicy::kMissing
                       : opts_.pull == "never"   ? PullPolicy::kNever
                                                 : PullPolicy::kDefault;
-  auto digest = resolve_base(store_, client(), ref, policy, oci::Platform::host(),
+  auto digest = resolve_base(store_, client(), ref, policy, platform,
                              [this](const std::string& m) { reporter_.note(m); });
   if (!digest.ok()) {
     return at(ins, "base image \"" + ref + "\": " + digest.error().message() +
@@ -889,8 +1147,8 @@ Result<StoredImage> Builder::load_base(const std::string& ref, const dockerfile:
                             ? " (import it with 'ocib import', or pull it from a registry)"
                             : ""));
   }
-  auto img = load_image(store_, *digest);
-  if (!img.ok()) return at(ins, img.error().str());
+  auto img = load_image(store_, *digest, &platform);
+  if (!img.ok()) return at(ins, "base image \"" + ref + "\": " + img.error().message());
   return std::move(img).value();
 }
 
@@ -921,7 +1179,7 @@ Step* Builder::add_image_layers(const StoredImage& img, Step* top, const std::st
 
 // A base image from the store.
 Status Builder::plan_base_image(StageState& st, const dockerfile::Stage& stage, const std::string& ref) {
-  OCIB_ASSIGN_OR_RETURN(StoredImage loaded, load_base(ref, stage.from));
+  OCIB_ASSIGN_OR_RETURN(StoredImage loaded, load_base(ref, stage.from, st.platform));
   const StoredImage* img = &loaded;
   st.top = add_image_layers(loaded, st.top, st.display,
                             "[" + st.display + " 1/" + std::to_string(stage.body.size() + 1) + "] FROM " + ref);
@@ -1015,10 +1273,19 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
 
   if (kw == "RUN") {
     OCIB_TRY(check_flags({"network", "mount", "security"}));
-    if (const auto* f = ins.flag("security"); f && f->value != "sandbox")
-      return at(ins, "RUN --security=" + f->value + " is not allowed (only sandbox)");
+    bool insecure = false;
+    if (const auto* f = ins.flag("security")) {
+      if (f->value == "insecure") {
+        if (!std::count(opts_.allow.begin(), opts_.allow.end(), "security.insecure"))
+          return at(ins, "RUN --security=insecure needs the entitlement: ocib build --allow security.insecure");
+        insecure = true;
+      } else if (f->value != "sandbox") {
+        return at(ins, "RUN --security=" + f->value + ": unknown mode (sandbox or insecure)");
+      }
+    }
     Step s;
     s.kind = Step::Kind::kRun;
+    s.insecure = insecure;
     s.name = label;
     s.stage = st.display;
     s.parent = st.top;
@@ -1043,7 +1310,8 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
           if (m.from_top) s.deps.push_back(m.from_top);
         } else {
           // Bind mounts of the context: their content is an input of the step.
-          auto h = hash_sources(context_fd_, {m.source.empty() ? "." : m.source}, context_filter_);
+          auto h = m.context_fd >= 0 ? hash_sources(m.context_fd, {m.source.empty() ? "." : m.source}, SourceFilter{})
+                                     : hash_sources(context_fd_, {m.source.empty() ? "." : m.source}, context_filter_);
           if (!h.ok()) return at(ins, "RUN --mount=type=bind: " + h.error().message() + " in build context");
           mk["context"] = *h;
         }
@@ -1093,6 +1361,16 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
               {"argv", s.argv}, {"env", s.env}, {"user", s.user}, {"cwd", s.cwd},
               {"net", s.network == sandbox::Network::kHost ? "host" : "none"}};
+    if (auto h = opts_.build_args.find(kHostnameArg); h != opts_.build_args.end()) k["hostname"] = h->second;
+    if (insecure) k["security"] = "insecure";
+    // The same command on the same (e.g. scratch) parent differs per architecture; host
+    // builds keep their keys.
+    if (!runs_natively(st.platform)) {
+      s.emulated = normalize_platform(st.platform);
+      k["platform"] = platform_string(*s.emulated);
+    } else if (!same_platform(st.platform, host_platform())) {
+      k["platform"] = platform_string(normalize_platform(st.platform));
+    }
     if (!mount_key.empty()) k["mounts"] = mount_key;  // secrets by id only, never by value
     for (const auto& m : s.mounts)
       if (m.type == "pipe") k["pipe"] = Sha256::hex(m.source);
@@ -1216,14 +1494,30 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     if (const auto* f = ins.flag("from")) {
       OCIB_ASSIGN_OR_RETURN(std::string ref, word(f->value, st, ins));
       s.from_context = false;
-      if (auto from = stage_by_ref(ref, ins); from.ok()) {
+      const NamedContext* nc = named(ref);
+      if (nc && !nc->dir.empty()) {
+        // A named local directory: copied like the main context (its own files, no .dockerignore).
+        s.from_context = true;
+        s.context_dir = nc->dir;
+        auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
+                                        : hash_sources(nc->fd->get(), s.copy.sources, SourceFilter{});
+        if (!h.ok()) {
+          return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +
+                             (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
+        }
+        src_key = "named-context:" + *h;
+      } else if (nc) {
+        OCIB_ASSIGN_OR_RETURN(StoredImage img, load_base(nc->image, ins, st.platform));
+        s.from_top = add_image_layers(img, nullptr, st.display, "[" + st.display + "] COPY --from=" + ref);
+        src_key = "image:" + img.manifest_digest;
+      } else if (auto from = stage_by_ref(ref, ins); from.ok()) {
         if (&states_[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
         OCIB_TRY(plan_stage(*from));
         s.from_top = states_[*from].top;
         src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
       } else {
         // Not a stage: an image, resolved like a FROM base; its layers are the source view.
-        OCIB_ASSIGN_OR_RETURN(StoredImage img, load_base(ref, ins));
+        OCIB_ASSIGN_OR_RETURN(StoredImage img, load_base(ref, ins, st.platform));
         s.from_top = add_image_layers(img, nullptr, st.display, "[" + st.display + "] COPY --from=" + ref);
         src_key = "image:" + img.manifest_digest;
       }
@@ -1476,7 +1770,7 @@ Status Builder::execute() {
   }
   if (top) targets.push_back(top->vid);
   int jobs = opts_.jobs > 0 ? opts_.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency()));
-  dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); });
+  dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); }, slots_);
   Status st = sched.run(graph_, targets, &report_);
   if (!st.ok() && report_.cancelled > 0) st.error().wrap(std::to_string(report_.cancelled) + " cancelled");
   for (const auto& s : steps_) {
@@ -1529,7 +1823,8 @@ Status Builder::run_step(Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  if (!opts_.no_cache) {
+  bool use_cache = !ignores_cache(s);
+  if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
       LayerResult r;
       r.snapshot = hit->value("snapshot", "");
@@ -1551,7 +1846,7 @@ Status Builder::run_step(Step& s) {
       }
     }
   }
-  if (!opts_.no_cache && !imported_cache_.empty()) {
+  if (use_cache && !imported_cache_.empty()) {
     OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
     if (hit) {
       reporter_.cached(s.display_id, s.name + " (imported cache)");
@@ -1665,69 +1960,68 @@ Result<LayerResult> Builder::unpack_base(Step& s) {
   return s.result;
 }
 
-// --cache-from type=local: the directory holds ocib-cache.json (cache key -> layer blob) and
-// the blobs in OCI layout form. A hit brings the blob into the store and unpacks it into the
-// step's snapshot, so the step need not run.
+std::string ascii_lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// --cache-from (cache_io.cc reads the sources): the imported records are looked up by key in
+// run_step after the store's own cache; a hit brings the blob into the store (from a cache
+// directory, or lazily from the registry) and unpacks it into the step's snapshot, so the
+// step need not run.
 Status Builder::load_cache_imports() {
+  OCIB_TRY(check_cache_specs(opts_));
+  for (const auto& name : opts_.no_cache_filter) {
+    bool known = false;
+    for (const auto& st : df_->stages) known = known || (!st.name.empty() && ascii_lower(st.name) == ascii_lower(name));
+    if (!known) reporter_.note("warning: --no-cache-filter: no stage named \"" + name + "\" in the Dockerfile");
+  }
   for (const auto& from : opts_.cache_from) {
-    if (from.type != "local") return Error::invalid("--cache-from type=" + from.type + " is not supported yet (local)");
-    auto src = from.attrs.find("src");
-    if (src == from.attrs.end()) return Error::invalid("--cache-from type=local needs src=DIR");
-    auto data = fs::read_file(fs::join(src->second, "ocib-cache.json"));
-    if (!data.ok()) {
-      reporter_.note("warning: no cache to import from " + src->second);
-      continue;
-    }
-    auto j = json::parse(*data, nullptr, false);
-    if (j.is_discarded() || !j.contains("entries") || !j["entries"].is_object())
-      return Error(Errc::kCorrupt, src->second + "/ocib-cache.json is not a cache index");
-    for (auto it = j["entries"].begin(); it != j["entries"].end(); ++it) {
-      json e = it.value();
-      e["dir"] = src->second;
-      imported_cache_.emplace(it.key(), e);
-    }
+    // The client is made here, before steps run concurrently and fetch blobs through it.
+    registry::Client& c = client();
+    OCIB_TRY(import_cache(from, store_, c, target_platform_, [this](const std::string& m) { reporter_.note(m); },
+                         imported_cache_));
   }
   return {};
+}
+
+bool Builder::ignores_cache(const Step& s) const {
+  if (opts_.no_cache) return true;
+  if (opts_.no_cache_filter.empty()) return false;
+  // The stage as the Dockerfile names it (a multi-platform build prefixes "PLATFORM ").
+  std::string name = s.stage.substr(s.stage.rfind(' ') + 1);
+  for (const auto& f : opts_.no_cache_filter)
+    if (ascii_lower(f) == ascii_lower(name)) return true;
+  return false;
 }
 
 Result<bool> Builder::try_imported_cache(Step& s) {
   auto it = imported_cache_.find(s.key);
   if (it == imported_cache_.end() || s.kind == Step::Kind::kBase || s.kind == Step::Kind::kLinked) return false;
-  const json& e = it->second;
-  std::string digest = e.value("digest", "");
-  if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71) return false;
-  std::string src = fs::join(e.value("dir", ""), "blobs/sha256/" + digest.substr(7));
-  if (!fs::exists(src)) return false;
-  if (!store_.has_blob(digest)) {
-    // Copy and verify: the cache directory is not trusted more than a registry.
-    auto h = Sha256::hex_file(src);
-    if (!h.ok() || "sha256:" + *h != digest) return Error(Errc::kCorrupt, "imported cache blob " + digest + " is corrupt");
-    OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(src));
-    OCIB_ASSIGN_OR_RETURN(std::string stored, store_.put_blob(bytes));
-    (void)stored;
+  const CacheRecord& r = it->second.record;
+  if (Status got = fetch_cache_blob(it->second, store_, client()); !got.ok()) {
+    // A blob that went away (a pruned registry, a partial cache directory) is a miss; one that
+    // does not match its digest fails the build.
+    if (got.error().code() == Errc::kCorrupt || got.error().code() == Errc::kSecurity) return std::move(got).error();
+    reporter_.note("warning: imported cache for " + s.name + " unusable, running it: " + got.error().message());
+    return false;
   }
   s.result.snapshot = s.key.substr(0, 20);
-  s.result.digest = digest;
-  s.result.diff_id = e.value("diff_id", "");
-  s.result.media_type = e.value("media_type", "");
-  s.result.size = e.value("size", int64_t{0});
-  s.result.created = e.value("created", int64_t{0});
+  s.result.digest = r.digest;
+  s.result.diff_id = r.diff_id;
+  s.result.media_type = r.media_type;
+  s.result.size = r.size;
+  s.result.created = r.created;
   if (!store_.has_snapshot(s.result.snapshot)) {
-    auto r = unpack_base(s);
-    if (!r.ok()) return std::move(r).error();
+    auto u = unpack_base(s);
+    if (!u.ok()) return std::move(u).error();
   }
   s.cached = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
   return true;
 }
 
-Status Builder::export_cache(const Output& to) {
-  if (to.type != "local") return Error::invalid("--cache-to type=" + to.type + " is not supported yet (local)");
-  auto dest = to.attrs.find("dest");
-  if (dest == to.attrs.end()) return Error::invalid("--cache-to type=local needs dest=DIR");
-  std::string mode = to.attrs.count("mode") ? to.attrs.at("mode") : "min";
-  if (mode != "min" && mode != "max") return Error::invalid("--cache-to mode must be min or max");
-  // min: the layers of the exported image; max: every step of the build.
+Result<CacheRecords> Builder::cache_records(const std::string& mode) const {
   std::set<const Step*> chosen;
   if (mode == "max") {
     for (const auto& s : steps_)
@@ -1738,35 +2032,13 @@ Status Builder::export_cache(const Output& to) {
       if (layer->kind != Step::Kind::kBase) chosen.insert(layer);
     }
   }
-  OCIB_TRY(fs::mkdirs(fs::join(dest->second, "blobs/sha256")));
-  json entries = json::object();
-  if (auto old = fs::read_file(fs::join(dest->second, "ocib-cache.json")); old.ok()) {
-    auto j = json::parse(*old, nullptr, false);
-    if (!j.is_discarded() && j.contains("entries") && j["entries"].is_object()) entries = j["entries"];
-  }
+  CacheRecords out;
   for (const Step* s : chosen) {
     if (s->packed.valid()) OCIB_TRY(s->packed.get());
     if (s->result.digest.empty()) continue;
-    std::string dst = fs::join(dest->second, "blobs/sha256/" + s->result.digest.substr(7));
-    if (!fs::exists(dst)) {
-      std::string tmp = dst + ".tmp";
-      if (::link(store_.blob_path(s->result.digest).c_str(), tmp.c_str()) != 0) {
-        OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(store_.blob_path(s->result.digest)));
-        OCIB_TRY(fs::write_file_atomic(dst, bytes));
-      } else if (::rename(tmp.c_str(), dst.c_str()) != 0) {
-        return Error::from_errno("rename " + tmp, errno);
-      }
-    }
-    entries[s->key] = {{"digest", s->result.digest}, {"diff_id", s->result.diff_id},
-                       {"media_type", s->result.media_type}, {"size", s->result.size},
-                       {"created", s->result.created}, {"name", s->name}};
+    out[s->key] = {s->result.digest, s->result.diff_id, s->result.media_type, s->result.size, s->result.created, s->name};
   }
-  json index = {{"schemaVersion", 2}, {"mediaType", oci::kMediaTypeIndex}, {"manifests", json::array()}};
-  OCIB_TRY(fs::write_file_atomic(fs::join(dest->second, "index.json"), index.dump()));
-  OCIB_TRY(fs::write_file_atomic(fs::join(dest->second, "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})"));
-  reporter_.note("exported cache (mode=" + mode + ", " + std::to_string(chosen.size()) + " steps) to " + dest->second);
-  return fs::write_file_atomic(fs::join(dest->second, "ocib-cache.json"),
-                               json({{"version", kKeyVersion}, {"entries", entries}}).dump(1));
+  return out;
 }
 
 Result<LayerResult> Builder::execute_step(Step& s) {
@@ -1781,12 +2053,15 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   spec.upperdir = upper;
   spec.scratch = scratch;
   spec.network = s.network;
+  if (auto h = opts_.build_args.find(kHostnameArg); h != opts_.build_args.end()) spec.hostname = h->second;
   if (s.kind == Step::Kind::kRun) {
+    if (s.emulated) OCIB_TRY(check_emulation(*s.emulated));
     OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
     spec.uid = ids.first;
     spec.gid = ids.second;
     spec.argv = s.argv;
     spec.env = s.env;
+    spec.insecure = s.insecure;
     spec.cwd = s.cwd;
     spec.env.insert(spec.env.end(), s.proxy_env.begin(), s.proxy_env.end());
     OCIB_TRY(add_run_mounts(s, spec, spec.env, mount_locks));
@@ -1803,7 +2078,7 @@ Result<LayerResult> Builder::execute_step(Step& s) {
       op.gid = ids.second;
     }
     if (s.from_context) {
-      spec.host_dirs = {opts_.context};
+      spec.host_dirs = {s.context_dir.empty() ? opts_.context : s.context_dir};
     } else {
       sandbox::ReadOnlyView view;
       view.layers = lowers_of(store_, s.from_top);
@@ -1847,15 +2122,18 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   return res;
 }
 
-Result<BuildResult> Builder::finish() {
+// The target's config and manifest, written to the store.
+Result<BuiltImage> Builder::make_image() {
   const StageState& st = states_[target_];
   std::vector<const Step*> chain;
   for (const Step* s = st.top; s; s = s->parent) chain.push_back(s);
   std::reverse(chain.begin(), chain.end());
 
   oci::ImageConfig cfg;
-  cfg.platform = oci::Platform::host();
+  cfg.platform = normalize_platform(st.platform);
   cfg.config = st.config;
+  // --label: on the final image only, over the Dockerfile's LABELs (docker build's order).
+  for (const auto& [k, v] : opts_.labels) cfg.config.labels[k] = v;
   std::vector<oci::Descriptor> layer_descs;
   int64_t latest = source_date_epoch_.value_or(0);
   for (const Step* s : chain) {
@@ -1889,15 +2167,57 @@ Result<BuildResult> Builder::finish() {
     cfg.history.push_back(e);
   }
   cfg.created = own_layers || st.base_created.empty() || source_date_epoch_ ? oci::rfc3339(latest) : st.base_created;
-  std::string config_bytes = oci::canonical(cfg.to_json());
+  json cfg_json = cfg.to_json();
+  // --cache-to type=inline: the cache index travels in the config; its blobs are the layers.
+  if (std::any_of(opts_.cache_to.begin(), opts_.cache_to.end(), [](const Output& c) { return c.type == "inline"; })) {
+    OCIB_ASSIGN_OR_RETURN(CacheRecords records, cache_records("min"));
+    cfg_json[kInlineCacheKey] = inline_cache_json(records);
+  }
+  std::string config_bytes = oci::canonical(cfg_json);
   OCIB_ASSIGN_OR_RETURN(std::string config_digest, store_.put_blob(config_bytes));
   oci::Descriptor config_desc{oci::kMediaTypeConfig, config_digest, static_cast<int64_t>(config_bytes.size()), {}, {}};
   std::string manifest_bytes = oci::canonical(oci::make_manifest(config_desc, layer_descs));
   OCIB_ASSIGN_OR_RETURN(std::string manifest_digest, store_.put_blob(manifest_bytes));
+  BuiltImage out;
+  out.manifest_digest = manifest_digest;
+  out.manifest_size = static_cast<int64_t>(manifest_bytes.size());
+  out.config_digest = config_digest;
+  out.platform = normalize_platform(target_platform_);
+  out.layers = layer_descs;
+  out.diff_ids = cfg.diff_ids;
+  return out;
+}
 
+// Writes every -o output, the tags and --cache-to. `builds` are the per-platform Builders
+// (this one first) and `images` their images: one is a plain image, several an image index
+// listing each manifest with its platform.
+Result<BuildResult> Builder::export_outputs(const std::vector<Builder*>& builds, const std::vector<BuiltImage>& images) {
+  bool multi = images.size() > 1;
   oci::LayoutImage img;
-  img.manifest = {oci::kMediaTypeManifest, manifest_digest, static_cast<int64_t>(manifest_bytes.size()), {}, {}};
-  img.manifest.platform = cfg.platform;
+  std::string manifest_digest = images.front().manifest_digest;  // of the result: the index when multi
+  std::string config_digest = images.front().config_digest;
+  const std::vector<oci::Descriptor>& layer_descs = images.front().layers;
+  auto add_blob = [&img](const std::string& d) {
+    if (std::find(img.blob_digests.begin(), img.blob_digests.end(), d) == img.blob_digests.end())
+      img.blob_digests.push_back(d);
+  };
+  if (!multi) {
+    img.manifest = {oci::kMediaTypeManifest, manifest_digest, images.front().manifest_size, {}, images.front().platform};
+  } else {
+    std::vector<oci::Descriptor> manifests;
+    for (const auto& im : images)
+      manifests.push_back({oci::kMediaTypeManifest, im.manifest_digest, im.manifest_size, {}, im.platform});
+    std::string index_bytes = oci::canonical(oci::make_image_index(manifests));
+    OCIB_ASSIGN_OR_RETURN(manifest_digest, store_.put_blob(index_bytes));
+    config_digest.clear();
+    img.manifest = {oci::kMediaTypeIndex, manifest_digest, static_cast<int64_t>(index_bytes.size()), {}, {}};
+    add_blob(manifest_digest);
+  }
+  for (const auto& im : images) {
+    add_blob(im.manifest_digest);
+    add_blob(im.config_digest);
+    for (const auto& d : im.layers) add_blob(d.digest);
+  }
   if (!opts_.tags.empty()) {
     const std::string& t = opts_.tags.front();
     auto colon = t.rfind(':');
@@ -1905,10 +2225,6 @@ Result<BuildResult> Builder::finish() {
     img.manifest.annotations[oci::kAnnotationRefName] = has_tag ? t.substr(colon + 1) : "latest";
     img.manifest.annotations["io.containerd.image.name"] = has_tag ? t : t + ":latest";
   }
-  img.blob_digests = {manifest_digest, config_digest};
-  for (const auto& d : layer_descs)
-    if (std::find(img.blob_digests.begin(), img.blob_digests.end(), d.digest) == img.blob_digests.end())
-      img.blob_digests.push_back(d.digest);
   auto locate = [this](const std::string& d) { return store_.blob_path(d); };
   for (const auto& out : opts_.outputs) {
     auto dest = out.attrs.find("dest");
@@ -1927,11 +2243,14 @@ Result<BuildResult> Builder::finish() {
       else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate));
     } else if (out.type == "docker") {
       if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
+      if (multi)
+        return Error::invalid("output type=docker holds one image, not " + std::to_string(images.size()) +
+                              " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
       reporter_.note("exporting to docker-archive " + dest->second);
       oci::DockerArchiveImage di;
       di.config_digest = config_digest;
       di.layers = layer_descs;
-      di.diff_ids = cfg.diff_ids;
+      di.diff_ids = images.front().diff_ids;
       for (const auto& t : opts_.tags) di.repo_tags.push_back(normalize_name(t));
       std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
       if (path != "/dev/stdout" && export_unchanged(path, "docker", manifest_digest)) {
@@ -1964,13 +2283,24 @@ Result<BuildResult> Builder::finish() {
       if (dest == out.attrs.end() || dest->second.empty())
         return Error::invalid("output type=" + out.type + " needs dest=");
       reporter_.note("exporting filesystem to " + out.type + " " + dest->second);
+      // Several platforms: one directory each, named as buildx does (linux_arm64/).
+      auto export_all = [&](const std::string& dir) -> Status {
+        if (!multi) return export_filesystem(dir);
+        for (size_t i = 0; i < builds.size(); ++i) {
+          std::string sub = platform_string(images[i].platform);
+          std::replace(sub.begin(), sub.end(), '/', '_');
+          OCIB_TRY(fs::mkdirs(fs::join(dir, sub)));
+          OCIB_TRY(builds[i]->export_filesystem(fs::join(dir, sub)));
+        }
+        return {};
+      };
       if (out.type == "local") {
         OCIB_TRY(fs::mkdirs(dest->second));
-        OCIB_TRY(export_filesystem(dest->second));
+        OCIB_TRY(export_all(dest->second));
       } else {
         OCIB_ASSIGN_OR_RETURN(std::string dir, store_.make_tmp_dir("fs-"));
         Staging guard(dir, ids_);
-        OCIB_TRY(export_filesystem(dir));
+        OCIB_TRY(export_all(dir));
         layers::PackOptions po;
         po.compression = layers::Compression::kNone;
         po.ids = &ids_;
@@ -1984,12 +2314,25 @@ Result<BuildResult> Builder::finish() {
     }
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
-  for (const auto& c : opts_.cache_to) OCIB_TRY(export_cache(c));
-  reporter_.note("image digest " + manifest_digest);
-  print_summary();
+  // --cache-to: one export per destination, holding every platform's records.
+  for (const auto& c : opts_.cache_to) {
+    if (c.type == "inline") continue;  // written into the image config by make_image
+    CacheRecords records;
+    for (Builder* b : builds) {
+      OCIB_ASSIGN_OR_RETURN(CacheRecords r, b->cache_records(cache_mode(c)));
+      records.insert(r.begin(), r.end());
+    }
+    OCIB_ASSIGN_OR_RETURN(std::string done, export_cache_records(c, records, store_, client()));
+    reporter_.note(done);
+  }
+  if (multi)
+    for (const auto& im : images) reporter_.note(platform_string(im.platform) + " image digest " + im.manifest_digest);
+  reporter_.note((multi ? "image index digest " : "image digest ") + manifest_digest);
+  for (Builder* b : builds) b->print_summary();
   BuildResult r{manifest_digest, config_digest};
-  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r));
-  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, config_digest));
+  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
+  // As buildx: a multi-platform build's image ID is its index digest.
+  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, multi ? manifest_digest : config_digest));
   return r;
 }
 
@@ -2106,24 +2449,47 @@ Status Builder::export_filesystem(const std::string& dest_dir) {
   return {};
 }
 
-Status Builder::write_metadata(const BuildResult& r) {
+// `builds`/`images`: every platform's Builder and image (this one first).
+Status Builder::write_metadata(const BuildResult& r, const std::vector<Builder*>& builds,
+                               const std::vector<BuiltImage>& images) {
   json verts = json::array();
-  for (const auto& s : steps_) {
-    if (s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
-    const auto& t = report_.timings[s.vid];
-    verts.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage}, {"cached", s.cached},
-                     {"key", s.key}, {"digest", s.result.digest},
-                     {"started", epoch_seconds(t.started)}, {"completed", epoch_seconds(t.completed)}});
+  for (const Builder* b : builds)
+    for (const auto& s : b->steps_) {
+      if (s.vid >= b->report_.timings.size() || !b->report_.timings[s.vid].ran) continue;
+      const auto& t = b->report_.timings[s.vid];
+      verts.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage}, {"cached", s.cached},
+                       {"key", s.key}, {"digest", s.result.digest},
+                       {"started", epoch_seconds(t.started)}, {"completed", epoch_seconds(t.completed)}});
+    }
+  json j = {{"containerimage.digest", r.manifest_digest}, {"ocib.vertices", verts}};
+  if (images.size() == 1) {
+    j["containerimage.config.digest"] = r.config_digest;
+  } else {
+    // An image index: each platform's manifest and config.
+    json per = json::object();
+    for (const auto& im : images)
+      per[platform_string(im.platform)] = {{"containerimage.digest", im.manifest_digest},
+                                           {"containerimage.config.digest", im.config_digest}};
+    j["ocib.platforms"] = per;
   }
-  json j = {{"containerimage.digest", r.manifest_digest},
-            {"containerimage.config.digest", r.config_digest},
-            {"ocib.vertices", verts}};
   if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
   if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
   return fs::write_file_atomic(opts_.metadata_file, j.dump(2) + "\n");
 }
 
 }  // namespace
+
+Result<std::vector<oci::Platform>> parse_platforms(const std::string& spec) {
+  std::vector<oci::Platform> out;
+  for (const std::string& p : split_commas(spec)) {
+    OCIB_ASSIGN_OR_RETURN(oci::Platform pl, parse_platform(p));
+    for (const auto& o : out)
+      if (same_platform(o, pl)) return Error::invalid("--platform lists " + platform_string(pl) + " twice");
+    out.push_back(pl);
+  }
+  if (out.empty()) return Error::invalid("--platform needs at least one platform (e.g. linux/amd64,linux/arm64)");
+  return out;
+}
 
 Result<Output> parse_output(const std::string& spec) {
   Output out;
@@ -2174,33 +2540,77 @@ Result<BuildResult> run(const Options& opts) {
   // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
   OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
   IdMapping ids = IdMapping::detect();
-  st.clean_tmp([&ids](const std::string& p) { return sandbox::remove_tree(p, ids); });
   {
-    // The sandbox probe costs a step; remember per store, uid and kernel that it passed.
+    // Choosing the snapshot driver costs probe steps (in the store's filesystem); a working
+    // kernel overlay is remembered per store, uid and kernel. A fallback is said once.
     struct utsname u {};
     ::uname(&u);
-    std::string marker = fs::join(st.root(), "tmp/../probe-" + std::to_string(::getuid()) + "-" + u.release);
-    if (!fs::exists(marker)) {
-      OCIB_TRY(sandbox::check_support(ids));
-      (void)fs::write_file_atomic(marker, "ok\n");
-    }
+    sandbox::ProbeOptions probe;
+    probe.cache_file = fs::join(st.root(), "tmp/../probe-" + std::to_string(::getuid()) + "-" + u.release);
+    probe.dir = fs::join(st.root(), "tmp");
+    OCIB_ASSIGN_OR_RETURN(sandbox::SnapshotDriver driver, sandbox::snapshot_driver(ids, probe));
+    if (driver.fallback) log::warn("snapshots: using the " + driver.name + " driver: " + driver.reason);
   }
+  st.clean_tmp([&ids](const std::string& p) { return sandbox::remove_tree(p, ids); });
 
   UniqueFd ctx(::open(context.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!ctx.valid()) return Error::from_errno("open context " + context, errno);
   Options o = opts;
   o.context = context;
-  Builder b(o, st, *reporter, ids);
-  b.set_ignore(ignore);
   // Context file digests by (path, size, mtime, ctime, inode, mode): a no-op rebuild reads no
   // file contents.
   auto hashes = HashCache::load(fs::join(st.root(), "ctxhash/" + Sha256::hex(context).substr(0, 32) + ".json"));
-  b.set_hash_cache(hashes);
-  OCIB_TRY(b.plan(df, ctx.get()));
+  // One Builder per platform, all on the same store (steps that are the same on every platform,
+  // like a FROM --platform=$BUILDPLATFORM stage, run once: the second finds them cached).
+  std::vector<oci::Platform> platforms = o.platforms;
+  if (platforms.empty()) platforms = {host_platform()};
+  for (size_t i = 0; i < platforms.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (same_platform(platforms[i], platforms[j]))
+        return Error::invalid("--platform lists " + platform_string(platforms[i]) + " twice");
+  std::vector<std::unique_ptr<Builder>> builders;
+  // -j bounds the build, not each platform: the platforms' schedulers share the slots.
+  std::shared_ptr<dag::JobSlots> slots;
+  if (platforms.size() > 1)
+    slots = std::make_shared<dag::JobSlots>(o.jobs > 0 ? o.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency())));
+  for (const auto& p : platforms) {
+    int base = builders.empty() ? 0 : builders.back()->last_id();
+    builders.push_back(std::make_unique<Builder>(o, st, *reporter, ids, p, platforms.size() > 1));
+    Builder& b = *builders.back();
+    b.set_job_slots(slots);
+    b.set_id_base(base);
+    b.set_ignore(ignore);
+    b.set_hash_cache(hashes);
+    OCIB_TRY(b.plan(df, ctx.get()));
+  }
   if (auto saved = hashes->save(); !saved.ok()) log::warn("context hash cache: " + saved.error().str());
-  OCIB_TRY(b.load_imports());
-  OCIB_TRY(b.execute());
-  return b.finish();
+  for (auto& b : builders) OCIB_TRY(b->load_imports());
+  if (builders.size() == 1) {
+    OCIB_TRY(builders.front()->execute());
+  } else {
+    // The platforms build concurrently, as in BuildKit (an emulated one is slow; the others
+    // need not wait for it). A failure cancels every sandbox (cancel_all is process-wide), so
+    // the error to report is the one that was not a cancellation.
+    std::vector<std::future<Status>> running;
+    for (auto& b : builders) running.push_back(std::async(std::launch::async, [&b] { return b->execute(); }));
+    std::optional<Error> first, cause;
+    for (auto& f : running) {
+      Status s = f.get();
+      if (s.ok()) continue;
+      if (!first) first = s.error();
+      if (!cause && s.error().code() != Errc::kCancelled) cause = s.error();
+    }
+    if (cause) return *cause;
+    if (first) return *first;
+  }
+  std::vector<BuiltImage> images;
+  std::vector<Builder*> ptrs;
+  for (auto& b : builders) {
+    OCIB_ASSIGN_OR_RETURN(BuiltImage image, b->make_image());
+    images.push_back(std::move(image));
+    ptrs.push_back(b.get());
+  }
+  return builders.front()->export_outputs(ptrs, images);
 }
 
 }  // namespace ocib::build

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "oci/image.h"
 #include "sandbox/sandbox.h"
 
 namespace ocib::build {
@@ -21,6 +22,10 @@ struct Options {
   std::string context;     // build context directory
   std::string dockerfile;  // path; "" = CONTEXT/Dockerfile
   std::vector<std::string> tags;
+  /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
+  std::map<std::string, std::string> build_contexts;
+  /// --label K=V: labels set on the image's config (over the Dockerfile's LABELs).
+  std::map<std::string, std::string> labels;
   std::string target;      // stage name; "" = last stage
   std::map<std::string, std::string> build_args;
   std::vector<Output> outputs;
@@ -41,11 +46,20 @@ struct Options {
   std::map<std::string, std::vector<std::string>> registry_mirrors;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
-  /// --cache-to type=local,dest=DIR[,mode=min|max] / --cache-from type=local,src=DIR.
+  /// --allow ENTITLEMENT: "security.insecure" lets RUN --security=insecure run.
+  std::vector<std::string> allow;
+  /// --no-cache-filter: stages (by name) whose steps ignore the cache and run again.
+  std::vector<std::string> no_cache_filter;
+  /// --cache-to type=local,dest=DIR | type=registry,ref=REF [,mode=min|max] | type=inline;
+  /// --cache-from type=local,src=DIR | type=registry,ref=REF (a cache, or an image with an
+  /// inline cache). See cache_io.h.
   std::vector<Output> cache_to;
   std::vector<Output> cache_from;
   sandbox::Network network = sandbox::Network::kNone;
   std::string store_root;  // "" = store::Store::default_root()
+  /// --platform: the platforms to build, each its own image; more than one makes an image
+  /// index. Empty: the host's.
+  std::vector<oci::Platform> platforms;
 };
 
 struct BuildResult {
@@ -55,6 +69,10 @@ struct BuildResult {
 
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.
 Result<BuildResult> run(const Options& opts);
+
+/// Parses a --platform list ("linux/amd64,linux/arm64", "arm64", "linux/arm/v7"), normalised
+/// as containerd does (aarch64 -> arm64, x86_64 -> amd64, arm64/v8 -> arm64, arm -> arm/v7).
+Result<std::vector<oci::Platform>> parse_platforms(const std::string& spec);
 
 /// Parses "type=oci,dest=x.tar" (buildx syntax).
 Result<Output> parse_output(const std::string& spec);

@@ -35,7 +35,31 @@ static Result<json> read_json_blob(const store::Store& st, const std::string& di
   return j;
 }
 
-Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest) {
+oci::Platform normalize_platform(oci::Platform p) {
+  std::string& a = p.architecture;
+  if (a == "aarch64") a = "arm64";
+  else if (a == "x86_64" || a == "x86-64") a = "amd64";
+  else if (a == "i386" || a == "i686") a = "386";
+  else if (a == "armhf") a = "arm", p.variant = "v7";
+  else if (a == "armel") a = "arm", p.variant = "v6";
+  if (a == "arm64" && p.variant == "v8") p.variant.clear();
+  if (a == "arm" && p.variant.empty()) p.variant = "v7";
+  if (a == "arm" && (p.variant == "7" || p.variant == "6" || p.variant == "5")) p.variant = "v" + p.variant;
+  return p;
+}
+
+bool platform_matches(const oci::Platform& have, const oci::Platform& want) {
+  oci::Platform h = normalize_platform(have), w = normalize_platform(want);
+  if (h.os != w.os || h.architecture != w.architecture) return false;
+  return h.variant == w.variant || have.variant.empty() || want.variant.empty();
+}
+
+static std::string platform_text(const oci::Platform& p) {
+  return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
+}
+
+Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
+                               const oci::Platform* platform) {
   std::string digest = name_or_digest;
   if (digest.rfind("sha256:", 0) != 0) {
     auto d = st.resolve_tag(normalize_name(name_or_digest));
@@ -43,11 +67,27 @@ Result<StoredImage> load_image(const store::Store& st, const std::string& name_o
     digest = *d;
   }
   OCIB_ASSIGN_OR_RETURN(json manifest, read_json_blob(st, digest));
+  if (manifest.contains("manifests") && manifest["manifests"].is_array()) {
+    // An image index: the manifest for the wanted platform.
+    std::vector<oci::Descriptor> ms;
+    for (const auto& m : manifest["manifests"]) {
+      OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(m));
+      ms.push_back(std::move(d));
+    }
+    oci::Platform want = platform ? *platform : oci::Platform::host();
+    auto sel = registry::select_platform(ms, want);
+    if (!sel.ok()) return std::move(sel).error().wrap("image " + name_or_digest);
+    if (sel->digest == digest) return Error(Errc::kCorrupt, "image index " + digest + " lists itself");
+    return load_image(st, sel->digest, &want);
+  }
   if (!manifest.contains("config") || !manifest.contains("layers") || !manifest["layers"].is_array())
     return Error(Errc::kCorrupt, "manifest " + digest + " is not an image manifest");
   OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg_desc, oci::descriptor_from_json(manifest["config"]));
   OCIB_ASSIGN_OR_RETURN(json cfg_json, read_json_blob(st, cfg_desc.digest));
   OCIB_ASSIGN_OR_RETURN(oci::ImageConfig cfg, oci::ImageConfig::from_json(cfg_json));
+  if (platform && !cfg.platform.architecture.empty() && !platform_matches(cfg.platform, *platform))
+    return Error(Errc::kNotFound, "image \"" + name_or_digest + "\" is for " + platform_text(cfg.platform) +
+                                      ", not " + platform_text(*platform));
   StoredImage img;
   img.manifest_digest = digest;
   img.config = std::move(cfg);
@@ -130,11 +170,13 @@ bool is_oci_archive(const std::string& path) {
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) return false;
+  // A layout holds blobs/, index.json and oci-layout only; index.json may come after any
+  // number of blobs (ocib writes it last), so read on while the entries are blobs.
   struct archive_entry* e;
-  int n = 0;
-  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK && n++ < 8) {
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
     std::string name = fs::clean(archive_entry_pathname(e));
     if (name == "oci-layout" || name == "index.json") return true;
+    if (name != "." && name != "blobs" && name.rfind("blobs/", 0) != 0) return false;
     archive_read_data_skip(a.get());
   }
   return false;
@@ -254,8 +296,9 @@ Result<std::string> pull_image(store::Store& st, registry::Client& client, const
   if (cd != img.config_digest) return Error(Errc::kCorrupt, "config of " + ref.str() + " does not match its digest");
   OCIB_ASSIGN_OR_RETURN(std::string md, st.put_blob(img.manifest_bytes));
   if (md != img.manifest_digest) return Error(Errc::kCorrupt, "manifest of " + ref.str() + " does not match its digest");
-  if (auto check = load_image(st, md); !check.ok()) return std::move(check).error();
-  if (!ref.tag.empty()) OCIB_TRY(st.tag(ref.registry + "/" + ref.repository + ":" + ref.tag, md));
+  if (auto check = load_image(st, md, &platform); !check.ok()) return std::move(check).error().wrap(ref.str());
+  if (!ref.tag.empty() && platform_matches(platform, oci::Platform::host()))
+    OCIB_TRY(st.tag(ref.registry + "/" + ref.repository + ":" + ref.tag, md));
   return md;
 }
 
@@ -267,14 +310,18 @@ Result<std::string> resolve_base(store::Store& st, registry::Client& client, con
       parsed.ok() ? parsed->registry + "/" + parsed->repository + ":" + parsed->tag : std::string();
   // A short name the local store knows as written (ocib import, an earlier ocib build -t).
   if (normalize_name(ref) != canonical) {
-    if (auto local = st.resolve_tag(normalize_name(ref)); local && load_image(st, *local).ok())
-      return *local;
+    if (auto local = st.resolve_tag(normalize_name(ref))) {
+      auto img = load_image(st, *local, &platform);
+      if (img.ok()) return img->manifest_digest;  // of an index: the platform's manifest
+      if (load_image(st, *local).ok()) return std::move(img).error();  // there, for another platform
+    }
   }
   if (!parsed.ok()) return std::move(parsed).error();
   const registry::Reference& r = *parsed;
   if (!r.digest.empty()) {
-    if (st.has_blob(r.digest) && load_image(st, r.digest).ok()) return r.digest;
-  } else if (auto local = st.resolve_tag(canonical); local && load_image(st, *local).ok()) {
+    if (st.has_blob(r.digest))
+      if (auto img = load_image(st, r.digest, &platform); img.ok()) return img->manifest_digest;
+  } else if (auto local = st.resolve_tag(canonical); local && load_image(st, *local, &platform).ok()) {
     if (policy == PullPolicy::kMissing || policy == PullPolicy::kNever) return *local;
     auto remote = client.resolve(r);
     if (!remote.ok()) {
@@ -292,25 +339,95 @@ Result<std::string> resolve_base(store::Store& st, registry::Client& client, con
 
 Result<std::string> push_image(const store::Store& st, registry::Client& client,
                                const std::string& name_or_digest, const registry::Reference& dest) {
-  OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, name_or_digest));
-  OCIB_ASSIGN_OR_RETURN(std::string manifest, fs::read_file(st.blob_path(img.manifest_digest)));
-  auto j = json::parse(manifest, nullptr, false);
-  std::string mt = j.is_object() ? j.value("mediaType", oci::kMediaTypeManifest) : oci::kMediaTypeManifest;
-  std::vector<oci::Descriptor> blobs;
-  OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg, oci::descriptor_from_json(j["config"]));
-  blobs.push_back(cfg);
-  for (const auto& l : img.layers) blobs.push_back(l);
+  std::string digest = name_or_digest;
+  if (digest.rfind("sha256:", 0) != 0) {
+    auto d = st.resolve_tag(normalize_name(name_or_digest));
+    if (!d) return Error(Errc::kNotFound, "image \"" + name_or_digest + "\" is not in the local store");
+    digest = *d;
+  }
+  OCIB_ASSIGN_OR_RETURN(json top, read_json_blob(st, digest));
   // Other repositories of the same registry that this store pushed to or pulled from may hold
   // the blobs already: ask the registry to mount them instead of uploading.
   std::vector<std::string> mount_from;
-  for (const auto& [tag, digest] : st.list_tags()) {
+  for (const auto& [tag, tagged] : st.list_tags()) {
     auto r = registry::Reference::parse(tag);
     if (!r.ok() || r->registry != dest.registry || r->repository == dest.repository) continue;
     if (std::find(mount_from.begin(), mount_from.end(), r->repository) == mount_from.end())
       mount_from.push_back(r->repository);
   }
-  return client.push(dest, manifest, mt, blobs, [&st](const std::string& d) { return st.blob_path(d); },
-                     mount_from);
+  auto locate = [&st](const std::string& d) { return st.blob_path(d); };
+  // One image manifest with its config and layers, under `to`.
+  auto push_one = [&](const std::string& md, const registry::Reference& to) -> Result<std::string> {
+    OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, md));
+    OCIB_ASSIGN_OR_RETURN(std::string manifest, fs::read_file(st.blob_path(img.manifest_digest)));
+    auto j = json::parse(manifest, nullptr, false);
+    std::string mt = j.is_object() ? j.value("mediaType", oci::kMediaTypeManifest) : oci::kMediaTypeManifest;
+    std::vector<oci::Descriptor> blobs;
+    OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg, oci::descriptor_from_json(j["config"]));
+    blobs.push_back(cfg);
+    for (const auto& l : img.layers) blobs.push_back(l);
+    return client.push(to, manifest, mt, blobs, locate, mount_from);
+  };
+  if (!top.contains("manifests")) return push_one(digest, dest);
+  // An image index: every manifest by digest first (the registry checks they exist), then the
+  // index under the tag.
+  if (!top["manifests"].is_array()) return Error(Errc::kCorrupt, "image index " + digest + " has no manifest list");
+  for (const auto& m : top["manifests"]) {
+    OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(m));
+    registry::Reference by_digest = dest;
+    by_digest.tag.clear();
+    by_digest.digest = d.digest;
+    auto pushed = push_one(d.digest, by_digest);
+    if (!pushed.ok()) return std::move(pushed).error().wrap(d.platform ? platform_text(*d.platform) : d.digest);
+  }
+  OCIB_ASSIGN_OR_RETURN(std::string index, fs::read_file(st.blob_path(digest)));
+  return client.push(dest, index, top.value("mediaType", oci::kMediaTypeIndex), {}, locate, mount_from);
+}
+
+Result<std::string> import_oci_layout(store::Store& st, const std::string& dir, const std::string& selector) {
+  OCIB_ASSIGN_OR_RETURN(std::string index_bytes, fs::read_file(fs::join(dir, "index.json")));
+  auto index = json::parse(index_bytes, nullptr, false);
+  if (index.is_discarded() || !index.contains("manifests") || !index["manifests"].is_array() ||
+      index["manifests"].empty())
+    return Error(Errc::kCorrupt, dir + ": no usable index.json");
+  std::string chosen;
+  for (const auto& m : index["manifests"]) {
+    std::string ref = m.contains("annotations") ? m["annotations"].value(oci::kAnnotationRefName, "") : "";
+    std::string d = m.value("digest", "");
+    if ((selector.empty() && index["manifests"].size() == 1) || (selector[0] == '@' && d == selector.substr(1)) ||
+        (!selector.empty() && selector[0] != '@' && (ref == selector || ref.ends_with(":" + selector))))
+      chosen = d;
+  }
+  if (chosen.empty())
+    return Error::invalid(dir + ": " + (selector.empty() ? "several images in index.json; name one with :TAG or @DIGEST"
+                                                         : "no image " + selector + " in index.json"));
+  // Blob paths come from validated digests only, so nothing outside DIR/blobs is read.
+  // Manifests and indexes are parsed to find their children; layers and configs are only copied.
+  std::function<Status(const std::string&, bool, int)> adopt = [&](const std::string& digest, bool parse,
+                                                                    int depth) -> Status {
+    if (depth > 4) return Error(Errc::kCorrupt, dir + ": indexes nested too deep");
+    std::string hex = digest.rfind("sha256:", 0) == 0 ? digest.substr(7) : "";
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return Error(Errc::kUnsupported, dir + ": unsupported digest \"" + digest + "\"");
+    if (!st.has_blob(digest)) {
+      OCIB_ASSIGN_OR_RETURN(std::string got, store_file(st, fs::join(dir, "blobs/sha256/" + hex)));
+      if (got != digest) return Error(Errc::kCorrupt, dir + ": blob " + digest + " does not match its digest");
+    }
+    if (!parse) return {};
+    OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(st.blob_path(digest)));
+    auto j = json::parse(bytes, nullptr, false);
+    if (!j.is_object()) return Error(Errc::kCorrupt, dir + ": " + digest + " is not a manifest or index");
+    if (j.contains("manifests") && j["manifests"].is_array()) {
+      for (const auto& m : j["manifests"]) OCIB_TRY(adopt(m.value("digest", ""), true, depth + 1));
+    } else {
+      if (j.contains("config")) OCIB_TRY(adopt(j["config"].value("digest", ""), false, depth + 1));
+      if (j.contains("layers") && j["layers"].is_array())
+        for (const auto& l : j["layers"]) OCIB_TRY(adopt(l.value("digest", ""), false, depth + 1));
+    }
+    return {};
+  };
+  OCIB_TRY(adopt(chosen, true, 0));
+  return chosen;
 }
 
 Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name) {

@@ -22,8 +22,16 @@ struct StoredImage {
 std::string normalize_name(const std::string& name);
 
 /// Loads the image a tag (or "sha256:..." manifest digest) names in the store, checking that
-/// every blob it needs is present. NotFound when the store has no such image.
-Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest);
+/// every blob it needs is present. NotFound when the store has no such image. An image index
+/// (a multi-platform build) yields its manifest for `platform` (default: the host's); with a
+/// platform given, a plain image for another platform is an error.
+Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
+                               const oci::Platform* platform = nullptr);
+
+/// As containerd normalises platforms: aarch64 -> arm64, arm64/v8 -> arm64, arm -> arm/v7, ...
+oci::Platform normalize_platform(oci::Platform p);
+/// An image made for `have` serves `want` (normalised; an empty variant matches any).
+bool platform_matches(const oci::Platform& have, const oci::Platform& want);
 
 /// Imports `path` and tags it `name`:
 ///  - an OCI image layout archive (has an `oci-layout` entry): its blobs are verified and
@@ -31,6 +39,11 @@ Result<StoredImage> load_image(const store::Store& st, const std::string& name_o
 ///  - otherwise a root filesystem tar (plain, gzip or zstd) becomes a one-layer image.
 /// Returns the manifest digest.
 Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name);
+
+/// Copies the image (or index) an OCI layout directory names into the store's blobs, each
+/// verified against its digest, and returns its digest (untagged). `selector`: "" (the only
+/// entry of index.json), a tag (org.opencontainers.image.ref.name) or "@sha256:...".
+Result<std::string> import_oci_layout(store::Store& st, const std::string& dir, const std::string& selector);
 
 /// --pull policy for base images that name a registry.
 enum class PullPolicy { kDefault, kAlways, kMissing, kNever };
@@ -44,12 +57,14 @@ Result<std::string> resolve_base(store::Store& st, registry::Client& client, con
                                  PullPolicy policy, const oci::Platform& platform,
                                  const std::function<void(const std::string&)>& note);
 
-/// Pulls `ref` into the store (blobs verified while streaming; nothing kept on failure) and tags
-/// it with the canonical reference. Returns the manifest digest.
+/// Pulls `ref` for `platform` into the store (blobs verified while streaming; nothing kept on
+/// failure) and, for the host's platform, tags it with the canonical reference (a tag names one
+/// manifest). Returns the manifest digest.
 Result<std::string> pull_image(store::Store& st, registry::Client& client, const registry::Reference& ref,
                                const oci::Platform& platform);
 
-/// Pushes the stored image `name_or_digest` to `dest`; returns the pushed manifest digest.
+/// Pushes the stored image `name_or_digest` to `dest` (an image index: each of its manifests by
+/// digest, then the index); returns the pushed manifest (or index) digest.
 Result<std::string> push_image(const store::Store& st, registry::Client& client,
                                const std::string& name_or_digest, const registry::Reference& dest);
 

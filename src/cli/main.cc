@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,7 +45,14 @@ Options:
   -f, --file FILE          Dockerfile (default: CONTEXT/Dockerfile)
   -t, --tag NAME[:TAG]     name the image (repeatable)
       --target STAGE       build this stage (default: the last)
+      --label K=V          set a label on the image (repeatable)
+      --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]
+                           an extra context for FROM NAME / COPY --from=NAME /
+                           RUN --mount=from=NAME; it replaces a stage of that name
       --build-arg K=V      set a build-time variable (repeatable)
+      --platform LIST      build for these platforms (linux/amd64,linux/arm64,...); several
+                           make an image index. RUN for a foreign architecture needs qemu-user
+                           registered in binfmt_misc (F flag) (default: the host's)
   -o, --output SPEC        type=image,name=REF[,push=true] | type=registry,name=REF |
                            type=oci,dest=FILE.tar | type=oci-layout,dest=DIR |
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
@@ -65,9 +73,19 @@ Options:
       --metadata-file FILE write the image digest and per-step timings as JSON
   -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
       --no-cache           do not use the build cache
-      --cache-to SPEC      export the build cache: type=local,dest=DIR[,mode=min|max]
-      --cache-from SPEC    import a build cache: type=local,src=DIR
+      --no-cache-filter STAGE[,STAGE]
+                           run the steps of these stages again; others may be cached
+                           (repeatable)
+      --cache-to SPEC      export the build cache: type=local,dest=DIR |
+                           type=registry,ref=REF (an OCI artifact in a registry), with
+                           mode=min (the image's layers, default) or mode=max (every step);
+                           or type=inline (in the image config; read back from the image)
+      --cache-from SPEC    import a build cache: type=local,src=DIR | type=registry,ref=REF
+                           (a cache pushed with type=registry, or an image built with
+                           type=inline); a bare REF means type=registry,ref=REF (repeatable)
       --network MODE       none (default) | host: network of RUN steps
+      --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with every
+                           capability of its user namespace and no seccomp filter
   -q, --quiet              same as --progress=quiet
 
 Examples:
@@ -143,12 +161,28 @@ int cmd_build(const Args& a) {
       return 0;
     }
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
-                       s == "--build-arg" || s == "-o" || s == "--output" || s == "--progress" ||
+                       s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
+    } else if (take_value(a, i, "--build-context", "", &v)) {
+      auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+        return fail("--build-context takes NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]", 2);
+      o.build_contexts[v.substr(0, eq)] = v.substr(eq + 1);
+    } else if (take_value(a, i, "--allow", "", &v)) {
+      for (size_t p = 0, q; p <= v.size(); p = q + 1) {
+        q = std::min(v.find(',', p), v.size());
+        std::string e = v.substr(p, q - p);
+        if (e != "security.insecure") return fail("--allow: unknown entitlement \"" + e + "\" (security.insecure)", 2);
+        o.allow.push_back(e);
+      }
+    } else if (take_value(a, i, "--label", "", &v)) {
+      auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) return fail("--label takes KEY=VALUE", 2);
+      o.labels[v.substr(0, eq)] = v.substr(eq + 1);
     } else if (take_value(a, i, "--tag", "-t", &v)) {
       o.tags.push_back(v);
     } else if (take_value(a, i, "--target", "", &v)) {
@@ -161,15 +195,21 @@ int cmd_build(const Args& a) {
       } else {
         o.build_args[v.substr(0, eq)] = v.substr(eq + 1);
       }
+    } else if (take_value(a, i, "--platform", "", &v)) {
+      auto p = ocib::build::parse_platforms(v);
+      if (!p.ok()) return fail(p.error().str(), 2);
+      o.platforms.insert(o.platforms.end(), p->begin(), p->end());
     } else if (take_value(a, i, "--output", "-o", &v)) {
       auto out = ocib::build::parse_output(v);
       if (!out.ok()) return fail(out.error().str(), 2);
       o.outputs.push_back(*out);
     } else if (take_value(a, i, "--cache-to", "", &v)) {
+      if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;  // buildx: a bare image ref
       auto c = ocib::build::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_to.push_back(*c);
     } else if (take_value(a, i, "--cache-from", "", &v)) {
+      if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;
       auto c = ocib::build::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_from.push_back(*c);
@@ -224,6 +264,14 @@ int cmd_build(const Args& a) {
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
     } else if (s == "--no-cache") {
       o.no_cache = true;
+    } else if (take_value(a, i, "--no-cache-filter", "", &v)) {
+      size_t p = 0;
+      while (p <= v.size()) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        if (q > p) o.no_cache_filter.push_back(v.substr(p, q - p));
+        p = q + 1;
+      }
     } else if (take_value(a, i, "--network", "", &v)) {
       if (v == "none") o.network = ocib::sandbox::Network::kNone;
       else if (v == "host" || v == "default") o.network = ocib::sandbox::Network::kHost;
@@ -270,7 +318,9 @@ int cmd_info(const Args&) {
   std::printf("config:     %s\n", files.empty() ? "none (see ocib(1) FILES)" : files.c_str());
   std::printf("kernel:     %s %s\n", u.sysname, u.release);
   std::printf("id mapping: %s\n", ids.description.c_str());
-  std::printf("snapshots:  %s\n", ocib::sandbox::snapshot_driver_name(ids).c_str());
+  std::fflush(stdout);  // choosing the snapshot driver runs probe steps (forks)
+  auto drv = ocib::sandbox::snapshot_driver(ids);
+  std::printf("snapshots:  %s\n", drv.ok() ? (drv->name + " (" + drv->reason + ")").c_str() : "unavailable");
   std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
   std::printf("caps:       Docker's default set for root in the step, none for other users\n");
   std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice

@@ -85,7 +85,12 @@ Status Scheduler::run(const Graph& g, const std::vector<VertexId>& targets, Repo
       timings[v].ran = true;
       timings[v].started = std::chrono::system_clock::now();
       lk.unlock();
+      if (slots_) {
+        slots_->acquire();
+        timings[v].started = std::chrono::system_clock::now();  // (no other thread reads it yet)
+      }
       Status st = g.vertices_[v].run ? g.vertices_[v].run() : Status{};
+      if (slots_) slots_->release();
       auto end = std::chrono::system_clock::now();
       bool call_failure_hook = false;
       lk.lock();

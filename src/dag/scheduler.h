@@ -3,8 +3,11 @@
 // dependencies are done, up to `jobs` at once, critical path first. Knows nothing of builds.
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,12 +48,36 @@ struct Report {
   std::optional<VertexId> failed;
 };
 
+/// A pool of job slots several schedulers share (e.g. one per platform of a build), so that
+/// together they run at most `n` vertices at once, not n each.
+class JobSlots {
+ public:
+  explicit JobSlots(int n) : free_(n < 1 ? 1 : n) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;
+};
+
 class Scheduler {
  public:
   /// `on_failure` is called once, on the failing worker, right after the first vertex fails,
   /// so the caller can abort siblings that are already running (e.g. kill their sandboxes).
-  Scheduler(int jobs, std::function<void()> on_failure = {})
-      : jobs_(jobs < 1 ? 1 : jobs), on_failure_(std::move(on_failure)) {}
+  Scheduler(int jobs, std::function<void()> on_failure = {}, std::shared_ptr<JobSlots> slots = nullptr)
+      : jobs_(jobs < 1 ? 1 : jobs), on_failure_(std::move(on_failure)), slots_(std::move(slots)) {}
 
   /// Runs the ancestors of `targets` (and the targets). Returns the first error, wrapped with
   /// the failing vertex's name; `report` (if given) receives timings either way.
@@ -59,6 +86,7 @@ class Scheduler {
  private:
   int jobs_;
   std::function<void()> on_failure_;
+  std::shared_ptr<JobSlots> slots_;
 };
 
 }  // namespace ocib::dag

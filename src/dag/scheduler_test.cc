@@ -76,6 +76,35 @@ TEST(Scheduler, JobsBoundsConcurrency) {
   EXPECT_EQ(peak.load(), 2);
 }
 
+// Two schedulers (two platforms of one build) sharing 3 slots run at most 3 vertices at once
+// between them, though each alone could run 3.
+TEST(Scheduler, SharedJobSlotsBoundTheSum) {
+  std::atomic<int> live{0}, peak{0};
+  auto work = [&]() -> Status {
+    int now = ++live;
+    int p = peak.load();
+    while (now > p && !peak.compare_exchange_weak(p, now)) {
+    }
+    std::this_thread::sleep_for(20ms);
+    --live;
+    return {};
+  };
+  Graph g1, g2;
+  std::vector<VertexId> a1, a2;
+  for (int i = 0; i < 6; ++i) {
+    a1.push_back(g1.add({"a", {}, work}));
+    a2.push_back(g2.add({"b", {}, work}));
+  }
+  auto slots = std::make_shared<JobSlots>(3);
+  Status s1, s2;
+  std::thread t1([&] { s1 = Scheduler(3, {}, slots).run(g1, a1); });
+  std::thread t2([&] { s2 = Scheduler(3, {}, slots).run(g2, a2); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  EXPECT_EQ(peak.load(), 3);
+}
+
 TEST(Scheduler, FirstFailureCancelsRestAndIsReported) {
   Graph g;
   std::atomic<bool> hook{false};

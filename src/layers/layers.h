@@ -36,7 +36,8 @@ struct LayerBlob {
 /// depth-first order, names sorted bytewise at each level (parents before children), paths
 /// relative ("etc/", "etc/passwd"), uname/gname empty, PAX format. Overlay whiteouts (char
 /// device 0:0) become `.wh.NAME` files; directories with `trusted.overlay.opaque=y` or
-/// `user.overlay.opaque=y` get a `.wh..wh..opq` entry; overlay xattrs are dropped, other
+/// `user.overlay.opaque=y` (or fuse-overlayfs' `user.fuseoverlayfs.opaque=y`) get a `.wh..wh..opq`
+/// entry; overlay and fuse-overlayfs xattrs are dropped, other
 /// xattrs kept (SCHILY.xattr); hardlinks within the tree become tar hardlinks; sockets are
 /// skipped. Streams: never holds the layer in memory. Gzip is block-parallel (pigz-style, one
 /// gzip member, same bytes for any thread count). out_path is not fsynced (the caller commits

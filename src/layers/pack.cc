@@ -183,8 +183,11 @@ struct EntryDeleter {
 };
 using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
 
+// The snapshot drivers' own bookkeeping, never image content: the kernel overlay's, and
+// fuse-overlayfs' (the sandbox normalises its upperdirs; this is the second line of defence).
 bool is_overlay_xattr(std::string_view name) {
-  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0;
+  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0 ||
+         name.rfind("user.fuseoverlayfs.", 0) == 0;
 }
 
 struct Xattrs {
@@ -231,7 +234,9 @@ Result<Xattrs> read_xattrs(const std::string& path) {
       break;
     }
     if (is_overlay_xattr(name)) {
-      if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque") && value == "y") {
+      if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque" ||
+           name == "user.fuseoverlayfs.opaque") &&
+          value == "y") {
         x.opaque = true;
       }
       continue;

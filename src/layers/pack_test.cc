@@ -221,6 +221,23 @@ TEST_F(PackTest, TrustedOpaqueAndWhiteout) {
   EXPECT_TRUE(find(es, "d/")->xattrs.empty());
 }
 
+TEST_F(PackTest, FuseOverlayfsXattrs) {
+  ASSERT_TRUE(fs::mkdirs(p("o")).ok());
+  write(p("o/f"), "x");
+  if (::setxattr(p("o").c_str(), "user.fuseoverlayfs.opaque", "y", 1, 0) != 0)
+    GTEST_SKIP() << "no user xattrs here: " << std::strerror(errno);
+  ASSERT_EQ(::setxattr(p("o/f").c_str(), "user.fuseoverlayfs.origin", "z", 1, 0), 0);
+  ASSERT_EQ(::setxattr(p("o/f").c_str(), "user.kept", "k", 1, 0), 0);
+  auto blob = pack("l.tar");
+  ASSERT_TRUE(blob.ok()) << blob.error().str();
+  auto es = read_layer(out("l.tar"));
+  std::vector<std::string> want = {"o/", "o/.wh..wh..opq", "o/f"};
+  EXPECT_EQ(names(es), want);
+  EXPECT_TRUE(find(es, "o/")->xattrs.empty());
+  std::map<std::string, std::string> kept = {{"user.kept", "k"}};
+  EXPECT_EQ(find(es, "o/f")->xattrs, kept);
+}
+
 TEST_F(PackTest, DigestsGzip) {
   make_tree();
   auto blob = pack("l.tar.gz");

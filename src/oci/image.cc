@@ -269,6 +269,18 @@ nlohmann::json make_manifest(const Descriptor& config, const std::vector<Descrip
   return j;
 }
 
+nlohmann::json make_image_index(const std::vector<Descriptor>& manifests,
+                                const std::map<std::string, std::string>& annotations) {
+  json j = json::object();
+  j["schemaVersion"] = 2;
+  j["mediaType"] = kMediaTypeIndex;
+  json m = json::array();
+  for (const auto& d : manifests) m.push_back(descriptor_json(d));
+  j["manifests"] = std::move(m);
+  if (!annotations.empty()) j["annotations"] = annotations;
+  return j;
+}
+
 std::string rfc3339(int64_t unix_seconds) {
   time_t t = static_cast<time_t>(unix_seconds);
   struct tm tm {};

@@ -79,6 +79,9 @@ std::string digest_of(std::string_view bytes);
 /// Image manifest JSON for a config descriptor and layer descriptors.
 nlohmann::json make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers,
                              const std::map<std::string, std::string>& annotations = {});
+/// Image index JSON listing `manifests` (each with its platform): a multi-platform image.
+nlohmann::json make_image_index(const std::vector<Descriptor>& manifests,
+                                const std::map<std::string, std::string>& annotations = {});
 nlohmann::json descriptor_json(const Descriptor& d);
 Result<Descriptor> descriptor_from_json(const nlohmann::json& j);
 

@@ -142,6 +142,20 @@ TEST(Descriptor, RoundTrip) {
   EXPECT_FALSE(descriptor_from_json(json::parse(R"({"digest":"sha256:x"})")).ok());
 }
 
+TEST(Index, ListsEachManifestWithItsPlatform) {
+  Descriptor amd{kMediaTypeManifest, "sha256:" + std::string(64, 'a'), 10, {}, Platform{"linux", "amd64", ""}};
+  Descriptor arm{kMediaTypeManifest, "sha256:" + std::string(64, 'b'), 11, {}, Platform{"linux", "arm64", ""}};
+  json j = make_image_index({amd, arm});
+  EXPECT_EQ(j["schemaVersion"], 2);
+  EXPECT_EQ(j["mediaType"], kMediaTypeIndex);
+  ASSERT_EQ(j["manifests"].size(), 2u);
+  EXPECT_EQ(j["manifests"][0]["platform"]["architecture"], "amd64");
+  EXPECT_EQ(j["manifests"][1]["platform"]["architecture"], "arm64");
+  EXPECT_EQ(j["manifests"][1]["digest"], arm.digest);
+  EXPECT_FALSE(j["manifests"][1]["platform"].contains("variant"));
+  EXPECT_FALSE(j.contains("annotations"));
+}
+
 TEST(Misc, DigestAndTime) {
   EXPECT_EQ(digest_of(""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

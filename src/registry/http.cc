@@ -102,6 +102,7 @@ size_t read_cb(char* buf, size_t size, size_t n, void* ud) {
   } while (got < 0 && errno == EINTR);
   if (got <= 0) return CURL_READFUNC_ABORT;  // file shrank under us
   t->sent += got;
+  if (r.on_sent) r.on_sent(t->sent);
   return static_cast<size_t>(got);
 }
 

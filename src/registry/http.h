@@ -35,6 +35,8 @@ struct HttpRequest {
   std::function<bool(long status)> on_start;
   /// Receives a 2xx response body as it streams; false aborts. Unset: body kept in memory.
   std::function<bool(std::string_view)> on_data;
+  /// Called as the request body goes out, with the bytes of it sent so far.
+  std::function<void(int64_t sent)> on_sent;
   size_t max_body = 8 << 20;  // in-memory body limit
 };
 

@@ -490,6 +490,7 @@ struct Client::Impl {
       req.on_data = [&](std::string_view data) {
         if (cancel) return false;
         got += static_cast<int64_t>(data.size());
+        if (opts.progress) opts.progress("pulling " + d.digest.substr(0, 19), uint64_t(got), uint64_t(std::max<int64_t>(d.size, 0)));
         if (d.size > 0 && got > d.size) {
           write_err = "more data than the descriptor's size " + std::to_string(d.size);
           return false;
@@ -555,8 +556,10 @@ struct Client::Impl {
     return {};
   }
 
+  // with_layers false: the manifest and config only (Client::pull_manifest).
   Result<PulledImage> pull_from(const std::string& host, const Reference& ref,
-                                const oci::Platform& platform, const BlobSink& sink) {
+                                const oci::Platform& platform, const BlobSink& sink,
+                                bool with_layers = true) {
     const std::vector<std::string> scopes = {"repository:" + ref.repository + ":pull"};
     OCIB_ASSIGN_OR_RETURN(Manifest m,
                           fetch_manifest(host, ref.repository, ref.ref_or_tag(), scopes));
@@ -595,6 +598,7 @@ struct Client::Impl {
     std::vector<oci::Descriptor> todo = {config};
     std::set<std::string> seen = {config.digest};
     for (const auto& d : out.layers) {
+      if (!with_layers) break;
       if (seen.insert(d.digest).second && !(sink.has && sink.has(d.digest))) todo.push_back(d);
     }
     std::vector<std::string> tmps(todo.size());
@@ -699,6 +703,8 @@ struct Client::Impl {
       put.url = with_digest(location);
       put.body_file = path;
       put.body_length = size;
+      if (opts.progress)
+        put.on_sent = [this, &d](int64_t sent) { opts.progress("pushing " + d.digest.substr(0, 19), uint64_t(sent), uint64_t(d.size)); };
     } else {
       for (int64_t off = 0; off < size; off += opts.chunk_size) {
         int64_t len = std::min<int64_t>(opts.chunk_size, size - off);
@@ -710,6 +716,8 @@ struct Client::Impl {
         patch.body_length = len;
         patch.headers.push_back("Content-Range: " + std::to_string(off) + "-" +
                                 std::to_string(off + len - 1));
+        if (opts.progress)
+          patch.on_sent = [this, &d, off](int64_t sent) { opts.progress("pushing " + d.digest.substr(0, 19), uint64_t(off + sent), uint64_t(d.size)); };
         OCIB_ASSIGN_OR_RETURN(HttpResponse pr, call(host, scopes, std::move(patch)));
         if (pr.status != 202) {
           return Error(Errc::kGeneric, "uploading chunk of " + d.digest + " at " +
@@ -793,6 +801,25 @@ Result<PulledImage> Client::pull(const Reference& ref, const oci::Platform& plat
               "; trying the next source");
   }
   return Error(Errc::kGeneric, "unreachable");
+}
+
+Result<PulledImage> Client::pull_manifest(const Reference& ref, const oci::Platform& platform,
+                                          const BlobSink& sink) {
+  return impl_->pull_from(ref.registry, ref, platform, sink, false);
+}
+
+Status Client::pull_blob(const Reference& ref, const oci::Descriptor& d, const BlobSink& sink) {
+  if (sink.has && sink.has(d.digest)) return {};
+  const std::vector<std::string> scopes = {"repository:" + ref.repository + ":pull"};
+  OCIB_ASSIGN_OR_RETURN(std::string tmp, sink.temp_path());
+  std::atomic<bool> cancel{false};
+  Status st = impl_->download_blob(ref.registry, ref.repository, scopes, d, tmp, cancel);
+  if (st.ok()) st = sink.commit(tmp, d.digest);
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return std::move(st).error().wrap("pulling " + d.digest + " from " + ref.registry + "/" + ref.repository);
+  }
+  return {};
 }
 
 Result<std::string> Client::resolve(const Reference& ref) {

@@ -33,6 +33,9 @@ struct Options {
   std::vector<std::string> certs_dirs;
   /// Blobs larger than this are pushed in chunked PATCH uploads of this size.
   int64_t chunk_size = 16 << 20;
+  /// Bytes moved per blob ("pushing sha256:0123abcd…", bytes so far, blob size), for progress
+  /// bars. Called from transfer threads; must be thread-safe.
+  std::function<void(const std::string& what, uint64_t current, uint64_t total)> progress;
   /// Download attempts per blob (dropped connections resume with a Range request).
   int max_attempts = 5;
   /// First retry delay; doubles per attempt.
@@ -67,6 +70,14 @@ class Client {
   /// is committed.
   Result<PulledImage> pull(const Reference& ref, const oci::Platform& platform,
                            const BlobSink& sink);
+  /// Like pull, without the layers: the manifest (an index resolved for platform) and its
+  /// config, verified; the config is committed to the sink. For a cache artifact or an image
+  /// config's inline cache, whose layers are fetched one by one as they are needed.
+  Result<PulledImage> pull_manifest(const Reference& ref, const oci::Platform& platform,
+                                    const BlobSink& sink);
+  /// Downloads one blob of ref's repository into the sink (digest and size verified before
+  /// commit); nothing when sink.has() it.
+  Status pull_blob(const Reference& ref, const oci::Descriptor& d, const BlobSink& sink);
   /// The manifest digest the tag currently points to (HEAD; for re-resolving cached bases).
   Result<std::string> resolve(const Reference& ref);
   /// Pushes blobs (from local paths via locate) then the manifest bytes under ref's tag (or

@@ -240,6 +240,56 @@ TEST(FakeRegistryTest, DroppedConnectionResumes) {
   EXPECT_EQ(dst.count("tmp"), 0u);
 }
 
+// What a registry cache import does: the manifest and config first, then single layers on a hit.
+TEST(FakeRegistryTest, ManifestOnlyThenSingleBlobs) {
+  auto dir = temp_dir();
+  DirStore src(fs::join(dir.path(), "src"));
+  TestImage img = make_image(src, 2);
+  FakeRegistry fake(src, img);
+  TestServer server([&](const TestRequest& r) { return fake.handle(r); });
+  Options o;
+  o.insecure_hosts = {server.host()};
+  o.backoff_ms = 10;
+  Client c(o);
+  DirStore dst(fs::join(dir.path(), "dst"));
+  auto ref = Reference::parse(server.host() + "/x/y:v1");
+  ASSERT_TRUE(ref.ok());
+  auto m = c.pull_manifest(*ref, amd64(), dst.sink());
+  ASSERT_TRUE(m.ok()) << m.error().str();
+  EXPECT_EQ(m->manifest_digest, oci::digest_of(img.manifest));
+  EXPECT_EQ(m->config_digest, img.config.digest);
+  EXPECT_EQ(m->config_bytes, fake.blobs_[img.config.digest]);
+  ASSERT_EQ(m->layers.size(), 2u);
+  EXPECT_EQ(c.stats().downloaded, 1);  // the config only
+  EXPECT_TRUE(fs::exists(dst.path(img.config.digest)));
+  EXPECT_FALSE(fs::exists(dst.path(img.layers[0].digest)));
+  EXPECT_FALSE(fs::exists(dst.path(img.layers[1].digest)));
+
+  // One layer (its first transfer drops halfway and resumes); the other stays remote.
+  ASSERT_TRUE(c.pull_blob(*ref, img.layers[1], dst.sink()).ok());
+  EXPECT_EQ(*fs::read_file(dst.path(img.layers[1].digest)), fake.blobs_[img.layers[1].digest]);
+  EXPECT_FALSE(fs::exists(dst.path(img.layers[0].digest)));
+  // Present already: no request.
+  int before = c.stats().downloaded;
+  ASSERT_TRUE(c.pull_blob(*ref, img.layers[1], dst.sink()).ok());
+  EXPECT_EQ(c.stats().downloaded, before);
+
+  // A descriptor whose size does not match what the registry serves: refused, nothing kept.
+  oci::Descriptor wrong = img.layers[0];
+  wrong.size -= 1;
+  auto bad = c.pull_blob(*ref, wrong, dst.sink());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Errc::kCorrupt) << bad.error().str();
+  EXPECT_FALSE(fs::exists(dst.path(img.layers[0].digest)));
+  // A blob the registry does not have.
+  oci::Descriptor missing = img.layers[0];
+  missing.digest = oci::digest_of("not there");
+  auto nf = c.pull_blob(*ref, missing, dst.sink());
+  ASSERT_FALSE(nf.ok());
+  EXPECT_EQ(nf.error().code(), Errc::kNotFound) << nf.error().str();
+  EXPECT_EQ(dst.count("tmp"), 0u);
+}
+
 TEST(FakeRegistryTest, BearerTokenFlowAndCache) {
   auto dir = temp_dir();
   DirStore src(fs::join(dir.path(), "src"));

@@ -38,9 +38,17 @@ int drop_bounding_set() {
   return 0;
 }
 
-int set_capabilities(bool root) {
+int set_capabilities(bool root, bool all) {
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return errno;
-  const unsigned long long m = root ? default_cap_mask() : 0;
+  unsigned long long m = root ? default_cap_mask() : 0;
+  if (root && all) {  // --security=insecure: every capability the bounding set still has
+    m = 0;
+    for (int cap = 0; cap < 64; ++cap) {
+      int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+      if (r < 0) break;
+      if (r == 1) m |= 1ULL << cap;
+    }
+  }
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   data[0].effective = data[0].permitted = static_cast<__u32>(m);

@@ -14,7 +14,7 @@ namespace ocib::sandbox::internal {
 int drop_bounding_set();
 /// Sets permitted/effective to Docker's default set for uid 0 (empty otherwise); inheritable
 /// and ambient are cleared (as in Docker >= 20.10).
-int set_capabilities(bool root);
+int set_capabilities(bool root, bool all = false);
 /// Docker's default capability set as a bit mask (0x00000000a80425fb).
 unsigned long long default_cap_mask();
 

@@ -5,6 +5,7 @@
 
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -22,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -32,14 +34,15 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 
 #include "base/fd.h"
 #include "base/fs.h"
 #include "sandbox/internal.h"
+#include "sandbox/snapshotter.h"
 
 extern char** environ;
 
@@ -87,6 +90,8 @@ enum Step : int32_t {
   kStepMountTarget,
   kStepUserMount,
   kStepUserOverlay,
+  kStepMountFuse,
+  kStepBindRoot,
   kStepCount,
 };
 
@@ -129,6 +134,8 @@ constexpr const char* kStepNames[] = {
     "create mountpoint",
     "mount",
     "mount overlay for",
+    "mount fuse-overlayfs",
+    "bind rootfs",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
 
@@ -136,6 +143,7 @@ struct ChildError {
   int32_t step;
   int32_t err;
   int32_t index;  // Plan::mounts index for the user-mount steps, else -1
+  char msg[240];  // what a helper program said (fuse-overlayfs), NUL-terminated
 };
 
 constexpr int kSetupFailedExit = 125;
@@ -157,6 +165,14 @@ struct OverlayPlan {
   std::vector<LayerPath> lowers;         // topmost first; empty = bind `empty`
   std::optional<LayerPath> upper, work;  // unset for read-only views
   std::string legacy_data;               // mount(2) data for kernels without "lowerdir+"
+  std::vector<std::string> fuse_args;    // fuse-overlayfs command line (fuse driver)
+  std::vector<const char*> fuse_argv;    // the same for execve, set by run_planned
+};
+
+// A merged copy the copy driver makes before the step (root, views, RUN --mount=...,rw).
+struct CopyJob {
+  std::vector<std::string> lowers;  // topmost first
+  std::string dest;                 // an empty directory beneath scratch
 };
 
 // One Spec::Mount (or generated /etc file), prepared in the parent.
@@ -183,6 +199,10 @@ struct StubPath {
 // Everything the children need, computed before fork so they only make system calls.
 struct Plan {
   const Spec* spec = nullptr;
+  Snapshotter driver = Snapshotter::kOverlay;
+  std::string fuse_bin;           // fuse driver: absolute path of fuse-overlayfs
+  std::vector<CopyJob> copies;    // copy driver: copies[0] is the root
+  snapshot::CopyState root_copy;  // copy driver: what copies[0] left for the diff
   OverlayPlan root;
   std::vector<OverlayPlan> views;
   std::vector<MountPlan> mounts;
@@ -211,9 +231,21 @@ bool g_cancelled = false;
 // ---- child side: no allocation, report {step, errno} -------------------------------------
 
 [[noreturn]] void fail(const Plan& p, Step step, int err, int index = -1) {
-  ChildError e{step, err, index};
+  ChildError e{step, err, index, {}};
   ssize_t n = write(p.err_write, &e, sizeof e);
   (void)n;
+  _exit(kSetupFailedExit);
+}
+
+// As fail(), with what a helper program wrote to `fd` (read without blocking) as the message.
+[[noreturn]] void fail_with_output(const Plan& p, Step step, int err, int fd) {
+  ChildError e{step, err, -1, {}};
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  ssize_t n = read(fd, e.msg, sizeof e.msg - 1);
+  while (n > 0 && (e.msg[n - 1] == '\n' || e.msg[n - 1] == ' ')) --n;
+  e.msg[n > 0 ? n : 0] = '\0';
+  ssize_t w = write(p.err_write, &e, sizeof e);
+  (void)w;
   _exit(kSetupFailedExit);
 }
 
@@ -524,17 +556,34 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   const Spec& s = *p.spec;
   arm_death_signal(p, alive_fd);
   CHILD_CHECK(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), kStepMakePrivate);
-  if (int e = mount_overlay(p.root, false)) fail(p, kStepMountOverlay, e);
-  for (size_t i = 0; i < p.mounts.size(); ++i)
-    if (p.mounts[i].type == Mount::Type::kOverlayRw)
-      if (int e = mount_overlay(p.mounts[i].overlay, false))
-        fail(p, kStepUserOverlay, e, static_cast<int>(i));
+  // fuse-overlayfs mounts were made by child A; the copy driver's trees are plain directories
+  // (a RUN --mount=...,rw copy is bound by mount_user_mounts like any directory).
+  if (p.driver == Snapshotter::kOverlay) {
+    if (int e = mount_overlay(p.root, false)) fail(p, kStepMountOverlay, e);
+    for (size_t i = 0; i < p.mounts.size(); ++i)
+      if (p.mounts[i].type == Mount::Type::kOverlayRw)
+        if (int e = mount_overlay(p.mounts[i].overlay, false))
+          fail(p, kStepUserOverlay, e, static_cast<int>(i));
+  } else if (p.driver == Snapshotter::kCopy) {
+    // Mount points of their own, as the overlays would be (pivot_root and open_tree need one).
+    CHILD_CHECK(
+        mount(p.root.target.c_str(), p.root.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr),
+        kStepBindRoot);
+    for (size_t i = 0; i < p.mounts.size(); ++i) {
+      const char* t = p.mounts[i].overlay.target.c_str();
+      if (p.mounts[i].type == Mount::Type::kOverlayRw &&
+          mount(t, t, nullptr, MS_BIND | MS_REC, nullptr) < 0)
+        fail(p, kStepUserOverlay, errno, static_cast<int>(i));
+    }
+  }
 
   int fds[512];
   size_t nfds = 0;
   if (p.views.size() + p.host_fds.size() > 512) fail(p, kStepOpenView, EMFILE);
   for (const auto& v : p.views) {
-    if (int e = mount_overlay(v, true)) fail(p, kStepMountView, e);
+    // Views of several layers are fuse-overlayfs mounts already under the fuse driver.
+    if (p.driver != Snapshotter::kFuseOverlayfs || v.lowers.size() == 1)
+      if (int e = mount_overlay(v, true)) fail(p, kStepMountView, e);
     int fd = open(v.target.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHILD_CHECK(fd, kStepOpenView);
     fds[nfds++] = fd;
@@ -561,16 +610,19 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   CHILD_CHECK(sethostname(s.hostname.data(), s.hostname.size()), kStepSethostname);
   if (p.new_net && p.shared_net_fd < 0) bring_up_loopback(p);
 
-  if (int e = internal::drop_bounding_set()) fail(p, kStepDropBounding, e);
+  if (!s.insecure)
+    if (int e = internal::drop_bounding_set()) fail(p, kStepDropBounding, e);
   if (p.allow_setgroups) CHILD_CHECK(setgroups(p.groups.size(), p.groups.data()), kStepSetgroups);
   CHILD_CHECK(setresgid(s.gid, s.gid, s.gid), kStepSetgid);
   CHILD_CHECK(setresuid(s.uid, s.uid, s.uid), kStepSetuid);
   arm_death_signal(p, alive_fd);  // a uid change cleared it
   close(alive_fd);
-  if (int e = internal::set_capabilities(s.uid == 0)) fail(p, kStepSetCaps, e);
+  if (int e = internal::set_capabilities(s.uid == 0, s.insecure)) fail(p, kStepSetCaps, e);
   CHILD_CHECK(chdir(s.cwd.c_str()), kStepChdirCwd);
-  CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs);
-  if (int e = internal::load_seccomp(*p.seccomp)) fail(p, kStepSeccomp, e);
+  if (!s.insecure) {
+    CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs);
+    if (int e = internal::load_seccomp(*p.seccomp)) fail(p, kStepSeccomp, e);
+  }
 
   if (s.in_sandbox) {
     // Drop what the caller had buffered on stdout before fork, or the flush below would
@@ -582,6 +634,46 @@ void arm_death_signal(const Plan& p, int alive_fd) {
     _exit(rc);
   }
   exec_command(p);
+}
+
+constexpr size_t kMaxFuse = 256;
+constexpr long kFuseSuperMagic = 0x65735546;
+
+// Starts fuse-overlayfs (foreground, so it stays our child and dies with us) for `o` and waits
+// until its mount is up. Its output goes to a pipe: shown only if it fails; the read end stays
+// open (*out_fd) so that a later message cannot kill it with SIGPIPE.
+pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
+  int out[2];
+  CHILD_CHECK(pipe2(out, O_CLOEXEC), kStepMountFuse);
+  pid_t pid = fork();
+  CHILD_CHECK(pid, kStepMountFuse);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+      _exit(127);
+    static const char* const env[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", nullptr};
+    execve(p.fuse_bin.c_str(), const_cast<char* const*>(o.fuse_argv.data()),
+           const_cast<char* const*>(env));
+    _exit(127);
+  }
+  close(out[1]);
+  for (int i = 0;; ++i) {
+    struct statfs sf;
+    if (statfs(o.target.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic) break;
+    int status = 0;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) fail_with_output(p, kStepMountFuse, EIO, out[0]);
+    if (i >= 20000) {  // 10 s
+      kill(pid, SIGKILL);
+      fail_with_output(p, kStepMountFuse, ETIMEDOUT, out[0]);
+    }
+    timespec pause{0, 500000};
+    nanosleep(&pause, nullptr);
+  }
+  *out_fd = out[0];
+  return pid;
 }
 
 // Child A: user namespace, then the other namespaces, then waits for pid 1.
@@ -617,7 +709,31 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   CHILD_CHECK(setresuid(0, 0, 0), kStepSetRoot);
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (p.new_net && p.shared_net_fd < 0) flags |= CLONE_NEWNET;
-  CHILD_CHECK(unshare(flags), kStepUnshareNs);
+  pid_t fuse[kMaxFuse];
+  int fuse_out[kMaxFuse], fuse_root[kMaxFuse];
+  size_t nfuse = 0;
+  if (p.driver == Snapshotter::kFuseOverlayfs) {
+    // The daemons live in our user and mount namespaces but outside the step's pid namespace
+    // (the step does not see them), in our process group (cancel_all kills them too).
+    CHILD_CHECK(unshare(flags & ~CLONE_NEWPID), kStepUnshareNs);
+    CHILD_CHECK(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), kStepMakePrivate);
+    auto start = [&](const OverlayPlan& o) {
+      if (nfuse == kMaxFuse) fail(p, kStepMountFuse, EMFILE);
+      fuse[nfuse] = start_fuse(p, o, &fuse_out[nfuse]);
+      fuse_root[nfuse] = open(o.target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ++nfuse;
+    };
+    start(p.root);
+    for (const auto& m : p.mounts)
+      if (m.type == Mount::Type::kOverlayRw) start(m.overlay);
+    for (const auto& v : p.views)
+      if (v.lowers.size() > 1) start(v);
+    // The step gets a mount namespace of its own: pivot_root moves the root of every process
+    // in its namespace that is at the old root, and the daemons must keep theirs.
+    CHILD_CHECK(unshare(CLONE_NEWPID | CLONE_NEWNS), kStepUnshareNs);
+  } else {
+    CHILD_CHECK(unshare(flags), kStepUnshareNs);
+  }
   int alive[2];
   CHILD_CHECK(pipe2(alive, O_CLOEXEC), kStepForkInit);
   pid_t init = fork();
@@ -630,6 +746,18 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   int status = 0;
   while (waitpid(init, &status, 0) < 0) {
     if (errno != EINTR) fail(p, kStepForkInit, errno);
+  }
+  // Every process of the step is gone. Pages the kernel still caches dirty (a shared mmap) go to
+  // the daemons first; then they stop, before the parent reads the upperdir.
+  for (size_t i = 0; i < nfuse; ++i) {
+    if (fuse_root[i] >= 0) {
+      syncfs(fuse_root[i]);
+      close(fuse_root[i]);
+    }
+    kill(fuse[i], SIGKILL);
+    while (waitpid(fuse[i], nullptr, 0) < 0 && errno == EINTR) {
+    }
+    close(fuse_out[i]);
   }
   CHILD_CHECK(write(p.c2p_write, &status, sizeof status), kStepSync);
   _exit(0);
@@ -973,6 +1101,227 @@ Result<const SharedNs*> shared_namespaces(const IdMapping& ids) {
   return g_shared.back().get();
 }
 
+bool identity_mapping(const IdMapping& ids) {
+  auto same = [](const std::vector<IdRange>& rs) {
+    return std::all_of(rs.begin(), rs.end(),
+                       [](const IdRange& r) { return r.container == r.host; });
+  };
+  return same(ids.uids) && same(ids.gids);
+}
+
+// Runs `fn` where the snapshots' files show their container owners and we hold every capability
+// over them: in-process as real root under an identity mapping, else in a forked child that
+// joins this process's user namespace for `ids` (see shared_namespaces). Its error or result
+// string comes back. The child may allocate (glibc's fork leaves malloc usable).
+Result<std::string> as_container_root(const IdMapping& ids,
+                                      const std::function<Result<std::string>()>& fn) {
+  if (geteuid() == 0 && !ids.needs_helpers && identity_mapping(ids)) return fn();
+  OCIB_ASSIGN_OR_RETURN(const SharedNs* ns, shared_namespaces(ids));
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  const pid_t parent = getpid();
+  pid_t pid;
+  {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+    pid = fork();
+    if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+    if (pid == 0) {
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (getppid() != parent) _exit(1);
+      std::string out;
+      if (setns(ns->user.get(), CLONE_NEWUSER) != 0) {
+        out = std::string("Esandbox: join the user namespace: ") + strerror(errno);
+      } else {
+        auto r = fn();
+        out = r.ok() ? "O" + *r : "E" + r.error().str();
+      }
+      write_all(wr.get(), out.data(), out.size());
+      _exit(0);
+    }
+    setpgid(pid, pid);
+    g_running.insert(pid);
+  }
+  wr.reset();
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(rd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  siginfo_t si;
+  while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(g_mu);
+    g_running.erase(pid);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (out.empty()) {
+    std::lock_guard lock(g_mu);
+    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+    return Error(Errc::kGeneric, "sandbox: helper in the user namespace died (status " +
+                                     std::to_string(status) + ")");
+  }
+  if (out[0] == 'E') return Error(Errc::kIo, out.substr(1));
+  return out.substr(1);
+}
+
+std::vector<std::string> full_paths(const OverlayPlan& o) {
+  std::vector<std::string> v;
+  for (const auto& l : o.lowers) v.push_back(l.full);
+  return v;
+}
+
+// The copy driver: every tree to copy before the step; views of several layers become a view of
+// their merged copy.
+Status plan_copies(Plan& p, const std::string& scratch) {
+  // An upperdir that already holds something is the top layer of what the step sees (as with
+  // overlay); the diff afterwards replaces its contents.
+  std::vector<std::string> root_layers = full_paths(p.root);
+  root_layers.insert(root_layers.begin(), p.root.upper->full);
+  p.copies.push_back({root_layers, p.root.target});
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    OverlayPlan& v = p.views[i];
+    if (v.lowers.size() < 2) continue;
+    std::string merged = fs::join(scratch, "view" + std::to_string(i) + "-copy");
+    OCIB_TRY(fs::mkdirs(merged));
+    p.copies.push_back({full_paths(v), merged});
+    OCIB_ASSIGN_OR_RETURN(LayerPath lp, layer_path(merged, "view"));
+    v.lowers = {lp};
+  }
+  for (const auto& m : p.mounts)
+    if (m.type == Mount::Type::kOverlayRw)
+      p.copies.push_back({full_paths(m.overlay), m.overlay.target});
+  return ok_status();
+}
+
+Result<std::string> find_fuse_overlayfs() {
+  const char* env = getenv("PATH");
+  std::string path = env && *env ? env : kDefaultPath;
+  // Also the usual places: sudo and service managers often strip PATH.
+  path += ":/usr/bin:/usr/local/bin";
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    std::string cand = fs::join(dir, "fuse-overlayfs");
+    if (!dir.empty() && dir[0] == '/' && access(cand.c_str(), X_OK) == 0) return cand;
+    start = end + 1;
+  }
+  return Error(Errc::kNotFound, "fuse-overlayfs is not installed (not on PATH)");
+}
+
+// The fuse driver: a fuse-overlayfs command line per overlay (its option syntax has no escapes).
+Status plan_fuse(Plan& p) {
+  OCIB_ASSIGN_OR_RETURN(p.fuse_bin, find_fuse_overlayfs());
+  auto plan = [](OverlayPlan& o) -> Status {
+    auto checked = [](const std::string& path) -> Result<std::string> {
+      if (path.find_first_of(",:\\") != std::string::npos)
+        return Error::invalid("sandbox: fuse-overlayfs cannot take a path with ',', ':' or '\\': " +
+                              path);
+      return path;
+    };
+    std::string opt = "lowerdir=";
+    for (size_t i = 0; i < o.lowers.size(); ++i) {
+      OCIB_ASSIGN_OR_RETURN(std::string l, checked(o.lowers[i].full));
+      opt += (i ? ":" : "") + l;
+    }
+    if (o.upper) {
+      OCIB_ASSIGN_OR_RETURN(std::string u, checked(o.upper->full));
+      OCIB_ASSIGN_OR_RETURN(std::string w, checked(o.work->full));
+      opt += ",upperdir=" + u + ",workdir=" + w;
+    }
+    o.fuse_args = {"fuse-overlayfs", "-f", "-o", opt, o.target};
+    return ok_status();
+  };
+  OCIB_TRY(plan(p.root));
+  for (auto& m : p.mounts)
+    if (m.type == Mount::Type::kOverlayRw) OCIB_TRY(plan(m.overlay));
+  for (auto& v : p.views)
+    if (v.lowers.size() > 1) OCIB_TRY(plan(v));
+  return ok_status();
+}
+
+std::string encode_copy_state(const snapshot::CopyState& st) {
+  std::string out = std::to_string(st.since.tv_sec) + " " + std::to_string(st.since.tv_nsec) + "\n";
+  for (const auto& s : st.skipped) out += s + '\0';
+  return out;
+}
+
+snapshot::CopyState decode_copy_state(const std::string& in) {
+  snapshot::CopyState st;
+  size_t nl = in.find('\n');
+  std::sscanf(in.substr(0, nl).c_str(), "%ld %ld", &st.since.tv_sec, &st.since.tv_nsec);
+  for (size_t i = nl == std::string::npos ? in.size() : nl + 1; i < in.size();) {
+    size_t end = in.find('\0', i);
+    if (end == std::string::npos) end = in.size();
+    st.skipped.push_back(in.substr(i, end - i));
+    i = end + 1;
+  }
+  return st;
+}
+
+// Copy driver, before the step: the merged copies, as container root.
+Status make_copies(Plan& p, const IdMapping& ids) {
+  std::string clock = fs::join(fs::dirname(p.root.target), "clock");
+  auto r = as_container_root(ids, [&]() -> Result<std::string> {
+    std::string root_state;
+    for (size_t i = 0; i < p.copies.size(); ++i) {
+      auto st = snapshot::copy_merged(p.copies[i].lowers, p.copies[i].dest, clock);
+      if (!st.ok()) return st.error().wrap("sandbox: copy the snapshots into " + p.copies[i].dest);
+      if (i == 0) root_state = encode_copy_state(*st);
+    }
+    return root_state;
+  });
+  if (!r.ok()) return std::move(r).error();
+  p.root_copy = decode_copy_state(*r);
+  return ok_status();
+}
+
+// Empties `dir` (keeps the directory itself).
+Status clear_dir(const std::string& dir) {
+  std::vector<std::string> names;
+  {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return Error::from_errno("sandbox: opendir " + dir, errno);
+    while (struct dirent* de = readdir(d))
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+        names.push_back(de->d_name);
+    closedir(d);
+  }
+  for (const auto& n : names) OCIB_TRY(fs::remove_all(fs::join(dir, n)));
+  return ok_status();
+}
+
+// After the step: the copy driver's diff into upperdir (then its copies go), or the fuse
+// driver's upperdir in kernel overlay format.
+Status finish_snapshot(const Plan& p, const IdMapping& ids) {
+  const Spec& s = *p.spec;
+  if (p.driver == Snapshotter::kOverlay) return ok_status();
+  std::vector<std::string> lowers = full_paths(p.root);
+  auto r = as_container_root(ids, [&]() -> Result<std::string> {
+    if (p.driver == Snapshotter::kFuseOverlayfs) {
+      Status st = snapshot::normalize_fuse_upper(lowers, s.upperdir);
+      if (!st.ok()) return st.error().wrap("sandbox: normalise the fuse-overlayfs upperdir");
+      return std::string();
+    }
+    OCIB_TRY(clear_dir(s.upperdir));
+    Status st = snapshot::diff_to_upper(lowers, p.root.target, p.root_copy, s.upperdir);
+    if (!st.ok()) return st.error().wrap("sandbox: diff the step's root into its upperdir");
+    for (const auto& c : p.copies) OCIB_TRY(fs::remove_all(c.dest));
+    return std::string();
+  });
+  if (!r.ok()) return std::move(r).error();
+  return ok_status();
+}
+
 Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   if (s.upperdir.empty() || s.scratch.empty())
     return Error::invalid("sandbox: upperdir and scratch are required");
@@ -1005,6 +1354,13 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   }
   p.cwd_rel = fs::clean(s.cwd).substr(1);
   OCIB_TRY(plan_mounts(p, scratch));
+  p.driver = s.snapshotter;
+  if (p.driver == Snapshotter::kAuto) {
+    OCIB_ASSIGN_OR_RETURN(SnapshotDriver d, snapshot_driver(ids));
+    p.driver = d.driver;
+  }
+  if (p.driver == Snapshotter::kCopy) OCIB_TRY(plan_copies(p, scratch));
+  if (p.driver == Snapshotter::kFuseOverlayfs) OCIB_TRY(plan_fuse(p));
 
   for (const auto& a : s.argv) p.argv.push_back(a.c_str());
   p.argv.push_back(nullptr);
@@ -1049,6 +1405,17 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
 
 Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   const Spec& s = *p.spec;
+  if (p.driver == Snapshotter::kFuseOverlayfs) {
+    auto argv = [](OverlayPlan& o) {
+      o.fuse_argv.clear();
+      for (const auto& a : o.fuse_args) o.fuse_argv.push_back(a.c_str());
+      o.fuse_argv.push_back(nullptr);
+    };
+    argv(p.root);
+    for (auto& m : p.mounts) argv(m.overlay);
+    for (auto& v : p.views) argv(v);
+  }
+  if (p.driver == Snapshotter::kCopy) OCIB_TRY(make_copies(p, ids));
   std::vector<UniqueFd> host;
   for (const auto& d : s.host_dirs) {
     int fd = open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1105,6 +1472,18 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     std::string step = e.step >= 0 && e.step < kStepCount ? kStepNames[e.step] : "setup";
     if (e.index >= 0 && static_cast<size_t>(e.index) < p.mounts.size())
       step += " " + p.mounts[static_cast<size_t>(e.index)].display;
+    if (e.step == kStepMountOverlay || e.step == kStepBindRoot) step += " on " + p.root.target;
+    e.msg[sizeof e.msg - 1] = '\0';
+    // fuse-overlayfs' own words, without its warning about mount options it does not know.
+    std::string said;
+    for (std::string_view rest = e.msg; !rest.empty();) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      if (line.empty() || line.starts_with("unknown argument ignored")) continue;
+      said += (said.empty() ? "" : "; ") + std::string(line);
+    }
+    if (!said.empty()) step += " (" + said + ")";
     return Error::from_errno("sandbox: " + step, e.err);
   };
 
@@ -1123,13 +1502,18 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   int status = 0;
   if (!maps.ok()) kill(-pid, SIGKILL);
   reap(&status);
-  remove_stubs(p);
+  bool cancelled = false;
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
     std::lock_guard lock(g_mu);
-    if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+    cancelled = g_cancelled;
   }
-  if (auto e = child_error()) return std::move(*e);
+  std::optional<Error> setup_error = cancelled ? std::nullopt : child_error();
+  Status finished = !cancelled && !setup_error && maps.ok() ? finish_snapshot(p, ids) : ok_status();
+  remove_stubs(p);
+  if (cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+  if (setup_error) return std::move(*setup_error);
   if (!maps.ok()) return std::move(maps).error();
+  OCIB_TRY(finished);
 
   int init_status = 0;
   fcntl(c2p_r.get(), F_SETFL, O_NONBLOCK);
@@ -1192,65 +1576,177 @@ Status remove_tree(const std::string& path, const IdMapping& ids) {
   return cleanup;
 }
 
-std::string snapshot_driver_name(const IdMapping& ids) {
-  const char* forced = getenv("OCIB_SNAPSHOTTER");
-  if (forced && (strcmp(forced, "overlayfs") == 0 || strcmp(forced, "fuse-overlayfs") == 0 ||
-                 strcmp(forced, "copy") == 0))
-    return forced;
-  if (check_support(ids).ok()) return "overlayfs";
-  std::string path = env_value({std::string("PATH=") + (getenv("PATH") ? getenv("PATH") : "")},
-                               "PATH");
-  if (path.empty()) path = kDefaultPath;
-  for (size_t start = 0; start <= path.size();) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    if (!dir.empty() && access(fs::join(dir, "fuse-overlayfs").c_str(), X_OK) == 0)
+namespace {
+
+const char* driver_name(Snapshotter d) {
+  switch (d) {
+    case Snapshotter::kOverlay:
+      return "overlay";
+    case Snapshotter::kFuseOverlayfs:
       return "fuse-overlayfs";
-    start = end + 1;
+    case Snapshotter::kCopy:
+      return "copy";
+    case Snapshotter::kAuto:
+      break;
   }
-  return "copy";
+  return "auto";
+}
+
+// One probe step with driver `d`, in a temp dir beneath `dir`: a lower file is deleted and a
+// lower directory replaced (a whiteout and an opaque directory: what overlay needs user xattrs
+// and whiteout device nodes for), and the upperdir must show both in kernel overlay format.
+Status probe_driver(const IdMapping& ids, Snapshotter d, const std::string& dir) {
+  std::string parent = dir;
+  std::string prefix = std::to_string(getpid()) + "-probe-";
+  if (parent.empty()) {
+    const char* tmp = getenv("TMPDIR");
+    parent = tmp && *tmp ? tmp : "/tmp";
+    prefix = "ocib-probe-";
+  }
+  OCIB_ASSIGN_OR_RETURN(std::string top, fs::make_temp_dir(parent, prefix));
+  // Everything in it is owned by the caller (container root): no need for remove_tree, which
+  // would run a sandbox step with the driver being chosen.
+  fs::TempDir cleanup(top);
+  Spec s;
+  s.snapshotter = d;
+  s.lowerdirs = {fs::join(top, "lower")};
+  s.upperdir = fs::join(top, "upper");
+  s.scratch = fs::join(top, "scratch");
+  for (const auto& sub : {"lower/d", "upper", "scratch"}) OCIB_TRY(fs::mkdirs(fs::join(top, sub)));
+  OCIB_TRY(fs::write_file_atomic(fs::join(top, "lower/d/f"), "f"));
+  OCIB_TRY(fs::write_file_atomic(fs::join(top, "lower/x"), "x"));
+  s.in_sandbox = [](const std::vector<int>&) {
+    if (unlink("/x") < 0) return 10;
+    if (unlink("/d/f") < 0 || rmdir("/d") < 0) return 11;
+    if (mkdir("/d", 0755) < 0) return 12;
+    int fd = open("/d/g", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return 13;
+    close(fd);
+    return 0;
+  };
+  OCIB_ASSIGN_OR_RETURN(Outcome out, run(s, ids));
+  if (out.exit_code != 0)
+    return Error(Errc::kUnsupported, "the probe step failed with status " +
+                                         std::to_string(out.exit_code) +
+                                         " (10: delete a lower file, 11: a lower directory, "
+                                         "12: mkdir over it, 13: create a file in it)");
+  struct stat st;
+  std::string x = fs::join(s.upperdir, "x"), dd = fs::join(s.upperdir, "d");
+  if (lstat(x.c_str(), &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(0, 0))
+    return Error(Errc::kUnsupported, "the probe's deleted file left no whiteout in the upperdir");
+  if (!is_opaque(dd) || !fs::exists(fs::join(dd, "g")) || fs::exists(fs::join(dd, "f")))
+    return Error(Errc::kUnsupported,
+                 "the probe's replaced directory is not opaque in the upperdir");
+  return ok_status();
+}
+
+Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& opts) {
+  SnapshotDriver out;
+  if (const char* forced = getenv("OCIB_SNAPSHOTTER");
+      forced && *forced && strcmp(forced, "auto") != 0) {
+    std::string f = forced;
+    if (f == "overlay" || f == "overlayfs")
+      out.driver = Snapshotter::kOverlay;
+    else if (f == "fuse-overlayfs")
+      out.driver = Snapshotter::kFuseOverlayfs;
+    else if (f == "copy")
+      out.driver = Snapshotter::kCopy;
+    else
+      return Error::invalid("OCIB_SNAPSHOTTER=" + f +
+                            ": expected overlay, fuse-overlayfs, copy or auto");
+    if (out.driver == Snapshotter::kFuseOverlayfs)
+      if (std::string why = fuse_overlayfs_unavailable(); !why.empty())
+        return Error(Errc::kUnsupported, "OCIB_SNAPSHOTTER=fuse-overlayfs: " + why);
+    out.name = driver_name(out.driver);
+    out.reason = "set by OCIB_SNAPSHOTTER";
+    Status works = probe_driver(ids, out.driver, opts.dir);
+    if (!works.ok()) {
+      Error e = std::move(works).error();
+      return e.wrap("OCIB_SNAPSHOTTER=" + f + " does not work here");
+    }
+    return out;
+  }
+  if (geteuid() != 0) {
+    auto v = fs::read_file("/proc/sys/kernel/unprivileged_userns_clone");
+    if (v.ok() && !v->empty() && (*v)[0] == '0')
+      return Error(Errc::kUnsupported,
+                   "unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone=0");
+  }
+  auto m = fs::read_file("/proc/sys/user/max_user_namespaces");
+  if (m.ok() && !m->empty() && (*m)[0] == '0')
+    return Error(Errc::kUnsupported, "user namespaces are disabled: user.max_user_namespaces=0");
+
+  out.driver = Snapshotter::kOverlay;
+  out.name = driver_name(out.driver);
+  if (!opts.cache_file.empty()) {
+    auto cached = fs::read_file(opts.cache_file);
+    // "ok": written by versions that only knew kernel overlay.
+    if (cached.ok() && (*cached == "overlay\n" || *cached == "ok\n")) {
+      out.reason = "kernel overlayfs works in a user namespace here (probed before)";
+      return out;
+    }
+  }
+  Status overlay = probe_driver(ids, Snapshotter::kOverlay, opts.dir);
+  if (overlay.ok()) {
+    out.reason = "kernel overlayfs works in a user namespace here";
+    if (!opts.cache_file.empty()) (void)fs::write_file_atomic(opts.cache_file, "overlay\n");
+    return out;
+  }
+  std::string why =
+      "kernel overlayfs does not work in a user namespace here: " + overlay.error().str();
+  out.fallback = true;
+  std::string fuse_why = fuse_overlayfs_unavailable();
+  if (fuse_why.empty()) {
+    Status fuse = probe_driver(ids, Snapshotter::kFuseOverlayfs, opts.dir);
+    if (fuse.ok()) {
+      out.driver = Snapshotter::kFuseOverlayfs;
+      out.name = driver_name(out.driver);
+      out.reason = why;
+      return out;
+    }
+    fuse_why = "its probe failed: " + fuse.error().str();
+  }
+  Status copy = probe_driver(ids, Snapshotter::kCopy, opts.dir);
+  if (!copy.ok()) {
+    Error e = std::move(copy).error();
+    return e.wrap("no snapshot driver works here (" + why + "; fuse-overlayfs: " + fuse_why +
+                  "); copy");
+  }
+  out.driver = Snapshotter::kCopy;
+  out.name = driver_name(out.driver);
+  out.reason = why + "; fuse-overlayfs: " + fuse_why;
+  return out;
+}
+
+std::mutex g_driver_mu;
+std::optional<Result<SnapshotDriver>> g_driver;
+
+}  // namespace
+
+std::string fuse_overlayfs_unavailable() {
+  auto bin = find_fuse_overlayfs();
+  if (!bin.ok()) return bin.error().message();
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::string("cannot open /dev/fuse: ") + strerror(errno);
+  close(fd);
+  return {};
+}
+
+Result<SnapshotDriver> snapshot_driver(const IdMapping& ids, const ProbeOptions& opts) {
+  std::lock_guard lock(g_driver_mu);
+  if (!g_driver) g_driver.emplace(choose_driver(ids, opts));
+  return *g_driver;
+}
+
+std::string snapshot_driver_name(const IdMapping& ids) {
+  auto d = snapshot_driver(ids);
+  return d.ok() ? d->name : "unavailable";
 }
 
 Status check_support(const IdMapping& ids) {
-  static std::once_flag once;
-  static std::optional<Status> cached;
-  std::call_once(once, [&] {
-    auto probe = [&]() -> Status {
-      if (geteuid() != 0) {
-        auto v = fs::read_file("/proc/sys/kernel/unprivileged_userns_clone");
-        if (v.ok() && !v->empty() && (*v)[0] == '0')
-          return Error(Errc::kUnsupported,
-                       "unprivileged user namespaces are disabled: "
-                       "kernel.unprivileged_userns_clone=0");
-      }
-      auto m = fs::read_file("/proc/sys/user/max_user_namespaces");
-      if (m.ok() && !m->empty() && (*m)[0] == '0')
-        return Error(Errc::kUnsupported,
-                     "user namespaces are disabled: user.max_user_namespaces=0");
-      const char* tmp = getenv("TMPDIR");
-      OCIB_ASSIGN_OR_RETURN(std::string dir,
-                            fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp", "ocib-probe-"));
-      fs::TempDir cleanup(dir);
-      Spec s;
-      s.upperdir = fs::join(dir, "upper");
-      s.scratch = fs::join(dir, "scratch");
-      OCIB_TRY(fs::mkdirs(s.upperdir));
-      OCIB_TRY(fs::mkdirs(s.scratch));
-      s.in_sandbox = [](const std::vector<int>&) { return 0; };
-      auto r = run(s, ids);
-      if (!r.ok()) {
-        Error e = std::move(r).error();
-        return e.wrap("user namespaces + overlayfs do not work here (" + ids.description + ")");
-      }
-      if (r->exit_code != 0)
-        return Error(Errc::kUnsupported,
-                     "sandbox probe exited with " + std::to_string(r->exit_code));
-      return ok_status();
-    };
-    cached.emplace(probe());
-  });
-  return *cached;
+  auto d = snapshot_driver(ids);
+  if (!d.ok()) return std::move(d).error();
+  return ok_status();
 }
 
 }  // namespace ocib::sandbox

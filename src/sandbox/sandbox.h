@@ -17,6 +17,17 @@ namespace ocib::sandbox {
 
 enum class Network { kNone, kHost };
 
+/// How a step's root (and read-only views, and RUN --mount=type=bind,rw) are assembled from
+/// snapshot directories. Every driver leaves `Spec::upperdir` in kernel overlay format
+/// (whiteouts as char devices 0:0, opaque directories as user.overlay.opaque=y), so snapshots of
+/// any driver stack under any other and pack into the same layer.
+enum class Snapshotter {
+  kAuto,           // the process's choice: snapshot_driver()
+  kOverlay,        // kernel overlayfs mounted in the user namespace (userxattr)
+  kFuseOverlayfs,  // fuse-overlayfs started inside the user + mount namespace, upperdir normalised
+  kCopy,           // the merged lowers copied into a fresh root; afterwards diffed into upperdir
+};
+
 /// A read-only view of a stack of snapshot directories, mounted in the sandbox's mount
 /// namespace before pivot_root and handed to `in_sandbox` as an O_PATH directory fd
 /// (used by COPY --from=stage to read another stage's merged filesystem).
@@ -93,6 +104,14 @@ struct Spec {
   /// stdin is /dev/null; stdout and stderr of the step are written to this fd (e.g. a pipe the
   /// caller reads for progress). -1 = inherit the caller's stderr.
   int output_fd = -1;
+
+  /// RUN --security=insecure (granted with --allow security.insecure): root in the step keeps
+  /// every capability (of its user namespace), no seccomp filter, no no_new_privs. The user
+  /// namespace, the other namespaces and the overlay root stay.
+  bool insecure = false;
+
+  /// The snapshot driver for this step (probes use a given one; builds leave kAuto).
+  Snapshotter snapshotter = Snapshotter::kAuto;
 };
 
 struct Outcome {
@@ -102,9 +121,12 @@ struct Outcome {
 
 /// Runs one step. Returns an Outcome for any command that started (even exit != 0); an Error
 /// only when the sandbox itself could not be set up, naming the setup step and errno
-/// ("sandbox: mount overlay: Invalid argument", "sandbox: mount /run/secrets/x: Not a
-/// directory"). Nothing stays mounted on the host afterwards: all mounts live in the step's own
-/// mount namespace. Safe to call from several threads at once. Removes the mountpoint stubs
+/// ("sandbox: mount overlay on /…/scratch/root: Invalid argument", "sandbox: mount
+/// /run/secrets/x: Not a directory", "sandbox: mount fuse-overlayfs (fuse: device not
+/// found…): Input/output error"). Under the fuse-overlayfs and copy drivers the upperdir is
+/// brought to kernel overlay format before run() returns. Nothing stays mounted on the host
+/// afterwards: all mounts live in the step's own mount namespace. Safe to call from several threads
+/// at once. Removes the mountpoint stubs
 /// (/proc, /dev, /sys, /etc/hosts, mount targets and the parent directories created for them)
 /// that it had to create in `upperdir` when they did not exist in any lowerdir and are still
 /// empty, and the parent directories that existed below but were only copied up to hold such a
@@ -128,15 +150,43 @@ void cancel_all();
 /// as the container's root. A missing path is fine.
 Status remove_tree(const std::string& path, const IdMapping& ids);
 
-/// The snapshot driver this process uses for RUN roots, for `ocib info`: "overlayfs" when the
-/// kernel overlay works in a user namespace (check_support), else "fuse-overlayfs" when that
-/// binary is on PATH, else "copy". OCIB_SNAPSHOTTER=overlayfs|fuse-overlayfs|copy overrides the
-/// probe (tests). Only "overlayfs" is implemented by run() so far: the name lets the caller
-/// report what would be needed.
+/// The snapshot driver this process uses and why.
+struct SnapshotDriver {
+  Snapshotter driver = Snapshotter::kOverlay;
+  std::string name;  // "overlay", "fuse-overlayfs", "copy"
+  /// "kernel overlayfs works in a user namespace here", "set by OCIB_SNAPSHOTTER", or why
+  /// kernel overlayfs (and fuse-overlayfs) could not be used.
+  std::string reason;
+  bool fallback = false;  // chosen because kernel overlayfs does not work here
+};
+
+struct ProbeOptions {
+  /// Where a passing kernel overlay probe is remembered ("overlay"): later processes skip the
+  /// probe. Empty: not remembered. Fallbacks are probed again by every process, so installing
+  /// fuse-overlayfs or a kernel upgrade is picked up.
+  std::string cache_file;
+  /// Directory for the probe's temp dir (the store's, so the probe tests its filesystem); its
+  /// name starts with "<pid>-". Empty: $TMPDIR or /tmp.
+  std::string dir;
+};
+
+/// Chooses the driver once per process: OCIB_SNAPSHOTTER=overlay|fuse-overlayfs|copy if set
+/// (after a probe step that must pass; "auto" or empty: as unset);
+/// else kernel overlay when a probe step (delete a lower file, replace a lower directory) works
+/// in the user namespace; else fuse-overlayfs when the binary is on PATH, /dev/fuse is usable and
+/// the same probe passes; else copy. Later calls return the first result (options ignored). An
+/// error means no driver works (e.g. user namespaces are disabled).
+Result<SnapshotDriver> snapshot_driver(const IdMapping& ids, const ProbeOptions& opts = {});
+
+/// snapshot_driver(ids)'s name, or "unavailable".
 std::string snapshot_driver_name(const IdMapping& ids);
 
-/// Checks once per process that user namespaces + overlayfs work here; the error explains what
-/// is missing (e.g. "unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone=0").
+/// Why fuse-overlayfs cannot be used here ("" when it can: on PATH and /dev/fuse read-write).
+std::string fuse_overlayfs_unavailable();
+
+/// Checks once per process that user namespaces and a snapshot driver work here (that is,
+/// snapshot_driver(ids) succeeds); the error explains what is missing (e.g. "unprivileged user
+/// namespaces are disabled: kernel.unprivileged_userns_clone=0").
 Status check_support(const IdMapping& ids);
 
 }  // namespace ocib::sandbox

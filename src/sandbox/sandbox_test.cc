@@ -4,10 +4,14 @@
 
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -15,18 +19,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <dirent.h>
-
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -790,11 +792,169 @@ TEST_F(SandboxTest, KillingTheCallerLeavesNoProcessOrMount) {
   EXPECT_EQ(info->find(g_tmp), std::string::npos);
 }
 
-TEST_F(SandboxTest, SnapshotDriverName) {
-  EXPECT_EQ(snapshot_driver_name(g_ids), "overlayfs");  // SetUp skipped us otherwise
-  setenv("OCIB_SNAPSHOTTER", "fuse-overlayfs", 1);
-  EXPECT_EQ(snapshot_driver_name(g_ids), "fuse-overlayfs");
-  unsetenv("OCIB_SNAPSHOTTER");
+// The upperdir as text: type, mode, owner (container ids), content, link target, device, opaque
+// marker and other xattrs, hardlink groups; no times (each run writes at its own time).
+std::string describe_upper(const std::string& root) {
+  std::ostringstream out;
+  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
+  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+    std::string abs = rel.empty() ? root : root + "/" + rel;
+    DIR* d = opendir(abs.c_str());
+    std::vector<std::string> names;
+    while (dirent* de = d ? readdir(d) : nullptr)
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+        names.push_back(de->d_name);
+    if (d) closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      std::string r = rel.empty() ? n : rel + "/" + n, a = root + "/" + r;
+      struct stat st;
+      lstat(a.c_str(), &st);
+      out << r << " " << std::oct << st.st_mode << std::dec << " "
+          << g_ids.host_to_container_uid(st.st_uid).value_or(99999) << ":"
+          << g_ids.host_to_container_gid(st.st_gid).value_or(99999);
+      char names_buf[1024];
+      ssize_t len = llistxattr(a.c_str(), names_buf, sizeof names_buf);
+      std::vector<std::string> xs;
+      for (ssize_t i = 0; i < len; i += static_cast<ssize_t>(strlen(names_buf + i)) + 1)
+        xs.push_back(names_buf + i);
+      std::sort(xs.begin(), xs.end());
+      for (const auto& x : xs) {
+        if (x.rfind("user.overlay.", 0) == 0 && x != "user.overlay.opaque") continue;
+        char v[256];
+        ssize_t vl = lgetxattr(a.c_str(), x.c_str(), v, sizeof v);
+        out << " " << x << "=" << std::string(v, vl > 0 ? static_cast<size_t>(vl) : 0);
+      }
+      if (S_ISREG(st.st_mode)) {
+        auto [it, fresh] = inodes.try_emplace({st.st_dev, st.st_ino}, r);
+        if (!fresh)
+          out << " link to " << it->second;
+        else
+          out << " \"" << *fs::read_file(a) << "\"";
+      } else if (S_ISLNK(st.st_mode)) {
+        char t[256];
+        ssize_t tl = readlink(a.c_str(), t, sizeof t);
+        out << " -> " << std::string(t, tl > 0 ? static_cast<size_t>(tl) : 0);
+      } else if (S_ISCHR(st.st_mode)) {
+        out << " dev " << major(st.st_rdev) << "," << minor(st.st_rdev);
+      }
+      out << "\n";
+      if (S_ISDIR(st.st_mode)) walk(r);
+    }
+  };
+  walk("");
+  return out.str();
+}
+
+// The same step under every driver leaves the same upperdir (so the same layer): deletions,
+// a replaced directory, new files, chown, hardlinks, symlinks, xattrs, over lowers that hold
+// whiteouts and an opaque directory themselves.
+TEST_F(SandboxTest, SnapshotDriversAgree) {
+  std::string l1 = layer("l1"), l2 = layer("l2");
+  for (const char* dir : {"/d/sub", "/e", "/o"}) ASSERT_TRUE(fs::mkdirs(l1 + dir).ok());
+  // (No write to one of several hardlinked lower files: fuse-overlayfs tracks lower inodes, and
+  // may copy the write up under another of the names.)
+  for (const char* f : {"/d/f", "/d/sub/s", "/e/y", "/x", "/gone", "/o/old", "/attr"})
+    write_text(l1 + f, f);
+  if (setxattr((l1 + "/attr").c_str(), "user.test", "v", 1, 0) != 0)
+    GTEST_SKIP() << "no user xattrs in " << l1 << ": " << strerror(errno);
+  ASSERT_EQ(mknod((l2 + "/gone").c_str(), S_IFCHR, makedev(0, 0)), 0) << strerror(errno);
+  ASSERT_TRUE(fs::mkdirs(l2 + "/o").ok());
+  write_text(l2 + "/o/new", "new");
+  ASSERT_EQ(setxattr((l2 + "/o").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
+  spec_.lowerdirs = {l2, l1, g_base};
+  uint32_t ids = 0;
+  for (const auto& r : g_ids.uids) ids += r.count;
+  const uid_t owner = ids > 1 ? 1 : 0;
+  spec_.in_sandbox = [owner](const std::vector<int>&) {
+    auto put = [](const char* path, const char* text) {
+      int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      bool ok = fd >= 0 && write(fd, text, strlen(text)) == static_cast<ssize_t>(strlen(text));
+      if (fd >= 0) close(fd);
+      return ok;
+    };
+    if (unlink("/x") || unlink("/d/f") || unlink("/d/sub/s") || rmdir("/d/sub") || rmdir("/d"))
+      return 1;
+    if (mkdir("/d", 0750) || !put("/d/g", "g")) return 2;
+    if (!put("/new", "n") || chown("/new", owner, owner) || link("/new", "/hl") ||
+        symlink("new", "/sl"))
+      return 3;
+    if (unlink("/e/y") || chmod("/e", 0700)) return 4;
+    if (setxattr("/attr", "user.more", "m", 1, 0)) return 5;
+    if (mkdir("/fresh", 0755) || mkdir("/fresh/sub", 0755) || !put("/fresh/sub/z", "z")) return 7;
+    if (unlink("/o/new") || !put("/o/newer", "newer")) return 8;
+    if (unlink("/gone") == 0 || errno != ENOENT) return 9;  // hidden by the whiteout below
+    return 0;
+  };
+  std::map<std::string, std::string> uppers;
+  for (Snapshotter d : {Snapshotter::kOverlay, Snapshotter::kFuseOverlayfs, Snapshotter::kCopy}) {
+    const char* name = d == Snapshotter::kOverlay ? "overlay"
+                       : d == Snapshotter::kCopy  ? "copy"
+                                                  : "fuse-overlayfs";
+    if (d == Snapshotter::kFuseOverlayfs && !fuse_overlayfs_unavailable().empty()) {
+      std::cerr << "skipping fuse-overlayfs: " << fuse_overlayfs_unavailable() << "\n";
+      continue;
+    }
+    spec_.snapshotter = d;
+    spec_.upperdir = step_ + "/upper-" + name;
+    spec_.scratch = step_ + "/scratch-" + name;
+    ASSERT_TRUE(fs::mkdirs(spec_.upperdir).ok());
+    auto r = go();
+    EXPECT_EQ(r.outcome.exit_code, 0) << name << ": " << r.output;
+    uppers[name] = describe_upper(spec_.upperdir);
+  }
+  const std::string& want = uppers["overlay"];
+  // The kernel's own result, as the layer needs it.
+  EXPECT_NE(want.find("d 40750 0:0 user.overlay.opaque=y\n"), std::string::npos) << want;
+  EXPECT_NE(want.find("x 20000 0:0 dev 0,0\n"), std::string::npos) << want;
+  EXPECT_NE(
+      want.find("hl 100644 " + std::to_string(owner) + ":" + std::to_string(owner) + " \"n\"\n"),
+      std::string::npos)
+      << want;
+  EXPECT_NE(want.find("new 100644 " + std::to_string(owner) + ":" + std::to_string(owner) +
+                      " link to hl\n"),
+            std::string::npos)
+      << want;
+  EXPECT_NE(want.find("attr 100644 0:0 user.more=m user.test=v \"/attr\"\n"), std::string::npos)
+      << want;
+  for (const auto& [name, got] : uppers) EXPECT_EQ(got, want) << name << " differs from overlay";
+}
+
+// A fuse-overlayfs that cannot mount is a setup error naming the step and what it said.
+TEST_F(SandboxTest, FuseOverlayfsFailureIsReported) {
+  std::string why = fuse_overlayfs_unavailable();
+  if (why.find("/dev/fuse") == std::string::npos)
+    GTEST_SKIP() << "needs fuse-overlayfs installed and /dev/fuse unusable (" << why << ")";
+  spec_.snapshotter = Snapshotter::kFuseOverlayfs;
+  spec_.argv = {"true"};
+  auto r = run(spec_, g_ids);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().str().find("sandbox: mount fuse-overlayfs (fuse"), std::string::npos)
+      << r.error().str();
+}
+
+TEST_F(SandboxTest, SnapshotDriverIsChosenOnce) {
+  auto d = snapshot_driver(g_ids);
+  ASSERT_TRUE(d.ok()) << d.error().str();  // SetUp skipped us otherwise
+  EXPECT_EQ(snapshot_driver_name(g_ids), d->name);
+  EXPECT_FALSE(d->reason.empty());
+  const char* forced = getenv("OCIB_SNAPSHOTTER");
+  if (forced && *forced && strcmp(forced, "auto") != 0) {
+    EXPECT_EQ(d->reason, "set by OCIB_SNAPSHOTTER");
+  } else {
+    // Kernel overlay unless it failed here; then the reason says why.
+    EXPECT_EQ(d->fallback, d->name != "overlay") << d->reason;
+    if (d->fallback) {
+      EXPECT_NE(d->reason.find("kernel overlayfs does not work"), std::string::npos);
+    }
+  }
+  // The choice is per process: a later change of the variable does not switch drivers mid-build.
+  setenv("OCIB_SNAPSHOTTER", d->name == "copy" ? "overlay" : "copy", 1);
+  EXPECT_EQ(snapshot_driver_name(g_ids), d->name);
+  if (forced)
+    setenv("OCIB_SNAPSHOTTER", forced, 1);
+  else
+    unsetenv("OCIB_SNAPSHOTTER");
 }
 
 TEST_F(SandboxTest, PerfHundredRuns) {

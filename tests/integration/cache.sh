@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build cache: a rebuild in the same store is fully cached and byte-identical; changing a
-# file COPYed by one branch re-runs only that branch and what depends on it.
+# file COPYed by one branch re-runs only that branch and what depends on it; --no-cache-filter
+# re-runs only the named stages; a local cache export/import serves a fresh store.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -74,6 +75,23 @@ done
 oci_extract "$T/out3.tar" "$T/layout3"
 cfg=$(oci_config "$T/layout3")
 assert_eq "$(jq -c .config.Cmd "$cfg")" '["/bin/cat","/both"]' "Cmd of the third build"
+
+# 3. --no-cache-filter: the named stages' steps run again; every other stage stays cached.
+ncf() { # NAME FILTER
+  ocib_ok "$1" build -t cache:1 --no-cache-filter "$2" -o type=oci,dest="$T/$1.tar" \
+    --metadata-file "$T/$1.json" --progress=plain "$ctx"
+  # The distinct "stage:cached" pairs of the COPY/RUN steps, sorted.
+  jq -r "[.[\"ocib.vertices\"][] | $steps | \"\\(.stage):\\(.cached)\"] | unique | join(\" \")" "$T/$1.json"
+}
+got=$(ncf ncf1 b1)
+assert_eq "$got" "b1:false b2:true base:true final:true" "stage/cached pairs with --no-cache-filter b1"
+[[ $(vertices "$T/ncf1.json" "$steps | select(.stage == \"b1\")" | wc -l) -eq 2 ]] ||
+  fail "expected b1's COPY and RUN in the --no-cache-filter build"
+got=$(ncf ncf2 B2,final)  # a list; stage names match case-insensitively, like FROM ... AS
+assert_eq "$got" "b1:true b2:false base:true final:false" "stage/cached pairs with --no-cache-filter B2,final"
+grep -qE '^#[0-9]+ CACHED' "$T/ncf2.err" || fail "nothing was cached with --no-cache-filter B2,final"
+ocib_ok ncf3 build -t cache:1 --no-cache-filter nosuchstage -o type=oci,dest="$T/ncf3.tar" "$ctx"
+grep -q 'no stage named "nosuchstage"' "$T/ncf3.err" || fail "no warning for an unknown --no-cache-filter stage: $(cat "$T/ncf3.err")"
 
 # Cache export/import through a local directory: a fresh store with --cache-from re-executes
 # no step whose result is in the imported cache, and produces the same image.

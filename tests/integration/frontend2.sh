@@ -5,7 +5,7 @@
 # creating its directory for the current USER, ADD of local tar archives (unpacked, "../"
 # entries refused), ADD of an http URL (--checksum, Last-Modified, mode 0600), COPY --exclude,
 # --parents, --link (a layer with only its files, cached independently of the parent),
-# COPY --from=<image>, and clear errors for FROM --platform=<other> and ADD of a git URL.
+# COPY --from=<image>, and clear errors for FROM --platform=windows/amd64 and ADD of a git URL.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -150,10 +150,10 @@ assert_eq "$(vertices "$T/m3.json" 'select(.name | test("COPY --link link.txt /l
   "COPY --link layer cached although its parent changed"
 
 # Errors that name the line.
-printf 'FROM --platform=linux/s390x scratch\n' >"$ctx/Dockerfile.plat"
-if ocib_run plat build -f "$ctx/Dockerfile.plat" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "foreign platform accepted"; fi
+printf 'FROM --platform=windows/amd64 scratch\n' >"$ctx/Dockerfile.plat"
+if ocib_run plat build -f "$ctx/Dockerfile.plat" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "windows platform accepted"; fi
 assert_file_contains "$T/plat.err" "Dockerfile.plat:1:" "FROM --platform error location"
-assert_file_contains "$T/plat.err" "multi-platform builds are not supported yet (host is linux/$arch" "FROM --platform error"
+assert_file_contains "$T/plat.err" "only linux images can be built" "FROM --platform error"
 printf 'FROM scratch\nADD https://github.com/moby/buildkit.git /src\n' >"$ctx/Dockerfile.git"
 if ocib_run git build -f "$ctx/Dockerfile.git" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "ADD git accepted"; fi
 assert_file_contains "$T/git.err" "Dockerfile.git:2: ADD of git repositories is not supported yet" "ADD git error"

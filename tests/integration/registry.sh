@@ -61,6 +61,9 @@ assert_eq "$(jq -r .Digest "$T/inspect.json")" "$digest" "pushed manifest digest
 skopeo copy -q --src-tls-verify=false "docker://$reg/test/app:1" "oci:$T/back:x" || fail "skopeo copy back failed"
 oci_validate "$T/back" x
 grep -q 'pushed .*(3 uploaded\|pushed .*uploaded' "$T/push1.err" || fail "no push summary: $(tail -5 "$T/push1.err")"
+# Transfers report bytes: each uploaded blob ends with a "size / size" line.
+contains -E '^pushing sha256:[0-9a-f]{12} ([0-9.]+[kMG]?B) / \1 [0-9.]+s$' "$T/push1.err" ||
+  fail "no byte progress for the push: $(grep -i pushing "$T/push1.err" | head -5)"
 
 # Second push: everything is there already.
 ocib_ok push2 build --insecure-registry "$reg" -o "type=image,name=$reg/test/app:1,push=true" "$ctx"
@@ -82,6 +85,8 @@ export OCIB_ROOT="$T/store2"
 ocib_ok from1 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
   -o type=oci,dest="$T/from.tar" "$ctx"
 grep -q "pulling $reg/library/busybox" "$T/from1.err" || fail "the base was not pulled: $(head "$T/from1.err")"
+contains -E '^pulling sha256:[0-9a-f]{12} ([0-9.]+[kMG]?B) / \1 [0-9.]+s$' "$T/from1.err" ||
+  fail "no byte progress for the pull: $(grep -i pulling "$T/from1.err" | head -5)"
 oci_extract "$T/from.tar" "$T/froml"
 oci_validate "$T/froml" "$(oci_ref "$T/froml")"
 umoci_unpack "$T/froml" "$(oci_ref "$T/froml")" "$T/fromb"

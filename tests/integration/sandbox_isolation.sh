@@ -44,3 +44,42 @@ assert_eq "$(cat "$res/mount")" "refused" "mount -t tmpfs x /mnt in RUN ($(cat "
 grep -qiE 'Operation not permitted|permission denied' "$res/mount.err" ||
   fail "mount in RUN failed, but not with EPERM: $(cat "$res/mount.err")"
 assert_eq "$(cat "$res/mnt-mounts")" "0" "mounts on /mnt seen in RUN after the refused mount"
+
+# The hostname is settable as in BuildKit (--build-arg BUILDKIT_SANDBOX_HOSTNAME), in the UTS
+# namespace and the step's /etc/hosts, and it is part of the step's cache key.
+cat >"$ctx/Dockerfile.host" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox hostname > /h; /bin/busybox grep -c ' builder-7$' /etc/hosts > /in-hosts || true"]
+DF
+ocib_ok host build -t host:1 --build-arg BUILDKIT_SANDBOX_HOSTNAME=builder-7 -f "$ctx/Dockerfile.host" \
+  -o type=local,dest="$T/hostfs" --progress=plain "$ctx"
+assert_eq "$(cat "$T/hostfs/h")" "builder-7" "hostname in RUN with BUILDKIT_SANDBOX_HOSTNAME"
+assert_eq "$(cat "$T/hostfs/in-hosts")" "1" "the hostname's line in the step's /etc/hosts"
+if contains 'was not consumed' "$T/host.err"; then fail "BUILDKIT_SANDBOX_HOSTNAME reported as an unused build-arg"; fi
+ocib_ok host2 build -f "$ctx/Dockerfile.host" -o type=local,dest="$T/hostfs2" --progress=plain "$ctx"
+[[ $(cat "$T/hostfs2/h") != "builder-7" ]] || fail "a different hostname reused the cached step"
+rc=0
+ocib_run badhost build --build-arg 'BUILDKIT_SANDBOX_HOSTNAME=a b' -f "$ctx/Dockerfile.host" "$ctx" || rc=$?
+[[ $rc -ne 0 ]] && contains -F 'not a valid hostname' "$T/badhost.err" || fail "invalid hostname accepted: $(cat "$T/badhost.err")"
+
+# RUN --security=insecure: refused without --allow security.insecure (naming the line); with
+# it, root in the step has every capability of its user namespace and no seccomp filter, so
+# a tmpfs mount works there; a sandboxed step of the same build keeps the default profile.
+cat >"$ctx/Dockerfile.insecure" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN --security=insecure ["/bin/busybox", "sh", "-c", "/bin/busybox grep Seccomp: /proc/self/status > /seccomp-insecure; /bin/busybox grep CapEff /proc/self/status > /capeff-insecure; /bin/busybox mkdir -p /mnt && /bin/busybox mount -t tmpfs x /mnt && echo mounted > /mount-insecure"]
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox grep Seccomp: /proc/self/status > /seccomp-sandbox"]
+DF
+rc=0
+ocib_run insec0 build -f "$ctx/Dockerfile.insecure" "$ctx" || rc=$?
+[[ $rc -ne 0 ]] || fail "RUN --security=insecure ran without --allow security.insecure"
+assert_file_contains "$T/insec0.err" "Dockerfile.insecure:3" "insecure refusal names the line"
+assert_file_contains "$T/insec0.err" "--allow security.insecure" "insecure refusal says how to allow it"
+ocib_ok insec build --allow security.insecure -f "$ctx/Dockerfile.insecure" -o type=local,dest="$T/insecfs" "$ctx"
+assert_eq "$(awk '{print $2}' "$T/insecfs/seccomp-insecure")" "0" "Seccomp in an insecure RUN"
+assert_eq "$(cat "$T/insecfs/mount-insecure")" "mounted" "mount in an insecure RUN"
+[[ $(awk '{print $2}' "$T/insecfs/capeff-insecure") != "$(awk '{print $2}' "$res/capeff")" ]] ||
+  fail "an insecure RUN has the default capability set"
+assert_eq "$(awk '{print $2}' "$T/insecfs/seccomp-sandbox")" "2" "Seccomp in the sandboxed RUN of the same build"

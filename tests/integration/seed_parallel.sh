@@ -38,7 +38,7 @@ DF
 
 cd "$T"
 ocib_ok build build -t app:1 --target final -j 4 -o type=oci,dest="$T/app.tar" \
-  --metadata-file "$T/meta.json" --progress=plain "$ctx"
+  --label org.example.by=flag --label org.example.scenario=overridden --metadata-file "$T/meta.json" --progress=plain "$ctx"
 
 # --progress=plain goes to stderr, BuildKit-like.
 grep -qE '^#[0-9]+ \[b1 [0-9]+/[0-9]+\] RUN sleep 1 && echo one > /one' "$T/build.err" ||
@@ -81,7 +81,9 @@ assert_eq "$(jq -r .config.User "$cfg")" "1000:1000" "config User"
 # shellcheck disable=SC2016 # the Cmd is literal text
 assert_eq "$(jq -c .config.Cmd "$cfg")" \
   '["/bin/sh","-c","cat /one /two /three; echo cwd=$(pwd) uid=$(id -u) greeting=$GREETING"]' "config Cmd"
-assert_eq "$(jq -r '.config.Labels["org.example.scenario"]' "$cfg")" "seed" "config label"
+# --label adds to the Dockerfile's LABELs and wins over them.
+assert_eq "$(jq -r '.config.Labels["org.example.scenario"]' "$cfg")" "overridden" "config label set by LABEL and --label"
+assert_eq "$(jq -r '.config.Labels["org.example.by"]' "$cfg")" "flag" "config label from --label"
 assert_eq "$(jq -r .os "$cfg")/$(jq -r .architecture "$cfg")" "linux/$(host_arch)" "config os/architecture"
 
 # Unpack and run.

@@ -1,0 +1,87 @@
+#include "build/images.h"
+
+#include <gtest/gtest.h>
+
+#include "base/fs.h"
+#include "build/build.h"
+
+namespace ocib::build {
+namespace {
+
+TEST(Platforms, ParseNormalises) {
+  auto p = parse_platforms("linux/amd64,linux/arm64/v8,linux/arm");
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  ASSERT_EQ(p->size(), 3u);
+  EXPECT_EQ((*p)[0].architecture, "amd64");
+  EXPECT_EQ((*p)[1].architecture, "arm64");
+  EXPECT_EQ((*p)[1].variant, "");  // arm64/v8 is plain arm64, as containerd has it
+  EXPECT_EQ((*p)[2].variant, "v7");
+  auto q = parse_platforms("aarch64,LINUX/X86_64");
+  ASSERT_TRUE(q.ok()) << q.error().str();
+  ASSERT_EQ(q->size(), 2u);
+  EXPECT_EQ((*q)[0].os, "linux");
+  EXPECT_EQ((*q)[0].architecture, "arm64");
+  EXPECT_EQ((*q)[1].architecture, "amd64");
+  EXPECT_FALSE(parse_platforms("windows/amd64").ok());
+  EXPECT_FALSE(parse_platforms("linux//amd64").ok());
+  EXPECT_FALSE(parse_platforms("linux/arm/v7/x").ok());
+  EXPECT_FALSE(parse_platforms("").ok());
+  EXPECT_FALSE(parse_platforms("linux/amd64,amd64").ok());  // the same platform twice
+}
+
+TEST(Platforms, Matches) {
+  EXPECT_TRUE(platform_matches({"linux", "arm64", "v8"}, {"linux", "arm64", ""}));
+  EXPECT_TRUE(platform_matches({"linux", "aarch64", ""}, {"linux", "arm64", "v8"}));
+  EXPECT_TRUE(platform_matches({"linux", "arm", ""}, {"linux", "arm", "v7"}));
+  EXPECT_FALSE(platform_matches({"linux", "amd64", ""}, {"linux", "arm64", ""}));
+  EXPECT_FALSE(platform_matches({"linux", "arm", "v6"}, {"linux", "arm", "v7"}));
+}
+
+// A multi-platform tag names an image index; loading it for a platform gives that platform's
+// manifest, and a plain image for another platform is refused.
+TEST(LoadImage, IndexSelectsThePlatform) {
+  auto d = fs::make_temp_dir(testing::TempDir(), "ocib-images-");
+  ASSERT_TRUE(d.ok());
+  fs::TempDir tmp(*d);
+  auto st = store::Store::open(fs::join(*d, "store"));
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  std::map<std::string, std::string> manifests;
+  std::vector<oci::Descriptor> entries;
+  for (const char* arch : {"amd64", "arm64"}) {
+    oci::ImageConfig cfg;
+    cfg.platform = {"linux", arch, ""};
+    std::string cb = oci::canonical(cfg.to_json());
+    auto cd = st->put_blob(cb);
+    ASSERT_TRUE(cd.ok());
+    std::string mb = oci::canonical(oci::make_manifest(
+        {oci::kMediaTypeConfig, *cd, static_cast<int64_t>(cb.size()), {}, {}}, {}));
+    auto md = st->put_blob(mb);
+    ASSERT_TRUE(md.ok());
+    manifests[arch] = *md;
+    entries.push_back(
+        {oci::kMediaTypeManifest, *md, static_cast<int64_t>(mb.size()), {}, cfg.platform});
+  }
+  auto index = st->put_blob(oci::canonical(oci::make_image_index(entries)));
+  ASSERT_TRUE(index.ok());
+  ASSERT_TRUE(st->tag("multi:1", *index).ok());
+
+  oci::Platform arm{"linux", "arm64", "v8"}, amd{"linux", "amd64", ""}, s390{"linux", "s390x", ""};
+  auto a = load_image(*st, "multi:1", &arm);
+  ASSERT_TRUE(a.ok()) << a.error().str();
+  EXPECT_EQ(a->manifest_digest, manifests["arm64"]);
+  EXPECT_EQ(a->config.platform.architecture, "arm64");
+  auto b = load_image(*st, *index, &amd);
+  ASSERT_TRUE(b.ok()) << b.error().str();
+  EXPECT_EQ(b->manifest_digest, manifests["amd64"]);
+  auto none = load_image(*st, "multi:1", &s390);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().str().find("linux/s390x"), std::string::npos) << none.error().str();
+  auto wrong = load_image(*st, manifests["arm64"], &amd);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message().find("is for linux/arm64, not linux/amd64"), std::string::npos)
+      << wrong.error().message();
+  EXPECT_TRUE(load_image(*st, manifests["arm64"]).ok());  // no platform asked: any image
+}
+
+}  // namespace
+}  // namespace ocib::build

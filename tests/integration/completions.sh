@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The shell completions keep up with the CLI: every command `ocib --help` lists and every
+# long option `ocib build --help` lists is offered by the bash, zsh and fish completions, and
+# the bash completion (loaded with bash-completion) really completes them.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+comp="$(cd "$(dirname "$0")/../../completions" && pwd)"
+
+"$OCIB" --help >"$T/main.help"
+"$OCIB" build --help >"$T/build.help"
+mapfile -t verbs < <(awk '/^Commands:/{on=1; next} on && /^  [a-z]/{print $1} on && /^$/{if (n++) exit}' "$T/main.help")
+mapfile -t flags < <(grep -oE '^ +(-[a-z], )?--[a-z-]+' "$T/build.help" | sed 's/.*--//')
+[[ ${#verbs[@]} -ge 10 && ${#flags[@]} -ge 20 ]] || fail "could not read the help (${#verbs[@]} verbs, ${#flags[@]} flags)"
+
+missing=()
+for v in "${verbs[@]}"; do
+  contains -wF -- "$v" "$comp/ocib.bash" || missing+=("bash: command $v")
+  contains -F -- "'$v:" "$comp/_ocib" || missing+=("zsh: command $v")
+  contains -F -- "-a $v " "$comp/ocib.fish" || missing+=("fish: command $v")
+done
+for f in "${flags[@]}"; do
+  contains -E -- "(^|[ '])--$f([ '=]|$)" "$comp/ocib.bash" || missing+=("bash: --$f")
+  contains -E -- "--$f([=+\[}]|$)" "$comp/_ocib" || missing+=("zsh: --$f")
+  contains -E -- "-l $f( |$)" "$comp/ocib.fish" || missing+=("fish: --$f")
+done
+[[ ${#missing[@]} -eq 0 ]] || fail "completions lack: ${missing[*]}"
+
+# Drive the bash completion the way bash does.
+bc=/usr/share/bash-completion/bash_completion
+[[ -f $bc ]] || skip "bash-completion not installed (apt-get install bash-completion): the static checks passed"
+complete_words() { # WORDS... -> the candidates for the last word
+  bash -c 'source "$1"; source "$2"; shift 2; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+           COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _ocib; printf "%s\n" "${COMPREPLY[@]}"' \
+    _ "$bc" "$comp/ocib.bash" "$@"
+}
+assert_eq "$(complete_words ocib bu)" "build" "completion of 'ocib bu'"
+complete_words ocib build --plat | contains -x -- --platform || fail "'ocib build --plat' does not complete"
+complete_words ocib build --progress r | contains -x rawjson || fail "'--progress r' does not offer rawjson"
+complete_words ocib build --no-cache | contains -x -- --no-cache-filter || fail "no --no-cache-filter"
