@@ -2193,6 +2193,9 @@ Result<BuiltImage> Builder::make_image() {
 // listing each manifest with its platform.
 Result<BuildResult> Builder::export_outputs(const std::vector<Builder*>& builds, const std::vector<BuiltImage>& images) {
   bool multi = images.size() > 1;
+  oci::TransferProgress export_progress = [this](const std::string& what, uint64_t cur, uint64_t total) {
+    reporter_.transfer(what, cur, total);
+  };
   oci::LayoutImage img;
   std::string manifest_digest = images.front().manifest_digest;  // of the result: the index when multi
   std::string config_digest = images.front().config_digest;
@@ -2236,11 +2239,11 @@ Result<BuildResult> Builder::export_outputs(const std::vector<Builder*>& builds,
         if (export_unchanged(dest->second, "oci", manifest_digest)) {
           reporter_.note("output unchanged: " + dest->second);
         } else {
-          OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate));
+          OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate, export_progress));
           record_export(dest->second, "oci", manifest_digest);
         }
       }
-      else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate));
+      else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate, export_progress));
     } else if (out.type == "docker") {
       if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
       if (multi)
@@ -2256,7 +2259,7 @@ Result<BuildResult> Builder::export_outputs(const std::vector<Builder*>& builds,
       if (path != "/dev/stdout" && export_unchanged(path, "docker", manifest_digest)) {
         reporter_.note("output unchanged: " + path);
       } else {
-        OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp")));
+        OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp"), export_progress));
         if (path != "/dev/stdout") record_export(path, "docker", manifest_digest);
       }
     } else if (out.type == "image" || out.type == "registry") {

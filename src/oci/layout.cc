@@ -65,9 +65,14 @@ Status write_all(int fd, const char* p, size_t n, const std::string& what) {
   return {};
 }
 
-Status copy_file_to(const std::string& src, const std::string& dst) {
+std::string progress_name(const std::string& digest) { return "exporting " + digest.substr(0, 19); }
+
+Status copy_file_to(const std::string& src, const std::string& dst, const std::string& what = {},
+                    const TransferProgress& progress = {}) {
   OCIB_ASSIGN_OR_RETURN(UniqueFd in, fs::open_file(src, O_RDONLY));
   OCIB_ASSIGN_OR_RETURN(UniqueFd out, fs::open_file(dst, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  struct stat sst {};
+  uint64_t total = ::fstat(in.get(), &sst) == 0 ? static_cast<uint64_t>(sst.st_size) : 0, done = 0;
   std::unique_ptr<char[]> buf(new char[kChunk]);
   for (;;) {
     ssize_t n = ::read(in.get(), buf.get(), kChunk);
@@ -77,6 +82,8 @@ Status copy_file_to(const std::string& src, const std::string& dst) {
     }
     if (n == 0) break;
     OCIB_TRY(write_all(out.get(), buf.get(), static_cast<size_t>(n), dst));
+    done += static_cast<uint64_t>(n);
+    if (progress) progress(what, done, total);
   }
   if (::fsync(out.get()) != 0) return Error::from_errno("fsync " + dst, errno);
   return {};
@@ -85,14 +92,19 @@ Status copy_file_to(const std::string& src, const std::string& dst) {
 /// Puts one blob into blobs/sha256/: hardlink when on the same filesystem, else copy to a temp
 /// file and rename. An existing blob is kept (content-addressed, so equal).
 Status install_blob(const std::string& blobs_dir, const std::string& digest,
-                    const BlobLocator& locate) {
+                    const BlobLocator& locate, const TransferProgress& progress = {}) {
   OCIB_ASSIGN_OR_RETURN(std::string hex, blob_hex(digest));
   std::string dst = fs::join(blobs_dir, hex);
   if (fs::exists(dst)) return {};
   OCIB_ASSIGN_OR_RETURN(std::string src, locate_blob(locate, digest));
-  if (::link(src.c_str(), dst.c_str()) == 0 || errno == EEXIST) return {};
+  if (::link(src.c_str(), dst.c_str()) == 0 || errno == EEXIST) {
+    struct stat sst {};
+    if (progress && ::stat(dst.c_str(), &sst) == 0)
+      progress(progress_name(digest), static_cast<uint64_t>(sst.st_size), static_cast<uint64_t>(sst.st_size));
+    return {};
+  }
   std::string tmp = dst + tmp_suffix();
-  Status st = copy_file_to(src, tmp);
+  Status st = copy_file_to(src, tmp, progress_name(digest), progress);
   if (st.ok() && ::rename(tmp.c_str(), dst.c_str()) != 0) {
     st = Error::from_errno("rename " + tmp, errno);
   }
@@ -166,7 +178,8 @@ Status tar_add_dir(struct archive* a, const std::string& name) {
   return {};
 }
 
-Status tar_add_file(struct archive* a, const std::string& name, const std::string& src) {
+Status tar_add_file(struct archive* a, const std::string& name, const std::string& src,
+                    const std::string& what = {}, const TransferProgress& progress = {}) {
   OCIB_ASSIGN_OR_RETURN(UniqueFd in, fs::open_file(src, O_RDONLY));
   struct stat st {};
   if (::fstat(in.get(), &st) != 0) return Error::from_errno("stat " + src, errno);
@@ -185,12 +198,14 @@ Status tar_add_file(struct archive* a, const std::string& name, const std::strin
       return archive_error(a, name);
     }
     left -= n;
+    if (progress) progress(what, static_cast<uint64_t>(st.st_size - left), static_cast<uint64_t>(st.st_size));
   }
   if (archive_write_finish_entry(a) < ARCHIVE_WARN) return archive_error(a, name);
   return {};
 }
 
-Status write_tar_to_fd(int fd, const std::vector<LayoutImage>& images, const BlobLocator& locate) {
+Status write_tar_to_fd(int fd, const std::vector<LayoutImage>& images, const BlobLocator& locate,
+                       const TransferProgress& progress) {
   std::set<std::string> hexes;  // sorted, deduplicated
   std::vector<json> manifests;
   for (const auto& img : images) {
@@ -218,7 +233,7 @@ Status write_tar_to_fd(int fd, const std::vector<LayoutImage>& images, const Blo
   for (const auto& hex : hexes) {
     std::string digest = "sha256:" + hex;
     OCIB_ASSIGN_OR_RETURN(std::string src, locate_blob(locate, digest));
-    OCIB_TRY(tar_add_file(a.get(), "blobs/sha256/" + hex, src));
+    OCIB_TRY(tar_add_file(a.get(), "blobs/sha256/" + hex, src, progress_name(digest), progress));
   }
   OCIB_TRY(tar_add_bytes(a.get(), "index.json", canonical(make_index(manifests))));
   OCIB_TRY(tar_add_bytes(a.get(), "oci-layout", kOciLayout));
@@ -229,7 +244,7 @@ Status write_tar_to_fd(int fd, const std::vector<LayoutImage>& images, const Blo
 }  // namespace
 
 Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& images,
-                        const BlobLocator& locate) {
+                        const BlobLocator& locate, const TransferProgress& progress) {
   OCIB_TRY(check_images(images));
   std::string blobs_dir = fs::join(dir, "blobs/sha256");
   OCIB_TRY(fs::mkdirs(blobs_dir));
@@ -238,7 +253,7 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
   if (!fs::exists(layout_file)) OCIB_TRY(fs::write_file_atomic(layout_file, kOciLayout));
 
   for (const auto& img : images) {
-    for (const auto& d : img.blob_digests) OCIB_TRY(install_blob(blobs_dir, d, locate));
+    for (const auto& d : img.blob_digests) OCIB_TRY(install_blob(blobs_dir, d, locate, progress));
     OCIB_TRY(install_blob(blobs_dir, img.manifest.digest, locate));
   }
 
@@ -289,11 +304,11 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
 }
 
 Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
-                        const BlobLocator& locate) {
+                        const BlobLocator& locate, const TransferProgress& progress) {
   OCIB_TRY(check_images(images));
   if (tar_path == "-" || tar_path == "/dev/stdout") {
     // Streamed: no temp file and rename for stdout.
-    Status out = write_tar_to_fd(STDOUT_FILENO, images, locate);
+    Status out = write_tar_to_fd(STDOUT_FILENO, images, locate, progress);
     if (!out.ok()) out.error().wrap("writing oci-archive to stdout");
     return out;
   }
@@ -302,7 +317,7 @@ Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutIma
   {
     auto fd = fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (!fd.ok()) return std::move(fd).error();
-    st = write_tar_to_fd(fd->get(), images, locate);
+    st = write_tar_to_fd(fd->get(), images, locate, progress);
     if (st.ok() && ::fsync(fd->get()) != 0) st = Error::from_errno("fsync " + tmp, errno);
   }
   if (st.ok() && ::rename(tmp.c_str(), tar_path.c_str()) != 0) {
@@ -347,7 +362,8 @@ Result<std::string> decompress_to(const std::string& src, const std::string& out
 }  // namespace
 
 Status write_docker_archive(const std::string& tar_path, const DockerArchiveImage& image,
-                            const BlobLocator& locate, const std::string& tmp_dir) {
+                            const BlobLocator& locate, const std::string& tmp_dir,
+                            const TransferProgress& progress) {
   if (image.layers.size() != image.diff_ids.size())
     return Error::invalid("docker-archive: layers and diff_ids differ in count");
   OCIB_ASSIGN_OR_RETURN(std::string cfg_hex, blob_hex(image.config_digest));
@@ -382,7 +398,7 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
         ::unlink(layer_tmp.c_str());
         return Error(Errc::kCorrupt, "layer " + image.layers[i].digest + " does not match its diff_id");
       }
-      Status added = tar_add_file(a.get(), name, layer_tmp);
+      Status added = tar_add_file(a.get(), name, layer_tmp, progress_name(image.diff_ids[i]), progress);
       ::unlink(layer_tmp.c_str());
       OCIB_TRY(added);
     }

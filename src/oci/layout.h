@@ -13,6 +13,8 @@ namespace ocib::oci {
 
 /// Maps a digest ("sha256:<hex>") to the path of a local file holding that blob.
 using BlobLocator = std::function<std::string(const std::string& digest)>;
+/// Bytes written per blob ("exporting sha256:0123abcd…", so far, size), for progress bars.
+using TransferProgress = std::function<void(const std::string& what, uint64_t current, uint64_t total)>;
 
 struct LayoutImage {
   Descriptor manifest;                   // descriptor of the manifest blob (with ref.name annotation)
@@ -23,12 +25,12 @@ struct LayoutImage {
 /// they carry the same ref.name, which is replaced. Blobs are copied (hardlinked when possible)
 /// and written atomically; index.json is replaced atomically.
 Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& images,
-                        const BlobLocator& locate);
+                        const BlobLocator& locate, const TransferProgress& progress = {});
 
 /// Writes an oci-archive tarball (uncompressed tar of a layout) atomically (temp + rename).
 /// Entries are in a fixed order with fixed metadata so equal inputs give equal bytes.
 Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
-                        const BlobLocator& locate);
+                        const BlobLocator& locate, const TransferProgress& progress = {});
 
 /// An image for a docker-archive (what `docker save` writes and `docker load`/`podman load`
 /// read).
@@ -44,6 +46,7 @@ struct DockerArchiveImage {
 /// Docker 25's `docker save`, which older docker load and skopeo/podman read too). Layers are
 /// decompressed through a temp file under `tmp_dir` and checked against their diff_id.
 Status write_docker_archive(const std::string& tar_path, const DockerArchiveImage& image,
-                            const BlobLocator& locate, const std::string& tmp_dir);
+                            const BlobLocator& locate, const std::string& tmp_dir,
+                            const TransferProgress& progress = {});
 
 }  // namespace ocib::oci
