@@ -1,6 +1,7 @@
 #include "build/inspect.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -8,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "build/durations.h"
 #include "dockerfile/dockerfile.h"
+#include "store/store.h"
 
 namespace ocib::build {
 
@@ -23,6 +26,8 @@ struct StageInfo {
   std::string base;                            // FROM <image> otherwise
   std::vector<std::pair<size_t, int>> copies;  // (stage, line) of COPY --from / --mount from=
   int steps = 0;                               // RUN/COPY/ADD
+  double seconds = 0;                          // estimated: recorded durations, else a guess
+  int recorded = 0;                            // steps whose duration an earlier build recorded
 };
 
 std::optional<size_t> find_stage(const dockerfile::Dockerfile& df, const std::string& ref, size_t before) {
@@ -44,6 +49,9 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
   OCIB_ASSIGN_OR_RETURN(std::string text, fs::read_file(df_path));
   OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(text, opts.dockerfile.empty() ? "Dockerfile" : opts.dockerfile));
   std::vector<StageInfo> st(df.stages.size());
+  // Step durations recorded by earlier builds in this store, found by step name (the names
+  // Builder gives: "[stage i/n] INSTRUCTION"); a step never run is guessed by kind.
+  Durations durations = Durations::load(opts.store_root.empty() ? store::Store::default_root() : opts.store_root);
   for (size_t i = 0; i < df.stages.size(); ++i) {
     const auto& s = df.stages[i];
     st[i].name = s.name.empty() ? "stage-" + std::to_string(i) : s.name;
@@ -51,7 +59,15 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
     st[i].from_stage = find_stage(df, s.base, i);
     if (!st[i].from_stage) st[i].base = s.base;
     for (const auto& ins : s.body) {
-      if (ins.keyword == "RUN" || ins.keyword == "COPY" || ins.keyword == "ADD") ++st[i].steps;
+      if (ins.keyword == "RUN" || ins.keyword == "COPY" || ins.keyword == "ADD") {
+        ++st[i].steps;
+        size_t pos = static_cast<size_t>(&ins - s.body.data());
+        std::string name = "[" + st[i].name + " " + std::to_string(pos + 2) + "/" + std::to_string(s.body.size() + 1) +
+                           "] " + ins.original;
+        auto d = durations.estimate("", name);
+        if (d) ++st[i].recorded;
+        st[i].seconds += d.value_or(ins.keyword == "RUN" ? 1.0 : 0.1);
+      }
       for (const auto& f : ins.flags) {
         std::string ref;
         if (f.name == "from") ref = f.value;
@@ -95,8 +111,9 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
     return out;
   }
 
-  // Critical path by step counts (each stage costs its steps; dependencies are FROM + copies).
-  std::vector<double> cost(st.size(), -1);
+  // Critical path by estimated seconds (each stage costs its steps' durations; dependencies
+  // are FROM + copies); the path's length in steps is reported too.
+  std::vector<double> cost(st.size(), -1), cost_steps(st.size(), 0);
   std::vector<std::optional<size_t>> via(st.size());
   std::function<double(size_t)> path = [&](size_t i) -> double {
     if (cost[i] >= 0) return cost[i];
@@ -111,7 +128,8 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
         via[i] = d;
       }
     }
-    return cost[i] = best + st[i].steps;
+    cost_steps[i] = (via[i] ? cost_steps[*via[i]] : 0) + st[i].steps;
+    return cost[i] = best + st[i].seconds;
   };
   path(target);
   std::set<size_t> critical;
@@ -122,16 +140,22 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
     for (size_t i = 0; i < st.size(); ++i) {
       nodes.push_back({{"id", i}, {"name", st[i].name}, {"steps", st[i].steps}, {"line", st[i].line},
                        {"base", st[i].base}, {"critical", critical.count(i) > 0},
-                       {"path_steps", cost[i] < 0 ? 0 : cost[i]}});
+                       {"path_steps", cost[i] < 0 ? 0 : cost_steps[i]},
+                       {"estimated_seconds", st[i].seconds}, {"recorded_steps", st[i].recorded},
+                       {"path_seconds", cost[i] < 0 ? 0 : cost[i]}});
       if (st[i].from_stage) edges.push_back({{"from", *st[i].from_stage}, {"to", i}, {"kind", "FROM"}});
       for (const auto& c : st[i].copies) edges.push_back({{"from", c.first}, {"to", i}, {"kind", "COPY"}, {"line", c.second}});
     }
-    return json({{"target", target}, {"critical_path_steps", cost[target]}, {"stages", nodes}, {"edges", edges}}).dump(2) + "\n";
+    return json({{"target", target}, {"critical_path_steps", cost_steps[target]}, {"critical_path_seconds", cost[target]},
+                 {"stages", nodes}, {"edges", edges}}).dump(2) + "\n";
   }
   if (what != "graph") return Error::invalid("unknown --print value \"" + what + "\" (graph, graph-json, lint)");
   std::string dot = "digraph build {\n  rankdir=LR;\n";
   for (size_t i = 0; i < st.size(); ++i) {
-    dot += "  s" + std::to_string(i) + " [label=\"" + st[i].name + "\\n" + std::to_string(st[i].steps) + " steps\"" +
+    char est[32];
+    std::snprintf(est, sizeof est, "%.1f", st[i].seconds);
+    dot += "  s" + std::to_string(i) + " [label=\"" + st[i].name + "\\n" + std::to_string(st[i].steps) + " steps, ~" + est +
+           "s" + (st[i].recorded < st[i].steps ? " (guessed)" : "") + "\"" +
            (critical.count(i) ? ", color=red, penwidth=2" : "") + "];\n";
     if (!st[i].base.empty() && st[i].base != "scratch")
       dot += "  b" + std::to_string(i) + " [label=\"" + st[i].base + "\", shape=box];\n  b" + std::to_string(i) +

@@ -7,10 +7,10 @@ source "$(dirname "$0")/lib.sh"
 it_setup "$@"
 
 ctx="$T/ctx"
-mkdir -p "$ctx"
+make_ctx "$ctx"
 cat >"$ctx/Dockerfile.serial" <<'DOCKERFILE'
 FROM scratch AS base
-COPY busybox /bin/busybox
+COPY busybox sh /bin/
 FROM base AS b1
 RUN sleep 2 && echo one > /one
 FROM b1 AS b2
@@ -21,7 +21,7 @@ COPY --from=b2 /two /two
 DOCKERFILE
 cat >"$ctx/Dockerfile.parallel" <<'DOCKERFILE'
 FROM scratch AS base
-COPY busybox /bin/busybox
+COPY busybox sh /bin/
 FROM base AS b1
 RUN sleep 2 && echo one > /one
 FROM base AS b2
@@ -47,3 +47,17 @@ assert_eq "$(jq '[.stages[] | select(.critical)] | length' "$T/gj.out")" 3 "stag
 ocib_ok gj2 build --print=graph-json -f "$ctx/Dockerfile.serial" "$ctx"
 assert_eq "$(jq -r '.critical_path_steps' "$T/gj2.out")" 5 "critical path steps of the serial shape"
 [[ ! -d $OCIB_ROOT/s ]] || [[ -z $(ls "$OCIB_ROOT/s") ]] || fail "--print built something"
+
+# Estimated durations: before a build every step is guessed; after one, the graph carries
+# the recorded times (b1's RUN sleeps 2 s) and the critical path's length in seconds.
+assert_eq "$(jq '[.stages[] | .recorded_steps] | add' "$T/gj.out")" 0 "recorded steps before any build"
+ln -s busybox "$ctx/sh"
+ocib_ok real build -f "$ctx/Dockerfile.parallel" "$ctx"
+ocib_ok gj3 build --print=graph-json -f "$ctx/Dockerfile.parallel" "$ctx"
+b1=$(jq '.stages[] | select(.name == "b1")' "$T/gj3.out")
+assert_eq "$(jq .recorded_steps <<<"$b1")" 1 "b1's recorded steps after a build"
+jq -e '.estimated_seconds >= 1.9 and .estimated_seconds < 10' <<<"$b1" >/dev/null ||
+  fail "b1's estimate is not its recorded ~2 s: $b1"
+jq -e '.critical_path_seconds >= 2' "$T/gj3.out" >/dev/null || fail "critical path shorter than b1's RUN: $(jq .critical_path_seconds "$T/gj3.out")"
+ocib_ok dot3 build --print=graph -f "$ctx/Dockerfile.parallel" "$ctx"
+contains -E 's[0-9]+ \[label="b1\\n1 steps, ~2\.[0-9]s"' "$T/dot3.out" || fail "DOT label lacks b1's recorded estimate: $(cat "$T/dot3.out")"
