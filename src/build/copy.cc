@@ -6,16 +6,21 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/openat2.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 #include "base/fd.h"
 #include "base/fs.h"
@@ -224,12 +229,109 @@ Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cach
 
 // ---- copying (runs inside the sandbox) ----
 
+// Which in-kernel copies failed as unsupported, so later files of the same COPY skip them.
+// COPY from the context into the overlay root always crosses filesystems (EXDEV: the overlay
+// is its own superblock), so copy_file_range never works there, while sendfile does.
+struct CopyMethods {
+  std::atomic<bool> no_copy_file_range{false};
+  std::atomic<bool> no_sendfile{false};
+};
+
+// Copies the regular files of a directory source on a few threads while the walk goes on:
+// creating the inodes and writing the data is most of a COPY of many files (on a journal-less
+// ext4 that recently deleted many files, inode allocation alone dominated the profile). The
+// walk (directories, links, order, filters) stays on the calling thread, every file has its
+// own destination path, and drain() ends each source, so nothing else races with a file job.
+class FilePool {
+ public:
+  using Job = std::function<Status()>;
+  explicit FilePool(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) {
+      try {
+        threads_.emplace_back([this] { run(); });
+      } catch (const std::system_error&) {
+        break;  // no threads (a sandbox without clone): the jobs run inline
+      }
+    }
+  }
+  ~FilePool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      queue_.clear();
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  FilePool(const FilePool&) = delete;
+  FilePool& operator=(const FilePool&) = delete;
+
+  Status add(Job job) {
+    if (threads_.empty()) return job();
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return queue_.size() < kMaxQueued || err_; });
+    if (err_) return *err_;
+    queue_.push_back(std::move(job));
+    cv_.notify_all();
+    return {};
+  }
+
+  /// Waits for every job added so far; the first failure, if any.
+  Status drain() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return (queue_.empty() && running_ == 0) || err_; });
+    if (err_) {
+      cv_.wait(lk, [&] { return running_ == 0; });
+      queue_.clear();
+      return *err_;
+    }
+    return {};
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 64;  // each job holds an open source fd
+
+  void run() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || (!queue_.empty() && !err_); });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+      }
+      Status st = job();
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        --running_;
+        if (!st.ok() && !err_) err_ = std::move(st).error();
+      }
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  size_t running_ = 0;
+  bool stop_ = false;
+  std::optional<Error> err_;
+  std::vector<std::thread> threads_;
+};
+
 struct Attrs {
   std::optional<uint32_t> uid, gid, chmod;
   const SourceFilter* filter = nullptr;
   bool preserve_owner = false;
   const SourceFilter* exclude = nullptr;  // --exclude, relative to `base`
   std::string base;                       // the matched source the exclusions are relative to
+  CopyMethods* methods = nullptr;         // what this copy learnt about in-kernel copies
+  // Within a directory source: regular files go to the pool, and directories' own metadata
+  // (their mtime would move as files land in them) waits in `dirs` until the pool drains.
+  FilePool* pool = nullptr;
+  std::vector<std::pair<std::string, struct stat>>* dirs = nullptr;
 };
 
 // --exclude patterns apply to paths relative to the matched source.
@@ -343,14 +445,28 @@ Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a,
   return {};
 }
 
-Status copy_file_data(int src_fd, int dst_fd, const std::string& what) {
-  for (;;) {
+bool unsupported(int e) { return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP; }
+
+Status copy_file_data(int src_fd, int dst_fd, const std::string& what, CopyMethods& m) {
+  // In-kernel copies first (a reflink or a server-side copy where the filesystem has one;
+  // else no trip through user memory), read/write last. Each starts where the previous one
+  // stopped: only a call that copied nothing fails as unsupported.
+  while (!m.no_copy_file_range) {
     ssize_t n = copy_file_range(src_fd, nullptr, dst_fd, nullptr, 1 << 30, 0);
     if (n == 0) return {};
     if (n > 0) continue;
     if (errno == EINTR) continue;
-    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-      return Error::from_errno("copy " + what, errno);
+    if (!unsupported(errno)) return Error::from_errno("copy " + what, errno);
+    if (errno == EXDEV) m.no_copy_file_range = true;  // cross-filesystem: it stays so
+    break;
+  }
+  while (!m.no_sendfile) {
+    ssize_t n = sendfile(dst_fd, src_fd, nullptr, 1 << 30);
+    if (n == 0) return {};
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (!unsupported(errno)) return Error::from_errno("copy " + what, errno);
+    m.no_sendfile = true;
     break;
   }
   static thread_local char buf[1 << 17];
@@ -412,6 +528,10 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
     UniqueFd dir(openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) return Error::from_errno("open " + name, errno);
     OCIB_TRY(copy_dir_contents(dir.get(), rel, dst, a));
+    if (a.pool) {
+      a.dirs->emplace_back(dst, st);
+      return {};
+    }
     return apply_meta(dst, st, a, false);
   }
   clear_dest(dst, false);
@@ -426,11 +546,16 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
   if (S_ISREG(st.st_mode)) {
     UniqueFd in(openat(parent_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!in.valid()) return Error::from_errno("open " + name, errno);
-    UniqueFd out(open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!out.valid()) return Error::from_errno("create " + dst, errno);
-    OCIB_TRY(copy_file_data(in.get(), out.get(), dst));
-    out.reset();
-    return apply_meta(dst, st, a, false);
+    auto job = [in = std::make_shared<UniqueFd>(std::move(in)), dst, st, &a]() -> Status {
+      UniqueFd out(open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!out.valid()) return Error::from_errno("create " + dst, errno);
+      OCIB_TRY(copy_file_data(in->get(), out.get(), dst, *a.methods));
+      out.reset();
+      in->reset();
+      return apply_meta(dst, st, a, false);
+    };
+    if (a.pool) return a.pool->add(std::move(job));
+    return job();
   }
   // Sockets, fifos and devices from a context are skipped, as BuildKit does for sockets.
   if (S_ISFIFO(st.st_mode)) {
@@ -480,7 +605,8 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
 }
 
 Status copy_into(int src_root_fd, const CopyOp& op) {
-  Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner, &op.exclude, {}};
+  CopyMethods methods;
+  Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner, &op.exclude, {}, &methods};
   std::vector<std::string> matches;
   std::vector<std::string> pivots;  // --parents: the part of each match's pattern kept out of dest
   for (const auto& p : op.sources) {
@@ -549,7 +675,17 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       UniqueFd dir(openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) return Error::from_errno("open source " + m, errno);
       a.base = m;
-      OCIB_TRY(copy_dir_contents(dir.get(), m, d, a));
+      std::vector<std::pair<std::string, struct stat>> dirs;
+      FilePool pool(std::max(1u, std::thread::hardware_concurrency()));
+      a.pool = &pool;
+      a.dirs = &dirs;
+      Status walked = copy_dir_contents(dir.get(), m, d, a);
+      Status copied = pool.drain();
+      a.pool = nullptr;
+      a.dirs = nullptr;
+      OCIB_TRY(walked);
+      OCIB_TRY(copied);
+      for (const auto& [path, dst_st] : dirs) OCIB_TRY(apply_meta(path, dst_st, a, false));
       continue;
     }
     a.base = m.find('/') == std::string::npos ? "" : fs::dirname(m);

@@ -110,5 +110,63 @@ TEST_F(CopyTest, ChmodApplies) {
   EXPECT_EQ(st.st_mode & 07777, 0600u);
 }
 
+// A directory source's files are copied on several threads: every file arrives with its
+// content, mode and mtime, and directories keep their mtimes although files land in them
+// after the walk passed.
+TEST_F(CopyTest, ManyFilesKeepContentModesAndMtimes) {
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 4093);
+  for (int d = 0; d < 8; ++d) {
+    std::string dir = ctx_ + "/tree/d" + std::to_string(d);
+    ASSERT_TRUE(fs::mkdirs(dir + "/inner").ok());
+    for (int f = 0; f < 40; ++f) {
+      std::string p = dir + (f % 2 ? "/inner/f" : "/f") + std::to_string(f);
+      write(p, f == 0 ? big : "file " + std::to_string(d) + "/" + std::to_string(f));
+      ASSERT_EQ(chmod(p.c_str(), f % 3 ? 0644 : 0755), 0);
+    }
+  }
+  // Old mtimes everywhere, directories last (writing into them moved theirs).
+  struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  for (int d = 0; d < 8; ++d) {
+    std::string dir = ctx_ + "/tree/d" + std::to_string(d);
+    for (int f = 0; f < 40; ++f)
+      ASSERT_EQ(utimensat(AT_FDCWD, (dir + (f % 2 ? "/inner/f" : "/f") + std::to_string(f)).c_str(),
+                          old, 0),
+                0);
+    ASSERT_EQ(utimensat(AT_FDCWD, (dir + "/inner").c_str(), old, 0), 0);
+    ASSERT_EQ(utimensat(AT_FDCWD, dir.c_str(), old, 0), 0);
+  }
+  ASSERT_TRUE(copy_into(fd_, op({"tree"}, dst_ + "/t/")).ok());
+  for (int d = 0; d < 8; ++d) {
+    std::string dir = "/t/d" + std::to_string(d);
+    for (int f = 0; f < 40; ++f) {
+      std::string rel = dir + (f % 2 ? "/inner/f" : "/f") + std::to_string(f);
+      EXPECT_EQ(*fs::read_file(dst_ + rel),
+                f == 0 ? big : "file " + std::to_string(d) + "/" + std::to_string(f))
+          << rel;
+      struct stat st;
+      ASSERT_EQ(stat((dst_ + rel).c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 07777, f % 3 ? 0644u : 0755u) << rel;
+      EXPECT_EQ(st.st_mtim.tv_sec, 1000000000) << rel;
+    }
+    for (const std::string& p : {dir, dir + "/inner"}) {
+      struct stat st;
+      ASSERT_EQ(stat((dst_ + p).c_str(), &st), 0);
+      EXPECT_EQ(st.st_mtim.tv_sec, 1000000000) << p;
+    }
+  }
+}
+
+// A file that cannot be created fails the copy with its name, whichever thread copied it.
+TEST_F(CopyTest, FailedFileFailsTheCopy) {
+  if (geteuid() == 0) GTEST_SKIP() << "root can write into a read-only directory";
+  ASSERT_TRUE(fs::mkdirs(dst_ + "/ro/sub").ok());
+  ASSERT_EQ(chmod((dst_ + "/ro/sub").c_str(), 0555), 0);
+  auto st = copy_into(fd_, op({"dir"}, dst_ + "/ro/"));
+  chmod((dst_ + "/ro/sub").c_str(), 0755);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().str().find("sub/y"), std::string::npos) << st.error().str();
+}
+
 }  // namespace
 }  // namespace ocib::build

@@ -9,6 +9,62 @@ namespace ocib::layers {
 
 namespace {
 constexpr size_t kDictSize = 32 << 10;
+constexpr size_t kMinStoreCheck = 4 << 10;  // smaller blocks always go through deflate
+
+// Whether deflate would gain next to nothing on p[0, n): the byte values are spread almost
+// evenly (order-2 Renyi entropy >= ~7.96 bits per byte, so Huffman coding alone saves under
+// ~0.5%) and hardly any 8-byte string repeats within deflate's 32 KiB window. Such blocks
+// (already-compressed or random data) are where zlib spends most of its time for no gain,
+// so they are stored instead. Integer arithmetic only: the decision, and so the output,
+// depends on the bytes alone, on every machine.
+bool incompressible(const unsigned char* p, size_t n) {
+  if (n < kMinStoreCheck) return false;
+  uint32_t count[256] = {};
+  for (size_t i = 0; i < n; ++i) ++count[p[i]];
+  uint64_t sumsq = 0;
+  for (uint32_t c : count) sumsq += uint64_t{c} * c;
+  // sum(p_i^2) <= 1.03 / 256  <=>  H2 >= 8 - log2(1.03)
+  if (uint64_t{100} * 256 * sumsq > uint64_t{103} * n * n) return false;
+  // A tiny LZ probe: count bytes covered by 8-byte repeats a hash table finds.
+  constexpr int kHashBits = 12;
+  uint32_t last[1u << kHashBits] = {};  // position + 1 of the latest string with this hash
+  size_t matched = 0;
+  for (size_t i = 0; i + 8 <= n; ++i) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    auto h = static_cast<uint32_t>((v * 0x9E3779B97F4A7C15ull) >> (64 - kHashBits));
+    uint32_t cand = last[h];
+    last[h] = static_cast<uint32_t>(i + 1);
+    if (cand != 0 && i + 1 - cand <= kDictSize) {
+      uint64_t u;
+      std::memcpy(&u, p + cand - 1, 8);
+      if (u == v) {
+        matched += 8;
+        i += 7;
+      }
+    }
+  }
+  return matched * 100 < n;  // under 1% of the block in matches
+}
+
+// Stored deflate blocks (at most 65535 bytes each) for p[0, n), starting byte-aligned; the
+// last one is final when `last`. An empty final input is one empty final block.
+void store_blocks(const unsigned char* p, size_t n, bool last, std::vector<unsigned char>& out) {
+  out.clear();
+  out.reserve(n + (n / 65535 + 1) * 5);
+  size_t off = 0;
+  do {
+    size_t len = std::min<size_t>(n - off, 65535);
+    bool final = last && off + len == n;
+    unsigned char hdr[5] = {static_cast<unsigned char>(final ? 1 : 0),
+                            static_cast<unsigned char>(len), static_cast<unsigned char>(len >> 8),
+                            static_cast<unsigned char>(~len),
+                            static_cast<unsigned char>(~len >> 8)};
+    out.insert(out.end(), hdr, hdr + 5);
+    out.insert(out.end(), p + off, p + off + len);
+    off += len;
+  } while (off < n);
+}
 }  // namespace
 
 struct ParallelGzip::Job {
@@ -51,8 +107,21 @@ void ParallelGzip::worker() {
       if (todo_.empty()) break;
       job = std::move(todo_.front());
       todo_.pop_front();
+      job->out = take_spare(spare_out_);
     }
     bool ok = true;
+    if (level_ != 0 && incompressible(job->in.data(), job->in.size())) {
+      job->crc = crc32(0L, job->in.data(), static_cast<uInt>(job->in.size()));
+      store_blocks(job->in.data(), job->in.size(), job->last, job->out);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        job->done = true;
+        give_spare(spare_in_, std::move(job->in));
+        job->dict = {};
+      }
+      cv_.notify_all();
+      continue;
+    }
     if (!init) {
       ok = deflateInit2(&zs, level_, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
       init = ok;
@@ -88,7 +157,7 @@ void ParallelGzip::worker() {
       std::lock_guard<std::mutex> lock(mu_);
       job->done = true;
       job->failed = !ok;
-      job->in = {};
+      give_spare(spare_in_, std::move(job->in));
       job->dict = {};
     }
     cv_.notify_all();
@@ -106,10 +175,9 @@ void ParallelGzip::submit(bool last) {
   size_t keep = std::min(kDictSize, job->in.size());
   dict_.assign(job->in.end() - static_cast<std::ptrdiff_t>(keep), job->in.end());
   total_in_ += job->in_len;
-  cur_ = {};
-  cur_.reserve(kBlockSize);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    cur_ = take_spare(spare_in_);
     order_.push_back(job);
     todo_.push_back(std::move(job));
   }
@@ -126,7 +194,28 @@ Status ParallelGzip::emit_front() {
   }
   if (job->failed) return Error(Errc::kGeneric, "deflate failed");
   crc_ = static_cast<uint32_t>(crc32_combine(crc_, job->crc, static_cast<z_off_t>(job->in_len)));
-  return sink_(job->out.data(), job->out.size());
+  Status st = sink_(job->out.data(), job->out.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  give_spare(spare_out_, std::move(job->out));
+  return st;
+}
+
+// Block buffers are reused: a fresh 128 KiB allocation per block costs page faults (and mmap
+// calls) on every block. Callers hold mu_.
+std::vector<unsigned char> ParallelGzip::take_spare(std::vector<std::vector<unsigned char>>& pool) {
+  std::vector<unsigned char> b;
+  if (!pool.empty()) {
+    b = std::move(pool.back());
+    pool.pop_back();
+  }
+  b.clear();
+  b.reserve(kBlockSize);
+  return b;
+}
+
+void ParallelGzip::give_spare(std::vector<std::vector<unsigned char>>& pool,
+                              std::vector<unsigned char>&& b) {
+  if (pool.size() < 2 * max_inflight_ + 2) pool.push_back(std::move(b));
 }
 
 Status ParallelGzip::write(const void* data, size_t n) {

@@ -2,6 +2,9 @@
 // Parallel gzip (the pigz scheme): the input is cut into fixed blocks, each deflated on a
 // worker thread with the previous 32 KiB as dictionary and ended with a sync flush, and the
 // pieces are concatenated into one gzip member whose CRC is combined with crc32_combine.
+// A block that deflate would not shrink (evenly spread bytes, no repeats: compressed or random
+// data) is written as stored blocks instead of being deflated: on such data zlib spends most of
+// its time and gains nothing.
 // The output depends only on the input and level (never on thread count or timing).
 
 #include <condition_variable>
@@ -37,6 +40,8 @@ class ParallelGzip {
   void submit(bool last);
   Status emit_front();
   void worker();
+  std::vector<unsigned char> take_spare(std::vector<std::vector<unsigned char>>& pool);
+  void give_spare(std::vector<std::vector<unsigned char>>& pool, std::vector<unsigned char>&& b);
 
   int level_;
   Sink sink_;
@@ -45,6 +50,7 @@ class ParallelGzip {
   std::vector<unsigned char> dict_;         // last 32 KiB of the previous block
   std::deque<std::shared_ptr<Job>> order_;  // submitted, not yet emitted
   std::deque<std::shared_ptr<Job>> todo_;   // submitted, not yet started
+  std::vector<std::vector<unsigned char>> spare_in_, spare_out_;  // reusable block buffers
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
