@@ -19,6 +19,7 @@ PACKAGES=(
   fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
+  rpm # rpm_spec test: rpmspec parses packaging/rpm/ocib.spec
 )
 
 missing=()
