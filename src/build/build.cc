@@ -652,6 +652,13 @@ class Builder {
 
   Status plan(const dockerfile::Dockerfile& df, int context_fd);
   void set_hash_cache(std::shared_ptr<HashCache> c) { context_filter_.hashes = std::move(c); }
+  // The context's bytes read for hashing (what a daemon's "transferring context" would be).
+  // Only for hashing in this process: CopyOp filters go into the sandbox's child.
+  SourceFilter reporting_hashes(SourceFilter f) const {
+    Reporter* rep = &reporter_;
+    f.progress = [rep](uint64_t done, uint64_t total) { rep->transfer("hashing context", done, total); };
+    return f;
+  }
   void set_job_slots(std::shared_ptr<dag::JobSlots> s) { slots_ = std::move(s); }
   void set_ignore(std::shared_ptr<dockerfile::Matcher> m) {
     if (!m) return;
@@ -1311,7 +1318,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
         } else {
           // Bind mounts of the context: their content is an input of the step.
           auto h = m.context_fd >= 0 ? hash_sources(m.context_fd, {m.source.empty() ? "." : m.source}, SourceFilter{})
-                                     : hash_sources(context_fd_, {m.source.empty() ? "." : m.source}, context_filter_);
+                                     : hash_sources(context_fd_, {m.source.empty() ? "." : m.source}, reporting_hashes(context_filter_));
           if (!h.ok()) return at(ins, "RUN --mount=type=bind: " + h.error().message() + " in build context");
           mk["context"] = *h;
         }
@@ -1525,7 +1532,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     } else {
       s.copy.filter = context_filter_;
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : hash_sources(context_fd_, s.copy.sources, hash_filter(s.copy));
+                                      : hash_sources(context_fd_, s.copy.sources, reporting_hashes(hash_filter(s.copy)));
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));

@@ -189,7 +189,8 @@ Result<std::string> digest_file(int root_fd, const FileToHash& f) {
 }
 
 // Digests every file the cache does not know, on all cores.
-Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cache) {
+Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cache,
+                    const std::function<void(uint64_t, uint64_t)>& progress) {
   std::vector<size_t> todo;
   for (size_t i = 0; i < files.size(); ++i) {
     if (cache)
@@ -200,6 +201,9 @@ Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cach
     todo.push_back(i);
   }
   if (todo.empty()) return {};
+  uint64_t total = 0;
+  for (size_t i : todo) total += static_cast<uint64_t>(files[i].st.st_size);
+  std::atomic<uint64_t> hashed{0};
   std::atomic<size_t> next{0};
   std::mutex mu;
   std::optional<Error> err;
@@ -216,6 +220,8 @@ Status digest_files(int root_fd, std::vector<FileToHash>& files, HashCache* cach
       }
       f.digest = *d;
       if (cache) cache->put(f.rel, f.st, f.digest);
+      uint64_t now = hashed += static_cast<uint64_t>(f.st.st_size);
+      if (progress) progress(now, total);
     }
   };
   size_t n = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
@@ -595,7 +601,7 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
       OCIB_TRY(hash_walk(parent.get(), fs::basename(m), m, filter, items, files));
     }
   }
-  OCIB_TRY(digest_files(root_fd, files, filter.hashes.get()));
+  OCIB_TRY(digest_files(root_fd, files, filter.hashes.get(), filter.progress));
   Sha256 h;
   for (const auto& it : items) {
     h.update(it.bytes);

@@ -23,6 +23,9 @@ struct SourceFilter {
   std::function<bool(const std::string& rel)> descend;
   /// Known content digests of the source's files (the build context's hash cache), or null.
   std::shared_ptr<HashCache> hashes;
+  /// Bytes of file content read for hashing so far and in all (files the cache knows are
+  /// not read). Called from hashing threads; must be thread-safe.
+  std::function<void(uint64_t done, uint64_t total)> progress;
   bool skip(const std::string& rel, bool is_dir) const {
     return excluded && rel != "." && excluded(rel, is_dir) && !(is_dir && descend && descend(rel));
   }

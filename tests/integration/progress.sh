@@ -29,7 +29,7 @@ DF
 # Timings, digests and temp paths vary between runs; everything else must not.
 # Byte transfers (how many lines depends on timing) are checked apart from the golden files.
 norm_plain() {
-  grep -vE '^(exporting|pushing|pulling) sha256:[0-9a-f]{12} ' "$1" |
+  grep -vE '^((exporting|pushing|pulling) sha256:[0-9a-f]{12}|hashing context) ' "$1" |
   sed -E -e 's/^(#[0-9]+) [0-9]+\.[0-9]{3} /\1 T /' \
     -e 's/DONE [0-9]+\.[0-9]+s/DONE Xs/' \
     -e 's/sha256:[0-9a-f]{64}/sha256:D/g' \
@@ -59,6 +59,8 @@ compare progress_plain_cold.txt "$T/plain1.norm"
 blobs=$(tar -tf "$T/o.tar" | grep -c '^blobs/sha256/.')
 done_lines=$(grep -cE '^exporting sha256:[0-9a-f]{12} ([0-9.]+[kMG]?B) / \1 [0-9.]+s$' "$T/plain1.err" || true)
 assert_eq "$done_lines" "$blobs" "completed export transfer lines (one per blob)"
+# The context's files were read for hashing once (the busybox), and said so in bytes.
+contains -E '^hashing context ([0-9.]+[kMG]?B) / \1 [0-9.]+s$' "$T/plain1.err" || fail "no context hashing progress"
 ocib_ok plain2 build -j 1 --progress=plain -o type=oci,dest="$T/o.tar" "$ctx"
 norm_plain "$T/plain2.err" >"$T/plain2.norm"
 compare progress_plain_cached.txt "$T/plain2.norm"
