@@ -182,11 +182,12 @@ bool is_oci_archive(const std::string& path) {
   return false;
 }
 
-Result<std::string> import_rootfs(store::Store& st, const std::string& path, const std::string& name) {
+Result<std::string> import_rootfs(store::Store& st, const std::string& path, const std::string& name,
+                                  const oci::Platform& platform) {
   OCIB_ASSIGN_OR_RETURN(auto diff, diff_id_of(path));
   OCIB_ASSIGN_OR_RETURN(std::string layer_digest, store_file(st, path));
   oci::ImageConfig cfg;
-  cfg.platform = oci::Platform::host();
+  cfg.platform = platform;
   cfg.config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   cfg.diff_ids = {diff.first};
   int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -430,10 +431,14 @@ Result<std::string> import_oci_layout(store::Store& st, const std::string& dir, 
   return chosen;
 }
 
-Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name) {
+Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name,
+                                 const oci::Platform* platform) {
   if (!fs::exists(path)) return Error(Errc::kNotFound, "import: " + path + ": no such file");
-  if (is_oci_archive(path)) return import_oci_archive(st, path, name);
-  return import_rootfs(st, path, name);
+  if (is_oci_archive(path)) {
+    if (platform) return Error::invalid("import: --platform applies to a rootfs tar; " + path + " is an OCI archive, which names its own");
+    return import_oci_archive(st, path, name);
+  }
+  return import_rootfs(st, path, name, platform ? *platform : oci::Platform::host());
 }
 
 }  // namespace ocib::build

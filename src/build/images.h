@@ -38,7 +38,10 @@ bool platform_matches(const oci::Platform& have, const oci::Platform& want);
 ///    stored, the image whose ref.name matches name's tag (or the only one) is tagged;
 ///  - otherwise a root filesystem tar (plain, gzip or zstd) becomes a one-layer image.
 /// Returns the manifest digest.
-Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name);
+/// `platform` (rootfs tars only; an OCI archive carries its own): the image's os/architecture,
+/// default the host's.
+Result<std::string> import_image(store::Store& st, const std::string& path, const std::string& name,
+                                 const oci::Platform* platform = nullptr);
 
 /// Copies the image (or index) an OCI layout directory names into the store's blobs, each
 /// verified against its digest, and returns its digest (untagged). `selector`: "" (the only

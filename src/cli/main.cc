@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -336,14 +337,31 @@ ocib::Result<ocib::store::Store> open_store() {
 
 int cmd_import(const Args& a) {
   if (a.size() == 1 && (a[0] == "-h" || a[0] == "--help")) {
-    std::puts("Usage: ocib import FILE NAME[:TAG]\n\nImport a root filesystem tar (plain, gzip or zstd) or an OCI archive\n"
-              "into the local store as NAME, usable in FROM.\n\nExample:\n  ocib import rootfs.tar debian:bookworm");
+    std::puts("Usage: ocib import [--platform OS/ARCH] FILE NAME[:TAG]\n\nImport a root filesystem tar (plain, gzip or zstd) or an OCI archive\n"
+              "into the local store as NAME, usable in FROM. --platform: the rootfs's platform\n"
+              "(default: the host's), e.g. an arm64 rootfs for ocib build --platform linux/arm64.\n\n"
+              "Examples:\n  ocib import rootfs.tar debian:bookworm\n  ocib import --platform linux/arm64 rootfs-arm64.tar debian:bookworm-arm64");
     return 0;
   }
-  if (a.size() != 2) return fail("usage: ocib import FILE NAME[:TAG]", 2);
+  std::vector<std::string> pos;
+  std::optional<ocib::oci::Platform> platform;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    if (take_value(a, i, "--platform", "", &v)) {
+      auto p = ocib::build::parse_platforms(v);
+      if (!p.ok()) return fail("--platform: " + p.error().message(), 2);
+      if (p->size() != 1) return fail("ocib import --platform takes one platform", 2);
+      platform = p->front();
+    } else if (!a[i].empty() && a[i][0] == '-') {
+      return fail("unknown flag " + a[i] + " (see 'ocib import --help')", 2);
+    } else {
+      pos.push_back(a[i]);
+    }
+  }
+  if (pos.size() != 2) return fail("usage: ocib import [--platform OS/ARCH] FILE NAME[:TAG]", 2);
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
-  auto d = ocib::build::import_image(*st, a[0], a[1]);
+  auto d = ocib::build::import_image(*st, pos[0], pos[1], platform ? &*platform : nullptr);
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
   return 0;

@@ -199,6 +199,16 @@ assert_eq "$(cat "$T/from-arm/base-arch")" "aarch64" "FROM a multi-platform tag,
 ocib_ok from2 build --progress=plain -f "$ctx/Dockerfile.from" -o type=local,dest="$T/from-host" "$ctx"
 assert_eq "$(cat "$T/from-host/base-arch")" "x86_64" "FROM a multi-platform tag, built for the host"
 
+# ocib import --platform: an arm64 rootfs tar becomes an arm64 image, a base for linux/arm64
+# builds only (a host build FROM it says which platform it has).
+mkdir -p "$T/armbb/bin" && cp "$bb_arm64" "$T/armbb/bin/busybox" && tar -C "$T/armbb" -cf "$T/armbb.tar" .
+ocib_ok imparm import --platform linux/arm64 "$T/armbb.tar" armbb:1
+printf 'FROM armbb:1\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox uname -m > /m"]\n' >"$ctx/Dockerfile.armbase"
+ocib_ok armbase build --progress=plain -f "$ctx/Dockerfile.armbase" --platform linux/arm64 -o type=local,dest="$T/armbase" "$ctx"
+assert_eq "$(cat "$T/armbase/m")" "aarch64" "RUN on an imported arm64 base"
+if ocib_run armhost build -f "$ctx/Dockerfile.armbase" "$ctx"; then fail "an arm64 import served a host build"; fi
+assert_file_contains "$T/armhost.err" "linux/arm64" "host build FROM an arm64-only import"
+
 # Pushed to a registry: each manifest, then the index under the tag; a build in a fresh store
 # FROM it pulls the manifest of the platform it builds for.
 if [[ -x /usr/bin/docker-registry ]]; then
