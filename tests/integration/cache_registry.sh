@@ -13,28 +13,8 @@ it_setup "$@"
 need_cmd skopeo python3 curl
 [[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-reg="127.0.0.1:$port"
-mkdir -p "$T/registry"
-cat >"$T/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/registry/data
-http:
-  addr: $reg
-YML
-/usr/bin/docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
-regpid=$!
-stop_registry() { kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; }
-trap 'rc=$?; stop_registry; (exit $rc); it_cleanup' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://$reg/v2/" >/dev/null || { cat "$T/registry/log" >&2; fail "registry did not start"; }
+start_registry "$T/registry"
+reg=$REG
 
 ctx="$T/ctx"
 make_ctx "$ctx"
@@ -149,31 +129,10 @@ grep -q "needs ref=" "$T/badspec.err" || fail "unclear error for a cache spec wi
 # 5. A registry with htpasswd auth: the cache goes through the credentials `ocib login` stored,
 # like an image push; without them the export fails naming authentication.
 if command -v htpasswd >/dev/null; then
-  aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  areg="127.0.0.1:$aport"
   mkdir -p "$T/areg"
   htpasswd -Bbn alice s3cret >"$T/areg/htpasswd"
-  cat >"$T/areg/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/areg/data
-http:
-  addr: $areg
-auth:
-  htpasswd:
-    realm: ocib-test
-    path: $T/areg/htpasswd
-YML
-  /usr/bin/docker-registry serve "$T/areg/config.yml" >"$T/areg/log" 2>&1 &
-  apid=$!
-  trap 'rc=$?; stop_registry; kill "$apid" 2>/dev/null || true; wait "$apid" 2>/dev/null || true; (exit $rc); it_cleanup' EXIT
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://$areg/v2/" && break
-    sleep 0.1
-  done
+  start_registry "$T/areg" "$T/areg/htpasswd"
+  areg=$REG
   export DOCKER_CONFIG="$T/dockercfg"
   printf 's3cret' | "$OCIB" login -u alice --password-stdin --insecure-registry "$areg" "$areg" >/dev/null 2>"$T/login.err" ||
     fail "login failed: $(cat "$T/login.err")"

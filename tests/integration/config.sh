@@ -32,8 +32,8 @@ ocib_run bad2 info || rc=$?
 assert_file_contains "$T/bad2.err" "$cfg:1: unknown section [bulid]" "error for an unknown section"
 
 # 2. store.root and build.progress from the file; `ocib info` lists the file it read.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-reg="127.0.0.1:$port"
+start_registry "$T/registry"  # used in part 3; its address goes into the file now
+reg=$REG
 cat >"$cfg" <<TOML
 [store]
 root = "$T/configured-store"
@@ -58,22 +58,6 @@ OCIB_ROOT="$T/env-store" ocib_ok b3 build --progress=quiet "$ctx"
 
 # 3. [registry."HOST"] http = true: a push over plain HTTP to a loopback registry works
 # without --insecure-registry, and is refused once the file no longer says so.
-mkdir -p "$T/registry"
-cat >"$T/registry/config.yml" <<YML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $T/registry/data
-http:
-  addr: $reg
-YML
-/usr/bin/docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
-regpid=$!
-trap 'rc=$?; kill $regpid 2>/dev/null || true; wait $regpid 2>/dev/null || true; (exit $rc); it_cleanup' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
 ocib_ok push push cfg:1 "$reg/cfg/app:1"
 curl -fsS "http://$reg/v2/cfg/app/tags/list" | contains '"1"' || fail "the push did not reach the registry"
 sed -i '/^\[registry/,$d' "$cfg"

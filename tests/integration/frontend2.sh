@@ -40,14 +40,8 @@ mkdir -p "$www"
 echo downloaded >"$www/dl.txt"
 touch -d @1600000000 "$www/dl.txt"
 sum="sha256:$(sha256sum "$www/dl.txt" | cut -d' ' -f1)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$www" "$port" >"$T/http.log" 2>&1 &
-http_pid=$!
-trap 'rc=$?; kill "$http_pid" 2>/dev/null || true; (exit $rc); it_cleanup' EXIT
-for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$port/dl.txt" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_http "$www"
+port=$HTTP_PORT
 chmod -R a+rX "$ctx"
 
 export OCIB_ROOT="$T/store"

@@ -44,8 +44,14 @@ need_root() {
   [[ $(id -u) -eq 0 ]] || skip "must run as root (${1:-runc, useradd and setpriv need it})"
 }
 
+# Background servers (registries, HTTP) a scenario started; it_cleanup stops them.
+IT_BG_PIDS=()
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
 it_cleanup() {
-  local rc=$?
+  local rc=$? p
+  for p in "${IT_BG_PIDS[@]}"; do stop_pid "$p"; done
   [[ -n $T && -d $T ]] || return 0
   # runc containers left behind by a failed assertion.
   if [[ -d $T/runc ]]; then
@@ -135,6 +141,54 @@ assert_file_contains() { # FILE FIXED-STRING [WHAT]
 
 assert_eq() { # ACTUAL EXPECTED WHAT
   [[ "$1" == "$2" ]] || fail "$3: expected '$2', got '$1'"
+}
+
+# ---- a loopback registry ----------------------------------------------------------------
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_http DIR: python3's http.server for DIR on a free 127.0.0.1 port; sets HTTP_PORT and
+# returns once it answers. it_cleanup stops it. Call it directly, not in $(...).
+start_http() {
+  HTTP_PORT=$(free_port)
+  python3 -m http.server --bind 127.0.0.1 --directory "$1" "$HTTP_PORT" >"$T/http.log" 2>&1 &
+  IT_BG_PIDS+=("$!")
+  local _
+  for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && return 0
+    sleep 0.1
+  done
+  cat "$T/http.log" >&2
+  fail "http.server did not start"
+}
+
+# start_registry DIR [HTPASSWD-FILE]: Debian's docker-registry on a free 127.0.0.1 port, its
+# storage, config and log under DIR, with htpasswd auth when a file is given. Sets REG
+# (127.0.0.1:PORT) and REG_PID and returns once it answers; it_cleanup stops it (stop_pid
+# "$REG_PID" stops it earlier). Call it directly, not in $(...).
+start_registry() {
+  local dir=$1 htpasswd=${2:-}
+  [[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
+  REG="127.0.0.1:$(free_port)"
+  mkdir -p "$dir"
+  {
+    printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+      "$dir/data" "$REG"
+    [[ -z $htpasswd ]] || printf 'auth:\n  htpasswd:\n    realm: ocib-test\n    path: %s\n' "$htpasswd"
+  } >"$dir/config.yml"
+  /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+  REG_PID=$!
+  IT_BG_PIDS+=("$REG_PID")
+  # Any HTTP answer means it listens (401 for a registry with auth).
+  local _
+  for _ in $(seq 100); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/") != 000 ]] && return 0
+    sleep 0.1
+  done
+  cat "$dir/log" >&2
+  fail "docker-registry did not start on $REG"
 }
 
 # ---- OCI layouts --------------------------------------------------------------------

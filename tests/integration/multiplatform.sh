@@ -26,11 +26,9 @@ BINFMT=/proc/sys/fs/binfmt_misc
 MY_HANDLER=ocib-it-aarch64
 mounted_binfmt=0
 registered=0
-regpid=""
 mp_cleanup() {
   if [[ $registered == 1 && -e $BINFMT/$MY_HANDLER ]]; then echo -1 >"$BINFMT/$MY_HANDLER" || true; fi
   if [[ $mounted_binfmt == 1 ]]; then umount "$BINFMT" 2>/dev/null || true; fi
-  if [[ -n $regpid ]]; then kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; fi
 }
 # shellcheck disable=SC2154 # rc is assigned inside the trap
 trap 'rc=$?; mp_cleanup; (exit $rc); it_cleanup' EXIT
@@ -212,17 +210,8 @@ assert_file_contains "$T/armhost.err" "linux/arm64" "host build FROM an arm64-on
 # Pushed to a registry: each manifest, then the index under the tag; a build in a fresh store
 # FROM it pulls the manifest of the platform it builds for.
 if [[ -x /usr/bin/docker-registry ]]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  reg="127.0.0.1:$port"
-  mkdir -p "$T/registry"
-  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$T/registry/data" "$reg" >"$T/registry/config.yml"
-  /usr/bin/docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
-  regpid=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  start_registry "$T/registry"
+  reg=$REG
   ocib_ok push build --platform linux/amd64,linux/arm64 --insecure-registry "$reg" \
     -o "type=registry,name=$reg/mp/app:1" "$ctx"
   skopeo inspect --raw --tls-verify=false "docker://$reg/mp/app:1" >"$T/reg-raw.json" ||
@@ -241,8 +230,7 @@ if [[ -x /usr/bin/docker-registry ]]; then
   OCIB_ROOT="$T/store2" ocib_ok reghost build --insecure-registry "$reg" -f "$ctx/Dockerfile.reg" \
     -o type=local,dest="$T/reg-host" "$ctx"
   assert_eq "$(cat "$T/reg-host/base-arch")" x86_64 "FROM a pushed index, built for the host"
-  kill "$regpid" 2>/dev/null || true
-  wait "$regpid" 2>/dev/null || true
+  stop_pid "$REG_PID"
 else
   log "docker-registry not installed; skipping the push part"
 fi

@@ -10,28 +10,8 @@ it_setup "$@"
 need_cmd skopeo python3
 [[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-reg="127.0.0.1:$port"
-mkdir -p "$T/registry"
-cat >"$T/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/registry/data
-http:
-  addr: $reg
-YML
-/usr/bin/docker-registry serve "$T/registry/config.yml" >"$T/registry/log" 2>&1 &
-regpid=$!
-stop_registry() { kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true; }
-trap 'rc=$?; stop_registry; (exit $rc); it_cleanup' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://$reg/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://$reg/v2/" >/dev/null || { cat "$T/registry/log" >&2; fail "registry did not start"; }
+start_registry "$T/registry"
+reg=$REG regpid=$REG_PID
 
 ctx="$T/ctx"
 make_ctx "$ctx"
@@ -106,46 +86,25 @@ if ocib_run inspect2 inspect "$reg/test/retagged:2"; then fail "rmi left the tag
 # A second registry with htpasswd auth: login checks the password and stores it in the Docker
 # config; pushing then uses it; logout removes it.
 if command -v htpasswd >/dev/null; then
-  aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  areg="127.0.0.1:$aport"
   mkdir -p "$T/areg"
   htpasswd -Bbn alice s3cret >"$T/areg/htpasswd"
-  cat >"$T/areg/config.yml" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $T/areg/data
-http:
-  addr: $areg
-auth:
-  htpasswd:
-    realm: ocib-test
-    path: $T/areg/htpasswd
-YML
-  /usr/bin/docker-registry serve "$T/areg/config.yml" >"$T/areg/log" 2>&1 &
-  apid=$!
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "http://$areg/v2/" && break
-    sleep 0.1
-  done
+  start_registry "$T/areg" "$T/areg/htpasswd"
+  areg=$REG apid=$REG_PID
   export DOCKER_CONFIG="$T/dockercfg"
   if printf 'wrong' | "$OCIB" login -u alice --password-stdin --insecure-registry "$areg" "$areg" >"$T/login1.out" 2>"$T/login1.err"; then
-    kill $apid; fail "login with a wrong password succeeded"
+    fail "login with a wrong password succeeded"
   fi
-  grep -qi "auth" "$T/login1.err" || { kill $apid; fail "unclear login error: $(cat "$T/login1.err")"; }
-  ! grep -q wrong "$T/login1.err" || { kill $apid; fail "the password appears in the error"; }
+  grep -qi "auth" "$T/login1.err" || { fail "unclear login error: $(cat "$T/login1.err")"; }
+  ! grep -q wrong "$T/login1.err" || { fail "the password appears in the error"; }
   printf 's3cret' | "$OCIB" login -u alice --password-stdin --insecure-registry "$areg" "$areg" >"$T/login2.out" 2>"$T/login2.err" ||
-    { kill $apid; fail "login failed: $(cat "$T/login2.err")"; }
-  jq -e --arg h "$areg" '.auths[$h].auth' "$DOCKER_CONFIG/config.json" >/dev/null || { kill $apid; fail "no stored credentials"; }
-  ocib_run apush push --insecure-registry "$areg" fromreg:1 "$areg/team/app:1" || { kill $apid; fail "push with stored credentials failed: $(cat "$T/apush.err")"; }
+    { fail "login failed: $(cat "$T/login2.err")"; }
+  jq -e --arg h "$areg" '.auths[$h].auth' "$DOCKER_CONFIG/config.json" >/dev/null || { fail "no stored credentials"; }
+  ocib_run apush push --insecure-registry "$areg" fromreg:1 "$areg/team/app:1" || { fail "push with stored credentials failed: $(cat "$T/apush.err")"; }
   ocib_ok logout logout "$areg"
   if ocib_run apush2 push --insecure-registry "$areg" fromreg:1 "$areg/team/app:2"; then
-    kill $apid; fail "push without credentials succeeded"
+    fail "push without credentials succeeded"
   fi
-  kill $apid 2>/dev/null || true
-  wait $apid 2>/dev/null || true
+  stop_pid "$apid"
   unset DOCKER_CONFIG
 fi
 
@@ -158,5 +117,5 @@ ocib_ok mirror build --registry-mirror "mirrored.invalid=$reg" --insecure-regist
 # ocib pull by itself, into a fresh store, then --pull=never works offline.
 export OCIB_ROOT="$T/store3"
 ocib_ok pull pull --insecure-registry "$reg" "$reg/library/busybox:latest"
-stop_registry
+stop_pid "$regpid"
 ocib_ok offline build --pull=never -f "$ctx/Dockerfile.from" -o type=oci,dest="$T/off.tar" "$ctx"

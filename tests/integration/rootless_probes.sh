@@ -18,15 +18,9 @@ fi
 for f in /etc/subuid /etc/subgid; do sed -i "/^$nosub:/d" "$f" 2>/dev/null || true; done
 
 # A loopback HTTP server on the host side.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$T/www" && echo "reached" >"$T/www/index.html"
-python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$port" >"$T/http.log" 2>&1 &
-httppid=$!
-trap 'rc=$?; kill $httppid 2>/dev/null || true; wait $httppid 2>/dev/null || true; (exit $rc); it_cleanup' EXIT
-for _ in $(seq 50); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null && break
-  sleep 0.1
-done
+start_http "$T/www"
+port=$HTTP_PORT
 
 ctx="$T/ctx"
 make_ctx "$ctx"
