@@ -55,19 +55,6 @@ constexpr const char* kDefaultPath =
 // Bumped whenever what a cache key stands for changes.
 constexpr const char* kKeyVersion = "ocib-cache-v1";
 
-// "a,b,,c" -> {"a", "b", "c"}: the comma lists of -o, --mount and name= (empty parts dropped).
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 double epoch_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
@@ -2498,6 +2485,18 @@ Result<std::vector<oci::Platform>> parse_platforms(const std::string& spec) {
     out.push_back(pl);
   }
   if (out.empty()) return Error::invalid("--platform needs at least one platform (e.g. linux/amd64,linux/arm64)");
+  return out;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
   return out;
 }
 

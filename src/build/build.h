@@ -70,6 +70,10 @@ struct BuildResult {
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.
 Result<BuildResult> run(const Options& opts);
 
+/// "a,b,,c" -> {"a", "b", "c"}: the comma lists of -o, --mount, name=, --no-cache-filter and
+/// --allow (empty parts dropped).
+std::vector<std::string> split_commas(const std::string& s);
+
 /// Parses a --platform list ("linux/amd64,linux/arm64", "arm64", "linux/arm/v7"), normalised
 /// as containerd does (aarch64 -> arm64, x86_64 -> amd64, arm64/v8 -> arm64, arm -> arm/v7).
 Result<std::vector<oci::Platform>> parse_platforms(const std::string& spec);

@@ -174,9 +174,9 @@ int cmd_build(const Args& a) {
         return fail("--build-context takes NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]", 2);
       o.build_contexts[v.substr(0, eq)] = v.substr(eq + 1);
     } else if (take_value(a, i, "--allow", "", &v)) {
-      for (size_t p = 0, q; p <= v.size(); p = q + 1) {
-        q = std::min(v.find(',', p), v.size());
-        std::string e = v.substr(p, q - p);
+      auto entitlements = ocib::build::split_commas(v);
+      if (entitlements.empty()) return fail("--allow needs an entitlement (security.insecure)", 2);
+      for (const auto& e : entitlements) {
         if (e != "security.insecure") return fail("--allow: unknown entitlement \"" + e + "\" (security.insecure)", 2);
         o.allow.push_back(e);
       }
@@ -266,13 +266,7 @@ int cmd_build(const Args& a) {
     } else if (s == "--no-cache") {
       o.no_cache = true;
     } else if (take_value(a, i, "--no-cache-filter", "", &v)) {
-      size_t p = 0;
-      while (p <= v.size()) {
-        size_t q = v.find(',', p);
-        if (q == std::string::npos) q = v.size();
-        if (q > p) o.no_cache_filter.push_back(v.substr(p, q - p));
-        p = q + 1;
-      }
+      for (auto& stage : ocib::build::split_commas(v)) o.no_cache_filter.push_back(std::move(stage));
     } else if (take_value(a, i, "--network", "", &v)) {
       if (v == "none") o.network = ocib::sandbox::Network::kNone;
       else if (v == "host" || v == "default") o.network = ocib::sandbox::Network::kHost;
