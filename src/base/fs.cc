@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -233,6 +235,54 @@ Result<FileLock> FileLock::try_acquire(const std::string& path) {
   }
   l.fd_ = std::move(fd);
   return l;
+}
+
+Result<std::vector<std::string>> list_xattrs(const std::string& path) {
+  std::string buf;
+  for (;;) {
+    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+    if (n < 0) {
+      if (errno == ENOTSUP || errno == ENODATA) return std::vector<std::string>{};
+      return Error::from_errno("listxattr " + path, errno);
+    }
+    if (n == 0) return std::vector<std::string>{};
+    buf.resize(static_cast<size_t>(n));
+    n = ::llistxattr(path.c_str(), buf.data(), buf.size());
+    if (n < 0 && errno == ERANGE) continue;  // grew in between
+    if (n < 0) return Error::from_errno("listxattr " + path, errno);
+    buf.resize(static_cast<size_t>(n));
+    break;
+  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < buf.size();) {
+    size_t end = buf.find('\0', i);
+    if (end == std::string::npos) end = buf.size();
+    if (end > i) names.push_back(buf.substr(i, end - i));
+    i = end + 1;
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Result<std::optional<std::string>> get_xattr(const std::string& path, const std::string& name) {
+  std::string value;
+  for (;;) {
+    ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (n < 0 && errno == ENODATA) return std::optional<std::string>{};
+    if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
+    value.resize(static_cast<size_t>(n));
+    n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (n < 0 && errno == ERANGE) continue;  // grew in between
+    if (n < 0 && errno == ENODATA) return std::optional<std::string>{};
+    if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
+    value.resize(static_cast<size_t>(n));
+    return std::optional<std::string>(std::move(value));
+  }
+}
+
+bool is_overlay_xattr(std::string_view name) {
+  return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") ||
+         name.starts_with("user.fuseoverlayfs.");
 }
 
 }  // namespace ocib::fs

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,16 @@ std::string basename(std::string_view path);
 Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix);
 /// Absolute path of `path` (realpath).
 Result<std::string> real_path(const std::string& path);
+
+/// Names of the extended attributes of `path` (a symlink's own), sorted; none where the
+/// filesystem has no xattrs.
+Result<std::vector<std::string>> list_xattrs(const std::string& path);
+/// The value of one (a symlink's own); nullopt when it is not there (e.g. removed since it
+/// was listed). Other failures keep their errno (Error::sys_errno).
+Result<std::optional<std::string>> get_xattr(const std::string& path, const std::string& name);
+/// The overlay snapshots' own bookkeeping (kernel overlay's trusted./user.overlay.*,
+/// fuse-overlayfs' user.fuseoverlayfs.*), never image content.
+bool is_overlay_xattr(std::string_view name);
 
 /// Removes a directory tree when it goes out of scope unless released.
 class TempDir {

@@ -5,7 +5,6 @@
 #include <locale.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -258,13 +257,6 @@ struct EntryDeleter {
 };
 using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
 
-// The snapshot drivers' own bookkeeping, never image content: the kernel overlay's, and
-// fuse-overlayfs' (the sandbox normalises its upperdirs; this is the second line of defence).
-bool is_overlay_xattr(std::string_view name) {
-  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0 ||
-         name.rfind("user.fuseoverlayfs.", 0) == 0;
-}
-
 struct Xattrs {
   std::vector<std::pair<std::string, std::string>> kept;  // sorted by name
   bool opaque = false;
@@ -272,51 +264,21 @@ struct Xattrs {
 
 Result<Xattrs> read_xattrs(const std::string& path) {
   Xattrs x;
-  std::string names;
-  for (;;) {
-    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
-    if (n < 0) {
-      if (errno == ENOTSUP || errno == ENODATA) return x;
-      return Error::from_errno("listxattr " + path, errno);
-    }
-    if (n == 0) return x;
-    names.resize(static_cast<size_t>(n));
-    n = ::llistxattr(path.c_str(), names.data(), names.size());
-    if (n < 0 && errno == ERANGE) continue;  // grew in between
-    if (n < 0) return Error::from_errno("listxattr " + path, errno);
-    names.resize(static_cast<size_t>(n));
-    break;
-  }
-  std::vector<std::string> list;
-  for (size_t i = 0; i < names.size();) {
-    size_t end = names.find('\0', i);
-    if (end == std::string::npos) end = names.size();
-    if (end > i) list.emplace_back(names.substr(i, end - i));
-    i = end + 1;
-  }
-  std::sort(list.begin(), list.end());
-  for (const auto& name : list) {
-    std::string value;
-    for (;;) {
-      ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
-      if (n < 0 && errno == ENODATA) break;  // removed in between
-      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
-      value.resize(static_cast<size_t>(n));
-      n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-      if (n < 0 && errno == ERANGE) continue;
-      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
-      value.resize(static_cast<size_t>(n));
-      break;
-    }
-    if (is_overlay_xattr(name)) {
+  OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, fs::list_xattrs(path));
+  for (const auto& name : names) {
+    OCIB_ASSIGN_OR_RETURN(std::optional<std::string> value, fs::get_xattr(path, name));
+    if (!value) continue;  // removed in between
+    // The snapshot drivers' own bookkeeping is not image content; their opaque markers
+    // become .wh..wh..opq.
+    if (fs::is_overlay_xattr(name)) {
       if ((name == "trusted.overlay.opaque" || name == "user.overlay.opaque" ||
            name == "user.fuseoverlayfs.opaque") &&
-          value == "y") {
+          *value == "y") {
         x.opaque = true;
       }
       continue;
     }
-    x.kept.emplace_back(name, std::move(value));
+    x.kept.emplace_back(name, std::move(*value));
   }
   return x;
 }

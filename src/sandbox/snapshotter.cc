@@ -59,57 +59,19 @@ bool is_opaque(const std::string& path) {
   return xattr_is(path, kOpaqueXattr, "y") || xattr_is(path, "trusted.overlay.opaque", "y");
 }
 
-bool is_internal_xattr(std::string_view name) {
-  return name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.") ||
-         name.starts_with("user.fuseoverlayfs.");
-}
-
 using XattrList = std::vector<std::pair<std::string, std::string>>;
-
-Result<std::vector<std::string>> xattr_names(const std::string& path) {
-  std::string buf;
-  for (;;) {
-    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
-    if (n < 0) {
-      if (errno == ENOTSUP) return std::vector<std::string>{};
-      return Error::from_errno("listxattr " + path, errno);
-    }
-    buf.resize(static_cast<size_t>(n));
-    n = ::llistxattr(path.c_str(), buf.data(), buf.size());
-    if (n < 0 && errno == ERANGE) continue;
-    if (n < 0) return Error::from_errno("listxattr " + path, errno);
-    buf.resize(static_cast<size_t>(n));
-    break;
-  }
-  std::vector<std::string> names;
-  for (size_t i = 0; i < buf.size();) {
-    size_t end = buf.find('\0', i);
-    if (end == std::string::npos) end = buf.size();
-    if (end > i) names.push_back(buf.substr(i, end - i));
-    i = end + 1;
-  }
-  return names;
-}
 
 // The xattrs worth carrying over (overlay's and fuse-overlayfs' own are not).
 Result<XattrList> read_xattrs(const std::string& path) {
-  OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, xattr_names(path));
+  OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, fs::list_xattrs(path));
   XattrList out;
   for (const auto& name : names) {
-    if (is_internal_xattr(name)) continue;
-    std::string value;
-    for (;;) {
-      ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
-      if (n < 0 && (errno == ENODATA || errno == EPERM || errno == EACCES)) break;
-      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
-      value.resize(static_cast<size_t>(n));
-      n = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-      if (n < 0 && errno == ERANGE) continue;
-      if (n < 0) return Error::from_errno("getxattr " + path + " " + name, errno);
-      value.resize(static_cast<size_t>(n));
-      out.emplace_back(name, std::move(value));
-      break;
-    }
+    if (fs::is_overlay_xattr(name)) continue;
+    auto value = fs::get_xattr(path, name);
+    // trusted.* needs privileges a user namespace lacks: such an xattr is not carried over.
+    if (!value.ok() && (value.error().sys_errno() == EPERM || value.error().sys_errno() == EACCES)) continue;
+    if (!value.ok()) return std::move(value).error();
+    if (*value) out.emplace_back(name, std::move(**value));
   }
   return out;
 }
@@ -423,7 +385,7 @@ class Differ {
 // ---- fuse-overlayfs upperdir ------------------------------------------------------------------
 
 Status remove_fuse_xattrs(const std::string& path) {
-  OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, xattr_names(path));
+  OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, fs::list_xattrs(path));
   for (const auto& n : names)
     if (n.starts_with("user.fuseoverlayfs.") && ::lremovexattr(path.c_str(), n.c_str()) != 0 &&
         errno != ENODATA)
