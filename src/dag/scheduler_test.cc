@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -10,6 +11,22 @@ namespace ocib::dag {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Work that sleeps and records how many such vertices ran at once at most.
+struct ConcurrencyProbe {
+  std::atomic<int> live{0}, peak{0};
+  std::function<Status()> work(std::chrono::milliseconds d) {
+    return [this, d]() -> Status {
+      int now = ++live;
+      int p = peak.load();
+      while (now > p && !peak.compare_exchange_weak(p, now)) {
+      }
+      std::this_thread::sleep_for(d);
+      --live;
+      return {};
+    };
+  }
+};
 
 TEST(Scheduler, RunsDependenciesFirstAndOnlyAncestorsOfTargets) {
   Graph g;
@@ -36,23 +53,15 @@ TEST(Scheduler, RunsDependenciesFirstAndOnlyAncestorsOfTargets) {
 
 TEST(Scheduler, IndependentVerticesOverlap) {
   Graph g;
-  std::atomic<int> live{0}, peak{0};
-  auto work = [&]() -> Status {
-    int now = ++live;
-    int p = peak.load();
-    while (now > p && !peak.compare_exchange_weak(p, now)) {
-    }
-    std::this_thread::sleep_for(50ms);
-    --live;
-    return {};
-  };
+  ConcurrencyProbe probe;
+  auto work = probe.work(50ms);
   VertexId base = g.add({"base", {}, work});
   std::vector<VertexId> branches;
   for (int i = 0; i < 4; ++i) branches.push_back(g.add({"b", {base}, work}));
   VertexId fin = g.add({"final", branches, work});
   Report rep;
   ASSERT_TRUE(Scheduler(4).run(g, {fin}, &rep).ok());
-  EXPECT_EQ(peak.load(), 4);
+  EXPECT_EQ(probe.peak.load(), 4);
   // Every branch started before any branch completed.
   for (VertexId x : branches)
     for (VertexId y : branches) EXPECT_LT(rep.timings[x].started, rep.timings[y].completed);
@@ -60,35 +69,18 @@ TEST(Scheduler, IndependentVerticesOverlap) {
 
 TEST(Scheduler, JobsBoundsConcurrency) {
   Graph g;
-  std::atomic<int> live{0}, peak{0};
+  ConcurrencyProbe probe;
   std::vector<VertexId> all;
-  for (int i = 0; i < 6; ++i)
-    all.push_back(g.add({"v", {}, [&]() -> Status {
-                           int now = ++live;
-                           int p = peak.load();
-                           while (now > p && !peak.compare_exchange_weak(p, now)) {
-                           }
-                           std::this_thread::sleep_for(20ms);
-                           --live;
-                           return {};
-                         }}));
+  for (int i = 0; i < 6; ++i) all.push_back(g.add({"v", {}, probe.work(20ms)}));
   ASSERT_TRUE(Scheduler(2).run(g, all).ok());
-  EXPECT_EQ(peak.load(), 2);
+  EXPECT_EQ(probe.peak.load(), 2);
 }
 
 // Two schedulers (two platforms of one build) sharing 3 slots run at most 3 vertices at once
 // between them, though each alone could run 3.
 TEST(Scheduler, SharedJobSlotsBoundTheSum) {
-  std::atomic<int> live{0}, peak{0};
-  auto work = [&]() -> Status {
-    int now = ++live;
-    int p = peak.load();
-    while (now > p && !peak.compare_exchange_weak(p, now)) {
-    }
-    std::this_thread::sleep_for(20ms);
-    --live;
-    return {};
-  };
+  ConcurrencyProbe probe;
+  auto work = probe.work(20ms);
   Graph g1, g2;
   std::vector<VertexId> a1, a2;
   for (int i = 0; i < 6; ++i) {
@@ -102,7 +94,7 @@ TEST(Scheduler, SharedJobSlotsBoundTheSum) {
   t1.join();
   t2.join();
   ASSERT_TRUE(s1.ok() && s2.ok());
-  EXPECT_EQ(peak.load(), 3);
+  EXPECT_EQ(probe.peak.load(), 3);
 }
 
 TEST(Scheduler, FirstFailureCancelsRestAndIsReported) {
