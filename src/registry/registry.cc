@@ -473,6 +473,7 @@ struct Client::Impl {
     auto hasher = std::make_unique<Sha256>();
     int64_t got = 0;
     std::string write_err;
+    const std::string progress_what = "pulling " + d.digest.substr(0, 19);  // once, not per chunk
     for (int attempt = 1;; ++attempt) {
       HttpRequest req;
       req.url = "/v2/" + repo + "/blobs/" + d.digest;
@@ -490,7 +491,7 @@ struct Client::Impl {
       req.on_data = [&](std::string_view data) {
         if (cancel) return false;
         got += static_cast<int64_t>(data.size());
-        if (opts.progress) opts.progress("pulling " + d.digest.substr(0, 19), uint64_t(got), uint64_t(std::max<int64_t>(d.size, 0)));
+        if (opts.progress) opts.progress(progress_what, uint64_t(got), uint64_t(std::max<int64_t>(d.size, 0)));
         if (d.size > 0 && got > d.size) {
           write_err = "more data than the descriptor's size " + std::to_string(d.size);
           return false;
@@ -697,6 +698,7 @@ struct Client::Impl {
       return loc + (loc.find('?') == std::string::npos ? "?" : "&") +
              "digest=" + Http::escape(d.digest);
     };
+    const std::string progress_what = "pushing " + d.digest.substr(0, 19);  // once, not per chunk
     HttpRequest put;
     put.method = "PUT";
     if (size <= opts.chunk_size) {
@@ -704,7 +706,7 @@ struct Client::Impl {
       put.body_file = path;
       put.body_length = size;
       if (opts.progress)
-        put.on_sent = [this, &d](int64_t sent) { opts.progress("pushing " + d.digest.substr(0, 19), uint64_t(sent), uint64_t(d.size)); };
+        put.on_sent = [this, &d, &progress_what](int64_t sent) { opts.progress(progress_what, uint64_t(sent), uint64_t(d.size)); };
     } else {
       for (int64_t off = 0; off < size; off += opts.chunk_size) {
         int64_t len = std::min<int64_t>(opts.chunk_size, size - off);
@@ -717,7 +719,9 @@ struct Client::Impl {
         patch.headers.push_back("Content-Range: " + std::to_string(off) + "-" +
                                 std::to_string(off + len - 1));
         if (opts.progress)
-          patch.on_sent = [this, &d, off](int64_t sent) { opts.progress("pushing " + d.digest.substr(0, 19), uint64_t(off + sent), uint64_t(d.size)); };
+          patch.on_sent = [this, &d, &progress_what, off](int64_t sent) {
+            opts.progress(progress_what, uint64_t(off + sent), uint64_t(d.size));
+          };
         OCIB_ASSIGN_OR_RETURN(HttpResponse pr, call(host, scopes, std::move(patch)));
         if (pr.status != 202) {
           return Error(Errc::kGeneric, "uploading chunk of " + d.digest + " at " +
