@@ -51,6 +51,16 @@ size_t header_cb(char* data, size_t size, size_t n, void* ud) {
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code >= 200 && code < 300 && !t->started) {
       t->started = true;
+      if (!t->req->on_data && t->req->method != "HEAD") {
+        // An in-memory body announced bigger than the limit is refused before it is read.
+        curl_off_t announced = -1;
+        curl_easy_getinfo(t->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+        if (announced > static_cast<curl_off_t>(t->req->max_body)) {
+          t->resp->too_large = true;
+          t->aborted = true;
+          return 0;
+        }
+      }
       t->streaming = static_cast<bool>(t->req->on_data);
       if (t->req->on_start && !t->req->on_start(code)) {
         t->aborted = true;
@@ -78,6 +88,7 @@ size_t write_cb(char* data, size_t size, size_t n, void* ud) {
     return len;
   }
   if (t->resp->body.size() + len > t->req->max_body) {
+    t->resp->too_large = true;
     t->aborted = true;
     return 0;
   }
@@ -169,9 +180,12 @@ HttpResponse Http::perform(const HttpRequest& req, const TlsConfig& tls) {
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-  // A stalled transfer (under 1 byte/s for 60 s) fails and is retried by the caller.
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  // A stalled or trickling transfer fails (the caller may retry): without this a server
+  // sending a byte now and then holds a fetch forever.
+  if (req.low_speed_limit > 0 && req.low_speed_time > 0) {
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, req.low_speed_limit);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.low_speed_time);
+  }
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
@@ -231,6 +245,14 @@ HttpResponse Http::perform(const HttpRequest& req, const TlsConfig& tls) {
     resp.curl_code = rc;
     resp.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (t.aborted && rc == CURLE_WRITE_ERROR) resp.curl_error = "transfer aborted";
+    if (resp.too_large) {
+      resp.curl_error = "response larger than the " + std::to_string(req.max_body) + "-byte limit";
+    }
+    // libcurl reports the low-speed limit as a timeout; the connect timeout is the other one.
+    if (rc == CURLE_OPERATION_TIMEDOUT && req.low_speed_limit > 0 &&
+        std::strstr(resp.curl_error.c_str(), "too slow") != nullptr) {
+      resp.too_slow = true;
+    }
   }
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(c);

@@ -38,6 +38,11 @@ struct HttpRequest {
   /// Called as the request body goes out, with the bytes of it sent so far.
   std::function<void(int64_t sent)> on_sent;
   size_t max_body = 8 << 20;  // in-memory body limit
+  std::string max_body_what;  // names that limit in errors ("the 4 MiB manifest limit")
+  /// A transfer slower than low_speed_limit bytes/s for low_speed_time seconds fails with
+  /// HttpResponse::too_slow (CURLOPT_LOW_SPEED_LIMIT / CURLOPT_LOW_SPEED_TIME); 0 disables.
+  long low_speed_limit = 1024;
+  long low_speed_time = 60;
 };
 
 struct HttpResponse {
@@ -46,6 +51,11 @@ struct HttpResponse {
   long status = 0;
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, last response
   std::string body;  // error bodies always; 2xx bodies when no on_data
+  /// The in-memory body would have exceeded HttpRequest::max_body (by its Content-Length or by
+  /// the bytes that arrived); the transfer was stopped there.
+  bool too_large = false;
+  /// The transfer fell under the request's low-speed limit and was stopped.
+  bool too_slow = false;
   std::string header(std::string_view name) const;
   std::vector<std::string> all(std::string_view name) const;
 };

@@ -94,6 +94,12 @@ std::string url_host(std::string_view url) {
   return std::string(url.substr(0, url.find_first_of("/?#")));
 }
 
+// "https://h/v2/x/blobs/uploads/u?_state=..." -> "https://h/v2/x/blobs/uploads/u": for errors,
+// without upload state or signed-URL parameters.
+std::string url_for_errors(std::string_view url) {
+  return std::string(url.substr(0, url.find_first_of("?#")));
+}
+
 bool ends_with(std::string_view s, std::string_view suf) {
   return s.size() >= suf.size() && s.substr(s.size() - suf.size()) == suf;
 }
@@ -150,7 +156,26 @@ struct Client::Impl {
   std::map<std::string, std::string> basic_hosts;  // host -> "Basic ..." once the registry asked
   std::atomic<int> uploaded{0}, skipped{0}, mounted{0}, downloaded{0};
 
-  explicit Impl(Options o) : opts(std::move(o)), http(opts.user_agent) {}
+  explicit Impl(Options o) : opts(std::move(o)), http(opts.user_agent) {
+    for (auto [name, field] : {std::pair{"OCIB_LOW_SPEED_LIMIT", &opts.low_speed_limit},
+                               std::pair{"OCIB_LOW_SPEED_TIME", &opts.low_speed_time}}) {
+      const char* v = std::getenv(name);
+      if (!v || !*v) continue;
+      char* end = nullptr;
+      long n = std::strtol(v, &end, 10);
+      if (*end != '\0' || n < 0) {
+        log::warn(std::string("ignoring ") + name + "=" + v + ": not a non-negative integer");
+        continue;
+      }
+      *field = n;
+    }
+  }
+
+  // Every request gets the client's low-speed limit.
+  void limit_speed(HttpRequest& req) const {
+    req.low_speed_limit = opts.low_speed_limit;
+    req.low_speed_time = opts.low_speed_time;
+  }
 
   bool is_insecure(const std::string& host) const {
     for (const auto& h : opts.insecure_hosts) {
@@ -240,7 +265,22 @@ struct Client::Impl {
     return k;
   }
 
-  Error transport_error(const std::string& host, const HttpResponse& r) {
+  Error transport_error(const std::string& host, const HttpResponse& r, const HttpRequest& req) {
+    const std::string where = req.method + " " + url_for_errors(req.url);
+    if (r.too_slow) {
+      return Error(Errc::kIo, "registry " + host + ": " + where + ": too slow: under " +
+                                  std::to_string(req.low_speed_limit) + " bytes/s for " +
+                                  std::to_string(req.low_speed_time) +
+                                  " s (the low-speed limit; OCIB_LOW_SPEED_LIMIT and "
+                                  "OCIB_LOW_SPEED_TIME set it)");
+    }
+    if (r.too_large) {
+      return Error(Errc::kGeneric,
+                   "registry " + host + ": " + where + ": the answer exceeds " +
+                       (req.max_body_what.empty()
+                            ? "the " + std::to_string(req.max_body) + "-byte response limit"
+                            : req.max_body_what));
+    }
     if (tls_verify_error(r.curl_code)) {
       return Error(Errc::kSecurity, "TLS: cannot verify the certificate of registry " + host +
                                         " (" + r.curl_error + "); to trust its CA, put it at " +
@@ -252,7 +292,7 @@ struct Client::Impl {
                                   "); if it serves plain HTTP, list " + host +
                                   " as an insecure registry");
     }
-    return Error(Errc::kIo, "registry " + host + ": " + r.curl_error);
+    return Error(Errc::kIo, "registry " + host + ": " + where + ": " + r.curl_error);
   }
 
   // Obtains a bearer token for scopes per the challenge; caches it by scope until it expires.
@@ -299,8 +339,9 @@ struct Client::Impl {
       std::lock_guard<std::mutex> lk(mu);
       tls = endpoint(realm_host).tls;
     }
+    limit_speed(req);
     HttpResponse r = http.perform(req, tls);
-    if (r.curl_code) return transport_error(realm_host, r);
+    if (r.curl_code) return transport_error(realm_host, r, req);
     if (r.status == 401 || r.status == 403) {
       return Error(Errc::kSecurity,
                    "registry " + host + ": authentication failed" +
@@ -341,6 +382,7 @@ struct Client::Impl {
     const std::vector<std::string> base_headers = req.headers;
     bool auth_retried = false;
     bool scheme_retried = false;
+    limit_speed(req);
     while (true) {
       TlsConfig tls;
       std::string auth, api_host;
@@ -371,7 +413,7 @@ struct Client::Impl {
           scheme_retried = true;
           continue;
         }
-        return transport_error(host, r);
+        return transport_error(host, r, req);
       }
       {
         std::lock_guard<std::mutex> lk(mu);
@@ -413,6 +455,34 @@ struct Client::Impl {
     }
   }
 
+  // call() for a request that can be sent again as it is (no streamed response body: manifests,
+  // HEADs, upload starts): a transport failure, 429 or 5xx is retried with the backoff blob
+  // downloads use, up to opts.max_attempts tries. The last answer (or error) is returned.
+  Result<HttpResponse> call_retrying(const std::string& host,
+                                     const std::vector<std::string>& scopes,
+                                     const HttpRequest& req, const std::string& what) {
+    for (int attempt = 1;; ++attempt) {
+      Result<HttpResponse> r = call(host, scopes, req);
+      std::string why;
+      if (!r.ok()) {
+        if (r.error().code() != Errc::kIo) return r;
+        why = r.error().message();
+      } else if (r->status == 429 || r->status >= 500) {
+        why = registry_error(*r);
+      } else {
+        return r;
+      }
+      if (attempt >= opts.max_attempts) {
+        if (r.ok()) return r;  // the caller words the failed status
+        return std::move(r).error().wrap(what + ": gave up after " + std::to_string(attempt) +
+                                         " attempts");
+      }
+      log::debug(what + ": " + why + "; retrying");
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(opts.backoff_ms)
+                                                            << std::min(attempt - 1, 6)));
+    }
+  }
+
   // Absolute URL for a Location header that may be relative.
   std::string absolute(const std::string& host, const std::string& loc) {
     if (loc.find("://") != std::string::npos) return loc;
@@ -431,9 +501,11 @@ struct Client::Impl {
     req.url = "/v2/" + repo + "/manifests/" + ref;
     req.headers.push_back(kAcceptManifests);
     req.follow_redirects = true;
-    req.max_body = 4 << 20;
-    OCIB_ASSIGN_OR_RETURN(HttpResponse r, call(host, scopes, std::move(req)));
+    req.max_body = kMaxManifestBytes;
+    req.max_body_what = "the " + std::to_string(kMaxManifestBytes >> 20) +
+                        " MiB limit for manifests and indexes";
     const std::string what = host + "/" + repo + (valid_digest(ref) ? "@" : ":") + ref;
+    OCIB_ASSIGN_OR_RETURN(HttpResponse r, call_retrying(host, scopes, req, "manifest " + what));
     if (r.status == 404) return Error(Errc::kNotFound, "manifest " + what + " not found");
     if (r.status != 200) {
       return Error(Errc::kGeneric, "fetching manifest " + what + ": " + registry_error(r));
@@ -492,7 +564,9 @@ struct Client::Impl {
         if (cancel) return false;
         got += static_cast<int64_t>(data.size());
         if (opts.progress) opts.progress(progress_what, uint64_t(got), uint64_t(std::max<int64_t>(d.size, 0)));
-        if (d.size > 0 && got > d.size) {
+        // Bounded by the descriptor, a size of 0 included: more bytes than it says can only
+        // be wrong, and a hostile registry would otherwise stream without end.
+        if (got > d.size) {
           write_err = "more data than the descriptor's size " + std::to_string(d.size);
           return false;
         }
@@ -588,6 +662,12 @@ struct Client::Impl {
     auto cfg = j.find("config");
     if (cfg == j.end()) return Error(Errc::kCorrupt, ref.str() + ": manifest without config");
     OCIB_ASSIGN_OR_RETURN(oci::Descriptor config, oci::descriptor_from_json(*cfg));
+    if (config.size > kMaxConfigBytes) {
+      return Error(Errc::kUnsupported,
+                   ref.str() + ": config " + config.digest + " is " + std::to_string(config.size) +
+                       " bytes, over the " + std::to_string(kMaxConfigBytes >> 20) +
+                       " MiB limit for image configs");
+    }
     out.config_digest = config.digest;
     if (auto l = j.find("layers"); l != j.end() && l->is_array()) {
       for (const auto& e : *l) {
@@ -653,7 +733,8 @@ struct Client::Impl {
     head.method = "HEAD";
     head.url = "/v2/" + repo + "/blobs/" + d.digest;
     head.follow_redirects = true;
-    OCIB_ASSIGN_OR_RETURN(HttpResponse hr, call(host, scopes, std::move(head)));
+    OCIB_ASSIGN_OR_RETURN(HttpResponse hr,
+                          call_retrying(host, scopes, head, "checking blob " + d.digest));
     if (hr.status == 200) {
       skipped++;
       return {};
@@ -679,7 +760,8 @@ struct Client::Impl {
       HttpRequest start;
       start.method = "POST";
       start.url = "/v2/" + repo + "/blobs/uploads/";
-      OCIB_ASSIGN_OR_RETURN(HttpResponse sr, call(host, scopes, std::move(start)));
+      OCIB_ASSIGN_OR_RETURN(HttpResponse sr, call_retrying(host, scopes, start,
+                                                           "starting upload of " + d.digest));
       if (sr.status != 202 || sr.header("location").empty()) {
         return Error(Errc::kGeneric, "starting upload of " + d.digest + " to " + host + "/" + repo +
                                          ": " + registry_error(sr));
@@ -833,7 +915,8 @@ Result<std::string> Client::resolve(const Reference& ref) {
   req.url = "/v2/" + ref.repository + "/manifests/" + ref.ref_or_tag();
   req.headers.push_back(kAcceptManifests);
   req.follow_redirects = true;
-  OCIB_ASSIGN_OR_RETURN(HttpResponse r, impl_->call(ref.registry, scopes, std::move(req)));
+  OCIB_ASSIGN_OR_RETURN(HttpResponse r,
+                        impl_->call_retrying(ref.registry, scopes, req, "resolving " + ref.str()));
   if (r.status == 404) return Error(Errc::kNotFound, "manifest " + ref.str() + " not found");
   if (r.status == 200) {
     std::string d = r.header("docker-content-digest");
@@ -842,6 +925,13 @@ Result<std::string> Client::resolve(const Reference& ref) {
     return Error(Errc::kGeneric, "resolving " + ref.str() + ": HTTP " + std::to_string(r.status));
   }
   // No digest header: fetch the bytes and hash them.
+  OCIB_ASSIGN_OR_RETURN(
+      auto m, impl_->fetch_manifest(ref.registry, ref.repository, ref.ref_or_tag(), scopes));
+  return m.digest;
+}
+
+Result<std::string> Client::resolve_verified(const Reference& ref) {
+  const std::vector<std::string> scopes = {"repository:" + ref.repository + ":pull"};
   OCIB_ASSIGN_OR_RETURN(
       auto m, impl_->fetch_manifest(ref.registry, ref.repository, ref.ref_or_tag(), scopes));
   return m.digest;
@@ -887,7 +977,8 @@ Result<std::string> Client::push(const Reference& ref, const std::string& manife
   req.url = "/v2/" + ref.repository + "/manifests/" + (ref.tag.empty() ? digest : ref.tag);
   req.body = manifest_bytes;
   req.headers.push_back("Content-Type: " + manifest_media_type);
-  OCIB_ASSIGN_OR_RETURN(HttpResponse r, impl_->call(host, scopes, std::move(req)));
+  OCIB_ASSIGN_OR_RETURN(HttpResponse r,
+                        impl_->call_retrying(host, scopes, req, "pushing manifest " + ref.str()));
   if (r.status != 201 && r.status != 200) {
     return Error(Errc::kGeneric, "pushing manifest " + ref.str() + ": " + registry_error(r));
   }

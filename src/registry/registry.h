@@ -19,6 +19,13 @@ inline constexpr const char* kMediaTypeDockerManifest =
 inline constexpr const char* kMediaTypeDockerManifestList =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Largest manifest or index fetched (containerd's limit): a registry answering with more is
+/// refused with an error naming this limit, before the rest is read.
+inline constexpr size_t kMaxManifestBytes = 4 << 20;
+/// Largest image config (or cache config) fetched; a config descriptor claiming more is refused
+/// before its download starts. Configs are held in memory and parsed whole.
+inline constexpr int64_t kMaxConfigBytes = 32 << 20;
+
 struct Options {
   /// host[:port] allowed over plain HTTP / unverified TLS. Nothing else is, loopback included.
   std::vector<std::string> insecure_hosts;
@@ -38,8 +45,14 @@ struct Options {
   std::function<void(const std::string& what, uint64_t current, uint64_t total)> progress;
   /// Download attempts per blob (dropped connections resume with a Range request).
   int max_attempts = 5;
-  /// First retry delay; doubles per attempt.
+  /// First retry delay; doubles per attempt. Blob downloads, manifest fetches and upload
+  /// starts answered with a dropped connection, 429 or 5xx are retried max_attempts times.
   int backoff_ms = 200;
+  /// A transfer moving fewer than low_speed_limit bytes/s for low_speed_time seconds fails
+  /// (and counts as a failed attempt). The environment variables OCIB_LOW_SPEED_LIMIT and
+  /// OCIB_LOW_SPEED_TIME override these when set (for tests and very slow links); 0 disables.
+  long low_speed_limit = 1024;
+  long low_speed_time = 60;
 };
 
 /// A blob sink so the store stays the caller's: the client streams into a temp file it gets from
@@ -79,7 +92,11 @@ class Client {
   /// commit); nothing when sink.has() it.
   Status pull_blob(const Reference& ref, const oci::Descriptor& d, const BlobSink& sink);
   /// The manifest digest the tag currently points to (HEAD; for re-resolving cached bases).
+  /// This is the registry's Docker-Content-Digest, unverified.
   Result<std::string> resolve(const Reference& ref);
+  /// The digest of the manifest bytes ref serves (GET, hashed here): what resolve() should have
+  /// said, for when its unverified answer disagrees with what a pull stored.
+  Result<std::string> resolve_verified(const Reference& ref);
   /// Pushes blobs (from local paths via locate) then the manifest bytes under ref's tag (or
   /// digest); returns the manifest digest. mount_from: other repos on the same registry that may
   /// hold blobs.

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "base/fs.h"
@@ -325,6 +326,195 @@ TEST(FakeRegistryTest, PlainHttpNeedsInsecureEvenOnLoopback) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().str().find(server.host()), std::string::npos) << r.error().str();
   EXPECT_NE(r.error().str().find("insecure"), std::string::npos) << r.error().str();
+}
+
+// ---- hostile or failing registries ----------------------------------------------------------
+
+Options fast_options(const TestServer& server) {
+  Options o;
+  o.insecure_hosts = {server.host()};
+  o.backoff_ms = 10;
+  return o;
+}
+
+// 5xx answers to a manifest GET are retried as blob downloads are: two 500s do not fail a pull.
+TEST(HostileRegistryTest, Manifest5xxIsRetried) {
+  auto dir = temp_dir();
+  DirStore src(fs::join(dir.path(), "src"));
+  TestImage img = make_image(src, 3);
+  FakeRegistry fake(src, img);
+  fake.drop_next_big_ = false;
+  int failures_left = 2;
+  TestServer server([&](const TestRequest& r) {
+    if (r.target == "/v2/x/y/manifests/v1" && failures_left > 0) {
+      failures_left--;
+      return TestResponse{500, {}, R"({"errors":[{"code":"UNKNOWN","message":"try later"}]})", -1};
+    }
+    return fake.handle(r);
+  });
+  Client c(fast_options(server));
+  DirStore dst(fs::join(dir.path(), "dst"));
+  auto ref = Reference::parse(server.host() + "/x/y:v1");
+  ASSERT_TRUE(ref.ok());
+  auto p = c.pull(*ref, amd64(), dst.sink());
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  EXPECT_EQ(failures_left, 0);
+  // resolve (HEAD) too.
+  failures_left = 2;
+  auto d = c.resolve(*ref);
+  ASSERT_TRUE(d.ok()) << d.error().str();
+  EXPECT_EQ(*d, oci::digest_of(img.manifest));
+  // A registry that keeps failing still fails, with its status, after max_attempts tries.
+  failures_left = 100;
+  auto bad = c.pull(*ref, amd64(), dst.sink());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().str().find("HTTP 500"), std::string::npos) << bad.error().str();
+  EXPECT_EQ(failures_left, 100 - Options{}.max_attempts);
+}
+
+// A push whose upload start (POST /blobs/uploads/) and manifest PUT are answered 500 once.
+TEST(HostileRegistryTest, UploadStart5xxIsRetried) {
+  auto dir = temp_dir();
+  DirStore src(fs::join(dir.path(), "src"));
+  TestImage img = make_image(src, 4);
+  std::mutex mu;
+  std::map<std::string, int> fail_once = {{"POST", 1}, {"PUT /v2/x/y/manifests/v1", 1}};
+  std::set<std::string> have;
+  int starts = 0;
+  TestServer server([&](const TestRequest& r) {
+    std::lock_guard<std::mutex> lk(mu);
+    const std::string key = r.method == "POST" ? "POST" : r.method + " " + r.target;
+    if (auto f = fail_once.find(key); f != fail_once.end() && f->second > 0) {
+      f->second--;
+      return TestResponse{500, {}, "{}", -1};
+    }
+    const std::string blobs = "/v2/x/y/blobs/";
+    if (r.method == "HEAD" && r.target.rfind(blobs, 0) == 0) {
+      return TestResponse{have.count(r.target.substr(blobs.size())) ? 200 : 404, {}, "", -1};
+    }
+    if (r.method == "POST" && r.target == "/v2/x/y/blobs/uploads/") {
+      starts++;
+      return TestResponse{202, {{"Location", "/v2/x/y/blobs/uploads/u" + std::to_string(starts)}},
+                          "", -1};
+    }
+    if (r.method == "PUT" && r.target.rfind("/v2/x/y/blobs/uploads/", 0) == 0) {
+      auto q = r.target.find("digest=");
+      std::string digest = r.target.substr(q + 7);
+      if (auto pct = digest.find("%3A"); pct != std::string::npos) digest.replace(pct, 3, ":");
+      if (oci::digest_of(r.body) != digest) return TestResponse{400, {}, "{}", -1};
+      have.insert(digest);
+      return TestResponse{201, {}, "", -1};
+    }
+    if (r.method == "PUT" && r.target == "/v2/x/y/manifests/v1") {
+      return TestResponse{201, {{"Docker-Content-Digest", oci::digest_of(r.body)}}, "", -1};
+    }
+    return TestResponse{404, {}, "{}", -1};
+  });
+  Client c(fast_options(server));
+  auto ref = Reference::parse(server.host() + "/x/y:v1");
+  ASSERT_TRUE(ref.ok());
+  auto pushed = c.push(*ref, img.manifest, oci::kMediaTypeManifest, img.blobs(),
+                       [&](const std::string& d) { return src.path(d); });
+  ASSERT_TRUE(pushed.ok()) << pushed.error().str();
+  EXPECT_EQ(*pushed, oci::digest_of(img.manifest));
+  EXPECT_EQ(fail_once["POST"], 0);
+  EXPECT_EQ(fail_once["PUT /v2/x/y/manifests/v1"], 0);
+  EXPECT_EQ(c.stats().uploaded, 3);
+}
+
+// A descriptor of size 0 (or any size) bounds its download: the transfer stops once more bytes
+// than the descriptor says have arrived, not after the registry's 16 MiB.
+TEST(HostileRegistryTest, BlobDownloadIsBoundedByTheDescriptorSize) {
+  const std::string flood(16 << 20, 'x');
+  TestServer server([&](const TestRequest&) { return TestResponse{200, {}, flood, -1}; });
+  Options o = fast_options(server);
+  std::atomic<uint64_t> most{0};
+  o.progress = [&](const std::string&, uint64_t cur, uint64_t) {
+    if (cur > most) most = cur;
+  };
+  Client c(o);
+  auto dir = temp_dir();
+  DirStore dst(fs::join(dir.path(), "dst"));
+  auto ref = Reference::parse(server.host() + "/x/y:v1");
+  ASSERT_TRUE(ref.ok());
+  for (int64_t size : {int64_t{0}, int64_t{1000}}) {
+    most = 0;
+    oci::Descriptor d{oci::kMediaTypeLayerGzip, oci::digest_of(std::string(size, 'x')), size, {}, {}};
+    auto st = c.pull_blob(*ref, d, dst.sink());
+    ASSERT_FALSE(st.ok()) << "size " << size;
+    EXPECT_EQ(st.error().code(), Errc::kCorrupt) << st.error().str();
+    EXPECT_NE(st.error().str().find("more data than the descriptor's size " + std::to_string(size)),
+              std::string::npos)
+        << st.error().str();
+    EXPECT_LE(most.load(), static_cast<uint64_t>(size) + (1 << 20)) << "size " << size;
+  }
+  EXPECT_EQ(dst.count("tmp"), 0u);
+  EXPECT_EQ(dst.count("blobs"), 0u);
+}
+
+// A 100 MB manifest is refused by its Content-Length with an error naming the manifest limit,
+// and a config descriptor over the config limit is refused before it is downloaded.
+TEST(HostileRegistryTest, ManifestAndConfigSizeLimits) {
+  const std::string huge(100 << 20, ' ');
+  std::string cfg_digest = oci::digest_of("{}");
+  std::string manifest = R"({"schemaVersion":2,"mediaType":")" + std::string(oci::kMediaTypeManifest) +
+                         R"(","config":{"mediaType":")" + oci::kMediaTypeConfig + R"(","digest":")" +
+                         cfg_digest + R"(","size":1073741824},"layers":[]})";
+  std::atomic<int> blob_requests{0};
+  TestServer server([&](const TestRequest& r) {
+    if (r.target == "/v2/x/y/manifests/huge") {
+      return TestResponse{200, {{"Content-Type", oci::kMediaTypeManifest}}, huge, -1};
+    }
+    if (r.target == "/v2/x/y/manifests/bigconfig") {
+      return TestResponse{200, {{"Content-Type", oci::kMediaTypeManifest}}, manifest, -1};
+    }
+    blob_requests++;
+    return TestResponse{404, {}, "{}", -1};
+  });
+  Client c(fast_options(server));
+  auto dir = temp_dir();
+  DirStore dst(fs::join(dir.path(), "dst"));
+  auto huge_ref = Reference::parse(server.host() + "/x/y:huge");
+  ASSERT_TRUE(huge_ref.ok());
+  auto start = std::chrono::steady_clock::now();
+  auto p = c.pull(*huge_ref, amd64(), dst.sink());
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().str().find("4 MiB limit for manifests"), std::string::npos) << p.error().str();
+  EXPECT_EQ(p.error().str().find("transfer aborted"), std::string::npos) << p.error().str();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  auto cfg_ref = Reference::parse(server.host() + "/x/y:bigconfig");
+  ASSERT_TRUE(cfg_ref.ok());
+  auto q = c.pull_manifest(*cfg_ref, amd64(), dst.sink());
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.error().str().find("MiB limit for image configs"), std::string::npos)
+      << q.error().str();
+  EXPECT_EQ(blob_requests, 0);
+}
+
+// A server trickling 2 bytes/s fails the fetch under the low-speed limit (here 100 B/s over
+// 1 s, the time set through OCIB_LOW_SPEED_TIME), naming the URL and the limit.
+TEST(HostileRegistryTest, TricklingServerHitsTheLowSpeedLimit) {
+  TestServer server([&](const TestRequest&) {
+    TestResponse r{200, {{"Content-Type", oci::kMediaTypeManifest}}, std::string(4000, ' '), -1};
+    r.trickle_bytes_per_sec = 2;
+    return r;
+  });
+  Options o = fast_options(server);
+  o.low_speed_limit = 100;
+  o.max_attempts = 2;
+  ::setenv("OCIB_LOW_SPEED_TIME", "1", 1);
+  Client c(o);
+  ::unsetenv("OCIB_LOW_SPEED_TIME");
+  auto ref = Reference::parse(server.host() + "/x/y:slow");
+  ASSERT_TRUE(ref.ok());
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.resolve_verified(*ref);
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  const std::string msg = r.error().str();
+  EXPECT_NE(msg.find("http://" + server.host() + "/v2/x/y/manifests/slow"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("under 100 bytes/s for 1 s"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gave up after 2 attempts"), std::string::npos) << msg;
 }
 
 // ---- the real registry (CNCF distribution) on loopback ------------------------------------

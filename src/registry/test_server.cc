@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 namespace ocib::registry::testing {
 
@@ -144,6 +146,15 @@ void TestServer::handle(int fd) {
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) + "\r\n";
   for (const auto& [k, v] : resp.headers) out += k + ": " + v + "\r\n";
   out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\nConnection: close\r\n\r\n";
+  if (req.method != "HEAD" && resp.trickle_bytes_per_sec > 0) {
+    if (!send_all(fd, out.data(), out.size())) return;
+    const auto gap = std::chrono::microseconds(1000000 / resp.trickle_bytes_per_sec);
+    for (size_t i = 0; i < resp.body.size() && !stop_; ++i) {
+      if (!send_all(fd, resp.body.data() + i, 1)) return;  // the client hung up
+      std::this_thread::sleep_for(gap);
+    }
+    return;
+  }
   if (req.method != "HEAD") {
     if (resp.truncate_at >= 0) {
       out.append(resp.body, 0, static_cast<size_t>(resp.truncate_at));

@@ -25,6 +25,8 @@ struct TestResponse {
   /// Send only this many body bytes (Content-Length stays the full size), then drop the
   /// connection; -1 sends everything.
   long truncate_at = -1;
+  /// Send the body at this many bytes per second (a trickling server); 0: at once.
+  int trickle_bytes_per_sec = 0;
 };
 
 class TestServer {
