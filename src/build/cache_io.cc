@@ -51,13 +51,23 @@ Result<CacheRecords> parse_index(const json& j, const std::string& what) {
         !e.is_object())
       return Error(Errc::kCorrupt, what + ": bad cache entry \"" + key + "\"");
     CacheRecord r;
-    r.digest = e.value("digest", "");
-    r.diff_id = e.value("diff_id", "");
-    r.media_type = e.value("media_type", "");
-    r.size = e.contains("size") && e["size"].is_number_integer() ? e["size"].get<int64_t>() : -1;
-    r.created =
-        e.contains("created") && e["created"].is_number_integer() ? e["created"].get<int64_t>() : 0;
-    r.name = e.contains("name") && e["name"].is_string() ? e["name"].get<std::string>() : "";
+    // Every field is type-checked: a wrong type is an error naming the entry and field.
+    for (auto [field, dst] : {std::pair{"digest", &r.digest}, std::pair{"diff_id", &r.diff_id},
+                              std::pair{"media_type", &r.media_type}, std::pair{"name", &r.name}}) {
+      auto f = e.find(field);
+      if (f == e.end()) continue;
+      if (!f->is_string())
+        return Error(Errc::kCorrupt, what + ": cache entry " + key + ": \"" + field + "\" is not a string");
+      *dst = f->get<std::string>();
+    }
+    r.size = -1;
+    for (auto [field, dst] : {std::pair{"size", &r.size}, std::pair{"created", &r.created}}) {
+      auto f = e.find(field);
+      if (f == e.end()) continue;
+      if (!f->is_number_integer())
+        return Error(Errc::kCorrupt, what + ": cache entry " + key + ": \"" + field + "\" is not an integer");
+      *dst = f->get<int64_t>();
+    }
     if (!registry::valid_digest(r.digest) || !registry::valid_digest(r.diff_id) || r.size < 0 ||
         !valid_layer_type(r.media_type))
       return Error(Errc::kCorrupt, what + ": cache entry " + key +
@@ -108,13 +118,13 @@ Result<bool> import_from_store_image(const std::string& name, store::Store& st,
     return std::move(img).error();
   }
   OCIB_ASSIGN_OR_RETURN(std::string mbytes, fs::read_file(st.blob_path(img->manifest_digest)));
-  json m = json::parse(mbytes, nullptr, false);
-  if (m.is_discarded() || !m.contains("config"))
-    return Error(Errc::kCorrupt, "manifest " + img->manifest_digest + " is not JSON");
-  OCIB_ASSIGN_OR_RETURN(oci::Descriptor cd, oci::descriptor_from_json(m["config"]));
+  const std::string mwhat = "manifest " + img->manifest_digest;
+  OCIB_ASSIGN_OR_RETURN(json m, oci::parse_json(mbytes, mwhat));
+  OCIB_ASSIGN_OR_RETURN(oci::ImageManifest parsed, oci::manifest_from_json(m, mwhat));
+  const oci::Descriptor& cd = parsed.config;
   OCIB_ASSIGN_OR_RETURN(std::string cbytes, fs::read_file(st.blob_path(cd.digest)));
-  json cfg = json::parse(cbytes, nullptr, false);
-  if (cfg.is_discarded()) return Error(Errc::kCorrupt, "config " + cd.digest + " is not JSON");
+  OCIB_ASSIGN_OR_RETURN(json cfg, oci::parse_json(cbytes, "config " + cd.digest));
+  if (!cfg.is_object()) return Error(Errc::kCorrupt, "config " + cd.digest + " is not a JSON object");
   OCIB_ASSIGN_OR_RETURN(auto recs, inline_records(cfg, "image " + name));
   if (!recs) {
     note("warning: the local image " + name +
@@ -156,13 +166,16 @@ Status import_registry(const Output& from, store::Store& st, registry::Client& c
     note("warning: no cache imported from " + ref.str() + ": " + pulled.error().message());
     return {};
   }
-  json m = json::parse(pulled->manifest_bytes, nullptr, false);
-  std::string cfg_type = m.is_object() && m.contains("config") && m["config"].is_object()
-                             ? m["config"].value("mediaType", "")
-                             : "";
-  json cfg = json::parse(pulled->config_bytes, nullptr, false);
-  if (cfg.is_discarded())
-    return Error(Errc::kCorrupt, "importing cache from " + ref.str() + ": config is not JSON");
+  // The client verified and parsed these already; parsed again here for the fields it drops.
+  auto m = oci::parse_json(pulled->manifest_bytes, "manifest of " + ref.str());
+  if (!m.ok()) return std::move(m).error().wrap("importing cache from " + ref.str());
+  auto parsed = oci::manifest_from_json(*m, "manifest of " + ref.str());
+  if (!parsed.ok()) return std::move(parsed).error().wrap("importing cache from " + ref.str());
+  const std::string cfg_type = parsed->config.media_type;
+  auto cfg_r = oci::parse_json(pulled->config_bytes, "config of " + ref.str());
+  if (!cfg_r.ok() || !cfg_r->is_object())
+    return Error(Errc::kCorrupt, "importing cache from " + ref.str() + ": config is not a JSON object");
+  const json& cfg = *cfg_r;
   ImportedRecord proto;
   proto.ref = ref.str();
   if (cfg_type == kMediaTypeCacheConfig) {
@@ -193,8 +206,7 @@ Status import_local(const Output& from, const std::function<void(const std::stri
     note("warning: no cache to import from " + src);
     return {};
   }
-  json j = json::parse(*data, nullptr, false);
-  if (j.is_discarded()) return Error(Errc::kCorrupt, path + " is not JSON");
+  OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(*data, path));
   OCIB_ASSIGN_OR_RETURN(CacheRecords recs, parse_index(j, path));
   ImportedRecord proto;
   proto.dir = src;
@@ -226,9 +238,8 @@ Result<std::string> export_local(const Output& to, const CacheRecords& records, 
   // Entries of earlier exports to the same directory stay (their blobs are there).
   CacheRecords all = records;
   if (auto old = fs::read_file(fs::join(dest, "ocib-cache.json")); old.ok()) {
-    json j = json::parse(*old, nullptr, false);
-    if (auto prev = parse_index(j, dest); !j.is_discarded() && prev.ok())
-      all.insert(prev->begin(), prev->end());
+    if (auto j = oci::parse_json(*old, dest); j.ok())
+      if (auto prev = parse_index(*j, dest); prev.ok()) all.insert(prev->begin(), prev->end());
   }
   for (const auto& [key, r] : records) OCIB_TRY(link_blob(st, r.digest, dest));
   json index = {

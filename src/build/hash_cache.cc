@@ -27,7 +27,11 @@ std::shared_ptr<HashCache> HashCache::load(const std::string& path) {
   if (j.is_discarded() || !j.is_object() || !j.contains("files") || !j["files"].is_object()) return c;
   for (auto it = j["files"].begin(); it != j["files"].end(); ++it) {
     const json& v = it.value();
-    if (!v.is_array() || v.size() != 6) continue;
+    // A damaged cache file loses entries; it never throws.
+    if (!v.is_array() || v.size() != 6 || !v[5].is_string()) continue;
+    bool numbers = true;
+    for (size_t i = 0; i < 5; ++i) numbers = numbers && v[i].is_number_integer();
+    if (!numbers) continue;
     Entry e;
     e.size = v[0].get<uint64_t>();
     e.ino = v[1].get<uint64_t>();

@@ -30,9 +30,7 @@ static Result<json> read_json_blob(const store::Store& st, const std::string& di
   if (!st.has_blob(digest)) return Error(Errc::kNotFound, "blob " + digest + " is missing from the store");
   OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(st.blob_path(digest)));
   if ("sha256:" + Sha256::hex(bytes) != digest) return Error(Errc::kCorrupt, "blob " + digest + " is corrupt");
-  auto j = json::parse(bytes, nullptr, false);
-  if (j.is_discarded()) return Error(Errc::kCorrupt, "blob " + digest + " is not JSON");
-  return j;
+  return oci::parse_json(bytes, "blob " + digest);
 }
 
 oci::Platform normalize_platform(oci::Platform p) {
@@ -58,8 +56,9 @@ static std::string platform_text(const oci::Platform& p) {
   return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
 }
 
-Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
-                               const oci::Platform* platform) {
+// load_image below an index `depth` levels deep.
+static Result<StoredImage> load_image_at(const store::Store& st, const std::string& name_or_digest,
+                                         const oci::Platform* platform, int depth) {
   std::string digest = name_or_digest;
   if (digest.rfind("sha256:", 0) != 0) {
     auto d = st.resolve_tag(normalize_name(name_or_digest));
@@ -67,32 +66,33 @@ Result<StoredImage> load_image(const store::Store& st, const std::string& name_o
     digest = *d;
   }
   OCIB_ASSIGN_OR_RETURN(json manifest, read_json_blob(st, digest));
-  if (manifest.contains("manifests") && manifest["manifests"].is_array()) {
+  if (oci::is_index_json(manifest)) {
     // An image index: the manifest for the wanted platform.
-    std::vector<oci::Descriptor> ms;
-    for (const auto& m : manifest["manifests"]) {
-      OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(m));
-      ms.push_back(std::move(d));
-    }
+    OCIB_ASSIGN_OR_RETURN(oci::ImageIndex index, oci::index_from_json(manifest, "image index " + digest));
+    if (depth >= oci::kMaxIndexDepth)
+      return Error(Errc::kCorrupt, "image index " + digest + ": indexes nested deeper than " +
+                                       std::to_string(oci::kMaxIndexDepth) + " levels");
     oci::Platform want = platform ? *platform : oci::Platform::host();
-    auto sel = registry::select_platform(ms, want);
+    auto sel = registry::select_platform(index.manifests, want);
     if (!sel.ok()) return std::move(sel).error().wrap("image " + name_or_digest);
     if (sel->digest == digest) return Error(Errc::kCorrupt, "image index " + digest + " lists itself");
-    return load_image(st, sel->digest, &want);
+    return load_image_at(st, sel->digest, &want, depth + 1);
   }
-  if (!manifest.contains("config") || !manifest.contains("layers") || !manifest["layers"].is_array())
+  if (!manifest.is_object() || !manifest.contains("layers"))
     return Error(Errc::kCorrupt, "manifest " + digest + " is not an image manifest");
-  OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg_desc, oci::descriptor_from_json(manifest["config"]));
+  OCIB_ASSIGN_OR_RETURN(oci::ImageManifest parsed, oci::manifest_from_json(manifest, "manifest " + digest));
+  const oci::Descriptor& cfg_desc = parsed.config;
   OCIB_ASSIGN_OR_RETURN(json cfg_json, read_json_blob(st, cfg_desc.digest));
-  OCIB_ASSIGN_OR_RETURN(oci::ImageConfig cfg, oci::ImageConfig::from_json(cfg_json));
+  auto cfg_parsed = oci::ImageConfig::from_json(cfg_json);
+  if (!cfg_parsed.ok()) return std::move(cfg_parsed).error().wrap("config " + cfg_desc.digest + " of image " + digest);
+  oci::ImageConfig cfg = std::move(*cfg_parsed);
   if (platform && !cfg.platform.architecture.empty() && !platform_matches(cfg.platform, *platform))
     return Error(Errc::kNotFound, "image \"" + name_or_digest + "\" is for " + platform_text(cfg.platform) +
                                       ", not " + platform_text(*platform));
   StoredImage img;
   img.manifest_digest = digest;
   img.config = std::move(cfg);
-  for (const auto& l : manifest["layers"]) {
-    OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(l));
+  for (auto& d : parsed.layers) {
     if (!st.has_blob(d.digest)) return Error(Errc::kNotFound, "layer " + d.digest + " of " + name_or_digest + " is missing");
     img.layers.push_back(std::move(d));
   }
@@ -101,7 +101,31 @@ Result<StoredImage> load_image(const store::Store& st, const std::string& name_o
   return img;
 }
 
+Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
+                               const oci::Platform* platform) {
+  return load_image_at(st, name_or_digest, platform, 0);
+}
+
 namespace {
+
+// The entry of a layout's index.json that `selector` names: "" (the only entry), a ref.name
+// (exact, or for `tag_match` its ":TAG" suffix too) or "@sha256:...". `what` names the file.
+Result<std::string> choose_entry(const std::string& index_bytes, const std::string& what,
+                                 const std::string& selector, bool tag_match) {
+  OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(index_bytes, what));
+  OCIB_ASSIGN_OR_RETURN(oci::ImageIndex index, oci::index_from_json(j, what));
+  if (index.manifests.empty()) return Error(Errc::kCorrupt, what + ": no images listed");
+  std::string chosen;
+  for (const auto& m : index.manifests) {
+    auto r = m.annotations.find(oci::kAnnotationRefName);
+    std::string ref = r == m.annotations.end() ? "" : r->second;
+    bool match = selector.empty() ? index.manifests.size() == 1
+                 : selector[0] == '@' ? m.digest == selector.substr(1)
+                                      : ref == selector || (tag_match && ref.ends_with(":" + selector));
+    if (match) chosen = m.digest;
+  }
+  return chosen;
+}
 
 struct ArchiveDeleter {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -260,16 +284,14 @@ Result<std::string> import_oci_archive(store::Store& st, const std::string& path
     }
     OCIB_TRY(st.adopt_blob(tmp, digest));
   }
-  auto index = json::parse(index_bytes, nullptr, false);
-  if (index.is_discarded() || !index.contains("manifests") || !index["manifests"].is_array() ||
-      index["manifests"].empty())
-    return Error(Errc::kCorrupt, path + ": no usable index.json");
+  if (index_bytes.empty()) return Error(Errc::kCorrupt, path + ": no usable index.json");
   std::string want = normalize_name(name);
   std::string want_tag = want.substr(want.rfind(':') + 1);
   std::string chosen;
-  for (const auto& m : index["manifests"]) {
-    std::string ref = m.contains("annotations") ? m["annotations"].value(oci::kAnnotationRefName, "") : "";
-    if (index["manifests"].size() == 1 || ref == want_tag || ref == want) chosen = m.value("digest", "");
+  for (const std::string& sel : {std::string(), want_tag, want}) {
+    auto c = choose_entry(index_bytes, path + ": index.json", sel, false);
+    if (!c.ok()) return std::move(c).error();
+    if (!c->empty()) chosen = *c;
   }
   if (chosen.empty()) return Error::invalid(path + ": several images; none has ref.name " + want_tag);
   OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, chosen));  // verifies completeness
@@ -361,20 +383,19 @@ Result<std::string> push_image(const store::Store& st, registry::Client& client,
   auto push_one = [&](const std::string& md, const registry::Reference& to) -> Result<std::string> {
     OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, md));
     OCIB_ASSIGN_OR_RETURN(std::string manifest, fs::read_file(st.blob_path(img.manifest_digest)));
-    auto j = json::parse(manifest, nullptr, false);
-    std::string mt = j.is_object() ? j.value("mediaType", oci::kMediaTypeManifest) : oci::kMediaTypeManifest;
+    OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(manifest, "manifest " + img.manifest_digest));
+    OCIB_ASSIGN_OR_RETURN(oci::ImageManifest parsed, oci::manifest_from_json(j, "manifest " + img.manifest_digest));
+    std::string mt = parsed.media_type.empty() ? oci::kMediaTypeManifest : parsed.media_type;
     std::vector<oci::Descriptor> blobs;
-    OCIB_ASSIGN_OR_RETURN(oci::Descriptor cfg, oci::descriptor_from_json(j["config"]));
-    blobs.push_back(cfg);
+    blobs.push_back(parsed.config);
     for (const auto& l : img.layers) blobs.push_back(l);
     return client.push(to, manifest, mt, blobs, locate, mount_from);
   };
-  if (!top.contains("manifests")) return push_one(digest, dest);
+  if (!oci::is_index_json(top)) return push_one(digest, dest);
   // An image index: every manifest by digest first (the registry checks they exist), then the
   // index under the tag.
-  if (!top["manifests"].is_array()) return Error(Errc::kCorrupt, "image index " + digest + " has no manifest list");
-  for (const auto& m : top["manifests"]) {
-    OCIB_ASSIGN_OR_RETURN(oci::Descriptor d, oci::descriptor_from_json(m));
+  OCIB_ASSIGN_OR_RETURN(oci::ImageIndex top_index, oci::index_from_json(top, "image index " + digest));
+  for (const auto& d : top_index.manifests) {
     registry::Reference by_digest = dest;
     by_digest.tag.clear();
     by_digest.digest = d.digest;
@@ -382,31 +403,22 @@ Result<std::string> push_image(const store::Store& st, registry::Client& client,
     if (!pushed.ok()) return std::move(pushed).error().wrap(d.platform ? platform_text(*d.platform) : d.digest);
   }
   OCIB_ASSIGN_OR_RETURN(std::string index, fs::read_file(st.blob_path(digest)));
-  return client.push(dest, index, top.value("mediaType", oci::kMediaTypeIndex), {}, locate, mount_from);
+  return client.push(dest, index, top_index.media_type.empty() ? oci::kMediaTypeIndex : top_index.media_type, {},
+                     locate, mount_from);
 }
 
 Result<std::string> import_oci_layout(store::Store& st, const std::string& dir, const std::string& selector) {
-  OCIB_ASSIGN_OR_RETURN(std::string index_bytes, fs::read_file(fs::join(dir, "index.json")));
-  auto index = json::parse(index_bytes, nullptr, false);
-  if (index.is_discarded() || !index.contains("manifests") || !index["manifests"].is_array() ||
-      index["manifests"].empty())
-    return Error(Errc::kCorrupt, dir + ": no usable index.json");
-  std::string chosen;
-  for (const auto& m : index["manifests"]) {
-    std::string ref = m.contains("annotations") ? m["annotations"].value(oci::kAnnotationRefName, "") : "";
-    std::string d = m.value("digest", "");
-    if ((selector.empty() && index["manifests"].size() == 1) || (selector[0] == '@' && d == selector.substr(1)) ||
-        (!selector.empty() && selector[0] != '@' && (ref == selector || ref.ends_with(":" + selector))))
-      chosen = d;
-  }
+  const std::string index_path = fs::join(dir, "index.json");
+  OCIB_ASSIGN_OR_RETURN(std::string index_bytes, fs::read_file(index_path));
+  OCIB_ASSIGN_OR_RETURN(std::string chosen, choose_entry(index_bytes, index_path, selector, true));
   if (chosen.empty())
     return Error::invalid(dir + ": " + (selector.empty() ? "several images in index.json; name one with :TAG or @DIGEST"
                                                          : "no image " + selector + " in index.json"));
   // Blob paths come from validated digests only, so nothing outside DIR/blobs is read.
   // Manifests and indexes are parsed to find their children; layers and configs are only copied.
+  // depth: how many indexes lead to this blob.
   std::function<Status(const std::string&, bool, int)> adopt = [&](const std::string& digest, bool parse,
                                                                     int depth) -> Status {
-    if (depth > 4) return Error(Errc::kCorrupt, dir + ": indexes nested too deep");
     std::string hex = digest.rfind("sha256:", 0) == 0 ? digest.substr(7) : "";
     if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
       return Error(Errc::kUnsupported, dir + ": unsupported digest \"" + digest + "\"");
@@ -416,14 +428,19 @@ Result<std::string> import_oci_layout(store::Store& st, const std::string& dir, 
     }
     if (!parse) return {};
     OCIB_ASSIGN_OR_RETURN(std::string bytes, fs::read_file(st.blob_path(digest)));
-    auto j = json::parse(bytes, nullptr, false);
-    if (!j.is_object()) return Error(Errc::kCorrupt, dir + ": " + digest + " is not a manifest or index");
-    if (j.contains("manifests") && j["manifests"].is_array()) {
-      for (const auto& m : j["manifests"]) OCIB_TRY(adopt(m.value("digest", ""), true, depth + 1));
+    const std::string what = dir + ": blob " + digest;
+    OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(bytes, what));
+    if (!j.is_object()) return Error(Errc::kCorrupt, what + " is not a manifest or index");
+    if (oci::is_index_json(j)) {
+      OCIB_ASSIGN_OR_RETURN(oci::ImageIndex index, oci::index_from_json(j, what));
+      if (depth >= oci::kMaxIndexDepth)
+        return Error(Errc::kCorrupt, what + ": image indexes nested deeper than " +
+                                         std::to_string(oci::kMaxIndexDepth) + " levels");
+      for (const auto& m : index.manifests) OCIB_TRY(adopt(m.digest, true, depth + 1));
     } else {
-      if (j.contains("config")) OCIB_TRY(adopt(j["config"].value("digest", ""), false, depth + 1));
-      if (j.contains("layers") && j["layers"].is_array())
-        for (const auto& l : j["layers"]) OCIB_TRY(adopt(l.value("digest", ""), false, depth + 1));
+      OCIB_ASSIGN_OR_RETURN(oci::ImageManifest m, oci::manifest_from_json(j, what));
+      OCIB_TRY(adopt(m.config.digest, false, depth));
+      for (const auto& l : m.layers) OCIB_TRY(adopt(l.digest, false, depth));
     }
     return {};
   };

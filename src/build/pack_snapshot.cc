@@ -40,15 +40,20 @@ Result<layers::LayerBlob> pack_snapshot(const std::string& snapshot, const std::
   auto data = fs::read_file(fs::join(outdir, "result.json"));
   if (!data.ok()) return Error(Errc::kIo, "packing in the user namespace left no result");
   auto j = nlohmann::json::parse(*data, nullptr, false);
-  if (j.is_discarded()) return Error(Errc::kIo, "packing in the user namespace: bad result");
-  if (j.contains("error")) return Error(Errc::kIo, j["error"].get<std::string>());
+  auto str = [&j](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (j.is_discarded() || !j.is_object() || (j.contains("size") && !j["size"].is_number_integer()))
+    return Error(Errc::kIo, "packing in the user namespace: bad result");
+  if (j.contains("error")) return Error(Errc::kIo, "packing in the user namespace: " + str("error"));
   if (::rename(fs::join(outdir, "layer").c_str(), out_path.c_str()) != 0)
     return Error::from_errno("rename packed layer", errno);
   layers::LayerBlob b;
-  b.digest = j.value("digest", "");
-  b.diff_id = j.value("diff_id", "");
-  b.size = j.value("size", int64_t{0});
-  b.media_type = j.value("media_type", "");
+  b.digest = str("digest");
+  b.diff_id = str("diff_id");
+  b.size = j.value("size", int64_t{0});  // an integer, checked above
+  b.media_type = str("media_type");
   return b;
 }
 

@@ -635,6 +635,10 @@ int cmd_login(const Args& a) {
   if (auto data = ocib::fs::read_file(path); data.ok()) {
     cfg = nlohmann::json::parse(*data, nullptr, false);
     if (cfg.is_discarded() || !cfg.is_object()) return fail(path + " is not valid JSON; not touching it");
+    if (auto au = cfg.find("auths"); au != cfg.end() && !au->is_object())
+      return fail(path + ": \"auths\" is not an object; not touching it");
+    if (auto au = cfg.find("auths"); au != cfg.end() && au->contains(host) && !(*au)[host].is_object())
+      return fail(path + ": \"auths\".\"" + host + "\" is not an object; not touching it");
   }
   nlohmann::json old = cfg;
   cfg["auths"][host]["auth"] = ocib::registry::base64_encode(user + ":" + password);

@@ -256,6 +256,71 @@ Result<Descriptor> descriptor_from_json(const nlohmann::json& j) {
   return d;
 }
 
+Result<nlohmann::json> parse_json(std::string_view text, const std::string& what) {
+  bool too_deep = false;
+  // The parser itself is iterative; the callback only sees how deep each value sits.
+  json::parser_callback_t bound = [&too_deep](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) too_deep = true;
+    return !too_deep;
+  };
+  json j = json::parse(text, bound, /*allow_exceptions=*/false);
+  if (too_deep) {
+    return Error(Errc::kCorrupt, what + ": JSON nested deeper than " +
+                                     std::to_string(kMaxJsonDepth) + " levels");
+  }
+  if (j.is_discarded()) return Error(Errc::kCorrupt, what + ": not valid JSON");
+  return j;
+}
+
+bool is_index_json(const nlohmann::json& j) { return j.is_object() && j.contains("manifests"); }
+
+namespace {
+
+Status descriptors_from(const json& obj, const char* key, const std::string& what, bool required,
+                        std::vector<Descriptor>* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    if (required) return Error(Errc::kCorrupt, what + ": no \"" + key + "\" array");
+    return {};
+  }
+  if (!it->is_array()) return Error(Errc::kCorrupt, what + ": \"" + key + "\" is not an array");
+  for (size_t i = 0; i < it->size(); ++i) {
+    auto d = descriptor_from_json((*it)[i]);
+    if (!d.ok()) {
+      return std::move(d).error().wrap(what + ": \"" + key + "\"[" + std::to_string(i) + "]");
+    }
+    out->push_back(std::move(*d));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ImageManifest> manifest_from_json(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_object()) return Error(Errc::kCorrupt, what + ": manifest is not a JSON object");
+  ImageManifest m;
+  if (auto st = get_string(j, "mediaType", &m.media_type); !st.ok()) {
+    return std::move(st).error().wrap(what);
+  }
+  auto c = j.find("config");
+  if (c == j.end()) return Error(Errc::kCorrupt, what + ": manifest without config");
+  auto cd = descriptor_from_json(*c);
+  if (!cd.ok()) return std::move(cd).error().wrap(what + ": \"config\"");
+  m.config = std::move(*cd);
+  OCIB_TRY(descriptors_from(j, "layers", what, false, &m.layers));
+  return m;
+}
+
+Result<ImageIndex> index_from_json(const nlohmann::json& j, const std::string& what) {
+  if (!j.is_object()) return Error(Errc::kCorrupt, what + ": index is not a JSON object");
+  ImageIndex x;
+  if (auto st = get_string(j, "mediaType", &x.media_type); !st.ok()) {
+    return std::move(st).error().wrap(what);
+  }
+  OCIB_TRY(descriptors_from(j, "manifests", what, true, &x.manifests));
+  return x;
+}
+
 nlohmann::json make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers,
                              const std::map<std::string, std::string>& annotations) {
   json j = json::object();

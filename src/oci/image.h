@@ -85,6 +85,36 @@ nlohmann::json make_image_index(const std::vector<Descriptor>& manifests,
 nlohmann::json descriptor_json(const Descriptor& d);
 Result<Descriptor> descriptor_from_json(const nlohmann::json& j);
 
+/// Deepest chain of image indexes followed (index -> index -> ... -> manifest), as in
+/// containerd and BuildKit: a deeper chain is refused with an error instead of recursing
+/// without bound through a hostile document.
+inline constexpr int kMaxIndexDepth = 8;
+/// Deepest nesting of arrays/objects accepted in a parsed document. OCI documents nest a few
+/// levels; the bound keeps recursive serialisation and comparison of a hostile document (a
+/// million nested arrays fit in a 4 MiB manifest) off the end of the stack.
+inline constexpr int kMaxJsonDepth = 100;
+
+/// Parses an untrusted JSON document without exceptions. Malformed text, or nesting deeper than
+/// kMaxJsonDepth, is an Errc::kCorrupt error naming `what` (a file, digest or URL).
+Result<nlohmann::json> parse_json(std::string_view text, const std::string& what);
+
+/// The parts of an image manifest ocib uses, validated: a wrong-typed field is an error naming
+/// `what` and the field, never an exception.
+struct ImageManifest {
+  std::string media_type;  // "mediaType", may be empty
+  Descriptor config;
+  std::vector<Descriptor> layers;
+};
+/// The parts of an image index (or Docker manifest list) ocib uses, validated likewise.
+struct ImageIndex {
+  std::string media_type;
+  std::vector<Descriptor> manifests;
+};
+/// Whether j looks like an index (an object with "manifests") rather than a manifest.
+bool is_index_json(const nlohmann::json& j);
+Result<ImageManifest> manifest_from_json(const nlohmann::json& j, const std::string& what);
+Result<ImageIndex> index_from_json(const nlohmann::json& j, const std::string& what);
+
 /// Formats seconds since the epoch as RFC 3339 UTC ("2024-01-02T03:04:05Z").
 std::string rfc3339(int64_t unix_seconds);
 

@@ -493,6 +493,8 @@ struct Client::Impl {
 
   struct Manifest {
     std::string bytes, digest, media_type;
+    json doc;          // bytes, parsed (an object)
+    std::string what;  // "manifest HOST/REPO:TAG", for errors
   };
 
   Result<Manifest> fetch_manifest(const std::string& host, const std::string& repo,
@@ -522,15 +524,16 @@ struct Client::Impl {
                                        ", content is " + m.digest + ")");
     }
     m.media_type = bare_media_type(r.header("content-type"));
-    json j = json::parse(m.bytes, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
+    OCIB_ASSIGN_OR_RETURN(m.doc, oci::parse_json(m.bytes, "manifest " + what));
+    if (!m.doc.is_object()) {
       return Error(Errc::kCorrupt, "manifest " + what + ": not a JSON object");
     }
-    if (auto mt = j.find("mediaType"); mt != j.end() && mt->is_string()) {
+    if (auto mt = m.doc.find("mediaType"); mt != m.doc.end() && mt->is_string()) {
       m.media_type = mt->get<std::string>();
     } else if (!is_index_type(m.media_type) && !is_manifest_type(m.media_type)) {
-      m.media_type = j.contains("manifests") ? oci::kMediaTypeIndex : oci::kMediaTypeManifest;
+      m.media_type = oci::is_index_json(m.doc) ? oci::kMediaTypeIndex : oci::kMediaTypeManifest;
     }
+    m.what = "manifest " + what;
     return m;
   }
 
@@ -639,15 +642,8 @@ struct Client::Impl {
     OCIB_ASSIGN_OR_RETURN(Manifest m,
                           fetch_manifest(host, ref.repository, ref.ref_or_tag(), scopes));
     if (is_index_type(m.media_type)) {
-      json j = json::parse(m.bytes, nullptr, false);
-      std::vector<oci::Descriptor> ms;
-      if (auto a = j.find("manifests"); a != j.end() && a->is_array()) {
-        for (const auto& e : *a) {
-          OCIB_ASSIGN_OR_RETURN(auto d, oci::descriptor_from_json(e));
-          ms.push_back(std::move(d));
-        }
-      }
-      auto sel = select_platform(ms, platform);
+      OCIB_ASSIGN_OR_RETURN(oci::ImageIndex index, oci::index_from_json(m.doc, m.what));
+      auto sel = select_platform(index.manifests, platform);
       if (!sel.ok()) return std::move(sel).error().wrap(ref.str());
       OCIB_ASSIGN_OR_RETURN(m, fetch_manifest(host, ref.repository, sel->digest, scopes));
     }
@@ -655,13 +651,12 @@ struct Client::Impl {
       return Error(Errc::kUnsupported, ref.str() + ": unsupported manifest type \"" + m.media_type +
                                            "\" (schema 1 is not supported)");
     }
-    json j = json::parse(m.bytes, nullptr, false);
+    // (An index listing another index ends here, as an unsupported type: one level is followed.)
+    OCIB_ASSIGN_OR_RETURN(oci::ImageManifest parsed, oci::manifest_from_json(m.doc, m.what));
     PulledImage out;
     out.manifest_digest = m.digest;
     out.manifest_bytes = m.bytes;
-    auto cfg = j.find("config");
-    if (cfg == j.end()) return Error(Errc::kCorrupt, ref.str() + ": manifest without config");
-    OCIB_ASSIGN_OR_RETURN(oci::Descriptor config, oci::descriptor_from_json(*cfg));
+    const oci::Descriptor& config = parsed.config;
     if (config.size > kMaxConfigBytes) {
       return Error(Errc::kUnsupported,
                    ref.str() + ": config " + config.digest + " is " + std::to_string(config.size) +
@@ -669,12 +664,7 @@ struct Client::Impl {
                        " MiB limit for image configs");
     }
     out.config_digest = config.digest;
-    if (auto l = j.find("layers"); l != j.end() && l->is_array()) {
-      for (const auto& e : *l) {
-        OCIB_ASSIGN_OR_RETURN(auto d, oci::descriptor_from_json(e));
-        out.layers.push_back(std::move(d));
-      }
-    }
+    out.layers = std::move(parsed.layers);
     // Config first (its bytes are returned), then the layers the store lacks, each digest once.
     std::vector<oci::Descriptor> todo = {config};
     std::set<std::string> seen = {config.digest};

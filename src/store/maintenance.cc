@@ -54,29 +54,50 @@ std::optional<json> read_json(const std::string& path) {
   return j;
 }
 
-// Blobs an image needs: the manifest, its config and layers (and, for an index, its children).
-void image_blobs(const Store& st, const std::string& digest, std::set<std::string>& out,
+// The "digest" string of a descriptor object; "" for anything else (blobs are untrusted).
+std::string digest_of_descriptor(const json& d) {
+  if (!d.is_object()) return {};
+  auto it = d.find("digest");
+  return it != d.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Blobs an image needs: the manifest, its config and layers (and, for an index, its children,
+// walked with a work list: a chain of thousands of nested indexes must not recurse).
+void image_blobs(const Store& st, const std::string& top, std::set<std::string>& out,
                  std::vector<std::string>* problems) {
-  if (!out.insert(digest).second) return;
-  if (!st.has_blob(digest)) {
-    if (problems) problems->push_back("image blob " + digest + " is missing");
-    return;
+  std::vector<std::string> todo = {top};
+  while (!todo.empty()) {
+    std::string digest = std::move(todo.back());
+    todo.pop_back();
+    if (!out.insert(digest).second) continue;
+    if (!st.has_blob(digest)) {
+      if (problems) problems->push_back("image blob " + digest + " is missing");
+      continue;
+    }
+    auto j = read_json(st.blob_path(digest));
+    if (!j || !j->is_object()) {
+      if (problems) problems->push_back("manifest " + digest + " is not a JSON object");
+      continue;
+    }
+    auto need = [&](const json& d) {
+      std::string dg = digest_of_descriptor(d);
+      if (dg.empty()) {
+        if (problems) problems->push_back("image " + digest + " has a descriptor without a digest");
+        return;
+      }
+      out.insert(dg);
+      if (problems && !st.has_blob(dg)) problems->push_back("blob " + dg + " of image " + digest + " is missing");
+    };
+    if (auto c = j->find("config"); c != j->end()) need(*c);
+    if (auto l = j->find("layers"); l != j->end() && l->is_array())
+      for (const auto& d : *l) need(d);
+    if (auto m = j->find("manifests"); m != j->end() && m->is_array())
+      for (const auto& d : *m) {
+        std::string dg = digest_of_descriptor(d);
+        if (!dg.empty()) todo.push_back(std::move(dg));
+        else if (problems) problems->push_back("image index " + digest + " has an entry without a digest");
+      }
   }
-  auto j = read_json(st.blob_path(digest));
-  if (!j) {
-    if (problems) problems->push_back("manifest " + digest + " is not JSON");
-    return;
-  }
-  auto need = [&](const json& d) {
-    std::string dg = d.value("digest", "");
-    out.insert(dg);
-    if (problems && !st.has_blob(dg)) problems->push_back("blob " + dg + " of image " + digest + " is missing");
-  };
-  if (j->contains("config")) need((*j)["config"]);
-  if (j->contains("layers") && (*j)["layers"].is_array())
-    for (const auto& l : (*j)["layers"]) need(l);
-  if (j->contains("manifests") && (*j)["manifests"].is_array())
-    for (const auto& m : (*j)["manifests"]) image_blobs(st, m.value("digest", ""), out, problems);
 }
 
 }  // namespace
@@ -108,11 +129,12 @@ Result<CheckReport> check(const Store& st) {
       r.problems.push_back("cache entry " + name + " is not valid JSON");
       continue;
     }
-    std::string snap = j->value("snapshot", "");
+    auto sn = j->find("snapshot");
+    std::string snap = sn != j->end() && sn->is_string() ? sn->get<std::string>() : "";
     if (!st.has_snapshot(snap)) r.problems.push_back("cache entry " + name + ": snapshot " + snap + " is missing");
     if (j->contains("blobs") && (*j)["blobs"].is_object())
       for (auto it = (*j)["blobs"].begin(); it != (*j)["blobs"].end(); ++it) {
-        std::string d = it.value().value("digest", "");
+        std::string d = digest_of_descriptor(it.value());
         if (!st.has_blob(d)) r.problems.push_back("cache entry " + name + ": " + it.key() + " blob " + d + " is missing");
       }
   }
@@ -167,7 +189,7 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
     if (auto j = read_json(path); j && j->is_object()) {
       keep_snapshots.insert(j->value("snapshot", ""));
       if (j->contains("blobs") && (*j)["blobs"].is_object())
-        for (auto& b : (*j)["blobs"]) keep_blobs.insert(b.value("digest", ""));
+        for (auto& b : (*j)["blobs"]) keep_blobs.insert(digest_of_descriptor(b));
     }
   }
   for (const auto& [tag, digest] : st.list_tags()) image_blobs(st, digest, keep_blobs, nullptr);
