@@ -294,7 +294,9 @@ Result<std::string> import_oci_archive(store::Store& st, const std::string& path
     if (!c->empty()) chosen = *c;
   }
   if (chosen.empty()) return Error::invalid(path + ": several images; none has ref.name " + want_tag);
-  OCIB_ASSIGN_OR_RETURN(StoredImage img, load_image(st, chosen));  // verifies completeness
+  auto loaded = load_image(st, chosen);  // verifies completeness
+  if (!loaded.ok()) return std::move(loaded).error().wrap(path);
+  StoredImage& img = *loaded;
   OCIB_TRY(st.tag(want, img.manifest_digest));
   return img.manifest_digest;
 }

@@ -286,8 +286,9 @@ Status descriptors_from(const json& obj, const char* key, const std::string& wha
   if (!it->is_array()) return Error(Errc::kCorrupt, what + ": \"" + key + "\" is not an array");
   for (size_t i = 0; i < it->size(); ++i) {
     auto d = descriptor_from_json((*it)[i]);
-    if (!d.ok()) {
-      return std::move(d).error().wrap(what + ": \"" + key + "\"[" + std::to_string(i) + "]");
+    if (!d.ok()) {  // the place in the message itself: some callers print messages only
+      return Error(d.error().code(), what + ": \"" + key + "\"[" + std::to_string(i) + "]: " +
+                                         d.error().message());
     }
     out->push_back(std::move(*d));
   }
@@ -300,12 +301,12 @@ Result<ImageManifest> manifest_from_json(const nlohmann::json& j, const std::str
   if (!j.is_object()) return Error(Errc::kCorrupt, what + ": manifest is not a JSON object");
   ImageManifest m;
   if (auto st = get_string(j, "mediaType", &m.media_type); !st.ok()) {
-    return std::move(st).error().wrap(what);
+    return Error(Errc::kCorrupt, what + ": " + st.error().message());
   }
   auto c = j.find("config");
   if (c == j.end()) return Error(Errc::kCorrupt, what + ": manifest without config");
   auto cd = descriptor_from_json(*c);
-  if (!cd.ok()) return std::move(cd).error().wrap(what + ": \"config\"");
+  if (!cd.ok()) return Error(Errc::kCorrupt, what + ": \"config\": " + cd.error().message());
   m.config = std::move(*cd);
   OCIB_TRY(descriptors_from(j, "layers", what, false, &m.layers));
   return m;
@@ -315,7 +316,7 @@ Result<ImageIndex> index_from_json(const nlohmann::json& j, const std::string& w
   if (!j.is_object()) return Error(Errc::kCorrupt, what + ": index is not a JSON object");
   ImageIndex x;
   if (auto st = get_string(j, "mediaType", &x.media_type); !st.ok()) {
-    return std::move(st).error().wrap(what);
+    return Error(Errc::kCorrupt, what + ": " + st.error().message());
   }
   OCIB_TRY(descriptors_from(j, "manifests", what, true, &x.manifests));
   return x;
