@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+#include <vector>
+
 #include "base/fs.h"
 
 namespace ocib::build {
@@ -130,6 +133,29 @@ TEST_F(CacheDirTest, MissingIsAWarningCorruptIsAnError) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), Errc::kCorrupt);
   EXPECT_TRUE(into.empty());
+}
+
+// A cache index with a wrong-typed field is an error naming the entry and field (it threw a
+// nlohmann type_error, exit 134, before).
+TEST_F(CacheDirTest, WrongTypedFieldsAreErrors) {
+  ASSERT_TRUE(fs::mkdirs(cache_).ok());
+  const std::string key(64, 'a');
+  const std::string good = "\"digest\":\"sha256:" + std::string(64, 'b') + "\",\"diff_id\":\"sha256:" +
+                           std::string(64, 'c') + "\",\"media_type\":\"" + oci::kMediaTypeLayerTar + "\"";
+  for (auto [doc, want] : std::vector<std::pair<std::string, std::string>>{
+           {"{\"entries\":{\"" + key + "\":{\"digest\":1}}}", "\"digest\" is not a string"},
+           {"{\"entries\":{\"" + key + "\":{" + good + ",\"size\":\"1\"}}}", "\"size\" is not an integer"},
+           {"{\"entries\":{\"" + key + "\":{" + good + ",\"size\":1,\"name\":[]}}}", "\"name\" is not a string"},
+           {"{\"entries\":{\"" + key + "\":{" + good + ",\"size\":1,\"created\":\"x\"}}}", "\"created\" is not an integer"},
+           {std::string(5000, '[') + std::string(5000, ']'), "nested deeper than"}}) {
+    ASSERT_TRUE(fs::write_file_atomic(fs::join(cache_, "ocib-cache.json"), doc).ok());
+    std::map<std::string, ImportedRecord> into;
+    auto st = import(into);
+    ASSERT_FALSE(st.ok()) << doc;
+    EXPECT_EQ(st.error().code(), Errc::kCorrupt);
+    EXPECT_NE(st.error().message().find(want), std::string::npos) << st.error().message();
+    EXPECT_NE(st.error().message().find("ocib-cache.json"), std::string::npos) << st.error().message();
+  }
 }
 
 TEST(InlineCacheTest, SameIndexFormat) {

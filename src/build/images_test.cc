@@ -83,5 +83,44 @@ TEST(LoadImage, IndexSelectsThePlatform) {
   EXPECT_TRUE(load_image(*st, manifests["arm64"]).ok());  // no platform asked: any image
 }
 
+// A chain of nested indexes in the store (index -> index -> ... -> manifest) is followed to
+// oci::kMaxIndexDepth levels and refused beyond, with an error (unbounded before: 20,000 levels
+// overflowed the stack, exit 139; that chain is in the hostile corpus, it_hostile_docs).
+TEST(LoadImage, NestedIndexChainIsBounded) {
+  auto d = fs::make_temp_dir(testing::TempDir(), "ocib-images-");
+  ASSERT_TRUE(d.ok());
+  fs::TempDir tmp(*d);
+  auto st = store::Store::open(fs::join(*d, "store"));
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  oci::ImageConfig cfg;
+  cfg.platform = oci::Platform::host();
+  std::string cb = oci::canonical(cfg.to_json());
+  auto cd = st->put_blob(cb);
+  ASSERT_TRUE(cd.ok());
+  std::string mb = oci::canonical(oci::make_manifest(
+      {oci::kMediaTypeConfig, *cd, static_cast<int64_t>(cb.size()), {}, {}}, {}));
+  auto md = st->put_blob(mb);
+  ASSERT_TRUE(md.ok());
+  oci::Descriptor top{oci::kMediaTypeManifest, *md, static_cast<int64_t>(mb.size()), {}, cfg.platform};
+  std::vector<std::string> levels;  // levels[i]: the digest of an index i+1 indexes deep
+  for (int i = 0; i < oci::kMaxIndexDepth + 4; ++i) {
+    std::string ib = oci::canonical(oci::make_image_index({top}));
+    auto id = st->put_blob(ib);
+    ASSERT_TRUE(id.ok());
+    levels.push_back(*id);
+    top = {oci::kMediaTypeIndex, *id, static_cast<int64_t>(ib.size()), {}, cfg.platform};
+  }
+  auto ok = load_image(*st, levels[oci::kMaxIndexDepth - 1]);
+  ASSERT_TRUE(ok.ok()) << ok.error().str();
+  EXPECT_EQ(ok->manifest_digest, *md);
+  auto deep = load_image(*st, levels[oci::kMaxIndexDepth]);
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error().message().find("nested deeper than 8 levels"), std::string::npos)
+      << deep.error().message();
+  auto deepest = load_image(*st, levels.back());
+  ASSERT_FALSE(deepest.ok());
+  EXPECT_EQ(deepest.error().code(), Errc::kCorrupt);
+}
+
 }  // namespace
 }  // namespace ocib::build

@@ -177,3 +177,83 @@ TEST(Platform, Host) {
 
 }  // namespace
 }  // namespace ocib::oci
+
+namespace ocib::oci {
+namespace {
+
+// Untrusted documents: a wrong type is an error naming the place, never a nlohmann exception.
+TEST(ParseJson, BoundsNestingAndReportsMalformedText) {
+  auto ok = parse_json(R"({"a":[[1]]})", "doc");
+  ASSERT_TRUE(ok.ok()) << ok.error().str();
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto d = parse_json(deep, "deep.json");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code(), Errc::kCorrupt);
+  EXPECT_NE(d.error().message().find("deep.json: JSON nested deeper than 100"), std::string::npos)
+      << d.error().message();
+  std::string at_limit = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(parse_json(at_limit, "x").ok());
+  auto bad = parse_json(R"({"manifests":[)", "index.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("index.json: not valid JSON"), std::string::npos);
+}
+
+TEST(IndexFromJson, WrongTypesAreErrors) {
+  auto msg = [](const char* text) {
+    auto j = parse_json(text, "t");
+    EXPECT_TRUE(j.ok());
+    auto r = index_from_json(*j, "index.json");
+    EXPECT_FALSE(r.ok()) << text;
+    return r.ok() ? std::string() : r.error().message();
+  };
+  EXPECT_NE(msg(R"({"manifests":[1]})").find(R"(index.json: "manifests"[0]: descriptor: not a JSON object)"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"manifests":{}})").find("is not an array"), std::string::npos);
+  EXPECT_NE(msg(R"({})").find(R"(no "manifests" array)"), std::string::npos);
+  EXPECT_NE(msg(R"([])").find("not a JSON object"), std::string::npos);
+  EXPECT_NE(msg(R"({"mediaType":1,"manifests":[]})").find(R"("mediaType": not a string)"),
+            std::string::npos);
+  const std::string d = "sha256:" + std::string(64, 'a');
+  EXPECT_NE(msg((R"({"manifests":[{"digest":")" + d + R"(","size":"1"}]})").c_str()).find("bad size"),
+            std::string::npos);
+  EXPECT_NE(msg((R"({"manifests":[{"digest":")" + d +
+                 R"(","size":1,"annotations":{"org.opencontainers.image.ref.name":7}}]})")
+                    .c_str())
+                .find("non-string value"),
+            std::string::npos);
+  auto good = parse_json(R"({"manifests":[{"digest":")" + d + R"(","size":3}]})", "t");
+  auto idx = index_from_json(*good, "t");
+  ASSERT_TRUE(idx.ok()) << idx.error().str();
+  ASSERT_EQ(idx->manifests.size(), 1u);
+  EXPECT_EQ(idx->manifests[0].size, 3);
+}
+
+TEST(ManifestFromJson, WrongTypesAreErrors) {
+  const std::string d = "sha256:" + std::string(64, 'b');
+  const std::string cfg = R"({"mediaType":"c","digest":")" + d + R"(","size":2})";
+  auto msg = [](const std::string& text) {
+    auto j = parse_json(text, "t");
+    EXPECT_TRUE(j.ok());
+    auto r = manifest_from_json(*j, "manifest m");
+    EXPECT_FALSE(r.ok()) << text;
+    return r.ok() ? std::string() : r.error().message();
+  };
+  EXPECT_NE(msg(R"({"config":"x"})").find(R"(manifest m: "config": descriptor: not a JSON object)"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"layers":[]})").find("without config"), std::string::npos);
+  EXPECT_NE(msg(R"({"config":)" + cfg + R"(,"layers":{}})").find("is not an array"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"config":)" + cfg + R"(,"layers":[1]})").find(R"("layers"[0])"),
+            std::string::npos);
+  EXPECT_NE(msg(R"({"config":)" + cfg + R"(,"layers":[{"digest":[1],"size":1}]})")
+                .find(R"("digest": not a string)"),
+            std::string::npos);
+  auto good = parse_json(R"({"config":)" + cfg + R"(,"layers":[)" + cfg + "]}", "t");
+  auto m = manifest_from_json(*good, "t");
+  ASSERT_TRUE(m.ok()) << m.error().str();
+  EXPECT_EQ(m->config.digest, d);
+  EXPECT_EQ(m->layers.size(), 1u);
+}
+
+}  // namespace
+}  // namespace ocib::oci
