@@ -354,6 +354,14 @@ Result<std::string> resolve_base(store::Store& st, registry::Client& client, con
       return *local;
     }
     if (*remote == *local) return *local;
+    // HEAD's Docker-Content-Digest is the registry's word, unverified. When it differs from the
+    // stored copy the manifest bytes decide: a registry whose HEAD disagrees with its GET body
+    // would otherwise make every build pull again (and the pull would store the same bytes).
+    if (auto verified = client.resolve_verified(r); verified.ok() && *verified == *local) {
+      note("warning: " + canonical + ": the registry's HEAD digest " + *remote +
+           " is not the digest of the manifest it serves (" + *local + "); using the local copy");
+      return *local;
+    }
     note("pulling " + canonical + ": the tag moved to " + *remote);
   }
   if (policy == PullPolicy::kNever)

@@ -4,6 +4,7 @@
 
 #include "base/fs.h"
 #include "build/build.h"
+#include "registry/test_server.h"
 
 namespace ocib::build {
 namespace {
@@ -120,6 +121,60 @@ TEST(LoadImage, NestedIndexChainIsBounded) {
   auto deepest = load_image(*st, levels.back());
   ASSERT_FALSE(deepest.ok());
   EXPECT_EQ(deepest.error().code(), Errc::kCorrupt);
+}
+
+// A registry whose HEAD answers a Docker-Content-Digest that is not the digest of the manifest
+// its GET serves: the first resolve pulls, the second trusts the verified local copy instead of
+// pulling again (every build pulled before).
+TEST(ResolveBase, LyingHeadDigestDoesNotRePull) {
+  auto d = fs::make_temp_dir(testing::TempDir(), "ocib-images-");
+  ASSERT_TRUE(d.ok());
+  fs::TempDir tmp(*d);
+  auto st = store::Store::open(fs::join(*d, "store"));
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  oci::ImageConfig cfg;
+  cfg.platform = oci::Platform::host();
+  const std::string cb = oci::canonical(cfg.to_json());
+  const std::string mb = oci::canonical(oci::make_manifest(
+      {oci::kMediaTypeConfig, oci::digest_of(cb), static_cast<int64_t>(cb.size()), {}, {}}, {}));
+  int manifest_gets = 0, blob_gets = 0, heads = 0;
+  registry::testing::TestServer server([&](const registry::testing::TestRequest& r) {
+    registry::testing::TestResponse out{404, {}, "{}", -1};
+    if (r.target == "/v2/lib/base/manifests/1") {
+      if (r.method == "HEAD") {
+        heads++;
+        out = {200, {{"Content-Type", oci::kMediaTypeManifest},
+                     {"Docker-Content-Digest", oci::digest_of("something else")}}, mb, -1};
+      } else {
+        manifest_gets++;
+        out = {200, {{"Content-Type", oci::kMediaTypeManifest}}, mb, -1};
+      }
+    } else if (r.target == "/v2/lib/base/blobs/" + oci::digest_of(cb)) {
+      blob_gets++;
+      out = {200, {}, cb, -1};
+    }
+    return out;
+  });
+  registry::Options o;
+  o.insecure_hosts = {server.host()};
+  registry::Client client(o);
+  std::vector<std::string> notes;
+  auto note = [&](const std::string& n) { notes.push_back(n); };
+  const std::string ref = server.host() + "/lib/base:1";
+  auto first = resolve_base(*st, client, ref, PullPolicy::kDefault, cfg.platform, note);
+  ASSERT_TRUE(first.ok()) << first.error().str();
+  EXPECT_EQ(*first, oci::digest_of(mb));
+  EXPECT_EQ(blob_gets, 1);
+  const int gets_after_pull = manifest_gets;
+  auto second = resolve_base(*st, client, ref, PullPolicy::kDefault, cfg.platform, note);
+  ASSERT_TRUE(second.ok()) << second.error().str();
+  EXPECT_EQ(*second, *first);
+  EXPECT_EQ(blob_gets, 1) << "the second resolve pulled again";
+  EXPECT_EQ(manifest_gets, gets_after_pull + 1);  // one GET to verify, no pull
+  EXPECT_GE(heads, 1);
+  bool warned = false;
+  for (const auto& n : notes) warned |= n.find("is not the digest of the manifest") != std::string::npos;
+  EXPECT_TRUE(warned);
 }
 
 }  // namespace
