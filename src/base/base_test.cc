@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/idmap.h"
+#include "base/log.h"
 #include "base/sha256.h"
 
 namespace ocib {
@@ -107,6 +108,26 @@ TEST(Fs, RemoveStaleTmpFiles) {
   EXPECT_TRUE(fs::exists(legacy));
   EXPECT_EQ(fs::remove_stale_tmp_files(*dir, ""), 1u);
   EXPECT_FALSE(fs::exists(other));
+}
+
+TEST(Log, EscapeControlKeepsTextAndEscapesTerminalControls) {
+  EXPECT_EQ(log::escape_control("plain\ttext ü €"), "plain\ttext ü €");
+  EXPECT_EQ(log::escape_control("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
+  EXPECT_EQ(log::escape_control("a\nb\rc\x7f"), "a\\x0ab\\x0dc\\x7f");
+  EXPECT_EQ(log::escape_control("\xc2\x9b" "31m"), "\\u009b31m");  // C1 CSI as UTF-8
+  EXPECT_EQ(log::escape_control("\x9b" "31m"), "\\x9b31m");        // a raw 8-bit CSI
+  EXPECT_EQ(log::escape_control("\xe2\x82"), "\\xe2\\x82");         // truncated sequence
+  EXPECT_EQ(log::escape_control("\xc0\xaf"), "\\xc0\\xaf");         // overlong '/'
+}
+
+TEST(Log, PrintableCutsLongText) {
+  EXPECT_EQ(log::printable("short"), "short");
+  std::string longer(5000, 'A');
+  std::string p = log::printable(longer, 200);
+  EXPECT_EQ(p, std::string(200, 'A') + "... (5000 bytes)");
+  // Never inside a UTF-8 character.
+  std::string u = std::string(199, 'a') + "\xc3\xbc" + std::string(10, 'b');
+  EXPECT_EQ(log::printable(u, 200), std::string(199, 'a') + "... (211 bytes)");
 }
 
 TEST(IdMap, MapsBothWays) {
