@@ -1,8 +1,12 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/idmap.h"
+#include "base/log.h"
 #include "base/sha256.h"
 
 namespace ocib {
@@ -65,6 +69,65 @@ TEST(Fs, AtomicWriteAndRemoveAll) {
   ASSERT_TRUE(fs::remove_all(fs::join(*dir, "x")).ok());
   EXPECT_FALSE(fs::exists(f));
   EXPECT_FALSE(fs::read_file(f).ok());
+}
+
+// A pid that is certainly not running: a child that has exited and been reaped.
+pid_t dead_pid() {
+  pid_t p = ::fork();
+  if (p == 0) _exit(0);
+  int status = 0;
+  ::waitpid(p, &status, 0);
+  return p;
+}
+
+TEST(Fs, TmpNamePid) {
+  EXPECT_EQ(fs::tmp_name_pid("out.tar.tmp-1234-99"), std::optional<pid_t>(1234));
+  EXPECT_EQ(fs::tmp_name_pid("abc.json.tmp-7-x1y2"), std::optional<pid_t>(7));
+  EXPECT_EQ(fs::tmp_name_pid("abc.tmp-12ab34cd"), std::nullopt);  // an old random suffix
+  EXPECT_EQ(fs::tmp_name_pid("abc.tmp-12345678"), std::nullopt);
+  EXPECT_EQ(fs::tmp_name_pid("abc.tmp--1-x"), std::nullopt);
+  EXPECT_EQ(fs::tmp_name_pid("abc"), std::nullopt);
+}
+
+TEST(Fs, RemoveStaleTmpFiles) {
+  auto dir = fs::make_temp_dir(testing::TempDir(), "ocib-base-");
+  ASSERT_TRUE(dir.ok());
+  fs::TempDir guard(*dir);
+  // A leftover of this (live) process and one of a dead one: only the dead one's goes.
+  std::string f = fs::join(*dir, "index.json");
+  std::string mine = f + ".tmp-" + std::to_string(::getpid()) + "-a";
+  std::string dead = f + ".tmp-" + std::to_string(dead_pid()) + "-b";
+  std::string other = fs::join(*dir, "other.tmp-" + std::to_string(dead_pid()) + "-c");
+  std::string legacy = f + ".tmp-abcdefgh";
+  for (const auto& p : {mine, dead, other, legacy}) ASSERT_TRUE(fs::write_file_atomic(p, "x").ok());
+  ASSERT_TRUE(fs::mkdirs(f + ".tmp-" + std::to_string(dead_pid()) + "-dir").ok());
+  EXPECT_EQ(fs::remove_stale_tmp_files(*dir, "index.json"), 1u);
+  EXPECT_TRUE(fs::exists(mine));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(other));  // another destination's
+  EXPECT_TRUE(fs::exists(legacy));
+  EXPECT_EQ(fs::remove_stale_tmp_files(*dir, ""), 1u);
+  EXPECT_FALSE(fs::exists(other));
+}
+
+TEST(Log, EscapeControlKeepsTextAndEscapesTerminalControls) {
+  EXPECT_EQ(log::escape_control("plain\ttext ü €"), "plain\ttext ü €");
+  EXPECT_EQ(log::escape_control("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
+  EXPECT_EQ(log::escape_control("a\nb\rc\x7f"), "a\\x0ab\\x0dc\\x7f");
+  EXPECT_EQ(log::escape_control("\xc2\x9b" "31m"), "\\u009b31m");  // C1 CSI as UTF-8
+  EXPECT_EQ(log::escape_control("\x9b" "31m"), "\\x9b31m");        // a raw 8-bit CSI
+  EXPECT_EQ(log::escape_control("\xe2\x82"), "\\xe2\\x82");         // truncated sequence
+  EXPECT_EQ(log::escape_control("\xc0\xaf"), "\\xc0\\xaf");         // overlong '/'
+}
+
+TEST(Log, PrintableCutsLongText) {
+  EXPECT_EQ(log::printable("short"), "short");
+  std::string longer(5000, 'A');
+  std::string p = log::printable(longer, 200);
+  EXPECT_EQ(p, std::string(200, 'A') + "... (5000 bytes)");
+  // Never inside a UTF-8 character.
+  std::string u = std::string(199, 'a') + "\xc3\xbc" + std::string(10, 'b');
+  EXPECT_EQ(log::printable(u, 200), std::string(199, 'a') + "... (211 bytes)");
 }
 
 TEST(IdMap, MapsBothWays) {

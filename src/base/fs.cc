@@ -1,5 +1,6 @@
 #include "base/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <csignal>
 #include <random>
 
 namespace ocib::fs {
@@ -47,7 +49,7 @@ static std::string random_suffix() {
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::string tmp = path + ".tmp-" + random_suffix();
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + random_suffix();
   {
     OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
     size_t off = 0;
@@ -73,6 +75,43 @@ Status write_file_atomic(const std::string& path, std::string_view data, mode_t 
     return Error::from_errno("rename " + tmp + " -> " + path, e);
   }
   return {};
+}
+
+std::optional<pid_t> tmp_name_pid(std::string_view name) {
+  size_t at = name.rfind(".tmp-");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = name.substr(at + 5);
+  size_t digits = 0;
+  while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+  // "<pid>-": bare digits would also match an old-style random suffix.
+  if (digits == 0 || digits > 9 || digits >= rest.size() || rest[digits] != '-') return std::nullopt;
+  long pid = std::stol(std::string(rest.substr(0, digits)));
+  if (pid <= 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+bool pid_is_dead(pid_t pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+size_t remove_stale_tmp_files(const std::string& dir, std::string_view prefix) {
+  DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
+  if (!d) return 0;
+  std::vector<std::string> stale;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    size_t at = name.rfind(".tmp-");
+    if (at == std::string_view::npos || (!prefix.empty() && name.substr(0, at) != prefix)) continue;
+    auto pid = tmp_name_pid(name);
+    if (pid && pid_is_dead(*pid)) stale.emplace_back(name);
+  }
+  ::closedir(d);
+  size_t removed = 0;
+  for (const auto& name : stale) {
+    std::string p = join(dir.empty() ? "." : dir, name);
+    struct stat st;
+    // Never a directory or what a symlink points to.
+    if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::unlink(p.c_str()) == 0) ++removed;
+  }
+  return removed;
 }
 
 Status mkdirs(const std::string& path, mode_t mode) {

@@ -18,7 +18,20 @@ namespace ocib::fs {
 Result<UniqueFd> open_file(const std::string& path, int flags, mode_t mode = 0644);
 Result<std::string> read_file(const std::string& path);
 /// Writes via temp file in the same directory + fsync + rename: readers see old or new, never half.
+/// The temp file is "PATH.tmp-<pid>-<random>" (see tmp_name_pid).
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+
+/// Temp files beside their final name are "NAME.tmp-<pid>-<random>" (write_file_atomic, the
+/// exporters): the pid of the writer that made `name` (a file name, not a path); nullopt when
+/// it has no such part.
+std::optional<pid_t> tmp_name_pid(std::string_view name);
+/// True when no process has this pid (kill(pid, 0) fails with ESRCH). A live process of another
+/// user (EPERM) counts as alive; so does a reused pid, which only ever keeps a file longer.
+bool pid_is_dead(pid_t pid);
+/// Removes what killed writers left in `dir`: regular files named "<prefix>.tmp-<pid>-..." (any
+/// name before ".tmp-" when `prefix` is empty) whose pid is dead. Files of live writers, and names
+/// without a pid, are left alone. Returns how many were removed.
+size_t remove_stale_tmp_files(const std::string& dir, std::string_view prefix);
 /// mkdir -p; existing directories are fine.
 Status mkdirs(const std::string& path, mode_t mode = 0755);
 /// rm -rf; a missing path is fine. Makes unwritable dirs writable to delete their entries.

@@ -1935,21 +1935,28 @@ Result<LayerResult> Builder::unpack_base(Step& s) {
   sandbox::Spec spec;
   spec.upperdir = upper;
   spec.scratch = scratch;
+  // The unpack reports the entries it refused here (its own output is only step output).
+  OCIB_ASSIGN_OR_RETURN(std::string report, store_.make_tmp_dir("report-"));
+  Staging report_guard(report, ids_);
   std::string blob = store_.blob_path(s.result.digest);
-  spec.host_dirs = {fs::dirname(blob), dest};
+  spec.host_dirs = {fs::dirname(blob), dest, report};
   std::string hex = fs::basename(blob);
   std::string diff_id = s.result.diff_id;
-  spec.in_sandbox = reporting([hex, diff_id](const std::vector<int>& fds) -> Status {
+  std::string layer = s.result.digest;
+  spec.in_sandbox = reporting([hex, diff_id, layer](const std::vector<int>& fds) -> Status {
     layers::UnpackOptions uo;
     uo.expected_diff_id = diff_id;
     auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
                                   "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
     if (!r.ok()) return std::move(r).error();
+    if (std::string w = layers::refused_summary(*r, layer); !w.empty())
+      OCIB_TRY(fs::write_file_atomic("/proc/self/fd/" + std::to_string(fds.at(2)) + "/refused", w));
     return {};
   });
   OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
   if (run.outcome.exit_code != 0)
     return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + run.tail);
+  if (auto w = fs::read_file(fs::join(report, "refused")); w.ok() && !w->empty()) reporter_.note("warning: " + *w);
   OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
   return s.result;
 }

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
+
 namespace ocib::build {
 
 namespace {
@@ -42,6 +44,22 @@ std::string format_transfer(std::string_view what, uint64_t current, uint64_t to
 
 }  // namespace
 
+std::string terminal_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (true) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // "...\r\n"
+    if (size_t cr = line.rfind('\r'); cr != std::string_view::npos) line.remove_prefix(cr + 1);
+    out += log::escape_control(line);
+    if (nl == std::string_view::npos) break;
+    out += '\n';
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
 void Reporter::summary(const BuildSummary& s) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "summary: %.2fs wall, %d steps run, %d cached, parallelism %.2fx, critical path %.2fs:",
@@ -60,7 +78,7 @@ class PlainReporter : public Reporter {
   void started(int id, std::string_view name) override {
     std::lock_guard<std::mutex> lk(mu_);
     starts_[id] = std::chrono::steady_clock::now();
-    line("#" + std::to_string(id) + " " + std::string(name));
+    line("#" + std::to_string(id) + " " + shown(name));
   }
   void log(int id, std::string_view text) override {
     std::lock_guard<std::mutex> lk(mu_);
@@ -69,7 +87,7 @@ class PlainReporter : public Reporter {
     if (auto it = starts_.find(id); it != starts_.end())
       t = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count();
     std::snprintf(ts, sizeof ts, "%.3f", t);
-    line("#" + std::to_string(id) + " " + ts + " " + std::string(text));
+    line("#" + std::to_string(id) + " " + ts + " " + shown(text));
   }
   void done(int id, double seconds) override {
     std::lock_guard<std::mutex> lk(mu_);
@@ -79,16 +97,16 @@ class PlainReporter : public Reporter {
   }
   void cached(int id, std::string_view name) override {
     std::lock_guard<std::mutex> lk(mu_);
-    line("#" + std::to_string(id) + " " + std::string(name));
+    line("#" + std::to_string(id) + " " + shown(name));
     line("#" + std::to_string(id) + " CACHED");
   }
   void failed(int id, std::string_view message) override {
     std::lock_guard<std::mutex> lk(mu_);
-    line("#" + std::to_string(id) + " ERROR: " + std::string(message));
+    line("#" + std::to_string(id) + " ERROR: " + shown(message));
   }
   void note(std::string_view text) override {
     std::lock_guard<std::mutex> lk(mu_);
-    line(std::string(text));
+    line(shown(text));
   }
   // One line per second per transfer at most, and one when it completes.
   void transfer(std::string_view what, uint64_t current, uint64_t total) override {
@@ -107,6 +125,9 @@ class PlainReporter : public Reporter {
     std::chrono::steady_clock::time_point start, last_print;
   };
   std::map<std::string, TransferState> transfers_;
+  // On a terminal, step output and names are shown as text; into a file, byte for byte.
+  const bool tty_ = isatty(2) == 1;
+  std::string shown(std::string_view s) const { return tty_ ? terminal_text(s) : std::string(s); }
   void line(const std::string& s) {
     std::string out = s + "\n";
     std::fwrite(out.data(), 1, out.size(), stderr);
@@ -203,12 +224,12 @@ class TtyReporter : public Reporter {
   }
   void started(int id, std::string_view name) override {
     std::lock_guard<std::mutex> lk(mu_);
-    running_[id] = {std::string(name), {}, std::chrono::steady_clock::now()};
+    running_[id] = {terminal_text(name), {}, std::chrono::steady_clock::now()};
   }
   void log(int id, std::string_view line) override {
     std::lock_guard<std::mutex> lk(mu_);
     if (auto it = running_.find(id); it != running_.end()) {
-      it->second.last.emplace_back(line);
+      it->second.last.push_back(terminal_text(line));
       if (it->second.last.size() > kTailLines) it->second.last.pop_front();
     }
   }
@@ -220,7 +241,7 @@ class TtyReporter : public Reporter {
     it->second.total = total;
     if (total > 0 && current >= total) {
       permanent_.push_back(paint("\033[32m") + " => " + reset() +
-                           format_transfer(what, current, total, std::chrono::duration<double>(now - it->second.start).count()));
+                           format_transfer(terminal_text(what), current, total, std::chrono::duration<double>(now - it->second.start).count()));
       transfers_.erase(it);
     }
   }
@@ -228,18 +249,18 @@ class TtyReporter : public Reporter {
   void cached(int id, std::string_view name) override {
     std::lock_guard<std::mutex> lk(mu_);
     running_.erase(id);
-    permanent_.push_back(paint("\033[34m") + " => CACHED " + reset() + "#" + std::to_string(id) + " " + std::string(name));
+    permanent_.push_back(paint("\033[34m") + " => CACHED " + reset() + "#" + std::to_string(id) + " " + terminal_text(name));
   }
   void failed(int id, std::string_view message) override {
     std::lock_guard<std::mutex> lk(mu_);
     std::string name = running_.count(id) ? running_[id].name : "";
     running_.erase(id);
     permanent_.push_back(paint("\033[31m") + " => ERROR  " + reset() + "#" + std::to_string(id) + " " + name);
-    permanent_.push_back("    " + std::string(message));
+    permanent_.push_back("    " + terminal_text(message));
   }
   void note(std::string_view line) override {
     std::lock_guard<std::mutex> lk(mu_);
-    permanent_.push_back(std::string(line));
+    permanent_.push_back(terminal_text(line));
   }
 
  private:
@@ -303,7 +324,7 @@ class TtyReporter : public Reporter {
           bar = "[" + std::string(size_t(std::min(filled, 20)), '=') + std::string(size_t(20 - std::min(filled, 20)), ' ') + "] ";
         }
         std::string rate = secs > 0 ? " " + human_bytes(double(t.current) / secs) + "/s" : "";
-        out += paint("\033[33m") + " => " + reset() + bar + format_transfer(what, t.current, t.total, secs) + rate + "\n";
+        out += paint("\033[33m") + " => " + reset() + bar + format_transfer(terminal_text(what), t.current, t.total, secs) + rate + "\n";
         ++live_lines_;
       }
     }

@@ -42,9 +42,17 @@ class Reporter {
   virtual void summary(const BuildSummary& s);
 };
 
+/// Text from a step (its output, its Dockerfile line) as a reporter shows it on a terminal: as
+/// the terminal would leave a line after carriage returns (the text after the last '\r', so a
+/// progress bar shows its final state), other control characters and escape sequences escaped
+/// (log::escape_control: "\x1b[31m" as text). Newlines and tabs stay.
+std::string terminal_text(std::string_view text);
+
 /// "plain": BuildKit-style "#N [stage i/n] INSTR", "#N 0.123 output", "#N DONE 0.1s".
 /// "rawjson": one JSON event per line. "tty": a live view (colour unless NO_COLOR is set).
 /// "auto": tty when stderr is a terminal, else plain. "quiet": nothing. Thread-safe.
+/// What steps print never reaches a terminal raw: tty always shows it through terminal_text(),
+/// plain does when stderr is a terminal (into a file or pipe it stays byte for byte).
 std::unique_ptr<Reporter> make_reporter(const std::string& mode);
 
 }  // namespace ocib::build

@@ -355,6 +355,10 @@ int cmd_import(const Args& a) {
   if (pos.size() != 2) return fail("usage: ocib import [--platform OS/ARCH] FILE NAME[:TAG]", 2);
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
+  // Shared, as a build holds it: `ocib prune` waits instead of deleting the blobs stored here
+  // before the tag names them.
+  auto gc = ocib::store::gc_lock(*st, false);
+  if (!gc.ok()) return fail(gc.error().str());
   auto d = ocib::build::import_image(*st, pos[0], pos[1], platform ? &*platform : nullptr);
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
@@ -503,6 +507,8 @@ int cmd_pull(const Args& a) {
   if (!ref.ok()) return fail(ref.error().str(), 2);
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
+  auto gc = ocib::store::gc_lock(*st, false);  // as for import
+  if (!gc.ok()) return fail(gc.error().str());
   ocib::registry::Client client(ro);
   auto d = ocib::build::pull_image(*st, client, *ref, ocib::oci::Platform::host());
   if (!d.ok()) return fail(d.error().str());
@@ -549,6 +555,9 @@ int cmd_tag(const Args& a) {
   }
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
+  // A prune between the lookup and the new tag would delete what the tag is about to name.
+  auto gc = ocib::store::gc_lock(*st, false);
+  if (!gc.ok()) return fail(gc.error().str());
   auto img = ocib::build::load_image(*st, a[0]);
   if (!img.ok()) return fail(img.error().str());
   auto t = st->tag(ocib::build::normalize_name(a[1]), img->manifest_digest);
@@ -579,6 +588,9 @@ int cmd_inspect(const Args& a) {
   }
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
+  // A prune between the lookup and the new tag would delete what the tag is about to name.
+  auto gc = ocib::store::gc_lock(*st, false);
+  if (!gc.ok()) return fail(gc.error().str());
   auto img = ocib::build::load_image(*st, a[0]);
   if (!img.ok()) return fail(img.error().str());
   auto manifest = ocib::fs::read_file(st->blob_path(img->manifest_digest));

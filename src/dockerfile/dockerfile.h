@@ -149,8 +149,11 @@ Result<std::string> unquote(std::string_view s, char escape = '\\');
 /// The source line an error points at plus a caret line, for the CLI to print under
 /// Error::str(): "COPY --frm=build /a /b\n     ^\n". The caret is under loc()->col, or under the
 /// first non-blank char when the column is unknown (0). Tabs before the column are kept so the
-/// caret lines up. Returns "" when the error has no line inside `text`.
+/// caret lines up. Returns "" when the error has no line inside `text`. Control characters are
+/// shown escaped ("\x1b"); a line longer than kErrorLineWindow bytes is cut to that many around
+/// the column, with "..." and " (line of N bytes)".
 std::string render_error_context(std::string_view text, const Error& e);
+inline constexpr size_t kErrorLineWindow = 200;
 
 /// Canonical JSON dump of the AST (for the corpus tests and debugging). Empty fields are
 /// omitted; raw_words/raw_kvs only appear when they differ from words/kvs.

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/log.h"
 #include "dockerfile/dockerfile.h"
 
 namespace ocib::dockerfile {
@@ -39,7 +40,7 @@ class Lexer {
   Result<std::string> run() {
     auto r = stop_on(kEof, false);
     if (!r.ok()) {
-      return Error::invalid("failed to process \"" + std::string(s_) +
+      return Error::invalid("failed to process \"" + log::printable(s_, 100) +
                             "\": " + r.error().message());
     }
     return r;

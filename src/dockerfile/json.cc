@@ -1,9 +1,12 @@
 // Canonical JSON form of the AST and error rendering helpers.
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
+#include "base/log.h"
 #include "dockerfile/dockerfile.h"
 
 namespace ocib::dockerfile {
@@ -128,9 +131,26 @@ std::string render_error_context(std::string_view text, const Error& e) {
   if (e.loc()->col <= 0) {
     while (col < line.size() && (line[col] == ' ' || line[col] == '\t')) ++col;
   }
-  std::string caret;
-  for (size_t k = 0; k < col; ++k) caret += k < line.size() && line[k] == '\t' ? '\t' : ' ';
-  return std::string(line) + "\n" + caret + "^\n";
+  // The line is untrusted: a long one is shown as a window around the column, and control
+  // characters as escapes (log::escape_control), so neither a huge error nor terminal escape
+  // sequences reach the user's terminal.
+  auto continuation = [&](size_t k) { return k < line.size() && (static_cast<unsigned char>(line[k]) & 0xc0) == 0x80; };
+  size_t begin = 0, end = line.size();
+  if (line.size() > kErrorLineWindow) {
+    begin = col > kErrorLineWindow / 2 ? std::min(col - kErrorLineWindow / 2, line.size() - kErrorLineWindow) : 0;
+    end = begin + kErrorLineWindow;
+    while (continuation(begin)) --begin;
+    while (continuation(end)) ++end;
+  }
+  std::string shown = begin > 0 ? "..." : "";
+  std::string caret = begin > 0 ? "   " : "";
+  // One caret column per displayed character before the column (tabs kept so it lines up).
+  for (char c : log::escape_control(line.substr(begin, std::min(col, end) - begin)))
+    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) caret += c == '\t' ? '\t' : ' ';
+  shown += log::escape_control(line.substr(begin, end - begin));
+  if (end < line.size()) shown += "...";
+  if (begin > 0 || end < line.size()) shown += " (line of " + std::to_string(line.size()) + " bytes)";
+  return shown + "\n" + caret + "^\n";
 }
 
 }  // namespace ocib::dockerfile

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
 #include "dockerfile/dockerfile.h"
 
 namespace ocib::dockerfile {
@@ -239,6 +240,7 @@ std::string suggest(std::string_view word, const std::vector<std::string_view>& 
   std::string best;
   size_t best_d = 3;
   for (std::string_view c : candidates) {
+    if (word.size() >= c.size() + best_d) continue;  // too far apart (and a huge word stays cheap)
     size_t d = edit_distance(word, c);
     if (d < best_d) {
       best_d = d;
@@ -255,6 +257,9 @@ const std::vector<std::string_view>& known_instructions() {
       "ARG",  "STOPSIGNAL", "HEALTHCHECK", "SHELL",  "ONBUILD", "MAINTAINER"};
   return kAll;
 }
+
+// A piece of the Dockerfile quoted in an error message: escaped and cut (see log::printable).
+std::string q(std::string_view s) { return log::printable(s, 100); }
 
 // Instructions whose shell-form arguments may start heredocs (BuildKit's heredocDirectives).
 bool can_heredoc(std::string_view kw) { return kw == "RUN" || kw == "COPY" || kw == "ADD"; }
@@ -282,8 +287,11 @@ class Parser {
   Result<Dockerfile> run();
 
  private:
+  // Messages quote the Dockerfile (through q() where they do): never raw control characters,
+  // never unbounded, whatever a quoted piece holds.
+  static std::string safe(const std::string& msg) { return log::printable(msg, kMaxMessage); }
   Error err(int line, std::string msg) const {
-    return Error::at(SourceLoc{df_.filename, line, 0}, std::move(msg));
+    return Error::at(SourceLoc{df_.filename, line, 0}, safe(msg));
   }
   // An error located at byte `off` of the current joined line.
   Error err_at(size_t off, int fallback_line, std::string msg) const {
@@ -293,8 +301,9 @@ class Parser {
       loc.line = s.line;
       loc.col = s.col + static_cast<int>(off - s.offset);
     }
-    return Error::at(std::move(loc), std::move(msg));
+    return Error::at(std::move(loc), safe(msg));
   }
+  static constexpr size_t kMaxMessage = 1000;
   Status directive(std::string_view line, int line_no);
   Result<Instruction> instruction(std::string_view line, size_t line_off, int start, int end);
   Status parse_args(Instruction& in, size_t rest_off);
@@ -326,7 +335,7 @@ Status Parser::directive(std::string_view line, int line_no) {
   }
   if (key == "escape") {
     if (value != "`" && value != "\\") {
-      return err(line_no, "invalid escape token '" + value + "' does not match ` or \\");
+      return err(line_no, "invalid escape token '" + q(value) + "' does not match ` or \\");
     }
     df_.escape = value[0];
   } else if (key == "syntax") {
@@ -453,7 +462,7 @@ Result<Dockerfile> Parser::run() {
                    std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
         }
         if (!valid) {
-          return err(start, "invalid name for build stage: \"" + w[2] +
+          return err(start, "invalid name for build stage: \"" + q(w[2]) +
                                 "\", name can't start with a number or contain symbols");
         }
       } else if (w.size() != 1) {
@@ -489,7 +498,7 @@ Result<Instruction> Parser::instruction(std::string_view line, size_t line_off, 
   while (ws < l.size() && !is_ws(l[ws])) ++ws;
   in.keyword = upper(l.substr(0, ws));
   if (!is_known(in.keyword)) {
-    std::string msg = "unknown instruction: " + in.keyword;
+    std::string msg = "unknown instruction: " + q(in.keyword);
     std::string s = suggest(in.keyword, known_instructions());
     if (!s.empty()) msg += " (did you mean " + s + "?)";
     return err(start, msg);
@@ -537,7 +546,7 @@ Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw,
       if (s.name == name) spec = &s;
     }
     if (spec == nullptr) {
-      std::string msg = "unknown flag --" + name + " for " + in.keyword;
+      std::string msg = "unknown flag --" + q(name) + " for " + in.keyword;
       std::vector<std::string_view> names;
       for (const FlagSpec& s : specs) names.push_back(s.name);
       std::string s = suggest(name, names);
@@ -545,19 +554,19 @@ Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw,
       return err_at(off, in.line, msg);
     }
     if (!spec->repeatable && !seen.insert(name).second) {
-      return err_at(off, in.line, "duplicate flag specified: --" + name);
+      return err_at(off, in.line, "duplicate flag specified: --" + q(name));
     }
     if (spec->is_bool) {
       if (has_value && value.empty()) {
-        return err_at(off, in.line, "missing a value on flag: --" + name);
+        return err_at(off, in.line, "missing a value on flag: --" + q(name));
       }
       std::string v = lower(value);
       if (v != "" && v != "true" && v != "false") {
         return err_at(off, in.line,
-                      "expecting boolean value for flag --" + name + ", not: " + value);
+                      "expecting boolean value for flag --" + q(name) + ", not: " + q(value));
       }
     } else if (!has_value) {
-      return err_at(off, in.line, "missing a value on flag: --" + name);
+      return err_at(off, in.line, "missing a value on flag: --" + q(name));
     }
     in.flags.push_back(Flag{name, value});
   }
@@ -591,7 +600,7 @@ Status Parser::name_val(Instruction& in) {
       size_t eq = w.find('=');
       if (eq == std::string::npos) {
         return err(in.line,
-                   "Syntax error - can't find = in \"" + w + "\". Must be of the form: name=value");
+                   "Syntax error - can't find = in \"" + q(w) + "\". Must be of the form: name=value");
       }
       in.raw_kvs.emplace_back(w.substr(0, eq), w.substr(eq + 1));
     }
@@ -709,7 +718,7 @@ Status Parser::parse_args(Instruction& in, size_t rest_off) {
       return ok_status();
     }
     if (type != "CMD") {
-      return err(in.line, "Unknown type \"" + type + "\" in HEALTHCHECK (try CMD)");
+      return err(in.line, "Unknown type \"" + q(type) + "\" in HEALTHCHECK (try CMD)");
     }
     if (cmd.empty()) return err(in.line, "Missing command after HEALTHCHECK CMD");
     Instruction tmp;
@@ -735,7 +744,7 @@ Status Parser::parse_args(Instruction& in, size_t rest_off) {
       return err(in.line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
     }
     if (trigger == "FROM" || trigger == "MAINTAINER") {
-      return err(in.line, trigger + " isn't allowed as an ONBUILD trigger");
+      return err(in.line, q(trigger) + " isn't allowed as an ONBUILD trigger");
     }
     // Validates the trigger now, as Docker does; the build re-parses `rest` when needed.
     OCIB_ASSIGN_OR_RETURN(Instruction sub, instruction(in.rest, rest_off, in.line, in.end_line));

@@ -433,6 +433,51 @@ TEST(Parser, ErrorColumnsAndSuggestions) {
   EXPECT_EQ(render_error_context("x", Error::invalid("no loc")), "");
 }
 
+// The offending line is untrusted: a huge one must not give a huge error, and terminal escape
+// sequences in it must not reach the terminal.
+TEST(Parser, ErrorsBoundAndEscapeTheOffendingLine) {
+  std::string huge = "FROM scratch\nFOO" + std::string(2'000'000, 'A') + "\n";
+  auto r = parse(huge);
+  ASSERT_FALSE(r.ok());
+  std::string shown = r.error().str() + "\n" + render_error_context(huge, r.error());
+  EXPECT_LT(shown.size(), 1000u) << shown.substr(0, 300);
+  EXPECT_NE(r.error().message().find("... (2000003 bytes)"), std::string::npos) << r.error().message().substr(0, 300);
+  std::string ctx = render_error_context(huge, r.error());
+  EXPECT_EQ(ctx, "FOO" + std::string(kErrorLineWindow - 3, 'A') + "... (line of 2000003 bytes)\n^\n");
+
+  // A long line with the error far to the right: a window around the column, caret under it.
+  std::string wide = "FROM a\nCOPY " + std::string(1000, 'x') + " --frm=b /a /b\n";
+  auto w = parse("FROM a\nCOPY --frm=b " + std::string(1000, 'x') + "\n");
+  ASSERT_FALSE(w.ok());
+  Error at_col = Error::at(SourceLoc{"Dockerfile", 2, 1007}, "x");
+  std::string c = render_error_context(wide, at_col);
+  size_t nl = c.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  std::string line = c.substr(0, nl), caret = c.substr(nl + 1);
+  EXPECT_EQ(line.substr(0, 3), "...");
+  EXPECT_NE(line.find(" (line of 1019 bytes)"), std::string::npos) << line;
+  EXPECT_LT(line.size(), kErrorLineWindow + 40);
+  size_t pos = caret.find('^');
+  ASSERT_NE(pos, std::string::npos);
+  EXPECT_EQ(line.substr(pos, 6), "--frm=") << c;
+
+  // Control characters: escaped in the message and in the context, the caret still lines up.
+  std::string esc = "FROM a\nRUN \x1b]0;pwned\x07 --fo=1 true\n";
+  std::string esc_df = "FROM a\nRUN --fo\x1b]0;pwned\x07=1 true\n";
+  auto e = parse(esc_df);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().str(), "Dockerfile:2:5: unknown flag --fo\\x1b]0;pwned\\x07 for RUN");
+  EXPECT_EQ(render_error_context(esc_df, e.error()), "RUN --fo\\x1b]0;pwned\\x07=1 true\n    ^\n");
+  Error later = Error::at(SourceLoc{"Dockerfile", 2, 16}, "x");  // the "--fo" after the escapes
+  std::string lc = render_error_context(esc, later);
+  EXPECT_EQ(lc, "RUN \\x1b]0;pwned\\x07 --fo=1 true\n" + std::string(21, ' ') + "^\n");
+  EXPECT_EQ(lc.substr(21, 4), "--fo");
+  std::string env = fail("FROM a\nENV a=b \x1b[31mred\n");
+  EXPECT_EQ(env, "Dockerfile:2: Syntax error - can't find = in \"\\x1b[31mred\". Must be of the form: name=value");
+  for (char ch : env + render_error_context("FROM a\nENV a=b \x1b[31mred\n", parse("FROM a\nENV a=b \x1b[31mred\n").error()))
+    EXPECT_TRUE(ch == '\n' || static_cast<unsigned char>(ch) >= 0x20) << int(ch);
+}
+
 TEST(Parser, BacktickEscapeKeepsBackslashes) {
   Dockerfile d = ok("# escape=`\nFROM a\nWORKDIR C:\\\nENV P=C:\\x Q=a` b\n");
   const auto& b = d.stages[0].body;

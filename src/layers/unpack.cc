@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "base/fd.h"
+#include "base/log.h"
 #include "base/sha256.h"
 
 namespace ocib::layers {
@@ -235,6 +236,11 @@ std::string short_name(const std::string& name) {
   return name.size() <= 160 ? name : name.substr(0, 160) + "...";
 }
 
+void add_refused(UnpackStats& stats, const std::string& path, const std::string& why) {
+  ++stats.refused_total;
+  if (stats.refused.size() < kMaxRefusedListed) stats.refused.push_back(short_name(path) + ": " + why);
+}
+
 int openat2_fd(int dirfd, const char* path, int flags, uint64_t resolve) {
   struct open_how how {};
   how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC;
@@ -301,9 +307,7 @@ class Unpacker {
   void set_owner_fd(int fd, struct archive_entry* e);
   void set_owner_at(int pfd, const std::string& leaf, struct archive_entry* e);
   void set_xattrs(int fd, struct archive_entry* e);
-  void note(const std::string& path, const std::string& why) {
-    stats_.refused.push_back(short_name(path) + ": " + why);
-  }
+  void note(const std::string& path, const std::string& why) { add_refused(stats_, path, why); }
 
   int root_;
   const UnpackOptions& opts_;
@@ -666,6 +670,17 @@ void Unpacker::finish_dirs() {
 
 }  // namespace
 
+std::string refused_summary(const UnpackStats& stats, const std::string& layer, size_t shown) {
+  uint64_t total = std::max<uint64_t>(stats.refused_total, stats.refused.size());
+  if (total == 0) return "";
+  std::string out = "layer " + layer + ": " + std::to_string(total) +
+                    (total == 1 ? " entry" : " entries") + " refused or changed: ";
+  size_t n = std::min(shown, stats.refused.size());
+  for (size_t i = 0; i < n; ++i) out += (i ? "; " : "") + log::printable(stats.refused[i], 240);
+  if (total > n) out += "; and " + std::to_string(total - n) + " more";
+  return out;
+}
+
 Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string& dest,
                                  const UnpackOptions& opts) {
   OCIB_ASSIGN_OR_RETURN(auto src, Source::open(blob_path));
@@ -707,7 +722,7 @@ Result<UnpackStats> unpack_layer(const std::string& blob_path, const std::string
       const char* n = archive_entry_pathname(e);
       if (s.error().code() != Errc::kSecurity)
         return std::move(s).error().wrap("unpack " + blob_path);
-      stats.refused.push_back(short_name(n ? n : "?") + ": " + s.error().message());
+      add_refused(stats, n ? n : "?", s.error().message());
     }
   }
   // The tar reader stops at the end-of-archive blocks; the diff_id covers every byte.

@@ -25,10 +25,19 @@ struct UnpackStats {
   uint64_t entries = 0;  // tar headers read
   uint64_t bytes = 0;    // regular-file bytes written
   /// Entries skipped or neutralised, one "path: reason" each (hostile names, device nodes
-  /// without privileges, dropped overlay xattrs, ...).
+  /// without privileges, dropped overlay xattrs, ...): the first kMaxRefusedListed of them.
   std::vector<std::string> refused;
+  /// How many there were in all (a hostile layer may hold millions).
+  uint64_t refused_total = 0;
   std::string diff_id;  // "sha256:<hex>" of the uncompressed tar, as computed
 };
+
+inline constexpr size_t kMaxRefusedListed = 100;
+
+/// The warning to show for a layer whose unpack refused entries, "" when it refused none:
+/// "layer sha256:…: 3 entries refused or changed: ../x: '..' component; …; and 1 more". Names
+/// and reasons are escaped (log::printable): they come from the tar.
+std::string refused_summary(const UnpackStats& stats, const std::string& layer, size_t shown = 5);
 
 /// The xattr that records the intended "uid:gid" (container ids, decimal) of an entry when the
 /// process cannot chown (not root). Written only when the owner is not 0:0; never on symlinks

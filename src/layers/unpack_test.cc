@@ -20,6 +20,7 @@
 #include <map>
 
 #include "base/fs.h"
+#include "base/log.h"
 #include "base/sha256.h"
 #include "layers/layers.h"
 
@@ -853,6 +854,65 @@ TEST(UnpackHostile, PythonTarfileCorpus) {
     ++n;
   }
   EXPECT_GE(n, 10);
+}
+
+// Refused entries are reported, not dropped silently: the stats list them ("name: reason") and
+// refused_summary() is the warning the build prints, naming the layer and the first few.
+TEST(UnpackHostile, RefusedEntriesAreReported) {
+  std::string script = fs::dirname(__FILE__) + "/../../tests/hostile/gen_hostile.py";
+  if (!fs::exists(script)) GTEST_SKIP() << "no " << script;
+  if (std::system("python3 -c 'import tarfile' >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not available";
+  auto tars = fs::make_temp_dir(tmp_root(), "ocib-hostile-tars-");
+  auto sb = fs::make_temp_dir(tmp_root(), "ocib-hostile-py-");
+  ASSERT_TRUE(tars.ok() && sb.ok());
+  fs::TempDir g1(*tars), g2(*sb);
+  std::string parent = *fs::real_path(*sb);
+  make_sandbox(parent);
+  std::string cmd = "python3 '" + script + "' '" + *tars + "' '" + parent + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto fresh = [&] {
+    ASSERT_TRUE(fs::remove_all(parent + "/dest").ok());
+    ASSERT_EQ(::mkdir((parent + "/dest").c_str(), 0755), 0);
+  };
+
+  fresh();
+  auto r = unpack_layer(*tars + "/refused__gz_dotdot.tar.gz", parent + "/dest", {});
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_EQ(r->refused, std::vector<std::string>{"../escape.txt: '..' component"});
+  EXPECT_EQ(r->refused_total, 1u);
+  EXPECT_EQ(refused_summary(*r, "sha256:abc"),
+            "layer sha256:abc: 1 entry refused or changed: ../escape.txt: '..' component");
+
+  fresh();
+  r = unpack_layer(*tars + "/refused__pax_symlink_then_write.tar", parent + "/dest", {});
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  ASSERT_EQ(r->refused.size(), 1u);
+  EXPECT_TRUE(r->refused[0].starts_with("lnk/pwned.txt: ")) << r->refused[0];
+  std::string sum = refused_summary(*r, "sha256:def");
+  EXPECT_TRUE(sum.starts_with("layer sha256:def: 1 entry refused or changed: lnk/pwned.txt: ")) << sum;
+
+  fresh();
+  r = unpack_layer(*tars + "/ok__absolute_names.tar", parent + "/dest", {});
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_EQ(refused_summary(*r, "sha256:0"), "");  // nothing refused: no warning
+}
+
+TEST_F(UnpackTest, ManyRefusedEntriesAreCountedAndTheFirstNamed) {
+  std::vector<E> entries;
+  entries.push_back(file("../\x1b]0;owned\x07"));  // a name that is also a terminal escape
+  for (int i = 0; i < 150; ++i) entries.push_back(file("../x" + std::to_string(i)));
+  entries.push_back(file("fine"));
+  auto r = unpack(make_tar(entries));
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_EQ(r->refused_total, 151u);
+  EXPECT_EQ(r->refused.size(), kMaxRefusedListed);
+  EXPECT_EQ(r->refused[1], "../x0: '..' component");
+  EXPECT_TRUE(fs::exists(d("fine")));
+  std::string sum = refused_summary(*r, "sha256:feed");
+  EXPECT_EQ(sum,
+            "layer sha256:feed: 151 entries refused or changed: ../\\x1b]0;owned\\x07: '..' component; "
+            "../x0: '..' component; ../x1: '..' component; ../x2: '..' component; ../x3: '..' component; "
+            "and 146 more");
 }
 
 }  // namespace

@@ -41,6 +41,8 @@ Result<std::string> blob_hex(const std::string& digest) {
   return hex;
 }
 
+// "<dest>.tmp-<pid>-<n>": the pid lets a later export tell a killed writer's leftover
+// (fs::remove_stale_tmp_files) from a concurrent writer's file.
 std::string tmp_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rng() & 0xffffffff);
@@ -248,6 +250,10 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
   OCIB_TRY(check_images(images));
   std::string blobs_dir = fs::join(dir, "blobs/sha256");
   OCIB_TRY(fs::mkdirs(blobs_dir));
+  // Leftovers of an export that was killed (SIGKILL runs no cleanup).
+  fs::remove_stale_tmp_files(blobs_dir, "");
+  fs::remove_stale_tmp_files(dir, "index.json");
+  fs::remove_stale_tmp_files(dir, "oci-layout");
 
   std::string layout_file = fs::join(dir, "oci-layout");
   if (!fs::exists(layout_file)) OCIB_TRY(fs::write_file_atomic(layout_file, kOciLayout));
@@ -312,6 +318,7 @@ Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutIma
     if (!out.ok()) out.error().wrap("writing oci-archive to stdout");
     return out;
   }
+  fs::remove_stale_tmp_files(fs::dirname(tar_path), fs::basename(tar_path));  // of killed exports
   std::string tmp = tar_path + tmp_suffix();
   Status st;
   {
@@ -369,6 +376,8 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
   OCIB_ASSIGN_OR_RETURN(std::string cfg_hex, blob_hex(image.config_digest));
   OCIB_ASSIGN_OR_RETURN(std::string cfg_path, locate_blob(locate, image.config_digest));
   const bool to_stdout = tar_path == "-" || tar_path == "/dev/stdout";
+  if (!to_stdout) fs::remove_stale_tmp_files(fs::dirname(tar_path), fs::basename(tar_path));  // of killed exports
+  fs::remove_stale_tmp_files(tmp_dir, "docker-layer");
   std::string tmp = tar_path + tmp_suffix();
   std::string layer_tmp = fs::join(tmp_dir, "docker-layer" + tmp_suffix());
   Status st = [&]() -> Status {

@@ -46,6 +46,19 @@ uint64_t file_bytes(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+// An in-flight (or abandoned) temp file of fs::write_file_atomic or a blob writer.
+bool is_tmp_name(const std::string& name) { return name.find(".tmp-") != std::string::npos; }
+
+// Removes the temp file `dir`/`name` if its writer is provably gone (see maintenance.h).
+bool remove_abandoned_tmp(const std::string& dir, const std::string& name, int64_t now) {
+  std::string p = fs::join(dir, name);
+  struct stat sb;
+  if (::lstat(p.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
+  auto pid = fs::tmp_name_pid(name);
+  bool gone = pid ? fs::pid_is_dead(*pid) : now - static_cast<int64_t>(sb.st_mtime) >= kTmpGraceSeconds;
+  return gone && ::unlink(p.c_str()) == 0;
+}
+
 std::optional<json> read_json(const std::string& path) {
   auto data = fs::read_file(path);
   if (!data.ok()) return std::nullopt;
@@ -111,6 +124,7 @@ Result<CheckReport> check(const Store& st) {
   CheckReport r;
   std::string blobs = fs::join(st.root(), "blobs/sha256");
   for (const auto& hex : list(blobs)) {
+    if (is_tmp_name(hex)) continue;  // a writer's, not a blob yet
     ++r.blobs;
     auto h = Sha256::hex_file(fs::join(blobs, hex));
     if (!h.ok()) r.problems.push_back("blob sha256:" + hex + ": " + h.error().message());
@@ -119,6 +133,7 @@ Result<CheckReport> check(const Store& st) {
   r.snapshots = list(fs::join(st.root(), "s")).size();
   std::string cache = fs::join(st.root(), "cache");
   for (const auto& name : list(cache)) {
+    if (is_tmp_name(name)) continue;
     if (name.size() < 6 || name.substr(name.size() - 5) != ".json") {
       r.problems.push_back("stray file in cache/: " + name);
       continue;
@@ -169,12 +184,19 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, gc_lock(st, true));
   PruneReport r;
   auto now = std::chrono::system_clock::now();
+  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (opts.all) {
+    // Under the tag lock too: `ocib rmi` edits images.json without the GC lock.
+    OCIB_ASSIGN_OR_RETURN(fs::FileLock tags, fs::FileLock::acquire(fs::join(st.root(), "locks/images.lock")));
     OCIB_TRY(fs::write_file_atomic(fs::join(st.root(), "images.json"), "{}"));
   }
   std::set<std::string> keep_snapshots, keep_blobs;
   std::string cache = fs::join(st.root(), "cache");
   for (const auto& name : list(cache)) {
+    if (is_tmp_name(name)) {
+      (void)remove_abandoned_tmp(cache, name, now_s);
+      continue;
+    }
     std::string path = fs::join(cache, name);
     struct stat sb;
     bool old = true;
@@ -204,6 +226,12 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
   }
   std::string blobs = fs::join(st.root(), "blobs/sha256");
   for (const auto& hex : list(blobs)) {
+    if (is_tmp_name(hex)) {
+      std::string p = fs::join(blobs, hex);
+      uint64_t bytes = file_bytes(p);
+      if (remove_abandoned_tmp(blobs, hex, now_s)) r.bytes += bytes;
+      continue;
+    }
     if (keep_blobs.count("sha256:" + hex)) continue;
     std::string p = fs::join(blobs, hex);
     uint64_t bytes = file_bytes(p);

@@ -1,7 +1,15 @@
 #pragma once
 // Store maintenance: verification (`ocib store check`), usage (`ocib du`) and garbage
-// collection (`ocib prune`). Builds hold the store's GC lock shared; prune takes it
-// exclusively, so it never removes what a running build holds.
+// collection (`ocib prune`). Everything that adds blobs or cache entries to the store (build,
+// import, pull, tag) holds the store's GC lock shared for its whole run; prune takes it
+// exclusively, so it never removes what a running writer stored but has not referenced yet.
+//
+// In-flight temp files ("NAME.tmp-<pid>-<random>", see fs::write_file_atomic) in blobs/ and
+// cache/ are never blobs or cache entries: check skips them, and prune removes one only when
+// its writer is gone. With the lock held exclusively no writer that follows the protocol can be
+// running, so this is a second guard (for writers outside it, e.g. an older ocib): a temp file
+// is removed when the pid in its name is dead, or, when its name has no pid (older versions),
+// when it is older than kTmpGraceSeconds.
 
 #include <cstdint>
 #include <string>
@@ -44,7 +52,11 @@ struct PruneReport {
 Result<PruneReport> prune(Store& st, const PruneOptions& opts,
                           const std::function<Status(const std::string&)>& remove_tree);
 
-/// The lock builds hold shared for their whole run; prune holds it exclusively.
+/// Age after which prune removes a temp file whose name carries no pid.
+inline constexpr int64_t kTmpGraceSeconds = 24 * 3600;
+
+/// The lock builds, imports, pulls and tags hold shared for their whole run; prune holds it
+/// exclusively.
 Result<fs::FileLock> gc_lock(const Store& st, bool exclusive);
 
 }  // namespace ocib::store

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "base/sha256.h"
+#include "store/maintenance.h"
 
 namespace ocib::store {
 namespace {
@@ -86,6 +87,34 @@ TEST_F(StoreTest, KeyLockIsExclusiveAcrossOpens) {
   auto l2 = fs::FileLock::try_acquire(fs::join(store_->root(), "locks/" + key + ".lock"));
   ASSERT_TRUE(l2.ok());
   EXPECT_FALSE(l2->held());
+}
+
+// Temp files beside blobs and cache entries are in-flight writes: check skips them, prune
+// removes only those whose writer (the pid in the name) is dead.
+TEST_F(StoreTest, PruneRemovesOnlyAbandonedTempFiles) {
+  std::string blobs = fs::join(store_->root(), "blobs/sha256");
+  std::string cache = fs::join(store_->root(), "cache");
+  std::string hex = Sha256::hex("in flight");
+  std::string live = fs::join(blobs, hex + ".tmp-" + std::to_string(::getpid()) + "-a");
+  std::string dead = fs::join(blobs, hex + ".tmp-999999999-b");
+  std::string legacy = fs::join(blobs, hex + ".tmp-abcdefgh");  // no pid, fresh: kept
+  std::string live_entry = fs::join(cache, hex + ".json.tmp-" + std::to_string(::getpid()) + "-c");
+  std::string dead_entry = fs::join(cache, hex + ".json.tmp-999999999-d");
+  for (const auto& p : {live, dead, legacy, live_entry, dead_entry})
+    ASSERT_TRUE(fs::write_file_atomic(p, "partial").ok());
+  auto c = check(*store_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->problems.empty()) << c->problems.front();
+  EXPECT_EQ(c->blobs, 0u);
+  auto r = prune(*store_, {}, [](const std::string& p) { return fs::remove_all(p); });
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(legacy));
+  EXPECT_TRUE(fs::exists(live_entry));
+  EXPECT_FALSE(fs::exists(dead_entry));
+  EXPECT_EQ(r->blobs, 0u);
+  EXPECT_EQ(r->cache_entries, 0u);
 }
 
 }  // namespace
