@@ -1,7 +1,9 @@
 #include "build/build.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/sysmacros.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -1039,8 +1041,71 @@ Result<Step::RunMount> Builder::parse_mount(const std::string& spec, StageState&
   return m;
 }
 
-// Turns the step's mounts into sandbox mounts. Secrets are read now and written under the
-// step's scratch directory (never the upperdir); env-style secrets reach only the process.
+// A layer that hides what `filter` excludes beneath `root_fd` when stacked over it in an overlay:
+// a whiteout per excluded entry (directories whose contents may be re-included by a `!` rule are
+// walked instead), in parent directories with the context's modes. nullopt: nothing excluded.
+// Never follows a symlink of the context.
+Result<std::optional<std::string>> ignore_mask(int root_fd, const SourceFilter& filter, const std::string& dir) {
+  std::vector<std::string> hidden;
+  std::function<Status(int, const std::string&)> walk = [&](int dfd, const std::string& rel) -> Status {
+    int fd = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error::from_errno("read context directory " + (rel.empty() ? "." : rel), errno);
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return Error::from_errno("read context directory " + rel, errno);
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+    std::vector<std::pair<std::string, bool>> entries;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st;
+      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      entries.emplace_back(name, S_ISDIR(st.st_mode));
+    }
+    for (const auto& [name, is_dir] : entries) {
+      std::string child = rel.empty() ? name : rel + "/" + name;
+      bool excluded = filter.excluded(child, is_dir);
+      if (excluded && !(is_dir && filter.descend && filter.descend(child))) {
+        hidden.push_back(child);
+      } else if (is_dir) {
+        UniqueFd sub(::openat(::dirfd(d), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub.valid()) OCIB_TRY(walk(sub.get(), child));
+      }
+    }
+    return {};
+  };
+  OCIB_TRY(walk(root_fd, ""));
+  if (hidden.empty()) return std::optional<std::string>();
+  OCIB_TRY(fs::mkdirs(dir, 0755));
+  // The overlay shows the topmost layer's directories: give the mask's the context's modes
+  // (once everything is created in them).
+  std::map<std::string, mode_t> modes;
+  struct stat rst;
+  if (::fstat(root_fd, &rst) == 0) modes[""] = rst.st_mode & 07777;
+  for (const auto& rel : hidden) {
+    size_t pos = 0;
+    for (size_t slash; (slash = rel.find('/', pos)) != std::string::npos; pos = slash + 1) {
+      std::string prefix = rel.substr(0, slash);
+      if (modes.count(prefix)) continue;
+      struct stat st;
+      if (::fstatat(root_fd, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return Error::from_errno("stat context " + prefix, errno);
+      std::string at = fs::join(dir, prefix);
+      if (::mkdir(at.c_str(), 0755) < 0 && errno != EEXIST) return Error::from_errno("mkdir " + at, errno);
+      modes[prefix] = st.st_mode & 07777;
+    }
+    std::string wh = fs::join(dir, rel);
+    if (::mknod(wh.c_str(), S_IFCHR, makedev(0, 0)) < 0)
+      return Error::from_errno("RUN --mount=type=bind: hide .dockerignore'd " + rel + " (mknod whiteout)", errno);
+  }
+  for (auto it = modes.rbegin(); it != modes.rend(); ++it)
+    ::chmod((it->first.empty() ? dir : fs::join(dir, it->first)).c_str(), it->second);
+  return std::optional<std::string>(dir);
+}
+
+// Turns the step's mounts into sandbox mounts. Secrets are read now and stay in memory (a tmpfs
+// of the step's own); env-style secrets reach only the process.
 Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                                std::vector<fs::FileLock>& locks) {
   int n = 0;
@@ -1062,24 +1127,35 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
       sm.tmpfs_size = m.size;
       sm.mode = m.mode ? m.mode : 01777;
     } else if (m.type == "bind") {
+      // The source is resolved by the sandbox *inside* its root (the stage's merged view, the
+      // context): `ln -s / host` in a stage names the stage's own /, never the host's.
+      sm.subpath = m.source;
       std::vector<std::string> lowers;
       if (m.from_stage) {
-        for (const auto& l : lowers_of(store_, m.from_top)) lowers.push_back(m.source.empty() ? l : fs::join(l, m.source));
-        lowers.erase(std::remove_if(lowers.begin(), lowers.end(), [](const std::string& p) { return !fs::is_dir(p); }),
-                     lowers.end());
-        if (lowers.empty()) return Error::invalid("RUN --mount=type=bind: \"" + m.source + "\" not found in the source stage");
+        // Always an overlay with a throwaway upper, read-only unless rw: even a step that may
+        // remount it (--security=insecure) cannot write into the stage's snapshots.
+        lowers = lowers_of(store_, m.from_top);
+        sm.type = sandbox::Mount::Type::kOverlayRw;
       } else {
-        // The source must stay inside the context: resolve and check the prefix.
-        const std::string& root = m.context_dir.empty() ? opts_.context : m.context_dir;
-        OCIB_ASSIGN_OR_RETURN(std::string real, fs::real_path(fs::join(root, m.source)));
-        if (real != root && real.rfind(root + "/", 0) != 0)
-          return Error(Errc::kSecurity, "RUN --mount=type=bind: source \"" + m.source + "\" leaves the build context");
-        lowers = {real};
+        const bool main_context = m.context_dir.empty();
+        lowers = {main_context ? opts_.context : m.context_dir};
+        // .dockerignore'd files (secret.key, .git) are left out of the view, as BuildKit does:
+        // an overlay with a layer of whiteouts over them.
+        if (main_context && context_filter_.excluded) {
+          OCIB_ASSIGN_OR_RETURN(std::optional<std::string> mask,
+                                ignore_mask(context_fd_, context_filter_, fs::join(spec.scratch, "ctxmask-" + std::to_string(n++))));
+          if (mask) {
+            lowers.insert(lowers.begin(), *mask);
+            sm.type = sandbox::Mount::Type::kOverlayRw;
+          }
+        }
       }
-      if (m.rw || lowers.size() > 1) {
-        sm.type = sandbox::Mount::Type::kOverlayRw;  // writes are discarded with the step
+      // Writes are discarded with the step; an insecure step could remount a read-only bind of
+      // the context rw, so it gets an overlay too.
+      if (m.rw || spec.insecure) sm.type = sandbox::Mount::Type::kOverlayRw;
+      if (sm.type == sandbox::Mount::Type::kOverlayRw) {
         sm.lowerdirs = lowers;
-        if (!m.rw) sm.readonly = true;
+        sm.readonly = !m.rw;
       } else {
         sm.type = sandbox::Mount::Type::kBind;
         sm.source = lowers.front();
@@ -1105,14 +1181,13 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
         if (!m.env.empty()) env.push_back(m.env + "=" + value);
         if (m.target.empty()) continue;
       }
-      std::string file = fs::join(spec.scratch, "secret-" + std::to_string(n++));
       mode_t mode = m.type == "pipe" ? 0555 : (m.mode ? m.mode : 0400);
       // Readable by a non-root step user only through its mode; owner is container root.
       if (m.type == "secret" && !m.mode && (spec.uid != 0)) mode = 0444;
-      OCIB_TRY(fs::write_file_atomic(file, value, mode));
-      ::chmod(file.c_str(), mode);
-      sm.type = sandbox::Mount::Type::kBind;
-      sm.source = file;
+      // In a tmpfs of the step's own mount namespace: never on disk, gone with the step.
+      sm.type = sandbox::Mount::Type::kData;
+      sm.data = std::move(value);
+      sm.mode = mode;
       sm.readonly = true;
     }
     spec.mounts.push_back(sm);

@@ -92,6 +92,10 @@ enum Step : int32_t {
   kStepUserOverlay,
   kStepMountFuse,
   kStepBindRoot,
+  kStepMountSource,
+  kStepApiDir,
+  kStepDataMount,
+  kStepReportStub,
   kStepCount,
 };
 
@@ -136,6 +140,10 @@ constexpr const char* kStepNames[] = {
     "mount overlay for",
     "mount fuse-overlayfs",
     "bind rootfs",
+    "resolve mount source",
+    "check that /proc, /dev and /sys are directories in the image (not symlinks)",
+    "write secret file",
+    "report mountpoint stub",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
 
@@ -178,8 +186,12 @@ struct CopyJob {
 // One Spec::Mount (or generated /etc file), prepared in the parent.
 struct MountPlan {
   Mount::Type type = Mount::Type::kBind;
-  std::string source;  // real path (kBind)
-  bool file = false;   // the target is a file (bind of a non-directory)
+  std::string source;   // real path (kBind); the file in the data tmpfs (kData)
+  std::string subpath;  // resolved in the source's root (kBind, kOverlayRw); "" = the root
+  std::string data;     // kData: the file's contents
+  uint32_t mode = 0;    // kData: file mode
+  bool file = false;    // the target is a file (bind of a non-directory); with a subpath: set
+                        // by the child from what it resolved to
   bool readonly = false;
   std::string display;                      // cleaned absolute target, for errors
   std::vector<std::string> prefixes;        // "run", "run/secrets", "run/secrets/id"
@@ -206,7 +218,9 @@ struct Plan {
   OverlayPlan root;
   std::vector<OverlayPlan> views;
   std::vector<MountPlan> mounts;
-  std::vector<StubPath> stubs;  // deepest first
+  std::vector<StubPath> stubs;  // deepest first; filled after the step (collect_stubs)
+  std::string data_dir;         // where pid 1 mounts the tmpfs for kData mounts ("" = none)
+  std::string data_size;        // its size= option
   std::string empty_dir;
   std::vector<int> host_fds;
   std::vector<int> keep_fds;  // sorted; survive close_range in child A
@@ -222,6 +236,7 @@ struct Plan {
   int shared_user_fd = -1, shared_net_fd = -1;
   pid_t parent = 0;
   int p2c_read = -1, c2p_write = -1, err_write = -1;
+  int stub_write = -1;  // pid 1 reports every entry it creates in the root here (rel paths)
 };
 
 std::mutex g_mu;
@@ -309,11 +324,51 @@ int mount_overlay(const OverlayPlan& o, bool read_only) {
   return err;
 }
 
+// /proc, /dev or /sys beneath the new root (the cwd, before pivot): mount(2) follows a symlink,
+// so one in the image ("proc -> /etc") would put the mount on a path outside the root; refuse
+// anything but a directory, as runc does.
 void mkdir_stub(const Plan& p, const char* path) {
   if (mkdir(path, 0755) < 0 && errno != EEXIST) fail(p, kStepMkdirMountpoint, errno);
+  struct stat st;
+  CHILD_CHECK(fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW), kStepApiDir);
+  if (!S_ISDIR(st.st_mode)) fail(p, kStepApiDir, ENOTDIR);
 }
 
-// Creates spec.cwd (relative to the new root, before pivot) owned by uid:gid.
+bool write_full(int fd, const char* s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Tells the parent where an entry pid 1 just created (`fd`, beneath the root, before pivot)
+// really is, relative to the root, whatever symlinks of the image led there: the parent removes
+// it afterwards if the step left it empty. Record: uint16 length, then the path.
+void report_stub(const Plan& p, int fd) {
+  char link[40];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  char rec[2 + 4096];
+  char* buf = rec + 2;
+  ssize_t n = readlink(link, buf, 4096);
+  if (n < 0) fail(p, kStepReportStub, errno);
+  const std::string& root = p.root.target;
+  const size_t rl = root.size();
+  if (n >= 4096) fail(p, kStepReportStub, ENAMETOOLONG);
+  if (static_cast<size_t>(n) <= rl + 1 || memcmp(buf, root.data(), rl) != 0 || buf[rl] != '/')
+    fail(p, kStepReportStub, EXDEV);
+  const uint16_t len = static_cast<uint16_t>(static_cast<size_t>(n) - rl - 1);
+  memmove(buf, buf + rl + 1, len);
+  memcpy(rec, &len, 2);
+  if (!write_full(p.stub_write, rec, 2u + len)) fail(p, kStepReportStub, errno);
+}
+
+// Creates spec.cwd owned by uid:gid. Called after pivot_root with "/" as the cwd, so that
+// symlinks on the way (the image's, or a step's: `ln -s /etc /w` + WORKDIR /w/x) resolve inside
+// the container's root, never on the host.
 void make_cwd(const Plan& p, const std::string& rel) {
   if (rel.empty()) return;
   char buf[4096];
@@ -423,7 +478,7 @@ int open_in_root(int rootfd, const char* rel) {
 // Opens (O_PATH) the target of mount `i`, creating missing components: directories, and an
 // empty file for a file bind. Every component resolves inside the new root, so a symlink in the
 // image (absolute or "..") cannot point the mount or the mkdir at the host.
-int open_mount_target(const Plan& p, int rootfd, size_t i) {
+int open_mount_target(const Plan& p, int rootfd, size_t i, bool file) {
   const MountPlan& m = p.mounts[i];
   const int idx = static_cast<int>(i);
   int dirfd = rootfd;
@@ -432,7 +487,7 @@ int open_mount_target(const Plan& p, int rootfd, size_t i) {
     int fd = open_in_root(rootfd, m.prefixes[k].c_str());
     if (fd < 0 && errno == ENOENT) {
       const char* name = m.names[k].c_str();
-      if (last && m.file) {
+      if (last && file) {
         int f = openat(dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (f < 0) fail(p, kStepMountTarget, errno, idx);
         close(f);
@@ -440,6 +495,7 @@ int open_mount_target(const Plan& p, int rootfd, size_t i) {
         fail(p, kStepMountTarget, errno, idx);
       }
       fd = open_in_root(rootfd, m.prefixes[k].c_str());
+      if (fd >= 0) report_stub(p, fd);
     }
     // ENOENT here: a dangling symlink on the way (not followed to create its target).
     if (fd < 0) fail(p, kStepMountTarget, errno, idx);
@@ -457,22 +513,45 @@ void mount_user_mounts(const Plan& p) {
   if (p.mounts.empty()) return;
   int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   CHILD_CHECK(rootfd, kStepChdirRoot);
+  // A clone of `subpath` beneath `src_root`, resolved as if `src_root` were "/": a symlink in
+  // a stage or a context (`host -> /`) names a path inside it, never the host's.
+  auto clone_beneath = [&](const char* src_root, const MountPlan& m, int idx, bool* file) {
+    int r = open(src_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (r < 0) fail(p, kStepMountSource, errno, idx);
+    int src = open_in_root(r, m.subpath.empty() ? "." : m.subpath.c_str());
+    if (src < 0) fail(p, kStepMountSource, errno, idx);
+    struct stat st;
+    if (fstat(src, &st) < 0) fail(p, kStepMountSource, errno, idx);
+    *file = !S_ISDIR(st.st_mode);
+    int mnt = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+    close(src);
+    close(r);
+    return mnt;
+  };
   for (size_t i = 0; i < p.mounts.size(); ++i) {
     const MountPlan& m = p.mounts[i];
     const int idx = static_cast<int>(i);
-    int target = open_mount_target(p, rootfd, i);
+    bool file = m.file;
     int mnt = -1;
+    unsigned attrs = m.readonly ? MOUNT_ATTR_RDONLY : 0;
+    bool recursive = true;
     switch (m.type) {
       case Mount::Type::kBind:
-        mnt = open_tree(AT_FDCWD, m.source.c_str(),
-                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
-        if (m.readonly) {
-          mount_attr attr{};
-          attr.attr_set = MOUNT_ATTR_RDONLY;
-          if (mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
-            fail(p, kStepUserMount, errno, idx);
+        if (m.subpath.empty()) {
+          mnt = open_tree(AT_FDCWD, m.source.c_str(),
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+          if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+        } else {
+          mnt = clone_beneath(m.source.c_str(), m, idx, &file);
         }
+        break;
+      case Mount::Type::kData:
+        // A file in pid 1's private tmpfs (written by run_init): memory only.
+        mnt = open_tree(AT_FDCWD, m.source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+        attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        recursive = false;
         break;
       case Mount::Type::kTmpfs: {
         int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
@@ -481,34 +560,62 @@ void mount_user_mounts(const Plan& p) {
             fsconfig_str(fs, "mode", m.tmpfs_mode.c_str()) < 0 ||
             fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
           fail(p, kStepUserMount, errno, idx);
-        unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-        if (m.readonly) attrs |= MOUNT_ATTR_RDONLY;
-        mnt = fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+        unsigned fattrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if (m.readonly) fattrs |= MOUNT_ATTR_RDONLY;
+        mnt = fsmount(fs, FSMOUNT_CLOEXEC, fattrs);
         if (mnt < 0) fail(p, kStepUserMount, errno, idx);
         close(fs);
+        attrs = 0;
         break;
       }
       case Mount::Type::kOverlayRw:
         // Mounted at overlay.target by run_init before the rootfs was entered.
-        mnt = open_tree(AT_FDCWD, m.overlay.target.c_str(), OPEN_TREE_CLOEXEC);
-        if (mnt < 0) fail(p, kStepUserMount, errno, idx);
-        if (m.readonly) {
-          mount_attr attr{};
-          attr.attr_set = MOUNT_ATTR_RDONLY;
-          if (mount_setattr(mnt, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
-            fail(p, kStepUserMount, errno, idx);
+        if (m.subpath.empty()) {
+          mnt = open_tree(AT_FDCWD, m.overlay.target.c_str(), OPEN_TREE_CLOEXEC);
+          if (mnt < 0) fail(p, kStepUserMount, errno, idx);
+          recursive = false;
+        } else {
+          mnt = clone_beneath(m.overlay.target.c_str(), m, idx, &file);
         }
         break;
     }
+    if (attrs) {
+      // mount_setattr only *adds* these, so the nosuid/nodev/noexec flags locked on a source
+      // in a user namespace are kept.
+      mount_attr attr{};
+      attr.attr_set = attrs;
+      if (mount_setattr(mnt, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                        sizeof attr) < 0)
+        fail(p, kStepUserMount, errno, idx);
+    }
+    int target = open_mount_target(p, rootfd, i, file);
     struct stat st;
     CHILD_CHECK(fstat(target, &st), kStepMountTarget);
-    if (S_ISDIR(st.st_mode) == m.file) fail(p, kStepUserMount, m.file ? EISDIR : ENOTDIR, idx);
+    if (S_ISDIR(st.st_mode) == file) fail(p, kStepUserMount, file ? EISDIR : ENOTDIR, idx);
     if (move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
       fail(p, kStepUserMount, errno, idx);
     close(mnt);
     close(target);
   }
   close(rootfd);
+}
+
+// kData mounts: a tmpfs at Plan::data_dir that only this mount namespace has, holding one file
+// per mount. Gone with the step's namespaces, so a secret never reaches a disk, not even when
+// ocib is SIGKILLed.
+void write_data_files(const Plan& p) {
+  if (p.data_dir.empty()) return;
+  CHILD_CHECK(mount("tmpfs", p.data_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, p.data_size.c_str()),
+              kStepDataMount);
+  for (size_t i = 0; i < p.mounts.size(); ++i) {
+    const MountPlan& m = p.mounts[i];
+    if (m.type != Mount::Type::kData) continue;
+    int fd = open(m.source.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) fail(p, kStepDataMount, errno, static_cast<int>(i));
+    if (!write_full(fd, m.data.data(), m.data.size()) || fchmod(fd, m.mode & 07777) < 0)
+      fail(p, kStepDataMount, errno, static_cast<int>(i));
+    close(fd);
+  }
 }
 
 // Parent-death handling for pid 1: A holds the write end of `alive`; once A is gone, reading
@@ -590,10 +697,11 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   }
   for (int fd : p.host_fds) fds[nfds++] = fd;
 
+  write_data_files(p);
   CHILD_CHECK(chdir(p.root.target.c_str()), kStepChdirRoot);
   mount_api_filesystems(p);
   mount_user_mounts(p);
-  if (!p.cwd_rel.empty()) make_cwd(p, p.cwd_rel);
+  close(p.stub_write);
 
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   CHILD_CHECK(devnull, kStepStdio);
@@ -607,6 +715,7 @@ void arm_death_signal(const Plan& p, int alive_fd) {
   CHILD_CHECK(syscall(SYS_pivot_root, ".", "."), kStepPivotRoot);
   CHILD_CHECK(umount2(".", MNT_DETACH), kStepPivotRoot);
   CHILD_CHECK(chdir("/"), kStepPivotRoot);
+  if (!p.cwd_rel.empty()) make_cwd(p, p.cwd_rel);
   CHILD_CHECK(sethostname(s.hostname.data(), s.hostname.size()), kStepSethostname);
   if (p.new_net && p.shared_net_fd < 0) bring_up_loopback(p);
 
@@ -678,7 +787,10 @@ pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
 
 // Child A: user namespace, then the other namespaces, then waits for pid 1.
 [[noreturn]] void run_outer(const Plan& p) {
-  CHILD_CHECK(setpgid(0, 0), kStepPdeathsig);
+  // A session of our own: no controlling terminal, so nothing in the step can open the caller's
+  // (/dev/tty gives ENXIO) or queue input into it with TIOCSTI. Also our process group, which
+  // cancel_all() kills.
+  CHILD_CHECK(setsid(), kStepPdeathsig);
   CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
   if (getppid() != p.parent) _exit(kSetupFailedExit);
   // Other threads' children may hold fds of the caller; ours keep nothing but what we need.
@@ -830,13 +942,30 @@ Status write_id_maps(pid_t pid, const IdMapping& ids, bool deny_setgroups) {
   return write_proc(pid, "gid_map", format_id_map(ids.gids));
 }
 
-// What the lowerdirs show at `rel` (topmost wins; a whiteout means nothing).
+// Opens `rel` beneath `dirfd` without following any symlink (nor "..", nor a mount crossing).
+int open_beneath(int dirfd, const std::string& rel, uint64_t flags) {
+  open_how how{};
+  how.flags = flags | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  return static_cast<int>(syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how));
+}
+
+// What the lowerdirs show at `rel` (topmost wins; a whiteout, or a non-directory on the way,
+// means nothing). Never follows a symlink of a layer.
 StubPath lookup_lower(const std::vector<std::string>& dirs, const std::string& rel) {
   StubPath sp;
   sp.rel = rel;
   for (const auto& d : dirs) {
+    UniqueFd dfd(open(d.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dfd.valid()) continue;
+    int fd = open_beneath(dfd.get(), rel, O_PATH);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return sp;  // ELOOP/ENOTDIR: this layer hides the path (or it is not a plain one)
+    }
+    UniqueFd f(fd);
     struct stat st;
-    if (lstat(fs::join(d, rel).c_str(), &st) < 0) continue;
+    if (fstat(fd, &st) < 0) continue;
     if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return sp;
     sp.in_lower = true;
     sp.lower = st;
@@ -845,10 +974,48 @@ StubPath lookup_lower(const std::vector<std::string>& dirs, const std::string& r
   return sp;
 }
 
-bool is_opaque(const std::string& path) {
+bool is_opaque(int fd) {
   char v[4];
-  return getxattr(path.c_str(), "user.overlay.opaque", v, sizeof v) > 0 ||
-         getxattr(path.c_str(), "trusted.overlay.opaque", v, sizeof v) > 0;
+  return fgetxattr(fd, "user.overlay.opaque", v, sizeof v) > 0 ||
+         fgetxattr(fd, "trusted.overlay.opaque", v, sizeof v) > 0;
+}
+
+bool is_opaque(const std::string& path) {
+  UniqueFd d(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  return d.valid() && is_opaque(d.get());
+}
+
+// What pid 1 reported creating (report_stub), with every parent directory of each (which the
+// overlay may have copied up to hold it), plus /proc, /dev and /sys; with what the lowerdirs
+// have there. Deepest first.
+std::vector<StubPath> collect_stubs(const Spec& s, int stub_read) {
+  std::set<std::string> rels = {"proc", "dev", "sys"};
+  std::string buf;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(stub_read, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(chunk, static_cast<size_t>(n));
+  }
+  for (size_t pos = 0; pos + 2 <= buf.size();) {
+    uint16_t len;
+    memcpy(&len, buf.data() + pos, 2);
+    if (pos + 2 + len > buf.size()) break;
+    std::string rel = buf.substr(pos + 2, len);
+    pos += 2 + len;
+    for (std::string r = rel; !r.empty() && r != "."; r = fs::dirname(r)) {
+      rels.insert(r);
+      if (r.find('/') == std::string::npos) break;
+    }
+  }
+  std::vector<StubPath> out;
+  for (const auto& rel : rels) out.push_back(lookup_lower(s.lowerdirs, rel));
+  // Deepest first: "a/b" before "a".
+  std::stable_sort(out.begin(), out.end(), [](const StubPath& a, const StubPath& b) {
+    return std::count(a.rel.begin(), a.rel.end(), '/') > std::count(b.rel.begin(), b.rel.end(), '/');
+  });
+  return out;
 }
 
 // Removes the empty mountpoint stubs the sandbox created in upperdir (BuildKit does the same),
@@ -856,21 +1023,30 @@ bool is_opaque(const std::string& path) {
 // a layer. Deepest first, so parents created for a target go too once they are empty. A
 // directory that exists below and was only copied up to hold a stub (still empty, not opaque,
 // same mode and owner as below) is removed as well: the merged view is the same without it.
+// Everything is resolved beneath an upperdir fd without following symlinks: the step may have
+// replaced a stub's parent with a link to a host path.
 void remove_stubs(const Plan& p) {
   const Spec& s = *p.spec;
+  UniqueFd up(open(s.upperdir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!up.valid()) return;
   for (const StubPath& sp : p.stubs) {
-    std::string path = fs::join(s.upperdir, sp.rel);
+    const std::string parent = sp.rel.find('/') == std::string::npos ? "." : fs::dirname(sp.rel);
+    const std::string name = fs::basename(sp.rel);
+    int pfd = open_beneath(up.get(), parent, O_PATH | O_DIRECTORY);
+    if (pfd < 0) continue;
+    UniqueFd pf(pfd);
     struct stat st;
-    if (lstat(path.c_str(), &st) < 0) continue;
+    if (fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
     if (!sp.in_lower) {
       if (S_ISDIR(st.st_mode))
-        rmdir(path.c_str());  // fails (fine) when the step put something there
+        unlinkat(pfd, name.c_str(), AT_REMOVEDIR);  // fails (fine) when the step put something there
       else if (S_ISREG(st.st_mode) && st.st_size == 0)
-        unlink(path.c_str());
+        unlinkat(pfd, name.c_str(), 0);
     } else if (S_ISDIR(st.st_mode) && S_ISDIR(sp.lower.st_mode) &&
                st.st_mode == sp.lower.st_mode && st.st_uid == sp.lower.st_uid &&
-               st.st_gid == sp.lower.st_gid && !is_opaque(path)) {
-      rmdir(path.c_str());
+               st.st_gid == sp.lower.st_gid) {
+      UniqueFd d(openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (d.valid() && !is_opaque(d.get())) unlinkat(pfd, name.c_str(), AT_REMOVEDIR);
     }
   }
 }
@@ -936,8 +1112,8 @@ Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch)
   return out;
 }
 
-// Resolves Spec::mounts (after the generated /etc files) and records every path the child may
-// create, with what the lowerdirs hold there, for remove_stubs().
+// Resolves Spec::mounts (after the generated /etc files). Where the child creates mountpoints it
+// reports afterwards (report_stub, collect_stubs).
 Status plan_mounts(Plan& p, const std::string& scratch) {
   const Spec& s = *p.spec;
   std::vector<Mount> all;
@@ -945,7 +1121,7 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
     OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch));
   }
   all.insert(all.end(), s.mounts.begin(), s.mounts.end());
-  std::set<std::string> rels = {"proc", "dev", "sys"};
+  size_t data_bytes = 0;
   for (size_t i = 0; i < all.size(); ++i) {
     const Mount& m = all[i];
     MountPlan mp;
@@ -961,7 +1137,6 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
       std::string prefix = rel.substr(0, slash);
       mp.prefixes.push_back(prefix);
       mp.names.push_back(rel.substr(pos, slash == std::string::npos ? slash : slash - pos));
-      rels.insert(prefix);
       if (slash == std::string::npos) break;
       pos = slash + 1;
     }
@@ -972,6 +1147,21 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
           return Error::from_errno("sandbox: mount source " + m.source, errno);
         OCIB_ASSIGN_OR_RETURN(mp.source, fs::real_path(m.source));
         mp.file = !S_ISDIR(st.st_mode);
+        mp.subpath = m.subpath;
+        if (!mp.subpath.empty() && mp.file)
+          return Error::from_errno("sandbox: mount source " + m.source, ENOTDIR);
+        break;
+      }
+      case Mount::Type::kData: {
+        if (p.data_dir.empty()) {
+          p.data_dir = fs::join(scratch, "data");
+          OCIB_TRY(fs::mkdirs(p.data_dir, 0700));
+        }
+        mp.source = fs::join(p.data_dir, std::to_string(i));
+        mp.data = m.data;
+        mp.mode = m.mode;
+        mp.file = true;
+        data_bytes += m.data.size() + 4096;
         break;
       }
       case Mount::Type::kTmpfs: {
@@ -989,16 +1179,13 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
         OCIB_TRY(resolve_layers(mp.overlay, m.lowerdirs.empty() ? only_empty : m.lowerdirs,
                                 fs::join(base, "upper"), fs::join(base, "work")));
         mp.overlay.legacy_data = overlay_legacy_data(mp.overlay);
+        mp.subpath = m.subpath;
         break;
       }
     }
     p.mounts.push_back(std::move(mp));
   }
-  for (const auto& rel : rels) p.stubs.push_back(lookup_lower(s.lowerdirs, rel));
-  // Deepest first: "a/b" before "a".
-  std::stable_sort(p.stubs.begin(), p.stubs.end(), [](const StubPath& a, const StubPath& b) {
-    return std::count(a.rel.begin(), a.rel.end(), '/') > std::count(b.rel.begin(), b.rel.end(), '/');
-  });
+  if (!p.data_dir.empty()) p.data_size = "mode=0700,size=" + std::to_string(data_bytes + 65536);
   return ok_status();
 }
 
@@ -1430,12 +1617,18 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   UniqueFd c2p_r(c2p[0]), c2p_w(c2p[1]);
   if (pipe2(errp, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
   UniqueFd err_r(errp[0]), err_w(errp[1]);
+  // Non-blocking: read only after the step, so a full pipe fails the setup, never hangs it.
+  int stubp[2];
+  if (pipe2(stubp, O_CLOEXEC | O_NONBLOCK) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd stub_r(stubp[0]), stub_w(stubp[1]);
+  fcntl(stub_w.get(), F_SETPIPE_SZ, 1 << 20);  // best effort; 64 KiB holds a few dozen paths
+  p.stub_write = stub_w.get();
   p.p2c_read = p2c_r.get();
   p.c2p_write = c2p_w.get();
   p.err_write = err_w.get();
   p.keep_fds = p.host_fds;
   if (p.shared_user_fd >= 0) p.keep_fds.insert(p.keep_fds.end(), {p.shared_user_fd, p.shared_net_fd});
-  p.keep_fds.insert(p.keep_fds.end(), {p.p2c_read, p.c2p_write, p.err_write});
+  p.keep_fds.insert(p.keep_fds.end(), {p.p2c_read, p.c2p_write, p.err_write, p.stub_write});
   if (s.output_fd >= 0) p.keep_fds.push_back(s.output_fd);
   std::sort(p.keep_fds.begin(), p.keep_fds.end());
 
@@ -1446,12 +1639,14 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     pid = fork();
     if (pid < 0) return Error::from_errno("sandbox: fork", errno);
     if (pid == 0) run_outer(p);
-    setpgid(pid, pid);  // also done by the child; whichever runs first wins
+    // The child makes itself a session (and group) leader; cancel_all() also signals the pid
+    // itself in case that has not happened yet.
     g_running.insert(pid);
   }
   p2c_r.reset();
   c2p_w.reset();
   err_w.reset();
+  stub_w.reset();
 
   auto reap = [&](int* status) {
     // Wait without reaping, so that cancel_all() never signals a recycled pid.
@@ -1509,6 +1704,7 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
   }
   std::optional<Error> setup_error = cancelled ? std::nullopt : child_error();
   Status finished = !cancelled && !setup_error && maps.ok() ? finish_snapshot(p, ids) : ok_status();
+  p.stubs = collect_stubs(s, stub_r.get());
   remove_stubs(p);
   if (cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
   if (setup_error) return std::move(*setup_error);
@@ -1546,7 +1742,10 @@ Result<Outcome> run(const Spec& spec, const IdMapping& ids) {
 void cancel_all() {
   std::lock_guard lock(g_mu);
   g_cancelled = true;
-  for (pid_t pg : g_running) kill(-pg, SIGKILL);
+  for (pid_t pg : g_running) {
+    kill(-pg, SIGKILL);
+    kill(pg, SIGKILL);
+  }
 }
 
 Status remove_tree(const std::string& path, const IdMapping& ids) {

@@ -44,13 +44,20 @@ struct Mount {
     kTmpfs,      // an empty tmpfs of `tmpfs_size` bytes (0 = kernel default) and `mode`
     kOverlayRw,  // `lowerdirs` (topmost first) under a throwaway upperdir in scratch: writable,
                  // and every change is discarded with the step (RUN --mount=type=bind,rw)
+    kData,       // a file holding `data` (mode `mode`, owned by container root) in a tmpfs that
+                 // only the step's mount namespace has: nothing reaches the disk (secrets)
   };
   Type type = Type::kBind;
   std::string source;  // host path for kBind
+  /// kBind and kOverlayRw: mount this path *inside* `source` (or the overlay), resolved as if
+  /// it were "/" (openat2 RESOLVE_IN_ROOT): symlinks in it cannot leave it. Empty = its root.
+  /// Whether the target is a file or a directory follows what it resolves to.
+  std::string subpath;
+  std::string data;  // kData only
   std::string target;  // absolute container path; missing components are created (see run())
   bool readonly = false;
   uint64_t tmpfs_size = 0;
-  uint32_t mode = 0755;  // tmpfs root mode
+  uint32_t mode = 0755;  // tmpfs root mode; kData file mode
   std::vector<std::string> lowerdirs;  // kOverlayRw only
 };
 
@@ -131,8 +138,13 @@ struct Outcome {
 /// that it had to create in `upperdir` when they did not exist in any lowerdir and are still
 /// empty, and the parent directories that existed below but were only copied up to hold such a
 /// stub (empty, not opaque, same mode and owner), so they never land in a layer. A secret bound
-/// at /run/secrets/ID leaves nothing in upperdir. (Not covered: a target reached through a
-/// symlink in the image, e.g. /var/run -> /run, leaves its stubs at the resolved path.)
+/// at /run/secrets/ID leaves nothing in upperdir, also when /run is a symlink in the image: pid 1
+/// reports each stub at the path it resolved to, and they are removed beneath an upperdir fd
+/// without following symlinks (a step cannot point the cleanup at the host). The working
+/// directory is created after pivot_root, so symlinks in it resolve inside the root; /proc,
+/// /dev and /sys must be directories (not symlinks) in the image.
+/// The step runs in a session of its own, with no controlling terminal: opening /dev/tty fails
+/// (ENXIO) and TIOCSTI on an inherited terminal fd is refused, so it cannot type into the caller's.
 ///
 /// Lifetime: every process of the step dies when the calling *thread* dies (PR_SET_PDEATHSIG on
 /// both sandbox children, re-armed after the uid switch, and pid 1's death kills the whole pid
