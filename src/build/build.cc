@@ -2641,6 +2641,8 @@ Result<BuildResult> run(const Options& opts) {
     probe.dir = fs::join(st.root(), "tmp");
     OCIB_ASSIGN_OR_RETURN(sandbox::SnapshotDriver driver, sandbox::snapshot_driver(ids, probe));
     if (driver.fallback) log::warn("snapshots: using the " + driver.name + " driver: " + driver.reason);
+    OCIB_ASSIGN_OR_RETURN(sandbox::ProcIsolation proc, sandbox::proc_isolation());
+    if (proc.fallback) log::warn("isolation: " + proc.name + ": " + proc.reason);
   }
   st.clean_tmp([&ids](const std::string& p) { return sandbox::remove_tree(p, ids); });
 

@@ -316,6 +316,9 @@ int cmd_info(const Args&) {
   std::fflush(stdout);  // choosing the snapshot driver runs probe steps (forks)
   auto drv = ocib::sandbox::snapshot_driver(ids);
   std::printf("snapshots:  %s\n", drv.ok() ? (drv->name + " (" + drv->reason + ")").c_str() : "unavailable");
+  auto proc = ocib::sandbox::proc_isolation();
+  std::printf("isolation:  %s\n", proc.ok() ? (proc->name + " (" + proc->reason + ")").c_str()
+                                             : proc.error().str().c_str());
   std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
   std::printf("caps:       Docker's default set for root in the step, none for other users\n");
   std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice

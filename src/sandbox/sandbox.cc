@@ -232,6 +232,7 @@ struct Plan {
   const std::vector<sock_filter>* seccomp = nullptr;
   bool allow_setgroups = true;
   bool new_net = true;  // own network namespace (kNone): fresh, or the shared one below
+  bool outer_proc = false;  // bind the outer /proc instead of mounting a fresh one (ProcIsolation)
   // The process-wide user + network namespace pair for kNone steps (-1: unshare per step).
   int shared_user_fd = -1, shared_net_fd = -1;
   pid_t parent = 0;
@@ -406,8 +407,14 @@ void mount_api_filesystems(const Plan& p) {
   mkdir_stub(p, "proc");
   mkdir_stub(p, "dev");
   mkdir_stub(p, "sys");
-  CHILD_CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
-              kStepMountProc);
+  if (p.outer_proc) {
+    // Recursively, so the outer masks (submounts over /proc/kcore, ...) stay; a user namespace
+    // may not drop them anyway (they are locked).
+    CHILD_CHECK(mount("/proc", "proc", nullptr, MS_BIND | MS_REC, nullptr), kStepMountProc);
+  } else {
+    CHILD_CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+                kStepMountProc);
+  }
   CHILD_CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k"),
               kStepMountDev);
   char path[64];
@@ -1580,6 +1587,8 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
                               " is not mapped in the user namespace (" + ids.description + ")");
       p.groups.push_back(g);
     }
+  OCIB_ASSIGN_OR_RETURN(ProcIsolation proc, proc_isolation());
+  p.outer_proc = !proc.fresh;
   p.new_net = s.network == Network::kNone;
   if (p.new_net && s.shared_netns) {
     OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids));
@@ -1668,6 +1677,9 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     if (e.index >= 0 && static_cast<size_t>(e.index) < p.mounts.size())
       step += " " + p.mounts[static_cast<size_t>(e.index)].display;
     if (e.step == kStepMountOverlay || e.step == kStepBindRoot) step += " on " + p.root.target;
+    if (e.step == kStepMountProc && !p.outer_proc)
+      step += " (a fresh /proc is refused here, as inside a container with masked /proc paths; "
+              "OCIB_ISOLATION=auto or procfs-less binds the outer /proc instead)";
     e.msg[sizeof e.msg - 1] = '\0';
     // fuse-overlayfs' own words, without its warning about mount options it does not know.
     std::string said;
@@ -1929,6 +1941,98 @@ std::string fuse_overlayfs_unavailable() {
   if (fd < 0) return std::string("cannot open /dev/fuse: ") + strerror(errno);
   close(fd);
   return {};
+}
+
+namespace {
+
+// Can a fresh procfs be mounted here, in a user + mount + pid namespace of our own (as a step
+// would)? A child maps only our own id, so this needs no helpers. Returns 0 or the errno.
+int probe_fresh_proc() {
+  pid_t pid = fork();
+  if (pid < 0) return errno;
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    const uid_t uid = geteuid();
+    const gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER) < 0) _exit(100);  // no user namespaces: the driver probe says so
+    auto put = [](const char* file, const char* data) {
+      int fd = open(file, O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return false;
+      bool ok = write(fd, data, strlen(data)) == static_cast<ssize_t>(strlen(data));
+      close(fd);
+      return ok;
+    };
+    char map[64];
+    put("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "0 %u 1\n", static_cast<unsigned>(uid));
+    if (!put("/proc/self/uid_map", map)) _exit(100);
+    snprintf(map, sizeof map, "0 %u 1\n", static_cast<unsigned>(gid));
+    if (!put("/proc/self/gid_map", map)) _exit(100);
+    if (unshare(CLONE_NEWNS | CLONE_NEWPID) < 0) _exit(100);
+    pid_t init = fork();
+    if (init < 0) _exit(100);
+    if (init == 0) {
+      if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) _exit(100);
+      if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+        _exit(errno & 0x7f);
+      _exit(0);
+    }
+    int st = 0;
+    while (waitpid(init, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 100);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+  return code == 100 ? 0 : code;  // other setup failures: leave the verdict to the driver probe
+}
+
+std::mutex g_proc_mu;
+std::optional<Result<ProcIsolation>> g_proc;
+
+Result<ProcIsolation> choose_proc_isolation() {
+  ProcIsolation out;
+  const char* forced = getenv("OCIB_ISOLATION");
+  std::string f = forced ? forced : "";
+  if (f == "full") {
+    out.name = "full";
+    out.reason = "set by OCIB_ISOLATION";
+    return out;
+  }
+  if (f == "procfs-less") {
+    out.fresh = false;
+    out.name = "procfs-less";
+    out.reason = "set by OCIB_ISOLATION: steps see the outer /proc (its processes)";
+    return out;
+  }
+  if (!f.empty() && f != "auto")
+    return Error::invalid("OCIB_ISOLATION=" + f + ": want auto, full or procfs-less");
+  fflush(nullptr);  // the probe forks
+  int err = probe_fresh_proc();
+  if (err == 0) {
+    out.name = "full";
+    out.reason = "a fresh /proc mounts in the step's namespaces";
+    return out;
+  }
+  out.fresh = false;
+  out.fallback = true;
+  out.name = "procfs-less";
+  out.reason = std::string("a fresh /proc cannot be mounted here (") + strerrordesc_np(err) +
+               "; the outer /proc has masked or read-only paths, as in a container), so steps see "
+               "the outer /proc and its processes; for full isolation give the container an "
+               "unmasked /proc (docker run --security-opt systempaths=unconfined, Kubernetes "
+               "securityContext.procMount: Unmasked) or set OCIB_ISOLATION=full to refuse";
+  return out;
+}
+
+}  // namespace
+
+Result<ProcIsolation> proc_isolation() {
+  std::lock_guard lock(g_proc_mu);
+  if (!g_proc) g_proc.emplace(choose_proc_isolation());
+  return *g_proc;
 }
 
 Result<SnapshotDriver> snapshot_driver(const IdMapping& ids, const ProbeOptions& opts) {

@@ -196,6 +196,21 @@ std::string snapshot_driver_name(const IdMapping& ids);
 /// Why fuse-overlayfs cannot be used here ("" when it can: on PATH and /dev/fuse read-write).
 std::string fuse_overlayfs_unavailable();
 
+/// How steps get their /proc, chosen once per process: a fresh procfs of the step's pid namespace
+/// (full isolation), or, where the kernel refuses one in a user namespace because the outer
+/// /proc is partly hidden (a container's masked /proc/kcore, /proc/keys, read-only /proc/sys),
+/// the outer /proc bound recursively (its masks kept, ours added): steps then see the outer pid
+/// namespace's processes (BuildKit's --oci-worker-no-process-sandbox trade-off). Probed by a
+/// child that tries the fresh mount; OCIB_ISOLATION=full forces the fresh one (steps fail where
+/// it is refused), OCIB_ISOLATION=procfs-less the outer one; "auto" or unset: probe.
+struct ProcIsolation {
+  bool fresh = true;
+  std::string name;    // "full" or "procfs-less"
+  std::string reason;  // why (probe result or the environment variable)
+  bool fallback = false;  // chosen because a fresh /proc is refused here: warn the user once
+};
+Result<ProcIsolation> proc_isolation();
+
 /// Checks once per process that user namespaces and a snapshot driver work here (that is,
 /// snapshot_driver(ids) succeeds); the error explains what is missing (e.g. "unprivileged user
 /// namespaces are disabled: kernel.unprivileged_userns_clone=0").
