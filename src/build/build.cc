@@ -112,6 +112,7 @@ struct Step {
     Step* from_top = nullptr;   // bind from a stage
     bool from_stage = false;
     bool locked = false;        // cache sharing=locked
+    std::optional<uint32_t> uid, gid;  // cache (when it is created) / secret owner; default 0
   };
   std::vector<RunMount> mounts;
   bool insecure = false;  // RUN --security=insecure (with --allow security.insecure)
@@ -1018,7 +1019,12 @@ Result<Step::RunMount> Builder::parse_mount(const std::string& spec, StageState&
       m.from_context = false;
       m.from_top = states_[from].top;
     } else if (k == "uid" || k == "gid") {
-      // Accepted; the mount shows the caller's files as root-owned (noted in the docs).
+      char* end = nullptr;
+      errno = 0;
+      unsigned long id = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || errno || id > 0xfffffffeUL || v[0] == '-')
+        return at(ins, "--mount " + k + "=" + v + ": not a numeric id");
+      (k == "uid" ? m.uid : m.gid) = static_cast<uint32_t>(id);
     } else {
       return at(ins, "unknown --mount option \"" + k + "\"");
     }
@@ -1114,8 +1120,15 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
     sm.target = m.target;
     if (m.type == "cache") {
       std::string dir = fs::join(store_.root(), "cache-mounts/" + Sha256::hex(m.id).substr(0, 24));
+      const bool created = !fs::is_dir(dir);
       OCIB_TRY(fs::mkdirs(dir, 0755));
       if (m.mode) ::chmod(dir.c_str(), m.mode);
+      // BuildKit gives a new cache directory uid:gid (in the container's ids); done by the
+      // sandbox, which can chown to them.
+      if (created && (m.uid || m.gid)) {
+        sm.chown_uid = m.uid.value_or(0);
+        sm.chown_gid = m.gid.value_or(0);
+      }
       if (m.locked) {
         OCIB_ASSIGN_OR_RETURN(fs::FileLock l, fs::FileLock::acquire(dir + ".lock"));
         locks.push_back(std::move(l));
@@ -1188,6 +1201,8 @@ Status Builder::add_run_mounts(const Step& s, sandbox::Spec& spec, std::vector<s
       sm.type = sandbox::Mount::Type::kData;
       sm.data = std::move(value);
       sm.mode = mode;
+      sm.chown_uid = m.uid.value_or(0);
+      sm.chown_gid = m.gid.value_or(0);
       sm.readonly = true;
     }
     spec.mounts.push_back(sm);

@@ -142,7 +142,7 @@ constexpr const char* kStepNames[] = {
     "bind rootfs",
     "resolve mount source",
     "check that /proc, /dev and /sys are directories in the image (not symlinks)",
-    "write secret file",
+    "write secret file or set a mount's owner",
     "report mountpoint stub",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
@@ -190,6 +190,7 @@ struct MountPlan {
   std::string subpath;  // resolved in the source's root (kBind, kOverlayRw); "" = the root
   std::string data;     // kData: the file's contents
   uint32_t mode = 0;    // kData: file mode
+  int64_t chown_uid = -1, chown_gid = -1;  // Mount::chown_uid/gid
   bool file = false;    // the target is a file (bind of a non-directory); with a subpath: set
                         // by the child from what it resolved to
   bool readonly = false;
@@ -545,6 +546,12 @@ void mount_user_mounts(const Plan& p) {
     bool recursive = true;
     switch (m.type) {
       case Mount::Type::kBind:
+        if (m.chown_uid >= 0 || m.chown_gid >= 0) {
+          int d = open(m.source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (d < 0 || fchown(d, static_cast<uid_t>(m.chown_uid), static_cast<gid_t>(m.chown_gid)) < 0)
+            fail(p, kStepDataMount, errno, idx);
+          close(d);
+        }
         if (m.subpath.empty()) {
           mnt = open_tree(AT_FDCWD, m.source.c_str(),
                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
@@ -619,7 +626,10 @@ void write_data_files(const Plan& p) {
     if (m.type != Mount::Type::kData) continue;
     int fd = open(m.source.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) fail(p, kStepDataMount, errno, static_cast<int>(i));
-    if (!write_full(fd, m.data.data(), m.data.size()) || fchmod(fd, m.mode & 07777) < 0)
+    if (!write_full(fd, m.data.data(), m.data.size()) ||
+        ((m.chown_uid >= 0 || m.chown_gid >= 0) &&
+         fchown(fd, static_cast<uid_t>(m.chown_uid), static_cast<gid_t>(m.chown_gid)) < 0) ||
+        fchmod(fd, m.mode & 07777) < 0)
       fail(p, kStepDataMount, errno, static_cast<int>(i));
     close(fd);
   }
@@ -1155,6 +1165,8 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
         OCIB_ASSIGN_OR_RETURN(mp.source, fs::real_path(m.source));
         mp.file = !S_ISDIR(st.st_mode);
         mp.subpath = m.subpath;
+        mp.chown_uid = m.chown_uid;
+        mp.chown_gid = m.chown_gid;
         if (!mp.subpath.empty() && mp.file)
           return Error::from_errno("sandbox: mount source " + m.source, ENOTDIR);
         break;
@@ -1167,6 +1179,8 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
         mp.source = fs::join(p.data_dir, std::to_string(i));
         mp.data = m.data;
         mp.mode = m.mode;
+        mp.chown_uid = m.chown_uid;
+        mp.chown_gid = m.chown_gid;
         mp.file = true;
         data_bytes += m.data.size() + 4096;
         break;
@@ -1587,6 +1601,14 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
                               " is not mapped in the user namespace (" + ids.description + ")");
       p.groups.push_back(g);
     }
+  for (const auto& m : s.mounts) {
+    if (m.chown_uid >= 0 && !ids.container_to_host_uid(static_cast<uint32_t>(m.chown_uid)))
+      return Error::invalid("sandbox: mount " + m.target + ": uid " + std::to_string(m.chown_uid) +
+                            " is not mapped in the user namespace (" + ids.description + ")");
+    if (m.chown_gid >= 0 && !ids.container_to_host_gid(static_cast<uint32_t>(m.chown_gid)))
+      return Error::invalid("sandbox: mount " + m.target + ": gid " + std::to_string(m.chown_gid) +
+                            " is not mapped in the user namespace (" + ids.description + ")");
+  }
   OCIB_ASSIGN_OR_RETURN(ProcIsolation proc, proc_isolation());
   p.outer_proc = !proc.fresh;
   p.new_net = s.network == Network::kNone;

@@ -54,6 +54,9 @@ struct Mount {
   /// Whether the target is a file or a directory follows what it resolves to.
   std::string subpath;
   std::string data;  // kData only
+  /// kData: the file's owner (container ids; -1 = root). kBind of a directory: chown the source
+  /// to these container ids before mounting it (a new cache directory), -1 = leave it.
+  int64_t chown_uid = -1, chown_gid = -1;
   std::string target;  // absolute container path; missing components are created (see run())
   bool readonly = false;
   uint64_t tmpfs_size = 0;

@@ -72,3 +72,22 @@ cp "$T/secret.txt" "$T/u/secret.txt"
 chown "$IT_USER:" "$T/u/secret.txt"
 ocib_ok u1 build --secret id=tok,src="$T/u/secret.txt" -t m:1 -o type=oci,dest="$T/u/m.tar" "$ctx"
 check user "$T/u/m.tar" "$OCIB_ROOT" 1
+
+# uid=/gid= on secret and cache mounts (BuildKit: the secret file and a new cache directory get
+# that owner), as root and as the unprivileged user; read back from inside the step.
+owners() { # NAME DEST
+  cat >"$ctx/Dockerfile.owner" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir -p /res"]
+RUN --mount=type=secret,id=tok,uid=1234,gid=567,mode=0440 --mount=type=cache,id=owned,target=/cache,uid=1001,gid=1002 ["/bin/busybox", "sh", "-c", "/bin/busybox stat -c %u:%g:%a /run/secrets/tok > /res/secret; /bin/busybox stat -c %u:%g /cache > /res/cache"]
+DF
+  chmod a+r "$ctx/Dockerfile.owner"
+  ocib_ok "$1" build --secret id=tok,src="$3" -f "$ctx/Dockerfile.owner" -o type=local,dest="$2" "$ctx"
+  assert_eq "$(cat "$2/res/secret")" "1234:567:440" "secret uid/gid/mode in the step ($1)"
+  assert_eq "$(cat "$2/res/cache")" "1001:1002" "new cache directory's owner in the step ($1)"
+}
+owners own-user "$T/u/own" "$T/u/secret.txt"
+OCIB_AS=()
+export OCIB_ROOT="$T/store"
+owners own-root "$T/own" "$T/secret.txt"
