@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -182,16 +184,41 @@ std::vector<std::string> lowers_of(const store::Store& st, const Step* s) {
 
 // Reads a file of the image whose layers are `lowers` (topmost first), honouring whiteouts of
 // the file itself. Used for /etc/passwd and /etc/group.
+// Resolved beneath each layer directory without following any symlink (an image's `etc ->
+// /root` must not make ocib read the host's files), and at most 16 MiB.
 std::optional<std::string> read_image_file(const std::vector<std::string>& lowers, const std::string& path) {
+  std::string rel = path;
+  while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
   for (const auto& l : lowers) {
+    UniqueFd dir(::open(l.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) continue;
+    open_how how{};
+    // O_PATH first: a device node or FIFO in the image is looked at, never opened.
+    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int pfd = static_cast<int>(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how));
+    if (pfd < 0) {
+      if (errno == ENOENT) continue;
+      return std::nullopt;  // a symlink on the way (or in this layer's place): not followed
+    }
+    UniqueFd pf(pfd);
     struct stat st;
-    std::string p = fs::join(l, path);
-    if (lstat(p.c_str(), &st) != 0) continue;
+    if (::fstat(pfd, &st) != 0) continue;
     if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return std::nullopt;
-    if (!S_ISREG(st.st_mode)) return std::nullopt;
-    auto data = fs::read_file(p);
-    if (!data.ok()) return std::nullopt;
-    return *data;
+    if (!S_ISREG(st.st_mode) || st.st_size > (16 << 20)) return std::nullopt;
+    UniqueFd f(::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!f.valid()) return std::nullopt;
+    std::string data;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(f.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return std::nullopt;
+      if (n == 0) break;
+      data.append(buf, static_cast<size_t>(n));
+      if (data.size() > (16u << 20)) return std::nullopt;
+    }
+    return data;
   }
   return std::nullopt;
 }
@@ -282,6 +309,50 @@ Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::vector<std::string
     }
   }
   return std::make_pair(uid, gid);
+}
+
+// The supplementary groups of a RUN's user, as current BuildKit sets them (runc's GetExecUser,
+// plus the primary group since CVE-2023-25173): the primary gid first; then, for a user found in
+// the image's /etc/passwd (by name, or by uid) without an explicit group, every group of
+// /etc/group that lists the name as a member. BuildKit's testUserAdditionalGids.
+std::vector<uint32_t> supplementary_groups(const std::vector<std::string>& lowers, const std::string& spec,
+                                           uint32_t primary_gid) {
+  std::string u = spec.empty() ? "root" : spec;
+  std::vector<uint32_t> out = {primary_gid};
+  if (u.find(':') != std::string::npos) return out;
+  auto split = [](const std::string& line, char sep) {
+    std::vector<std::string> f;
+    for (size_t i = 0;;) {
+      size_t j = line.find(sep, i);
+      f.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    return f;
+  };
+  auto lines = [&](const std::optional<std::string>& db) {
+    std::vector<std::vector<std::string>> rows;
+    if (!db) return rows;
+    for (const auto& line : split(*db, '\n'))
+      if (!line.empty() && line[0] != '#') rows.push_back(split(line, ':'));
+    return rows;
+  };
+  std::string name;
+  const bool numeric = parse_id(u).has_value();
+  for (const auto& f : lines(read_image_file(lowers, "/etc/passwd")))
+    if (f.size() >= 3 && (numeric ? f[2] == u : f[0] == u)) {
+      name = f[0];
+      break;
+    }
+  if (name.empty()) return out;
+  for (const auto& f : lines(read_image_file(lowers, "/etc/group"))) {
+    if (f.size() < 4) continue;
+    auto gid = parse_id(f[2]);
+    if (!gid || *gid == primary_gid) continue;
+    for (const auto& m : split(f[3], ','))
+      if (m == name && std::find(out.begin(), out.end(), *gid) == out.end()) out.push_back(*gid);
+  }
+  return out;
 }
 
 /// Reads a step's output pipe on its own thread and forwards lines to the reporter.
@@ -2150,6 +2221,9 @@ Result<LayerResult> Builder::execute_step(Step& s) {
     OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
     spec.uid = ids.first;
     spec.gid = ids.second;
+    // Groups outside the user namespace's mapping cannot be set; they are left out.
+    for (uint32_t g : supplementary_groups(spec.lowerdirs, s.user, ids.second))
+      if (ids_.container_to_host_gid(g)) spec.groups.push_back(g);
     spec.argv = s.argv;
     spec.env = s.env;
     spec.insecure = s.insecure;

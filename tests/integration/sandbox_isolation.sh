@@ -83,3 +83,31 @@ assert_eq "$(cat "$T/insecfs/mount-insecure")" "mounted" "mount in an insecure R
 [[ $(awk '{print $2}' "$T/insecfs/capeff-insecure") != "$(awk '{print $2}' "$res/capeff")" ]] ||
   fail "an insecure RUN has the default capability set"
 assert_eq "$(awk '{print $2}' "$T/insecfs/seccomp-sandbox")" "2" "Seccomp in the sandboxed RUN of the same build"
+
+# Supplementary groups from the image's /etc/group as current BuildKit sets them (its
+# testUserAdditionalGids, after CVE-2023-25173): the primary group always, and for a user found
+# in /etc/passwd without an explicit group, every group listing it (the kernel sorts the list).
+cat >"$ctx/Dockerfile.groups" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+RUN mkdir -p /etc /g && chmod 777 /g && printf 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nuser:x:1000:1000::/home:/bin/sh\n' > /etc/passwd && printf 'root:x:0:\ndaemon:x:1:\nwheel:x:10:root\nusers:x:100:other,user\nuser:x:1000:\nextra:x:1500:user\n' > /etc/group
+RUN id > /g/root
+USER 1234
+RUN id > /g/1234
+USER 1234:1234
+RUN id > /g/1234-1234
+USER daemon
+RUN id > /g/daemon
+USER user
+RUN id > /g/user
+USER user:extra
+RUN id > /g/user-extra
+DF
+ocib_ok groups build -f "$ctx/Dockerfile.groups" -o type=local,dest="$T/groupsfs" "$ctx"
+assert_eq "$(cat "$T/groupsfs/g/root")" "uid=0(root) gid=0(root) groups=0(root),10(wheel)" "id of root (listed in wheel)"
+assert_eq "$(cat "$T/groupsfs/g/1234")" "uid=1234 gid=0(root) groups=0(root)" "id of USER 1234 (not in passwd)"
+assert_eq "$(cat "$T/groupsfs/g/1234-1234")" "uid=1234 gid=1234 groups=1234" "id of USER 1234:1234"
+assert_eq "$(cat "$T/groupsfs/g/daemon")" "uid=1(daemon) gid=1(daemon) groups=1(daemon)" "id of USER daemon"
+assert_eq "$(cat "$T/groupsfs/g/user")" "uid=1000(user) gid=1000(user) groups=100(users),1000(user),1500(extra)" "id of USER user"
+assert_eq "$(cat "$T/groupsfs/g/user-extra")" "uid=1000(user) gid=1500(extra) groups=1500(extra)" "id of USER user:extra"
