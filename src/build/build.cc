@@ -1739,15 +1739,22 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       }
     list.push_back(k + "=" + v);
   };
+  // ENV, ARG and LABEL expand every pair with the environment from before the instruction, as
+  // BuildKit: `ENV A=1 B=${A:-x}` gives B=x unless A was already set.
   if (kw == "ENV") {
     std::string text = "ENV";
+    std::vector<std::pair<std::string, std::string>> vals;
     for (const auto& [k, v] : ins.raw_kvs) {
       OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
+      vals.emplace_back(k, std::move(val));
+    }
+    for (const auto& [k, val] : vals) {
       set_env(st.config.env, k, val);
       text += " " + k + "=" + val;
     }
     hist(text);
   } else if (kw == "ARG") {
+    std::vector<std::pair<std::string, std::string>> vals;
     for (const auto& [k, v] : ins.raw_kvs) {
       std::string val;
       if (auto it = opts_.build_args.find(k); it != opts_.build_args.end()) {
@@ -1760,8 +1767,9 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       } else {
         continue;  // declared without value and none given: unset
       }
-      st.args[k] = val;
+      vals.emplace_back(k, std::move(val));
     }
+    for (auto& [k, val] : vals) st.args[k] = std::move(val);
   } else if (kw == "LABEL" || kw == "MAINTAINER") {
     if (kw == "MAINTAINER") {
       st.config.labels["maintainer"] = ins.rest;
@@ -1771,7 +1779,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       for (const auto& [k, v] : ins.raw_kvs) {
         OCIB_ASSIGN_OR_RETURN(std::string key, word(k, st, ins));
         OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
-        st.config.labels[key] = val;
+        st.config.labels[key] = val;  // labels are not in the environment: order does not matter
         text += " " + key + "=" + val;
       }
       hist(text);

@@ -162,3 +162,16 @@ assert_file_contains "$T/evil.err" 'entry "../escaped.txt" is outside the destin
 printf 'FROM scratch\nHEALTHCHECK --interval=1us CMD true\n' >"$ctx/Dockerfile.hc"
 if ocib_run hc build -f "$ctx/Dockerfile.hc" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "HEALTHCHECK 1us accepted"; fi
 assert_file_contains "$T/hc.err" "cannot be less than 1ms" "HEALTHCHECK minimum interval"
+
+# ENV/ARG expand every pair with the environment from before the instruction (BuildKit):
+# `ENV A=1 B=${A:-x}` gives B=x; a second `ENV A=2 C=$A` gives C=1.
+cat >"$ctx/Dockerfile.envpairs" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+ENV A=1 B=${A:-x}
+ENV A=2 C=$A
+ARG X=1 Y=${X:-none}
+RUN ["/bin/busybox", "sh", "-c", "echo \"$A $B $C $X $Y\" > /pairs.txt"]
+DF
+ocib_ok envpairs build -f "$ctx/Dockerfile.envpairs" -o type=local,dest="$T/envpairs" "$ctx"
+assert_eq "$(cat "$T/envpairs/pairs.txt")" "2 x 1 1 none" "ENV/ARG pairs expanded with the environment from before the instruction"
