@@ -1009,7 +1009,9 @@ Status Builder::plan_stage(size_t index) {
   std::string bl = b;
   std::transform(bl.begin(), bl.end(), bl.begin(), ::tolower);
   if (bl == "scratch") {
+    // BuildKit's empty image: the default PATH and WorkingDir "/".
     st.config.env = {kDefaultPath};
+    st.config.working_dir = "/";
   } else {
     std::optional<size_t> from;
     const NamedContext* nc = named(bl);

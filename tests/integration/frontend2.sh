@@ -175,3 +175,10 @@ RUN ["/bin/busybox", "sh", "-c", "echo \"$A $B $C $X $Y\" > /pairs.txt"]
 DF
 ocib_ok envpairs build -f "$ctx/Dockerfile.envpairs" -o type=local,dest="$T/envpairs" "$ctx"
 assert_eq "$(cat "$T/envpairs/pairs.txt")" "2 x 1 1 none" "ENV/ARG pairs expanded with the environment from before the instruction"
+
+# FROM scratch's config has WorkingDir "/" (BuildKit's empty image; checked against it).
+printf 'FROM scratch\nCOPY busybox /\n' >"$ctx/Dockerfile.scratchwd"
+ocib_ok scratchwd build -f "$ctx/Dockerfile.scratchwd" -o type=oci,dest="$T/scratchwd.tar" "$ctx"
+oci_extract "$T/scratchwd.tar" "$T/scratchwd"
+swcfg="$T/scratchwd/blobs/sha256/$(jq -r '.config.digest' "$T/scratchwd/blobs/sha256/$(jq -r '.manifests[0].digest' "$T/scratchwd/index.json" | cut -d: -f2)" | cut -d: -f2)"
+assert_eq "$(jq -r '.config.WorkingDir' "$swcfg")" "/" "FROM scratch config WorkingDir"
