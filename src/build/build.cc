@@ -2704,10 +2704,11 @@ Result<BuildResult> run(const Options& opts) {
   auto reporter = make_reporter(opts.progress);
   if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
   OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
-  std::string dfpath = opts.dockerfile.empty() ? fs::join(context, "Dockerfile") : opts.dockerfile;
+  const std::string default_name = dockerfile::default_dockerfile(context);
+  std::string dfpath = opts.dockerfile.empty() ? fs::join(context, default_name) : opts.dockerfile;
   auto text = fs::read_file(dfpath);
   if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
-  std::string shown = opts.dockerfile.empty() ? "Dockerfile" : opts.dockerfile;
+  std::string shown = opts.dockerfile.empty() ? default_name : opts.dockerfile;
   auto parsed = dockerfile::parse(*text, shown);
   if (!parsed.ok()) {
     const Error& e = parsed.error();

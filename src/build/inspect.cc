@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "build/durations.h"
 #include "dockerfile/dockerfile.h"
+#include "dockerfile/dockerignore.h"
 #include "store/store.h"
 
 namespace ocib::build {
@@ -45,9 +46,10 @@ std::optional<size_t> find_stage(const dockerfile::Dockerfile& df, const std::st
 }  // namespace
 
 Result<std::string> print_plan(const Options& opts, const std::string& what) {
-  std::string df_path = opts.dockerfile.empty() ? fs::join(opts.context, "Dockerfile") : opts.dockerfile;
+  const std::string default_name = dockerfile::default_dockerfile(opts.context);
+  std::string df_path = opts.dockerfile.empty() ? fs::join(opts.context, default_name) : opts.dockerfile;
   OCIB_ASSIGN_OR_RETURN(std::string text, fs::read_file(df_path));
-  OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(text, opts.dockerfile.empty() ? "Dockerfile" : opts.dockerfile));
+  OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(text, opts.dockerfile.empty() ? default_name : opts.dockerfile));
   std::vector<StageInfo> st(df.stages.size());
   // Step durations recorded by earlier builds in this store, found by step name (the names
   // Builder gives: "[stage i/n] INSTRUCTION"); a step never run is guessed by kind.

@@ -347,9 +347,15 @@ bool Matcher::may_contain_included(std::string_view dir) const {
   return false;
 }
 
+std::string default_dockerfile(const std::string& context) {
+  // BuildKit (dockerui): "Dockerfile", else a lowercase "dockerfile".
+  if (!file_exists(context + "/Dockerfile") && file_exists(context + "/dockerfile")) return "dockerfile";
+  return "Dockerfile";
+}
+
 std::string dockerignore_path(const std::string& context, const std::string& dockerfile_path) {
   if (dockerfile_path != "-") {
-    std::string df = dockerfile_path.empty() ? context + "/Dockerfile" : dockerfile_path;
+    std::string df = dockerfile_path.empty() ? context + "/" + default_dockerfile(context) : dockerfile_path;
     if (file_exists(df + ".dockerignore")) return df + ".dockerignore";
   }
   std::string root = context + "/.dockerignore";

@@ -52,6 +52,10 @@ class Matcher {
 /// "**" any number of directories (including none): "**/x", "a/**/b", "a/**".
 Result<Matcher> parse_dockerignore(std::string_view text);
 
+/// The Dockerfile's name in `context` when -f is not given: "Dockerfile", or "dockerfile" when
+/// only that exists (as BuildKit).
+std::string default_dockerfile(const std::string& context);
+
 /// The ignore file to use for a build (BuildKit/buildx rule): "<dockerfile>.dockerignore"
 /// beside the Dockerfile (e.g. build/Dockerfile.dev.dockerignore for -f build/Dockerfile.dev,
 /// or CONTEXT/Dockerfile.dockerignore for the default Dockerfile) takes precedence over

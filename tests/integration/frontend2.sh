@@ -182,3 +182,10 @@ ocib_ok scratchwd build -f "$ctx/Dockerfile.scratchwd" -o type=oci,dest="$T/scra
 oci_extract "$T/scratchwd.tar" "$T/scratchwd"
 swcfg="$T/scratchwd/blobs/sha256/$(jq -r '.config.digest' "$T/scratchwd/blobs/sha256/$(jq -r '.manifests[0].digest' "$T/scratchwd/index.json" | cut -d: -f2)" | cut -d: -f2)"
 assert_eq "$(jq -r '.config.WorkingDir' "$swcfg")" "/" "FROM scratch config WorkingDir"
+
+# A context with only a lowercase "dockerfile" builds without -f (BuildKit falls back to it).
+mkdir -p "$T/lower"
+cp /bin/busybox "$T/lower/busybox"
+printf 'FROM scratch\nCOPY busybox /lower-busybox\n' >"$T/lower/dockerfile"
+ocib_ok lower build -o type=local,dest="$T/lowerfs" "$T/lower"
+[[ -f $T/lowerfs/lower-busybox ]] || fail "the lowercase dockerfile was not used"
