@@ -223,6 +223,19 @@ std::optional<std::string> read_image_file(const std::vector<std::string>& lower
   return std::nullopt;
 }
 
+// The text a cache key is hashed from: the JSON as before for valid UTF-8 (existing keys stay);
+// a key with other bytes (a Latin-1 RUN) is hashed from its CBOR encoding, which keeps every
+// byte: two commands differing only in invalid bytes never share a key (a replacing dump would
+// map both to U+FFFD).
+std::string key_text(const json& k) {
+  try {
+    return k.dump();
+  } catch (const json::type_error&) {
+    std::vector<uint8_t> cbor = json::to_cbor(k);
+    return "cbor:" + std::string(cbor.begin(), cbor.end());
+  }
+}
+
 std::optional<uint32_t> parse_id(const std::string& s) {
   if (s.empty() || s.size() > 10) return std::nullopt;
   for (char c : s)
@@ -1531,11 +1544,11 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     if (!mount_key.empty()) k["mounts"] = mount_key;  // secrets by id only, never by value
     for (const auto& m : s.mounts)
       if (m.type == "pipe") k["pipe"] = Sha256::hex(m.source);
-    s.key = Sha256::hex(k.dump());
+    s.key = Sha256::hex(key_text(k));
     if (s.parent) s.deps.push_back(s.parent);
     Step* p = add_step(std::move(s));
     st.top = p;
-    std::string shown = ins.json ? json(*ins.json).dump() : shell_join(p->argv);
+    std::string shown = ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : shell_join(p->argv);
     st.history.push_back({"RUN " + shown, p, "", false});
     return {};
   }
@@ -1704,7 +1717,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     if (!excludes.empty()) k["exclude"] = excludes;
     if (s.copy.parents) k["parents"] = true;
     if (link) k["link"] = s.user_from ? s.user_from->key : "";
-    s.key = Sha256::hex(k.dump());
+    s.key = Sha256::hex(key_text(k));
     if (s.parent) s.deps.push_back(s.parent);
     if (s.user_from) s.deps.push_back(s.user_from);
     Step* p = add_step(std::move(s));
@@ -1805,7 +1818,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     s.user = st.config.user;
     json k = {{"v", kKeyVersion}, {"op", "workdir"}, {"parent", s.parent ? s.parent->key : ""},
               {"path", s.workdir}, {"user", s.user}};
-    s.key = Sha256::hex(k.dump());
+    s.key = Sha256::hex(key_text(k));
     if (s.parent) s.deps.push_back(s.parent);
     Step* p = add_step(std::move(s));
     st.top = p;
@@ -1854,11 +1867,11 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       for (size_t i = 0; !trigger && i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
       if (!cmd_here) st.config.cmd.reset();
     }
-    hist(kw + " " + (ins.json ? json(*ins.json).dump() : json(v).dump()));
+    hist(kw + " " + (ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   } else if (kw == "SHELL") {
     if (!ins.json || ins.json->empty()) return at(ins, "SHELL requires the arguments to be in JSON form");
     st.config.shell = *ins.json;
-    hist("SHELL " + json(*ins.json).dump());
+    hist("SHELL " + json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (kw == "VOLUME") {
     std::vector<std::string> vols = ins.json ? *ins.json : std::vector<std::string>{};
     if (!ins.json)
@@ -1869,7 +1882,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     for (const auto& v : vols)
       if (std::find(st.config.volumes.begin(), st.config.volumes.end(), v) == st.config.volumes.end())
         st.config.volumes.push_back(v);
-    hist("VOLUME " + json(vols).dump());
+    hist("VOLUME " + json(vols).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (kw == "HEALTHCHECK") {
     json hc = json::object();
     if (!ins.words.empty() && ins.words[0] == "NONE") {
@@ -1902,7 +1915,7 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       }
     }
     st.config.healthcheck = hc;
-    hist("HEALTHCHECK " + hc.dump());
+    hist("HEALTHCHECK " + hc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (kw == "ONBUILD") {
     std::string t = ins.rest;
     for (const auto& h : ins.heredocs) t += "\n" + h.content + h.name;
@@ -2546,7 +2559,7 @@ void Builder::record_export(const std::string& dest, const std::string& type, co
   if (fp.is_null()) return;
   std::string p = export_record_path(store_, dest);
   if (!fs::mkdirs(fs::dirname(p)).ok()) return;
-  (void)fs::write_file_atomic(p, json({{"type", type}, {"manifest", manifest}, {"file", fp}}).dump());
+  (void)fs::write_file_atomic(p, json({{"type", type}, {"manifest", manifest}, {"file", fp}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 // Explains where the time went: the critical path, the parallelism achieved and cache hits.
@@ -2652,7 +2665,7 @@ Status Builder::write_metadata(const BuildResult& r, const std::vector<Builder*>
   }
   if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
   if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
-  return fs::write_file_atomic(opts_.metadata_file, j.dump(2) + "\n");
+  return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace
@@ -2708,6 +2721,8 @@ Result<BuildResult> run(const Options& opts) {
   std::string dfpath = opts.dockerfile.empty() ? fs::join(context, default_name) : opts.dockerfile;
   auto text = fs::read_file(dfpath);
   if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
+  // As BuildKit: bytes that are not UTF-8 (a Latin-1 é) read as U+FFFD, in every instruction.
+  *text = dockerfile::utf8(*text);
   std::string shown = opts.dockerfile.empty() ? default_name : opts.dockerfile;
   auto parsed = dockerfile::parse(*text, shown);
   if (!parsed.ok()) {

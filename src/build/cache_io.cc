@@ -244,10 +244,10 @@ Result<std::string> export_local(const Output& to, const CacheRecords& records, 
   for (const auto& [key, r] : records) OCIB_TRY(link_blob(st, r.digest, dest));
   json index = {
       {"schemaVersion", 2}, {"mediaType", oci::kMediaTypeIndex}, {"manifests", json::array()}};
-  OCIB_TRY(fs::write_file_atomic(fs::join(dest, "index.json"), index.dump()));
+  OCIB_TRY(fs::write_file_atomic(fs::join(dest, "index.json"), index.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   OCIB_TRY(
       fs::write_file_atomic(fs::join(dest, "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})"));
-  OCIB_TRY(fs::write_file_atomic(fs::join(dest, "ocib-cache.json"), index_json(all).dump(1)));
+  OCIB_TRY(fs::write_file_atomic(fs::join(dest, "ocib-cache.json"), index_json(all).dump(1, ' ', false, nlohmann::json::error_handler_t::replace)));
   return "exported cache (mode=" + mode_of(to) + ", " + std::to_string(records.size()) +
          " steps) to " + dest;
 }

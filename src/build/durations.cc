@@ -77,7 +77,7 @@ void Durations::save() const {
   json j = {{"keys", json::object()}, {"names", json::object()}};
   for (const auto& [k, e] : cur.by_key_) j["keys"][k] = {e.seconds, e.at};
   for (const auto& [k, e] : cur.by_name_) j["names"][k] = {e.seconds, e.at};
-  (void)fs::write_file_atomic(path_, j.dump());
+  (void)fs::write_file_atomic(path_, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace ocib::build

@@ -83,7 +83,7 @@ Status HashCache::save() {
     files[rel] = json::array({e.size, e.ino, e.mode, e.mtime_ns, e.ctime_ns, e.digest});
   OCIB_TRY(fs::mkdirs(fs::dirname(path_)));
   dirty_ = false;
-  return fs::write_file_atomic(path_, json({{"version", 1}, {"files", files}}).dump());
+  return fs::write_file_atomic(path_, json({{"version", 1}, {"files", files}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace ocib::build

@@ -49,6 +49,7 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
   const std::string default_name = dockerfile::default_dockerfile(opts.context);
   std::string df_path = opts.dockerfile.empty() ? fs::join(opts.context, default_name) : opts.dockerfile;
   OCIB_ASSIGN_OR_RETURN(std::string text, fs::read_file(df_path));
+  text = dockerfile::utf8(text);  // as build: invalid UTF-8 reads as U+FFFD
   OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(text, opts.dockerfile.empty() ? default_name : opts.dockerfile));
   std::vector<StageInfo> st(df.stages.size());
   // Step durations recorded by earlier builds in this store, found by step name (the names
@@ -149,7 +150,7 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
       for (const auto& c : st[i].copies) edges.push_back({{"from", c.first}, {"to", i}, {"kind", "COPY"}, {"line", c.second}});
     }
     return json({{"target", target}, {"critical_path_steps", cost_steps[target]}, {"critical_path_seconds", cost[target]},
-                 {"stages", nodes}, {"edges", edges}}).dump(2) + "\n";
+                 {"stages", nodes}, {"edges", edges}}).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
   if (what != "graph") return Error::invalid("unknown --print value \"" + what + "\" (graph, graph-json, lint)");
   std::string dot = "digraph build {\n  rankdir=LR;\n";

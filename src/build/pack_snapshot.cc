@@ -33,7 +33,7 @@ Result<layers::LayerBlob> pack_snapshot(const std::string& snapshot, const std::
     } else {
       j = {{"error", blob.error().str()}};
     }
-    return fs::write_file_atomic(dir + "/result.json", j.dump()).ok() && blob.ok() ? 0 : 1;
+    return fs::write_file_atomic(dir + "/result.json", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).ok() && blob.ok() ? 0 : 1;
   };
   auto outcome = sandbox::run(spec, ids);
   if (!outcome.ok()) return std::move(outcome).error().wrap("packing in the user namespace");

@@ -602,7 +602,7 @@ int cmd_inspect(const Args& a) {
                         {"Digest", img->manifest_digest},
                         {"Manifest", nlohmann::json::parse(*manifest, nullptr, false)},
                         {"Config", img->config.to_json()}};
-  std::printf("%s\n", out.dump(2).c_str());
+  std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return 0;
 }
 
@@ -659,7 +659,7 @@ int cmd_login(const Args& a) {
   cfg["auths"][host]["auth"] = ocib::registry::base64_encode(user + ":" + password);
   auto mk = ocib::fs::mkdirs(ocib::fs::dirname(path), 0700);
   if (!mk.ok()) return fail(mk.error().str());
-  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2) + "\n", 0600); !w.ok()) return fail(w.error().str());
+  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600); !w.ok()) return fail(w.error().str());
   // Verify by resolving a repository that cannot exist: 401/403 means the credentials were
   // refused, anything else (404 included) means the registry accepted them.
   ocib::registry::Client client(ro);
@@ -668,7 +668,7 @@ int cmd_login(const Args& a) {
   if (probe.ok()) {
     auto r = client.resolve(*probe);
     if (!r.ok() && r.error().message().find("auth") != std::string::npos) {
-      (void)ocib::fs::write_file_atomic(path, old.dump(2) + "\n", 0600);
+      (void)ocib::fs::write_file_atomic(path, old.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
       return fail("login to " + host + " failed: " + r.error().message());
     }
   }
@@ -687,7 +687,7 @@ int cmd_logout(const Args& a) {
   auto cfg = nlohmann::json::parse(*data, nullptr, false);
   if (cfg.is_discarded() || !cfg.contains("auths") || !cfg["auths"].contains(a[0])) return fail("not logged in to " + a[0]);
   cfg["auths"].erase(a[0]);
-  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2) + "\n", 0600); !w.ok()) return fail(w.error().str());
+  if (auto w = ocib::fs::write_file_atomic(path, cfg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600); !w.ok()) return fail(w.error().str());
   std::printf("Removed login credentials for %s\n", a[0].c_str());
   return 0;
 }

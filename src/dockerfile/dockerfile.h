@@ -159,4 +159,8 @@ inline constexpr size_t kErrorLineWindow = 200;
 /// omitted; raw_words/raw_kvs only appear when they differ from words/kvs.
 nlohmann::json to_json(const Dockerfile& df);
 
+/// `s` with every invalid UTF-8 sequence replaced by U+FFFD, as Go's encoding/json reads and
+/// writes it (so BuildKit, for exec-form JSON and printed ASTs).
+std::string utf8(std::string_view s);
+
 }  // namespace ocib::dockerfile

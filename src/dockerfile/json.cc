@@ -10,11 +10,14 @@
 #include "dockerfile/dockerfile.h"
 
 namespace ocib::dockerfile {
+
+std::string utf8(std::string_view s);
+
 namespace {
 
 // nlohmann::json::dump() throws on invalid UTF-8, and Dockerfiles may hold any bytes: invalid
 // sequences become U+FFFD (as Go's encoding/json does when BuildKit prints an AST).
-std::string utf8(std::string_view s) {
+std::string utf8_impl(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   size_t i = 0;
@@ -43,7 +46,7 @@ std::string utf8(std::string_view s) {
   return out;
 }
 
-nlohmann::json str(std::string_view s) { return utf8(s); }
+nlohmann::json str(std::string_view s) { return utf8_impl(s); }
 
 nlohmann::json strs(const std::vector<std::string>& v) {
   nlohmann::json out = nlohmann::json::array();
@@ -87,6 +90,8 @@ nlohmann::json instruction_json(const Instruction& in) {
 }
 
 }  // namespace
+
+std::string utf8(std::string_view s) { return utf8_impl(s); }
 
 nlohmann::json to_json(const Dockerfile& df) {
   nlohmann::json j;

@@ -621,7 +621,8 @@ Status Parser::name_val(Instruction& in) {
 Status Parser::maybe_json(Instruction& in, bool required) {
   std::string_view r = ltrim(in.rest);
   if (!r.empty() && r[0] == '[') {
-    nlohmann::json j = nlohmann::json::parse(r, nullptr, false);
+    // Go's JSON reader (BuildKit's) takes invalid UTF-8 as U+FFFD; nlohmann refuses it.
+    nlohmann::json j = nlohmann::json::parse(utf8(r), nullptr, false);
     if (!j.is_discarded() && j.is_array()) {
       std::vector<std::string> out;
       for (const auto& e : j) {

@@ -414,7 +414,7 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
     json manifest = json::array({{{"Config", "blobs/sha256/" + cfg_hex},
                                   {"RepoTags", image.repo_tags},
                                   {"Layers", layers}}});
-    OCIB_TRY(tar_add_bytes(a.get(), "manifest.json", manifest.dump()));
+    OCIB_TRY(tar_add_bytes(a.get(), "manifest.json", manifest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     if (archive_write_close(a.get()) != ARCHIVE_OK) return archive_error(a.get(), tmp);
     if (!to_stdout && ::fsync(fd.get()) != 0) return Error::from_errno("fsync " + tmp, errno);
     return {};

@@ -114,7 +114,7 @@ std::optional<nlohmann::json> Store::cache_get(std::string_view key) const {
 
 Status Store::cache_put(std::string_view key, const nlohmann::json& value) {
   if (!is_hex(key)) return Error(Errc::kCorrupt, "bad cache key");
-  return fs::write_file_atomic(fs::join(root_, "cache/" + std::string(key) + ".json"), value.dump());
+  return fs::write_file_atomic(fs::join(root_, "cache/" + std::string(key) + ".json"), value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Result<fs::FileLock> Store::lock_key(std::string_view key) {
@@ -132,7 +132,7 @@ Status Store::tag(const std::string& name, const std::string& manifest_digest) {
     if (!parsed.is_discarded() && parsed.is_object()) j = std::move(parsed);
   }
   j[name] = manifest_digest;
-  return fs::write_file_atomic(path, j.dump(2));
+  return fs::write_file_atomic(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Status Store::untag(const std::string& name) {
@@ -143,7 +143,7 @@ Status Store::untag(const std::string& name) {
   if (j.is_discarded() || !j.is_object() || !j.contains(name))
     return Error(Errc::kNotFound, "no image named " + name);
   j.erase(name);
-  return fs::write_file_atomic(path, j.dump(2));
+  return fs::write_file_atomic(path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::optional<std::string> Store::resolve_tag(const std::string& name) const {

@@ -189,3 +189,19 @@ cp /bin/busybox "$T/lower/busybox"
 printf 'FROM scratch\nCOPY busybox /lower-busybox\n' >"$T/lower/dockerfile"
 ocib_ok lower build -o type=local,dest="$T/lowerfs" "$T/lower"
 [[ -f $T/lowerfs/lower-busybox ]] || fail "the lowercase dockerfile was not used"
+
+# Non-UTF-8 bytes (Latin-1) in RUN, LABEL and CMD must not crash ocib (it aborted with an
+# uncaught JSON error, exit 134). As BuildKit (checked against the reference): such bytes read
+# as U+FFFD everywhere (exec and shell form RUN, LABEL in the config).
+mkdir -p "$T/latin1"
+cp /bin/busybox "$T/latin1/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nLABEL x=caf\xe9\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo caf\xe9 > /out.txt"]\nSHELL ["/bin/busybox", "sh", "-c"]\nRUN /bin/busybox echo caf\xe9 > /out2.txt\nCMD ["caf\xe9"]\n' >"$T/latin1/Dockerfile"
+rc=0
+ocib_run latin1 build -o type=oci,dest="$T/latin1.tar" "$T/latin1" || rc=$?
+[[ $rc -ne 134 && $rc -ne 139 ]] || fail "ocib crashed (status $rc) on Latin-1 bytes: $(tail -3 "$T/latin1.err")"
+ocib_ok latin1b build -o type=local,dest="$T/latin1fs" "$T/latin1"
+assert_eq "$(od -An -tx1 "$T/latin1fs/out.txt" | tr -d ' \n')" "636166efbfbd0a" "bytes a Latin-1 exec-form RUN wrote"
+assert_eq "$(od -An -tx1 "$T/latin1fs/out2.txt" | tr -d ' \n')" "636166efbfbd0a" "bytes a Latin-1 shell-form RUN wrote"
+oci_extract "$T/latin1.tar" "$T/latin1l"
+l1cfg="$T/latin1l/blobs/sha256/$(jq -r '.config.digest' "$T/latin1l/blobs/sha256/$(jq -r '.manifests[0].digest' "$T/latin1l/index.json" | cut -d: -f2)" | cut -d: -f2)"
+assert_eq "$(jq -r '.config.Labels.x' "$l1cfg")" "caf�" "a Latin-1 LABEL in the config"
