@@ -1493,8 +1493,10 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
         // A named local directory: copied like the main context (its own files, no .dockerignore).
         s.from_context = true;
         s.context_dir = nc->dir;
+        auto expected = std::make_shared<SourceManifest>();  // checked by copy_into
         auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                        : hash_sources(nc->fd->get(), s.copy.sources, SourceFilter{});
+                                        : hash_sources(nc->fd->get(), s.copy.sources, SourceFilter{}, expected.get());
+        s.copy.expected = std::move(expected);
         if (!h.ok()) {
           return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +
                              (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
@@ -1518,8 +1520,11 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       if (s.from_top) s.deps.push_back(s.from_top);
     } else {
       s.copy.filter = context_filter_;
+      auto expected = std::make_shared<SourceManifest>();  // checked by copy_into
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : hash_sources(context_fd_, s.copy.sources, reporting_hashes(hash_filter(s.copy)));
+                                      : hash_sources(context_fd_, s.copy.sources, reporting_hashes(hash_filter(s.copy)),
+                                                     expected.get());
+      s.copy.expected = std::move(expected);
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
