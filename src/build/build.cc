@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
+#include "base/cancel.h"
 #include "base/fs.h"
 #include "base/idmap.h"
 #include "base/log.h"
@@ -2624,6 +2625,7 @@ Result<BuildResult> run(const Options& opts) {
     images.push_back(std::move(image));
     ptrs.push_back(b.get());
   }
+  OCIB_TRY(check_cancelled("build"));  // interrupted after the last layer was packed
   return builders.front()->export_outputs(ptrs, images);
 }
 
