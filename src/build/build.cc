@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
+#include "base/cancel.h"
 #include "base/fs.h"
 #include "base/idmap.h"
 #include "base/log.h"
@@ -1669,8 +1670,10 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
         // A named local directory: copied like the main context (its own files, no .dockerignore).
         s.from_context = true;
         s.context_dir = nc->dir;
+        auto expected = std::make_shared<SourceManifest>();  // checked by copy_into
         auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                        : hash_sources(nc->fd->get(), s.copy.sources, SourceFilter{});
+                                        : hash_sources(nc->fd->get(), s.copy.sources, SourceFilter{}, expected.get());
+        s.copy.expected = std::move(expected);
         if (!h.ok()) {
           return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +
                              (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
@@ -1694,8 +1697,11 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       if (s.from_top) s.deps.push_back(s.from_top);
     } else {
       s.copy.filter = context_filter_;
+      auto expected = std::make_shared<SourceManifest>();  // checked by copy_into
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : hash_sources(context_fd_, s.copy.sources, reporting_hashes(hash_filter(s.copy)));
+                                      : hash_sources(context_fd_, s.copy.sources, reporting_hashes(hash_filter(s.copy)),
+                                                     expected.get());
+      s.copy.expected = std::move(expected);
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
@@ -2818,6 +2824,7 @@ Result<BuildResult> run(const Options& opts) {
     images.push_back(std::move(image));
     ptrs.push_back(b.get());
   }
+  OCIB_TRY(check_cancelled("build"));  // interrupted after the last layer was packed
   return builders.front()->export_outputs(ptrs, images);
 }
 

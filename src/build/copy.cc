@@ -21,6 +21,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <unordered_set>
 
 #include "base/fd.h"
 #include "base/fs.h"
@@ -122,10 +123,27 @@ Status glob_walk(int root_fd, const std::string& base, const std::vector<std::st
 }
 
 
+// The bytes the digest takes for one path after its name (and before a regular file's content
+// digest): type and mode, a regular file's size, a symlink's target. The copy computes the
+// same from what it copies (CopyOp::expected).
+std::string fingerprint(const struct stat& st, const char* link_target, size_t link_len) {
+  std::string out;
+  uint64_t mode = st.st_mode;
+  out.append(reinterpret_cast<const char*>(&mode), sizeof mode);
+  if (S_ISREG(st.st_mode)) {
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    out.append(reinterpret_cast<const char*>(&size), sizeof size);
+  } else if (S_ISLNK(st.st_mode)) {
+    out.append(link_target, link_len);
+  }
+  return out;
+}
+
 // What a walk of the sources feeds into the digest, in order: fixed bytes, or the content
 // digest of a regular file (computed afterwards, in parallel, unless the hash cache knows it).
 struct HashItem {
-  std::string bytes;
+  std::string bytes;  // the path, a NUL, then its fingerprint()
+  size_t rel_len = 0;  // of the path and its NUL; 0 for a pattern marker
   int file = -1;  // index into the files to digest, or -1
 };
 struct FileToHash {
@@ -144,11 +162,9 @@ Status hash_walk(int parent_fd, const std::string& name, const std::string& rel,
   HashItem item;
   item.bytes = rel;
   item.bytes.push_back('\0');
-  uint64_t mode = st.st_mode;
-  item.bytes.append(reinterpret_cast<const char*>(&mode), sizeof mode);
+  item.rel_len = item.bytes.size();
   if (S_ISREG(st.st_mode)) {
-    uint64_t size = static_cast<uint64_t>(st.st_size);
-    item.bytes.append(reinterpret_cast<const char*>(&size), sizeof size);
+    item.bytes += fingerprint(st, nullptr, 0);
     item.file = static_cast<int>(files.size());
     files.push_back({rel, st, {}});
     items.push_back(std::move(item));
@@ -156,9 +172,10 @@ Status hash_walk(int parent_fd, const std::string& name, const std::string& rel,
     char target[4096];
     ssize_t n = readlinkat(parent_fd, name.c_str(), target, sizeof target);
     if (n < 0) return Error::from_errno("readlink " + rel, errno);
-    item.bytes.append(target, static_cast<size_t>(n));
+    item.bytes += fingerprint(st, target, static_cast<size_t>(n));
     items.push_back(std::move(item));
   } else if (S_ISDIR(st.st_mode)) {
+    item.bytes += fingerprint(st, nullptr, 0);
     items.push_back(std::move(item));
     UniqueFd dir(openat(parent_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) return Error::from_errno("open " + rel, errno);
@@ -166,6 +183,7 @@ Status hash_walk(int parent_fd, const std::string& name, const std::string& rel,
     for (const auto& n : names)
       OCIB_TRY(hash_walk(dir.get(), n, rel == "." ? n : rel + "/" + n, filter, items, files));
   } else {
+    item.bytes += fingerprint(st, nullptr, 0);
     items.push_back(std::move(item));
   }
   return {};
@@ -338,7 +356,29 @@ struct Attrs {
   // (their mtime would move as files land in them) waits in `dirs` until the pool drains.
   FilePool* pool = nullptr;
   std::vector<std::pair<std::string, struct stat>>* dirs = nullptr;
+  // CopyOp::expected, and the paths of it the copy met (filled on the walking thread only).
+  const SourceManifest* expected = nullptr;
+  std::unordered_set<std::string>* seen = nullptr;
 };
+
+Error context_changed(const std::string& rel) {
+  return Error(Errc::kCorrupt, "build context changed during the build: " + rel);
+}
+
+// With an expected manifest: `rel` must be in it with the fingerprint `fp`; for a regular file
+// (`content_follows`) the recorded entry continues with the content digest, which the copy
+// checks once it has read the data. Returns the recorded entry (null without a manifest).
+Result<const std::string*> expect_entry(const Attrs& a, const std::string& rel, const std::string& fp,
+                                        bool content_follows = false) {
+  if (!a.expected) return static_cast<const std::string*>(nullptr);
+  a.seen->insert(rel);
+  auto it = a.expected->entries.find(rel);
+  if (it == a.expected->entries.end()) return context_changed(rel);
+  const std::string& want = it->second;
+  bool same = content_follows ? want.size() > fp.size() && want.compare(0, fp.size(), fp) == 0 : want == fp;
+  if (!same) return context_changed(rel);
+  return &want;
+}
 
 // --exclude patterns apply to paths relative to the matched source.
 bool excluded_by(const Attrs& a, const std::string& rel, bool is_dir) {
@@ -359,14 +399,51 @@ struct ArchiveWriteFree {
   void operator()(struct archive* p) const { archive_write_free(p); }
 };
 
-std::unique_ptr<struct archive, ArchiveReadFree> open_tar(int fd) {
+// Feeds libarchive from a file descriptor, hashing every byte it hands over.
+struct HashingReader {
+  int fd = -1;
+  Sha256* hash = nullptr;
+  char buf[1 << 16];
+
+  static la_ssize_t read(struct archive* a, void* self, const void** out) {
+    auto* r = static_cast<HashingReader*>(self);
+    for (;;) {
+      ssize_t n = ::read(r->fd, r->buf, sizeof r->buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        if (a) archive_set_error(a, errno, "read: %s", strerror(errno));
+        return -1;
+      }
+      r->hash->update(r->buf, static_cast<size_t>(n));
+      *out = r->buf;
+      return n;
+    }
+  }
+};
+
+// Hashes the rest of `fd` from its offset to its end.
+Status hash_rest(int fd, Sha256& hash, const std::string& what) {
+  static thread_local char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read " + what, errno);
+    if (n == 0) return {};
+    hash.update(buf, static_cast<size_t>(n));
+  }
+}
+
+// `hashing`: read through it (it holds the fd) rather than from `fd` directly.
+std::unique_ptr<struct archive, ArchiveReadFree> open_tar(int fd, HashingReader* hashing = nullptr) {
   std::unique_ptr<struct archive, ArchiveReadFree> a(archive_read_new());
   archive_read_support_filter_gzip(a.get());
   archive_read_support_filter_bzip2(a.get());
   archive_read_support_filter_xz(a.get());
   archive_read_support_filter_zstd(a.get());
   archive_read_support_format_tar(a.get());
-  if (archive_read_open_fd(a.get(), fd, 1 << 16) != ARCHIVE_OK) return nullptr;
+  int rc = hashing ? archive_read_open(a.get(), hashing, nullptr, &HashingReader::read, nullptr)
+                   : archive_read_open_fd(a.get(), fd, 1 << 16);
+  if (rc != ARCHIVE_OK) return nullptr;
   return a;
 }
 
@@ -387,7 +464,10 @@ bool is_tar_archive(int fd) {
 
 // Unpacks the archive into dest. Entry names are untrusted: libarchive's SECURE flags refuse
 // "..", absolute names and writes through symlinks, and we extract chdir'ed into dest.
-Status extract_tar(int fd, const std::string& what, const std::string& dest, const Attrs& at) {
+// `hash`: the bytes of the file libarchive reads are hashed as they are read; the caller
+// hashes the rest (hash_rest), so the digest covers the file even if unpacking stopped early.
+Status extract_tar(int fd, const std::string& what, const std::string& dest, const Attrs& at,
+                   Sha256* hash = nullptr) {
   OCIB_TRY(fs::mkdirs(dest, 0755));
   UniqueFd cwd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (chdir(dest.c_str()) != 0) return Error::from_errno("chdir " + dest, errno);
@@ -395,7 +475,13 @@ Status extract_tar(int fd, const std::string& what, const std::string& dest, con
     int fd;
     ~Back() { (void)!fchdir(fd); }
   } back{cwd.get()};
-  auto a = open_tar(fd);
+  std::unique_ptr<HashingReader> reader;
+  if (hash) {
+    reader = std::make_unique<HashingReader>();
+    reader->fd = fd;
+    reader->hash = hash;
+  }
+  auto a = open_tar(fd, reader.get());
   if (!a) return Error(Errc::kIo, "open archive " + what);
   std::unique_ptr<struct archive, ArchiveWriteFree> w(archive_write_disk_new());
   archive_write_disk_set_options(
@@ -453,11 +539,13 @@ Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a,
 
 bool unsupported(int e) { return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP; }
 
-Status copy_file_data(int src_fd, int dst_fd, const std::string& what, CopyMethods& m) {
+// `hash`: the data is hashed as it is copied, so only read/write (the bytes hashed are the
+// bytes written).
+Status copy_file_data(int src_fd, int dst_fd, const std::string& what, CopyMethods& m, Sha256* hash = nullptr) {
   // In-kernel copies first (a reflink or a server-side copy where the filesystem has one;
   // else no trip through user memory), read/write last. Each starts where the previous one
   // stopped: only a call that copied nothing fails as unsupported.
-  while (!m.no_copy_file_range) {
+  while (!hash && !m.no_copy_file_range) {
     ssize_t n = copy_file_range(src_fd, nullptr, dst_fd, nullptr, 1 << 30, 0);
     if (n == 0) return {};
     if (n > 0) continue;
@@ -466,7 +554,7 @@ Status copy_file_data(int src_fd, int dst_fd, const std::string& what, CopyMetho
     if (errno == EXDEV) m.no_copy_file_range = true;  // cross-filesystem: it stays so
     break;
   }
-  while (!m.no_sendfile) {
+  while (!hash && !m.no_sendfile) {
     ssize_t n = sendfile(dst_fd, src_fd, nullptr, 1 << 30);
     if (n == 0) return {};
     if (n > 0) continue;
@@ -483,6 +571,7 @@ Status copy_file_data(int src_fd, int dst_fd, const std::string& what, CopyMetho
       return Error::from_errno("read " + what, errno);
     }
     if (n == 0) return {};
+    if (hash) hash->update(buf, static_cast<size_t>(n));
     ssize_t off = 0;
     while (off < n) {
       ssize_t w = write(dst_fd, buf + off, static_cast<size_t>(n - off));
@@ -528,6 +617,7 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
   if (a.filter && a.filter->skip(rel, S_ISDIR(st.st_mode))) return {};
   if (a.filter && !S_ISDIR(st.st_mode) && a.filter->drop_file(rel)) return {};
   if (excluded_by(a, rel, S_ISDIR(st.st_mode))) return {};
+  if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) OCIB_TRY(expect_entry(a, rel, fingerprint(st, nullptr, 0)));
   if (S_ISDIR(st.st_mode)) {
     clear_dest(dst, true);
     if (mkdir(dst.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + dst, errno);
@@ -546,16 +636,22 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
     ssize_t n = readlinkat(parent_fd, name.c_str(), target, sizeof target - 1);
     if (n < 0) return Error::from_errno("readlink " + name, errno);
     target[n] = 0;
+    OCIB_TRY(expect_entry(a, rel, fingerprint(st, target, static_cast<size_t>(n))));
     if (symlink(target, dst.c_str()) != 0) return Error::from_errno("symlink " + dst, errno);
     return apply_meta(dst, st, a, true);
   }
   if (S_ISREG(st.st_mode)) {
+    std::string fp = fingerprint(st, nullptr, 0);
+    OCIB_ASSIGN_OR_RETURN(const std::string* want, expect_entry(a, rel, fp, true));
     UniqueFd in(openat(parent_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!in.valid()) return Error::from_errno("open " + name, errno);
-    auto job = [in = std::make_shared<UniqueFd>(std::move(in)), dst, st, &a]() -> Status {
+    auto job = [in = std::make_shared<UniqueFd>(std::move(in)), dst, st, &a, want, fp, rel]() -> Status {
       UniqueFd out(open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!out.valid()) return Error::from_errno("create " + dst, errno);
-      OCIB_TRY(copy_file_data(in->get(), out.get(), dst, *a.methods));
+      std::optional<Sha256> hash;
+      if (want) hash.emplace();
+      OCIB_TRY(copy_file_data(in->get(), out.get(), dst, *a.methods, hash ? &*hash : nullptr));
+      if (hash && *want != fp + hash->hex_final()) return context_changed(rel);
       out.reset();
       in->reset();
       return apply_meta(dst, st, a, false);
@@ -584,13 +680,13 @@ Result<std::vector<std::string>> match_sources(int root_fd, const std::string& p
 }
 
 Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns,
-                                 const SourceFilter& filter) {
+                                 const SourceFilter& filter, SourceManifest* manifest) {
   std::vector<HashItem> items;
   std::vector<FileToHash> files;
   for (const auto& p : patterns) {
     OCIB_ASSIGN_OR_RETURN(auto matches, match_sources(root_fd, p, filter));
     if (matches.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
-    items.push_back({"pattern:" + p, -1});
+    items.push_back({"pattern:" + p, 0, -1});
     for (const auto& m : matches) {
       if (m == ".") {
         OCIB_TRY(hash_walk(root_fd, ".", ".", filter, items, files));
@@ -606,6 +702,11 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
   for (const auto& it : items) {
     h.update(it.bytes);
     if (it.file >= 0) h.update(files[static_cast<size_t>(it.file)].digest);
+    if (manifest && it.rel_len > 0) {
+      std::string fp = it.bytes.substr(it.rel_len);
+      if (it.file >= 0) fp += files[static_cast<size_t>(it.file)].digest;
+      manifest->entries[it.bytes.substr(0, it.rel_len - 1)] = std::move(fp);
+    }
   }
   return h.hex_final();
 }
@@ -613,6 +714,11 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
 Status copy_into(int src_root_fd, const CopyOp& op) {
   CopyMethods methods;
   Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner, &op.exclude, {}, &methods};
+  std::unordered_set<std::string> seen;
+  if (op.expected) {
+    a.expected = op.expected.get();
+    a.seen = &seen;
+  }
   std::vector<std::string> matches;
   std::vector<std::string> pivots;  // --parents: the part of each match's pattern kept out of dest
   for (const auto& p : op.sources) {
@@ -675,7 +781,8 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       kept = pv.empty() ? m : m.compare(0, pv.size() + 1, pv + "/") == 0 ? m.substr(pv.size() + 1) : m == pv ? "" : m;
     }
     if (S_ISDIR(st.st_mode)) {
-      // A directory source copies its contents into dest.
+      // A directory source copies its contents into dest (its own metadata is not copied).
+      if (a.seen) a.seen->insert(m);
       std::string d = kept.empty() ? dest : fs::join(dest, kept);
       OCIB_TRY(mkdir_parents(d, a));
       UniqueFd dir(openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -700,7 +807,17 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       UniqueFd in(openat(parent.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!in.valid()) return Error::from_errno("open source " + m, errno);
       if (is_tar_archive(in.get())) {
-        OCIB_TRY(extract_tar(in.get(), m, dest, a));
+        std::string fp = fingerprint(st, nullptr, 0);
+        OCIB_ASSIGN_OR_RETURN(const std::string* want, expect_entry(a, m, fp, true));
+        std::optional<Sha256> hash;
+        if (want) hash.emplace();
+        Status unpacked = extract_tar(in.get(), m, dest, a, hash ? &*hash : nullptr);
+        if (want) {
+          OCIB_TRY(hash_rest(in.get(), *hash, m));
+          // A changed archive can fail to unpack: name the change rather than the damage.
+          if (*want != fp + hash->hex_final()) return context_changed(m);
+        }
+        OCIB_TRY(unpacked);
         continue;
       }
     }
@@ -720,6 +837,15 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       OCIB_TRY(mkdir_parents(fs::dirname(dest), a));
     }
     OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
+  }
+  if (a.expected) {
+    // A path the key saw and the copy did not: left out by a filter (it is still there), or
+    // gone since, and then the result lacks what the key names.
+    for (const auto& [rel, fp] : a.expected->entries) {
+      if (seen.count(rel)) continue;
+      struct stat st;
+      if (lstat_beneath(src_root_fd, rel, &st) != 0) return context_changed(rel);
+    }
   }
   return {};
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/error.h"
@@ -40,6 +41,13 @@ struct InlineFile {
   int64_t mtime = -1;            // unix seconds; -1: the time of the copy
 };
 
+/// What a COPY's cache key was computed from: for each path hash_sources visited (relative to
+/// the source root, as its walk names it), the bytes it fed into the digest for that path
+/// (type and mode, size, symlink target, and a regular file's content digest).
+struct SourceManifest {
+  std::unordered_map<std::string, std::string> entries;
+};
+
 struct CopyOp {
   std::vector<std::string> sources;  // relative to the source root, may contain * ? [..]
   std::vector<InlineFile> inline_files;  // heredoc sources, placed like regular files
@@ -58,6 +66,16 @@ struct CopyOp {
   /// ADD: a regular file source that is a tar archive (plain, gzip, bzip2, xz or zstd, found
   /// by content) is unpacked into dest instead of copied.
   bool extract_archives = false;
+  /// The sources as the cache key saw them (hash_sources' manifest), or null: no check.
+  /// The key is computed at plan time but the copy reads the live source later, so with a
+  /// manifest copy_into hashes every file while copying it (one pass: the bytes hashed are the
+  /// bytes written; an archive ADD unpacks is hashed as it is read) and checks each copied
+  /// path's type, mode, size, link target and content against it; a path the key saw that is
+  /// gone fails too. A mismatch fails the copy with "build context changed during the build:
+  /// <path>" (Errc::kCorrupt), so no cache entry is ever written under a key naming other
+  /// bytes; the next build hashes the context anew. Failing is chosen over re-keying: the key
+  /// has already been used for the steps planned after this one.
+  std::shared_ptr<const SourceManifest> expected;
 };
 
 /// WORKDIR: creates `dir` and its missing parents (0755) owned by uid:gid, like `mkdir -p`.
@@ -71,14 +89,16 @@ Result<std::vector<std::string>> match_sources(int root_fd, const std::string& p
                                                const SourceFilter& filter = {});
 
 /// A digest of everything a COPY would read: paths, types, modes, sizes, symlink targets and
-/// file contents (not mtimes or owners, as BuildKit), for all patterns.
+/// file contents (not mtimes or owners, as BuildKit), for all patterns. With `manifest`, also
+/// records what went into the digest per path, for CopyOp::expected.
 Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& patterns,
-                                 const SourceFilter& filter = {});
+                                 const SourceFilter& filter = {}, SourceManifest* manifest = nullptr);
 
 /// Performs the copy with Docker's rules: a directory source copies its contents; several
 /// sources or a dest ending in '/' need a directory dest; missing parents are created (0755).
 /// Destination writes use ordinary paths: call it after pivot_root so they stay in the rootfs.
-/// Preserves mode and mtime, sets ownership to uid:gid (default 0:0).
+/// Preserves mode and mtime, sets ownership to uid:gid (default 0:0). With op.expected, the
+/// sources are verified against it while they are copied (see CopyOp::expected).
 Status copy_into(int src_root_fd, const CopyOp& op);
 
 }  // namespace ocib::build

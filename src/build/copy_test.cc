@@ -4,6 +4,8 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -183,6 +185,54 @@ TEST_F(CopyTest, FailedFileFailsTheCopy) {
   chmod(sub.c_str(), 0755);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().str().find("sub/y"), std::string::npos) << st.error().str();
+}
+
+// CopyOp::expected: the copy checks what it copies against what the key was computed from.
+TEST_F(CopyTest, ExpectedManifestAcceptsUnchangedSources) {
+  auto m = std::make_shared<SourceManifest>();
+  auto h = hash_sources(fd_, {"dir", "a.txt", "escape"}, {}, m.get());
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(*h, *hash_sources(fd_, {"dir", "a.txt", "escape"}));  // the manifest leaves the key alone
+  EXPECT_TRUE(m->entries.count("dir/sub/y"));
+  CopyOp o = op({"dir", "a.txt", "escape"}, dst_ + "/");
+  o.expected = m;
+  auto st = copy_into(fd_, o);
+  ASSERT_TRUE(st.ok()) << st.error().str();
+  EXPECT_EQ(*fs::read_file(dst_ + "/sub/y"), "Y");
+}
+
+TEST_F(CopyTest, ExpectedManifestRefusesChangedSources) {
+  struct Case {
+    const char* what;
+    std::function<void()> change;
+    const char* path;
+  };
+  std::vector<Case> cases = {
+      {"same size, new bytes", [this] { write(ctx_ + "/dir/sub/y", "Z"); }, "dir/sub/y"},
+      {"new size", [this] { write(ctx_ + "/dir/x", "longer"); }, "dir/x"},
+      {"new mode", [this] { ASSERT_EQ(chmod((ctx_ + "/dir/x").c_str(), 0700), 0); }, "dir/x"},
+      {"new file", [this] { write(ctx_ + "/dir/new", "N"); }, "dir/new"},
+      {"gone", [this] { ASSERT_EQ(unlink((ctx_ + "/dir/sub/y").c_str()), 0); }, "dir/sub/y"},
+      {"new link target", [this] {
+         ASSERT_EQ(unlink((ctx_ + "/dir/x").c_str()), 0);
+         ASSERT_EQ(symlink("elsewhere", (ctx_ + "/dir/x").c_str()), 0);
+       }, "dir/x"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    ASSERT_TRUE(fs::remove_all(ctx_ + "/dir").ok());
+    ASSERT_TRUE(fs::mkdirs(ctx_ + "/dir/sub").ok());
+    write(ctx_ + "/dir/x", "X");
+    write(ctx_ + "/dir/sub/y", "Y");
+    auto m = std::make_shared<SourceManifest>();
+    ASSERT_TRUE(hash_sources(fd_, {"dir"}, {}, m.get()).ok());
+    c.change();
+    CopyOp o = op({"dir"}, dst_ + "/" + std::to_string(&c - cases.data()) + "/");
+    o.expected = m;
+    auto st = copy_into(fd_, o);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().message(), std::string("build context changed during the build: ") + c.path);
+  }
 }
 
 }  // namespace

@@ -291,9 +291,14 @@ int cmd_build(const Args& a) {
                     "RUN steps see only uid/gid 0, so steps that switch users (apt-get, chown) may fail");
   auto r = ocib::build::run(o);
   if (!r.ok()) {
-    if (ocib::cli::interrupted()) return fail("build interrupted: " + r.error().str(), 130);
+    if (ocib::cli::interrupted())
+      return fail("build interrupted: " + r.error().str(), ocib::cli::interrupted_exit_code());
     return fail(r.error().str());
   }
+  // A signal during the export, which does not poll for one: the outputs are complete, but
+  // the build was asked to stop and must not report success.
+  if (ocib::cli::interrupted())
+    return fail("build interrupted (its outputs were already written)", ocib::cli::interrupted_exit_code());
   bool stdout_taken = false;
   for (const auto& out : o.outputs)
     if (auto d = out.attrs.find("dest"); d != out.attrs.end() && d->second == "-") stdout_taken = true;

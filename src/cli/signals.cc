@@ -7,13 +7,14 @@
 #include <atomic>
 #include <thread>
 
+#include "base/cancel.h"
 #include "sandbox/sandbox.h"
 
 namespace ocib::cli {
 
 namespace {
 int g_pipe[2] = {-1, -1};
-std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};  // the first SIGINT/SIGTERM/SIGHUP, 0 before
 
 void on_signal(int sig) {
   unsigned char c = static_cast<unsigned char>(sig);
@@ -36,15 +37,22 @@ void install_signal_handlers() {
     unsigned char c;
     int count = 0;
     while (read(g_pipe[0], &c, 1) == 1) {
-      g_interrupted = true;
-      if (++count > 1) _exit(130);  // a second ^C: leave now
+      int none = 0;
+      g_signal.compare_exchange_strong(none, c);
+      if (++count > 1) _exit(128 + c);  // a second ^C: leave now
       const char msg[] = "ocib: interrupted, cancelling running steps\n";
       (void)!write(2, msg, sizeof msg - 1);
+      request_cancel();  // work in this process (layer packing) polls it
       sandbox::cancel_all();
     }
   }).detach();
 }
 
-bool interrupted() { return g_interrupted.load(); }
+bool interrupted() { return g_signal.load() != 0; }
+
+int interrupted_exit_code() {
+  int sig = g_signal.load();
+  return sig ? 128 + sig : 0;
+}
 
 }  // namespace ocib::cli

@@ -41,7 +41,8 @@ struct LayerBlob {
 /// xattrs kept (SCHILY.xattr); hardlinks within the tree become tar hardlinks; sockets are
 /// skipped. Streams: never holds the layer in memory. Gzip is block-parallel (pigz-style, one
 /// gzip member, same bytes for any thread count). out_path is not fsynced (the caller commits
-/// it) and is removed on failure.
+/// it) and is removed on failure. Once cancel_requested() (an interrupted build), it stops
+/// before the next entry or file chunk with Errc::kCancelled.
 Result<LayerBlob> pack_dir(const std::string& upperdir, const std::string& out_path,
                            const PackOptions& opts);
 

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/cancel.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/sha256.h"
@@ -366,6 +367,8 @@ class Packer {
   }
 
   Status add(const std::string& abs, const std::string& rel, const std::string& name) {
+    // An interrupted build stops between entries and between chunks of a file (below).
+    OCIB_TRY(check_cancelled("packing"));
     struct stat st {};
     if (::lstat(abs.c_str(), &st) != 0) return Error::from_errno("lstat " + abs, errno);
     std::string path = rel + name;
@@ -425,6 +428,7 @@ class Packer {
       // is truncated; the header already promised the size.
       int64_t left = st.st_size;
       while (left > 0) {
+        OCIB_TRY(check_cancelled("packing"));
         ssize_t n =
             ::read(fd.get(), buf_.get(), static_cast<size_t>(std::min<int64_t>(left, kReadChunk)));
         if (n < 0) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "base/cancel.h"
 #include "base/fs.h"
 #include "base/sha256.h"
 #include "layers/layers.h"
@@ -382,6 +383,23 @@ TEST_F(PackTest, EmptyTreeAndErrors) {
     EXPECT_FALSE(pack("z.tar.gz").ok());
     EXPECT_FALSE(fs::exists(out("z.tar.gz")));
   }
+}
+
+// An interrupted build (cancel_requested()) stops packing with kCancelled and leaves no
+// output file. The request is process-wide and permanent: it is made in a child process.
+TEST_F(PackTest, CancelledPackStopsAndRemovesItsOutput) {
+  make_tree();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        request_cancel();
+        auto blob = pack("c.tar.gz");
+        bool ok = !blob.ok() && blob.error().code() == Errc::kCancelled && !fs::exists(out("c.tar.gz"));
+        std::_Exit(ok ? 0 : 1);
+      },
+      testing::ExitedWithCode(0), "");
+  // This process was not cancelled.
+  EXPECT_TRUE(pack("d.tar.gz").ok());
 }
 
 TEST_F(PackTest, OddNamesAndLongPaths) {
