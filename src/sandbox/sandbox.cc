@@ -1538,7 +1538,8 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   OCIB_TRY(fs::mkdirs(s.scratch, 0700));
   OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
   if (s.network == Network::kDefault) {
-    p.net_stack_bin = network_stack_path();  // none: the host's network, as kHost
+    // Unusable: the host's network, as kHost (the caller says so).
+    if (network_stack_unavailable().empty()) p.net_stack_bin = network_stack_path();
     p.net_stack_log = fs::join(scratch, "slirp4netns.log");
   }
   p.empty_dir = fs::join(scratch, "empty");
@@ -2042,8 +2043,15 @@ std::string network_stack_path() {
 }
 
 std::string network_stack_unavailable() {
-  if (!network_stack_path().empty()) return {};
-  return "slirp4netns is not installed (not on PATH; install the slirp4netns package)";
+  if (network_stack_path().empty())
+    return "slirp4netns is not installed (not on PATH; install the slirp4netns package)";
+  // slirp4netns opens it in the step's namespaces with our host uid: the same permission check.
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return std::string("slirp4netns cannot be used: cannot open /dev/net/tun read-write (") +
+           strerror(errno) + ")";
+  close(fd);
+  return {};
 }
 
 std::string fuse_overlayfs_unavailable() {

@@ -205,8 +205,9 @@ std::string fuse_overlayfs_unavailable();
 /// The user-mode network stack kDefault steps use: its path on PATH, "" when missing.
 std::string network_stack_path();
 
-/// Why kDefault steps cannot get their own network here ("" when they can), naming the package
-/// to install; such steps then use the host's network (in their user namespace).
+/// Why kDefault steps cannot get their own network here ("" when they can): slirp4netns not on
+/// PATH (naming the package to install) or /dev/net/tun not openable read-write; such steps
+/// then use the host's network (in their user namespace).
 std::string network_stack_unavailable();
 
 /// Checks once per process that user namespaces and a snapshot driver work here (that is,
