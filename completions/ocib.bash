@@ -41,7 +41,7 @@ _ocib() {
     case $prev in
       --file | --metadata-file) _filedir ;;
       --progress) COMPREPLY=($(compgen -W 'auto tty plain rawjson quiet' -- "$cur")) ;;
-      --network) COMPREPLY=($(compgen -W 'none host' -- "$cur")) ;;
+      --network) COMPREPLY=($(compgen -W 'default none host' -- "$cur")) ;;
       --output) COMPREPLY=($(compgen -W 'type=oci,dest= type=oci-layout,dest=' -- "$cur")); compopt -o nospace ;;
     esac
     return
@@ -62,7 +62,7 @@ _ocib() {
       return
       ;;
     --network)
-      COMPREPLY=($(compgen -W 'none host default' -- "$cur"))
+      COMPREPLY=($(compgen -W 'default none host' -- "$cur"))
       return
       ;;
     --platform)
@@ -78,7 +78,7 @@ _ocib() {
       return
       ;;
     --allow)
-      COMPREPLY=($(compgen -W 'security.insecure' -- "$cur"))
+      COMPREPLY=($(compgen -W 'security.insecure network.host' -- "$cur"))
       return
       ;;
     -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | \

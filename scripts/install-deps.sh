@@ -17,6 +17,7 @@ PACKAGES=(
   bash-completion # completions test drives the bash completion
   passwd     # useradd
   fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
+  slirp4netns # RUN --network=default: the user-mode network stack of each step
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
   rpm # rpm_spec test: rpmspec parses packaging/rpm/ocib.spec

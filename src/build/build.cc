@@ -839,6 +839,7 @@ class Builder {
   std::map<std::string, std::string> meta_args_;
   std::deque<dockerfile::Dockerfile> triggers_;  // parsed ONBUILD triggers, kept for their lifetime
   std::set<std::string> used_args_;
+  bool host_network_warned_ = false;  // the network.host entitlement warning was given
   std::vector<StageState> states_;
   std::deque<Step> steps_;
   std::map<std::string, Step*> by_key_;
@@ -1465,6 +1466,14 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
       if (f->value == "none") s.network = sandbox::Network::kNone;
       else if (f->value == "host") s.network = sandbox::Network::kHost;
       else if (f->value != "default") return at(ins, "unsupported network mode \"" + f->value + "\"");
+      // "default": the build's mode (--network), as in BuildKit.
+    }
+    if (s.network == sandbox::Network::kHost && !host_network_warned_ &&
+        !std::count(opts_.allow.begin(), opts_.allow.end(), "network.host")) {
+      // BuildKit refuses host network without the entitlement; we still allow it, for now.
+      host_network_warned_ = true;
+      reporter_.note("warning: host network for RUN without the entitlement: add --allow network.host "
+                     "(it will be required in a later version)");
     }
     std::vector<std::string> shell =
         st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
@@ -1531,7 +1540,12 @@ Status Builder::plan_instruction(StageState& st, const dockerfile::Stage& stage,
     s.cwd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
     json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
               {"argv", s.argv}, {"env", s.env}, {"user", s.user}, {"cwd", s.cwd},
-              {"net", s.network == sandbox::Network::kHost ? "host" : "none"}};
+              // The network mode is an input, as in BuildKit's ExecOp: the (new) default mode
+              // keys apart from none, whose results keep their keys. A default step run on the
+              // host's network (no slirp4netns here) keys as default: same request, same key.
+              {"net", s.network == sandbox::Network::kHost      ? "host"
+                      : s.network == sandbox::Network::kDefault ? "default"
+                                                                 : "none"}};
     if (auto h = opts_.build_args.find(kHostnameArg); h != opts_.build_args.end()) k["hostname"] = h->second;
     if (insecure) k["security"] = "insecure";
     // The same command on the same (e.g. scratch) parent differs per architecture; host
@@ -2244,6 +2258,14 @@ Result<LayerResult> Builder::execute_step(Step& s) {
   spec.upperdir = upper;
   spec.scratch = scratch;
   spec.network = s.network;
+  if (s.network == sandbox::Network::kDefault) {
+    static std::once_flag said;
+    std::string why = sandbox::network_stack_unavailable();
+    if (!why.empty())
+      std::call_once(said, [&] {
+        log::warn("RUN network: " + why + "; RUN steps use the host's network (in their user namespace) instead of a network namespace of their own");
+      });
+  }
   if (auto h = opts_.build_args.find(kHostnameArg); h != opts_.build_args.end()) spec.hostname = h->second;
   if (s.kind == Step::Kind::kRun) {
     if (s.emulated) OCIB_TRY(check_emulation(*s.emulated));

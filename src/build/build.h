@@ -46,7 +46,8 @@ struct Options {
   std::map<std::string, std::vector<std::string>> registry_mirrors;  // --iidfile: the image's config digest, as docker build writes it
   int jobs = 0;            // 0 = default
   bool no_cache = false;
-  /// --allow ENTITLEMENT: "security.insecure" lets RUN --security=insecure run.
+  /// --allow ENTITLEMENT: "security.insecure" lets RUN --security=insecure run; "network.host"
+  /// lets RUN use the host's network (for now also allowed without it, with a warning).
   std::vector<std::string> allow;
   /// --no-cache-filter: stages (by name) whose steps ignore the cache and run again.
   std::vector<std::string> no_cache_filter;
@@ -55,7 +56,9 @@ struct Options {
   /// inline cache). See cache_io.h.
   std::vector<Output> cache_to;
   std::vector<Output> cache_from;
-  sandbox::Network network = sandbox::Network::kNone;
+  /// --network: default (each RUN has its own network namespace with outbound access through
+  /// slirp4netns), none (only lo) or host.
+  sandbox::Network network = sandbox::Network::kDefault;
   std::string store_root;  // "" = store::Store::default_root()
   /// --platform: the platforms to build, each its own image; more than one makes an image
   /// index. Empty: the host's.

@@ -9,7 +9,7 @@
 //   [build]
 //   jobs = 8                          # default -j
 //   progress = "plain"                # default --progress
-//   network = "none"                  # default --network
+//   network = "none"                  # default --network (default, none, host)
 //   [sandbox]
 //   snapshotter = "overlay"           # like $OCIB_SNAPSHOTTER (the environment variable wins)
 //   [registry."docker.io"]

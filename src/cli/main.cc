@@ -84,9 +84,12 @@ Options:
       --cache-from SPEC    import a build cache: type=local,src=DIR | type=registry,ref=REF
                            (a cache pushed with type=registry, or an image built with
                            type=inline); a bare REF means type=registry,ref=REF (repeatable)
-      --network MODE       none (default) | host: network of RUN steps
+      --network MODE       network of RUN steps: default (each step its own network
+                           namespace with outbound access through slirp4netns; the
+                           host's loopback unreachable) | none (only lo) | host
       --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with every
-                           capability of its user namespace and no seccomp filter
+                           capability of its user namespace and no seccomp filter;
+                           network.host: let RUN use the host's network (--network=host)
   -q, --quiet              same as --progress=quiet
 
 Examples:
@@ -149,7 +152,8 @@ int cmd_build(const Args& a) {
   if (g_config.jobs) o.jobs = *g_config.jobs;
   if (g_config.progress) o.progress = *g_config.progress;
   if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
-  if (g_config.network == "host" || g_config.network == "default") o.network = ocib::sandbox::Network::kHost;
+  if (g_config.network == "host") o.network = ocib::sandbox::Network::kHost;
+  if (g_config.network == "default") o.network = ocib::sandbox::Network::kDefault;
   o.insecure_registries = g_config.insecure_registries;
   o.registry_mirrors = g_config.mirrors;
   std::vector<std::string> positional;
@@ -175,9 +179,10 @@ int cmd_build(const Args& a) {
       o.build_contexts[v.substr(0, eq)] = v.substr(eq + 1);
     } else if (take_value(a, i, "--allow", "", &v)) {
       auto entitlements = ocib::build::split_commas(v);
-      if (entitlements.empty()) return fail("--allow needs an entitlement (security.insecure)", 2);
+      if (entitlements.empty()) return fail("--allow needs an entitlement (security.insecure, network.host)", 2);
       for (const auto& e : entitlements) {
-        if (e != "security.insecure") return fail("--allow: unknown entitlement \"" + e + "\" (security.insecure)", 2);
+        if (e != "security.insecure" && e != "network.host")
+          return fail("--allow: unknown entitlement \"" + e + "\" (security.insecure, network.host)", 2);
         o.allow.push_back(e);
       }
     } else if (take_value(a, i, "--label", "", &v)) {
@@ -269,8 +274,9 @@ int cmd_build(const Args& a) {
       for (auto& stage : ocib::build::split_commas(v)) o.no_cache_filter.push_back(std::move(stage));
     } else if (take_value(a, i, "--network", "", &v)) {
       if (v == "none") o.network = ocib::sandbox::Network::kNone;
-      else if (v == "host" || v == "default") o.network = ocib::sandbox::Network::kHost;
-      else return fail("unknown --network mode \"" + v + "\" (none, host)", 2);
+      else if (v == "host") o.network = ocib::sandbox::Network::kHost;
+      else if (v == "default") o.network = ocib::sandbox::Network::kDefault;
+      else return fail("unknown --network mode \"" + v + "\" (default, none, host)", 2);
     } else if (!s.empty() && s[0] == '-' && s != "-") {
       return fail("unknown flag " + s + " (see 'ocib build --help')", 2);
     } else {
@@ -326,6 +332,12 @@ int cmd_info(const Args&) {
                                              : proc.error().str().c_str());
   std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
   std::printf("caps:       Docker's default set for root in the step, none for other users\n");
+  {
+    std::string why = ocib::sandbox::network_stack_unavailable();
+    std::printf("network:    %s\n", why.empty() ? ("default: own namespace via " + ocib::sandbox::network_stack_path() +
+                                                    " (host loopback disabled); none; host").c_str()
+                                                 : ("default falls back to host: " + why + "; none; host").c_str());
+  }
   std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice
   auto st = ocib::sandbox::check_support(ids);
   std::printf("sandbox:    %s\n", st.ok() ? "ok (user, mount, pid, ipc, uts, net namespaces; seccomp; caps)"

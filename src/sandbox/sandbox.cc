@@ -232,7 +232,11 @@ struct Plan {
   std::string cwd_rel;  // spec.cwd without leading '/'
   const std::vector<sock_filter>* seccomp = nullptr;
   bool allow_setgroups = true;
-  bool new_net = true;  // own network namespace (kNone): fresh, or the shared one below
+  bool new_net = true;  // own network namespace (kNone, kDefault): fresh, or the shared one below
+  // kDefault with a user-mode stack: its binary; child A then waits after unsharing the network
+  // namespace until the parent has the stack attached to it (start_net_stack).
+  std::string net_stack_bin;
+  std::string net_stack_log;  // its output (under scratch), quoted when it fails
   bool outer_proc = false;  // bind the outer /proc instead of mounting a fresh one (ProcIsolation)
   // The process-wide user + network namespace pair for kNone steps (-1: unshare per step).
   int shared_user_fd = -1, shared_net_fd = -1;
@@ -863,6 +867,15 @@ pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
   } else {
     CHILD_CHECK(unshare(flags), kStepUnshareNs);
   }
+  if (!p.net_stack_bin.empty()) {
+    // Our network namespace exists: the parent attaches the user-mode stack to it (by our pid)
+    // and answers once its interface and route are configured.
+    c = 'n';
+    CHILD_CHECK(write(p.c2p_write, &c, 1), kStepSync);
+    do n = read(p.p2c_read, &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(kSetupFailedExit);  // the parent gave up and reports why
+  }
   int alive[2];
   CHILD_CHECK(pipe2(alive, O_CLOEXEC), kStepForkInit);
   pid_t init = fork();
@@ -1107,12 +1120,15 @@ Status write_scratch_file(const std::string& path, const std::string& data) {
 }
 
 // The step's /etc/hosts, /etc/hostname and /etc/resolv.conf, generated under scratch.
-Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch) {
+Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch, bool net_stack) {
   std::string dir = fs::join(scratch, "etc");
   OCIB_TRY(fs::mkdirs(dir));
   std::string hosts = "127.0.0.1\tlocalhost " + s.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
   std::string resolv;
-  if (s.network == Network::kHost) {
+  if (net_stack) {
+    // slirp4netns' DNS forwarder; it relays to the nameservers of the host's resolv.conf.
+    resolv = "nameserver 10.0.2.3\n";
+  } else if (s.network != Network::kNone) {  // kHost, or kDefault without a stack
     auto host = fs::read_file("/etc/resolv.conf");
     if (host.ok()) resolv = *host;
   }
@@ -1135,7 +1151,7 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
   const Spec& s = *p.spec;
   std::vector<Mount> all;
   if (s.etc_files && !s.in_sandbox) {
-    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch));
+    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch, !p.net_stack_bin.empty()));
   }
   all.insert(all.end(), s.mounts.begin(), s.mounts.end());
   size_t data_bytes = 0;
@@ -1542,6 +1558,11 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   p.spec = &s;
   OCIB_TRY(fs::mkdirs(s.scratch, 0700));
   OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
+  if (s.network == Network::kDefault) {
+    // Unusable: the host's network, as kHost (the caller says so).
+    if (network_stack_unavailable().empty()) p.net_stack_bin = network_stack_path();
+    p.net_stack_log = fs::join(scratch, "slirp4netns.log");
+  }
   p.empty_dir = fs::join(scratch, "empty");
   OCIB_TRY(fs::mkdirs(p.empty_dir));
   p.root.target = fs::join(scratch, "root");
@@ -1611,14 +1632,78 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   }
   OCIB_ASSIGN_OR_RETURN(ProcIsolation proc, proc_isolation());
   p.outer_proc = !proc.fresh;
-  p.new_net = s.network == Network::kNone;
-  if (p.new_net && s.shared_netns) {
+  p.new_net = s.network == Network::kNone || !p.net_stack_bin.empty();
+  if (s.network == Network::kNone && s.shared_netns) {
     OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids));
     p.shared_user_fd = shared->user.get();
     p.shared_net_fd = shared->net.get();
   }
   p.parent = getpid();
   return p;
+}
+
+// The user-mode network stack of a kDefault step. slirp4netns rather than pasta: it is the
+// long-proven rootless choice (rootless BuildKit, podman), is driven simply by the pid whose
+// network namespace it serves (it joins that pid's user and network namespaces itself), sets
+// up tap0, its address and the default route with --configure and says when that is done on
+// --ready-fd; --disable-host-loopback keeps the host's 127.0.0.1 (and the gateway address
+// standing for it) unreachable. pasta would be faster, but bookworm's is an early snapshot.
+// The step costs one fork+exec and a wait for readiness, only for kDefault steps.
+//
+// Called when child A has written 'n' (its network namespace exists); returns the stack's pid.
+// It dies with the calling thread (PR_SET_PDEATHSIG) and is killed when the step is reaped.
+Result<pid_t> start_net_stack(const Plan& p, pid_t target) {
+  std::vector<std::string> args = {p.net_stack_bin, "--configure", "--mtu=65520",
+                                   "--disable-host-loopback", "--ready-fd=3",
+                                   std::to_string(target), "tap0"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  UniqueFd log(open(p.net_stack_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!log.valid()) return Error::from_errno("sandbox: open " + p.net_stack_log, errno);
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(127);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log.get(), 1) < 0 || dup2(log.get(), 2) < 0 ||
+        dup2(ready_w.get(), 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
+      _exit(127);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ready_w.reset();
+  auto failed = [&](const std::string& why) -> Error {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    std::string said;
+    if (auto out = fs::read_file(p.net_stack_log); out.ok()) {
+      said = *out;
+      while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+      if (said.size() > 400) said = "..." + said.substr(said.size() - 400);
+      for (char& ch : said)
+        if (ch == '\n') ch = ';';
+    }
+    return Error(Errc::kGeneric, "sandbox: network stack " + p.net_stack_bin + " " + why +
+                                     (said.empty() ? "" : ": " + said));
+  };
+  pollfd pfd{ready_r.get(), POLLIN, 0};
+  int rc;
+  do rc = poll(&pfd, 1, 10000);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0) return failed("not ready after 10 s");
+  char c = 0;
+  ssize_t n;
+  do n = read(ready_r.get(), &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1 || c != '1') return failed("exited before it was ready");
+  return pid;
 }
 
 Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
@@ -1727,10 +1812,29 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     c = 'g';
     if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
   }
+  pid_t stack = -1;
+  if (maps.ok() && !p.net_stack_bin.empty()) {
+    do n = read(c2p_r.get(), &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+      maps = Error(Errc::kGeneric, "sandbox: child exited during setup");
+    } else if (auto started = start_net_stack(p, pid); !started.ok()) {
+      maps = std::move(started).error();
+    } else {
+      stack = *started;
+      c = 'g';
+      if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
+    }
+  }
   p2c_w.reset();
   int status = 0;
   if (!maps.ok()) kill(-pid, SIGKILL);
   reap(&status);
+  if (stack > 0) {
+    kill(stack, SIGKILL);
+    while (waitpid(stack, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
   bool cancelled = false;
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
     std::lock_guard lock(g_mu);
@@ -1955,6 +2059,34 @@ std::mutex g_driver_mu;
 std::optional<Result<SnapshotDriver>> g_driver;
 
 }  // namespace
+
+std::string network_stack_path() {
+  // PATH only (not also the usual directories, as for fuse-overlayfs): hiding it from PATH is
+  // how a caller opts out.
+  const char* env = getenv("PATH");
+  std::string path = env && *env ? env : kDefaultPath;
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    std::string cand = fs::join(dir, "slirp4netns");
+    if (!dir.empty() && dir[0] == '/' && access(cand.c_str(), X_OK) == 0) return cand;
+    start = end + 1;
+  }
+  return {};
+}
+
+std::string network_stack_unavailable() {
+  if (network_stack_path().empty())
+    return "slirp4netns is not installed (not on PATH; install the slirp4netns package)";
+  // slirp4netns opens it in the step's namespaces with our host uid: the same permission check.
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return std::string("slirp4netns cannot be used: cannot open /dev/net/tun read-write (") +
+           strerror(errno) + ")";
+  close(fd);
+  return {};
+}
 
 std::string fuse_overlayfs_unavailable() {
   auto bin = find_fuse_overlayfs();

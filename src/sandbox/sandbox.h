@@ -15,7 +15,12 @@
 
 namespace ocib::sandbox {
 
-enum class Network { kNone, kHost };
+/// kNone: a network namespace of its own with only lo. kHost: the caller's network namespace.
+/// kDefault (BuildKit's default): a network namespace of its own with outbound access through a
+/// user-mode network stack (slirp4netns) started for the step; the host's loopback is not
+/// reachable from it. Without slirp4netns on PATH, kDefault runs as kHost (see
+/// network_stack_unavailable(); the caller says so).
+enum class Network { kNone, kHost, kDefault };
 
 /// How a step's root (and read-only views, and RUN --mount=type=bind,rw) are assembled from
 /// snapshot directories. Every driver leaves `Spec::upperdir` in kernel overlay format
@@ -106,7 +111,8 @@ struct Spec {
   bool shared_netns = false;
   /// For argv steps (RUN; not for in_sandbox steps, which see the image's own files): bind
   /// generated /etc/hosts ("127.0.0.1 localhost <hostname>", "::1 localhost"), /etc/hostname
-  /// and /etc/resolv.conf (the host's for kHost, an empty one for kNone) from scratch over the
+  /// and /etc/resolv.conf (the host's for kHost, the stack's resolver 10.0.2.3 for kDefault, an
+  /// empty one for kNone) from scratch over the
   /// image's, writable, so that whatever the step writes to them is discarded with it and the
   /// layer keeps the image's files (BuildKit semantics).
   bool etc_files = true;
@@ -213,6 +219,14 @@ struct ProcIsolation {
   bool fallback = false;  // chosen because a fresh /proc is refused here: warn the user once
 };
 Result<ProcIsolation> proc_isolation();
+
+/// The user-mode network stack kDefault steps use: its path on PATH, "" when missing.
+std::string network_stack_path();
+
+/// Why kDefault steps cannot get their own network here ("" when they can): slirp4netns not on
+/// PATH (naming the package to install) or /dev/net/tun not openable read-write; such steps
+/// then use the host's network (in their user namespace).
+std::string network_stack_unavailable();
 
 /// Checks once per process that user namespaces and a snapshot driver work here (that is,
 /// snapshot_driver(ids) succeeds); the error explains what is missing (e.g. "unprivileged user
