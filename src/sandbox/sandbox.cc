@@ -397,15 +397,8 @@ void make_cwd(const Plan& p, const std::string& rel) {
   }
 }
 
-void write_all(int fd, const char* s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<size_t>(w);
-  }
-}
+// As write_full, for messages where a failed write has nowhere to be reported.
+void write_all(int fd, const char* s, size_t n) { (void)write_full(fd, s, n); }
 
 // Mounts /proc, /dev and /sys beneath the new root (the cwd).
 void mount_api_filesystems(const Plan& p) {
