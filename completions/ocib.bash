@@ -74,7 +74,7 @@ _ocib() {
       return
       ;;
     --print)
-      COMPREPLY=($(compgen -W 'graph graph-json lint' -- "$cur"))
+      COMPREPLY=($(compgen -W 'graph graph-json lint plan' -- "$cur"))
       return
       ;;
     --allow)

@@ -36,7 +36,7 @@ complete -c ocib -n $b -l build-arg -x -d 'Set a build-time variable (KEY=VALUE)
 complete -c ocib -n $b -l platform -x -a 'linux/amd64 linux/arm64 linux/amd64,linux/arm64' -d 'Build for these platforms'
 complete -c ocib -n $b -s o -l output -x -a 'type=oci,dest= type=oci-layout,dest= type=docker,dest= type=local,dest= type=tar,dest= type=image,name= type=registry,name=' -d 'Write the image'
 complete -c ocib -n $b -l iidfile -r -F -d 'Write the image ID'
-complete -c ocib -n $b -l print -x -a 'graph graph-json lint' -d 'Print instead of building'
+complete -c ocib -n $b -l print -x -a 'graph graph-json lint plan' -d 'Print instead of building'
 complete -c ocib -n $b -l secret -x -d 'Secret for RUN --mount=type=secret (id=ID,src=FILE)'
 complete -c ocib -n $b -l pull -x -a 'always missing never' -d 'Base image pull policy'
 complete -c ocib -n $b -l insecure-registry -x -d 'Allow plain HTTP / unverified TLS for this registry'

@@ -744,6 +744,17 @@ class Builder {
   /// Progress ids: a later platform's Builder numbers its steps after an earlier one's.
   void set_id_base(int base) { id_base_ = base; }
   int last_id() const { return id_base_ + static_cast<int>(steps_.size()); }
+  /// The planned steps for --print=plan, appended to `out`.
+  void describe_plan(json& out) const {
+    for (const auto& s : steps_) {
+      static const char* kinds[] = {"run", "copy", "base", "workdir", "linked"};
+      json deps = json::array();
+      for (const Step* d : s.deps) deps.push_back(d->display_id);
+      out.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage},
+                     {"kind", kinds[static_cast<int>(s.kind)]}, {"key", s.key}, {"deps", deps},
+                     {"target", &s == states_[target_].top}});
+    }
+  }
   Status execute();
   Result<BuiltImage> make_image();
   Result<BuildResult> export_outputs(const std::vector<Builder*>& builds, const std::vector<BuiltImage>& images);
@@ -2774,7 +2785,7 @@ Result<BuildResult> run(const Options& opts) {
   // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
   OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
   IdMapping ids = IdMapping::detect();
-  {
+  if (!opts.plan_only) {
     // Choosing the snapshot driver costs probe steps (in the store's filesystem); a working
     // kernel overlay is remembered per store, uid and kernel. A fallback is said once.
     struct utsname u {};
@@ -2820,6 +2831,16 @@ Result<BuildResult> run(const Options& opts) {
     OCIB_TRY(b.plan(df, ctx.get()));
   }
   if (auto saved = hashes->save(); !saved.ok()) log::warn("context hash cache: " + saved.error().str());
+  if (o.plan_only) {
+    json steps = json::array();
+    for (const auto& b : builders) b->describe_plan(steps);
+    BuildResult r;
+    r.plan = "[\n";
+    for (size_t i = 0; i < steps.size(); ++i)
+      r.plan += "  " + steps[i].dump(-1, ' ', false, json::error_handler_t::replace) + (i + 1 < steps.size() ? ",\n" : "\n");
+    r.plan += "]\n";
+    return r;
+  }
   for (auto& b : builders) OCIB_TRY(b->load_imports());
   if (builders.size() == 1) {
     OCIB_TRY(builders.front()->execute());

@@ -63,11 +63,15 @@ struct Options {
   /// --platform: the platforms to build, each its own image; more than one makes an image
   /// index. Empty: the host's.
   std::vector<oci::Platform> platforms;
+  /// --print=plan: plan only (bases resolved, context hashed) and return the step graph with
+  /// each step's cache key in BuildResult::plan; nothing runs, nothing is exported.
+  bool plan_only = false;
 };
 
 struct BuildResult {
   std::string manifest_digest;
   std::string config_digest;
+  std::string plan;  // plan_only: JSON, one object per step (id, name, stage, kind, key, deps)
 };
 
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.

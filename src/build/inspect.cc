@@ -152,7 +152,7 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
     return json({{"target", target}, {"critical_path_steps", cost_steps[target]}, {"critical_path_seconds", cost[target]},
                  {"stages", nodes}, {"edges", edges}}).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
-  if (what != "graph") return Error::invalid("unknown --print value \"" + what + "\" (graph, graph-json, lint)");
+  if (what != "graph") return Error::invalid("unknown --print value \"" + what + "\" (graph, graph-json, lint, plan)");
   std::string dot = "digraph build {\n  rankdir=LR;\n";
   for (size_t i = 0; i < st.size(); ++i) {
     char est[32];

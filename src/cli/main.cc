@@ -60,8 +60,9 @@ Options:
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --iidfile FILE       write the image ID (config digest)
-      --print WHAT         do not build; print the stage graph (graph: DOT, graph-json) or
-                           lint warnings (lint: stages serialised for no reason)
+      --print WHAT         do not build; print the stage graph (graph: DOT, graph-json),
+                           lint warnings (lint: stages serialised for no reason) or the
+                           planned steps with their cache keys (plan: JSON; nothing runs)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
       --pull[=POLICY]      base images from registries: always | missing | never
                            (default: re-resolve the tag with a HEAD, pull if it moved)
@@ -285,6 +286,13 @@ int cmd_build(const Args& a) {
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
   o.context = positional[0];
+  if (print == "plan") {
+    o.plan_only = true;
+    auto r = ocib::build::run(o);
+    if (!r.ok()) return fail(r.error().str(), r.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
+    std::fputs(r->plan.c_str(), stdout);
+    return 0;
+  }
   if (!print.empty()) {
     auto out = ocib::build::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
