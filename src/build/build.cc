@@ -2559,7 +2559,9 @@ Result<BuildResult> Builder::export_outputs(const std::vector<Builder*>& builds,
     for (const auto& im : images) reporter_.note(platform_string(im.platform) + " image digest " + im.manifest_digest);
   reporter_.note((multi ? "image index digest " : "image digest ") + manifest_digest);
   for (Builder* b : builds) b->print_summary();
-  BuildResult r{manifest_digest, config_digest};
+  BuildResult r;
+  r.manifest_digest = manifest_digest;
+  r.config_digest = config_digest;
   if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
   // As buildx: a multi-platform build's image ID is its index digest.
   if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, multi ? manifest_digest : config_digest));
