@@ -14,9 +14,10 @@
 
 #include "base/idmap.h"
 #include "base/log.h"
-#include "build/build.h"
-#include "build/images.h"
-#include "build/inspect.h"
+#include "control/control.h"
+#include "images/images.h"
+#include "oci/platform.h"
+#include "control/inspect.h"
 #include "registry/auth.h"
 #include "registry/registry.h"
 
@@ -149,7 +150,7 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 }
 
 int cmd_build(const Args& a) {
-  ocib::build::Options o;
+  ocib::control::Options o;
   if (g_config.jobs) o.jobs = *g_config.jobs;
   if (g_config.progress) o.progress = *g_config.progress;
   if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
@@ -179,7 +180,7 @@ int cmd_build(const Args& a) {
         return fail("--build-context takes NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]", 2);
       o.build_contexts[v.substr(0, eq)] = v.substr(eq + 1);
     } else if (take_value(a, i, "--allow", "", &v)) {
-      auto entitlements = ocib::build::split_commas(v);
+      auto entitlements = ocib::split_commas(v);
       if (entitlements.empty()) return fail("--allow needs an entitlement (security.insecure, network.host)", 2);
       for (const auto& e : entitlements) {
         if (e != "security.insecure" && e != "network.host")
@@ -203,21 +204,21 @@ int cmd_build(const Args& a) {
         o.build_args[v.substr(0, eq)] = v.substr(eq + 1);
       }
     } else if (take_value(a, i, "--platform", "", &v)) {
-      auto p = ocib::build::parse_platforms(v);
+      auto p = ocib::oci::parse_list(v);
       if (!p.ok()) return fail(p.error().str(), 2);
       o.platforms.insert(o.platforms.end(), p->begin(), p->end());
     } else if (take_value(a, i, "--output", "-o", &v)) {
-      auto out = ocib::build::parse_output(v);
+      auto out = ocib::control::parse_output(v);
       if (!out.ok()) return fail(out.error().str(), 2);
       o.outputs.push_back(*out);
     } else if (take_value(a, i, "--cache-to", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;  // buildx: a bare image ref
-      auto c = ocib::build::parse_output(v);
+      auto c = ocib::control::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_to.push_back(*c);
     } else if (take_value(a, i, "--cache-from", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;
-      auto c = ocib::build::parse_output(v);
+      auto c = ocib::control::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_from.push_back(*c);
     } else if (take_value(a, i, "--progress", "", &v)) {
@@ -227,7 +228,7 @@ int cmd_build(const Args& a) {
       o.progress = "quiet";
     } else if (take_value(a, i, "--secret", "", &v)) {
       // buildx: id=ID,src=FILE | id=ID,env=VAR | id=ID (env var ID or ./ID)
-      ocib::build::Options::Secret sec;
+      ocib::control::Options::Secret sec;
       std::string id;
       size_t p = 0;
       while (p <= v.size()) {
@@ -272,7 +273,7 @@ int cmd_build(const Args& a) {
     } else if (s == "--no-cache") {
       o.no_cache = true;
     } else if (take_value(a, i, "--no-cache-filter", "", &v)) {
-      for (auto& stage : ocib::build::split_commas(v)) o.no_cache_filter.push_back(std::move(stage));
+      for (auto& stage : ocib::split_commas(v)) o.no_cache_filter.push_back(std::move(stage));
     } else if (take_value(a, i, "--network", "", &v)) {
       if (v == "none") o.network = ocib::sandbox::Network::kNone;
       else if (v == "host") o.network = ocib::sandbox::Network::kHost;
@@ -288,13 +289,13 @@ int cmd_build(const Args& a) {
   o.context = positional[0];
   if (print == "plan") {
     o.plan_only = true;
-    auto r = ocib::build::run(o);
+    auto r = ocib::control::run(o);
     if (!r.ok()) return fail(r.error().str(), r.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
     std::fputs(r->plan.c_str(), stdout);
     return 0;
   }
   if (!print.empty()) {
-    auto out = ocib::build::print_plan(o, print);
+    auto out = ocib::control::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
     std::fputs(out->c_str(), stdout);
     return 0;
@@ -303,7 +304,7 @@ int cmd_build(const Args& a) {
   if (::getuid() != 0 && !ocib::IdMapping::detect().needs_helpers && o.progress != "quiet")
     ocib::log::warn("no subordinate id range for this user (/etc/subuid, /etc/subgid) or no newuidmap: "
                     "RUN steps see only uid/gid 0, so steps that switch users (apt-get, chown) may fail");
-  auto r = ocib::build::run(o);
+  auto r = ocib::control::run(o);
   if (!r.ok()) {
     if (ocib::cli::interrupted())
       return fail("build interrupted: " + r.error().str(), ocib::cli::interrupted_exit_code());
@@ -370,7 +371,7 @@ int cmd_import(const Args& a) {
   for (size_t i = 0; i < a.size(); ++i) {
     std::string v;
     if (take_value(a, i, "--platform", "", &v)) {
-      auto p = ocib::build::parse_platforms(v);
+      auto p = ocib::oci::parse_list(v);
       if (!p.ok()) return fail("--platform: " + p.error().message(), 2);
       if (p->size() != 1) return fail("ocib import --platform takes one platform", 2);
       platform = p->front();
@@ -387,7 +388,7 @@ int cmd_import(const Args& a) {
   // before the tag names them.
   auto gc = ocib::store::gc_lock(*st, false);
   if (!gc.ok()) return fail(gc.error().str());
-  auto d = ocib::build::import_image(*st, pos[0], pos[1], platform ? &*platform : nullptr);
+  auto d = ocib::images::import_image(*st, pos[0], pos[1], platform ? &*platform : nullptr);
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
   return 0;
@@ -538,7 +539,7 @@ int cmd_pull(const Args& a) {
   auto gc = ocib::store::gc_lock(*st, false);  // as for import
   if (!gc.ok()) return fail(gc.error().str());
   ocib::registry::Client client(ro);
-  auto d = ocib::build::pull_image(*st, client, *ref, ocib::oci::Platform::host());
+  auto d = ocib::images::pull_image(*st, client, *ref, ocib::oci::Platform::host());
   if (!d.ok()) return fail(d.error().str());
   std::printf("%s\n", d->c_str());
   return 0;
@@ -561,7 +562,7 @@ int cmd_push(const Args& a) {
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
   ocib::registry::Client client(ro);
-  auto d = ocib::build::push_image(*st, client, pos[0], *ref);
+  auto d = ocib::images::push_image(*st, client, pos[0], *ref);
   if (!d.ok()) return fail(d.error().str());
   auto s = client.stats();
   std::fprintf(stderr, "pushed %s: %d uploaded, %d already there, %d mounted\n", ref->str().c_str(), s.uploaded,
@@ -586,9 +587,9 @@ int cmd_tag(const Args& a) {
   // A prune between the lookup and the new tag would delete what the tag is about to name.
   auto gc = ocib::store::gc_lock(*st, false);
   if (!gc.ok()) return fail(gc.error().str());
-  auto img = ocib::build::load_image(*st, a[0]);
+  auto img = ocib::images::load_image(*st, a[0]);
   if (!img.ok()) return fail(img.error().str());
-  auto t = st->tag(ocib::build::normalize_name(a[1]), img->manifest_digest);
+  auto t = st->tag(ocib::images::normalize_name(a[1]), img->manifest_digest);
   if (!t.ok()) return fail(t.error().str());
   return 0;
 }
@@ -602,9 +603,9 @@ int cmd_rmi(const Args& a) {
   if (!st.ok()) return fail(st.error().str());
   int rc = 0;
   for (const auto& n : a) {
-    auto r = st->untag(ocib::build::normalize_name(n));
+    auto r = st->untag(ocib::images::normalize_name(n));
     if (!r.ok()) rc = fail(r.error().str());
-    else std::printf("untagged %s\n", ocib::build::normalize_name(n).c_str());
+    else std::printf("untagged %s\n", ocib::images::normalize_name(n).c_str());
   }
   return rc;
 }
@@ -619,7 +620,7 @@ int cmd_inspect(const Args& a) {
   // A prune between the lookup and the new tag would delete what the tag is about to name.
   auto gc = ocib::store::gc_lock(*st, false);
   if (!gc.ok()) return fail(gc.error().str());
-  auto img = ocib::build::load_image(*st, a[0]);
+  auto img = ocib::images::load_image(*st, a[0]);
   if (!img.ok()) return fail(img.error().str());
   auto manifest = ocib::fs::read_file(st->blob_path(img->manifest_digest));
   if (!manifest.ok()) return fail(manifest.error().str());

@@ -1,4 +1,5 @@
 #include "registry/registry.h"
+#include "oci/platform.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -265,10 +266,12 @@ struct Client::Impl {
     return k;
   }
 
+  // `who` names the server in messages: "registry HOST" unless given.
   Error transport_error(const std::string& host, const HttpResponse& r, const HttpRequest& req) {
+    const std::string who = "registry " + host;
     const std::string where = req.method + " " + url_for_errors(req.url);
     if (r.too_slow) {
-      return Error(Errc::kIo, "registry " + host + ": " + where + ": too slow: under " +
+      return Error(Errc::kIo, who + ": " + where + ": too slow: under " +
                                   std::to_string(req.low_speed_limit) + " bytes/s for " +
                                   std::to_string(req.low_speed_time) +
                                   " s (the low-speed limit; OCIB_LOW_SPEED_LIMIT and "
@@ -276,7 +279,7 @@ struct Client::Impl {
     }
     if (r.too_large) {
       return Error(Errc::kGeneric,
-                   "registry " + host + ": " + where + ": the answer exceeds " +
+                   who + ": " + where + ": the answer exceeds " +
                        (req.max_body_what.empty()
                             ? "the " + std::to_string(req.max_body) + "-byte response limit"
                             : req.max_body_what));
@@ -288,11 +291,11 @@ struct Client::Impl {
                                         " as an insecure registry");
     }
     if (tls_handshake_error(r.curl_code) && !is_insecure(host)) {
-      return Error(Errc::kIo, "registry " + host + ": TLS handshake failed (" + r.curl_error +
+      return Error(Errc::kIo, who + ": TLS handshake failed (" + r.curl_error +
                                   "); if it serves plain HTTP, list " + host +
                                   " as an insecure registry");
     }
-    return Error(Errc::kIo, "registry " + host + ": " + where + ": " + r.curl_error);
+    return Error(Errc::kIo, who + ": " + where + ": " + r.curl_error);
   }
 
   // Obtains a bearer token for scopes per the challenge; caches it by scope until it expires.
@@ -816,25 +819,10 @@ struct Client::Impl {
 
 Result<oci::Descriptor> select_platform(const std::vector<oci::Descriptor>& manifests,
                                         const oci::Platform& want) {
-  const oci::Descriptor* best = nullptr;
-  int best_score = -1;
-  for (const auto& d : manifests) {
-    if (!d.platform) continue;
-    const oci::Platform& p = *d.platform;
-    if (p.os != want.os || p.architecture != want.architecture) continue;
-    int score;
-    if (p.variant == want.variant) {
-      score = 2;
-    } else if (p.variant.empty() || want.variant.empty()) {
-      score = 1;  // arm64 entries often omit "v8"
-    } else {
-      continue;
-    }
-    if (score > best_score) {
-      best = &d;
-      best_score = score;
-    }
-  }
+  std::vector<oci::Platform> candidates;
+  for (const auto& d : manifests) candidates.push_back(d.platform ? *d.platform : oci::Platform{"", "", ""});
+  int i = oci::best_match(candidates, want);
+  const oci::Descriptor* best = i < 0 ? nullptr : &manifests[static_cast<size_t>(i)];
   if (!best) {
     std::string have;
     for (const auto& d : manifests) {
@@ -852,6 +840,52 @@ Result<oci::Descriptor> select_platform(const std::vector<oci::Descriptor>& mani
 
 Client::Client(Options o) : impl_(std::make_unique<Impl>(std::move(o))) {}
 Client::~Client() = default;
+
+Result<Client::UrlContent> Client::fetch_url(const std::string& url) {
+  const std::string host = url_host(url);
+  if (host.empty() || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0))
+    return Error::invalid("unsupported URL \"" + url + "\" (http, https)");
+  for (int attempt = 1;; ++attempt) {
+    HttpRequest req;
+    req.url = url;
+    req.follow_redirects = true;
+    UrlContent out;
+    req.on_data = [&out](std::string_view chunk) {
+      out.body.append(chunk);
+      return true;
+    };
+    impl_->limit_speed(req);
+    TlsConfig tls;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mu);
+      tls = impl_->endpoint(host).tls;
+    }
+    HttpResponse r = impl_->http.perform(req, tls);
+    std::string why;
+    if (r.curl_code) {
+      // The registry wording where it helps (a CA to trust, the low-speed limit); else libcurl's.
+      Error e = tls_verify_error(r.curl_code) || r.too_slow ? impl_->transport_error(host, r, req)
+                                                            : Error(Errc::kIo, r.curl_error);
+      if (!transient_curl_error(r.curl_code) || attempt >= impl_->opts.max_attempts) return e;
+      why = e.message();
+    } else if ((r.status == 429 || r.status >= 500) && attempt < impl_->opts.max_attempts) {
+      why = "HTTP status " + std::to_string(r.status);
+    } else if (r.status >= 400) {
+      return Error(r.status == 404 ? Errc::kNotFound : Errc::kGeneric, "HTTP status " + std::to_string(r.status));
+    } else {
+      std::string lm = r.header("last-modified");
+      if (!lm.empty()) {
+        struct tm tm {};
+        if (const char* end = ::strptime(lm.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm); end && *end == 0)
+          out.last_modified = static_cast<int64_t>(::timegm(&tm));
+      }
+      return out;
+    }
+    log::debug("GET " + url + ": " + why + "; retrying");
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(impl_->opts.backoff_ms)
+                                                          << std::min(attempt - 1, 6)));
+  }
+}
 
 Client::Stats Client::stats() const {
   Stats s;

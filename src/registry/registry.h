@@ -106,6 +106,16 @@ class Client {
                            const std::function<std::string(const std::string& digest)>& locate,
                            const std::vector<std::string>& mount_from = {});
 
+  /// A plain HTTP(S) download (ADD <url>): redirects followed, TLS verified with the same
+  /// per-host settings as registries (certs.d CAs, client certificates; unverified only for a
+  /// host listed insecure), transport failures, 429 and 5xx retried with backoff. No
+  /// credentials are sent. HTTP statuses >= 400 are errors.
+  struct UrlContent {
+    std::string body;
+    int64_t last_modified = -1;  // unix seconds from Last-Modified, -1 when absent
+  };
+  Result<UrlContent> fetch_url(const std::string& url);
+
   /// Counters for tests.
   struct Stats {
     int uploaded = 0, skipped = 0, mounted = 0, downloaded = 0;

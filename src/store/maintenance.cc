@@ -140,18 +140,16 @@ Result<CheckReport> check(const Store& st) {
     }
     ++r.cache_entries;
     auto j = read_json(fs::join(cache, name));
-    if (!j || !j->is_object()) {
+    auto entry = j ? CacheEntry::from_json(*j) : std::nullopt;
+    if (!entry) {
       r.problems.push_back("cache entry " + name + " is not valid JSON");
       continue;
     }
-    auto sn = j->find("snapshot");
-    std::string snap = sn != j->end() && sn->is_string() ? sn->get<std::string>() : "";
-    if (!st.has_snapshot(snap)) r.problems.push_back("cache entry " + name + ": snapshot " + snap + " is missing");
-    if (j->contains("blobs") && (*j)["blobs"].is_object())
-      for (auto it = (*j)["blobs"].begin(); it != (*j)["blobs"].end(); ++it) {
-        std::string d = digest_of_descriptor(it.value());
-        if (!st.has_blob(d)) r.problems.push_back("cache entry " + name + ": " + it.key() + " blob " + d + " is missing");
-      }
+    if (!st.has_snapshot(entry->snapshot))
+      r.problems.push_back("cache entry " + name + ": snapshot " + entry->snapshot + " is missing");
+    for (const auto& [compression, blob] : entry->blobs)
+      if (!st.has_blob(blob.digest))
+        r.problems.push_back("cache entry " + name + ": " + compression + " blob " + blob.digest + " is missing");
   }
   for (const auto& [tag, digest] : st.list_tags()) {
     ++r.images;
@@ -208,10 +206,10 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
       if (::unlink(path.c_str()) == 0) ++r.cache_entries;
       continue;
     }
-    if (auto j = read_json(path); j && j->is_object()) {
-      keep_snapshots.insert(j->value("snapshot", ""));
-      if (j->contains("blobs") && (*j)["blobs"].is_object())
-        for (auto& b : (*j)["blobs"]) keep_blobs.insert(digest_of_descriptor(b));
+    auto j = read_json(path);
+    if (auto entry = j ? CacheEntry::from_json(*j) : std::nullopt) {
+      keep_snapshots.insert(entry->snapshot);
+      for (const auto& [compression, blob] : entry->blobs) keep_blobs.insert(blob.digest);
     }
   }
   for (const auto& [tag, digest] : st.list_tags()) image_blobs(st, digest, keep_blobs, nullptr);

@@ -103,18 +103,19 @@ Status Store::commit_snapshot(const std::string& staged_dir, std::string_view id
   return {};
 }
 
-std::optional<nlohmann::json> Store::cache_get(std::string_view key) const {
+std::optional<CacheEntry> Store::cache_get(std::string_view key) const {
   if (!is_hex(key)) return std::nullopt;
   auto data = fs::read_file(fs::join(root_, "cache/" + std::string(key) + ".json"));
   if (!data.ok()) return std::nullopt;
   auto j = nlohmann::json::parse(*data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  return j;
+  if (j.is_discarded()) return std::nullopt;
+  return CacheEntry::from_json(j);
 }
 
-Status Store::cache_put(std::string_view key, const nlohmann::json& value) {
+Status Store::cache_put(std::string_view key, const CacheEntry& entry) {
   if (!is_hex(key)) return Error(Errc::kCorrupt, "bad cache key");
-  return fs::write_file_atomic(fs::join(root_, "cache/" + std::string(key) + ".json"), value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return fs::write_file_atomic(fs::join(root_, "cache/" + std::string(key) + ".json"),
+                               entry.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Result<fs::FileLock> Store::lock_key(std::string_view key) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "store/cache_entry.h"
 #include "base/fs.h"
 
 namespace ocib::store {
@@ -50,8 +51,9 @@ class Store {
   Status commit_snapshot(const std::string& staged_dir, std::string_view id);
 
   /// Looks up a cache entry; nullopt on miss. A corrupt entry is treated as a miss.
-  std::optional<nlohmann::json> cache_get(std::string_view key) const;
-  Status cache_put(std::string_view key, const nlohmann::json& value);
+  std::optional<CacheEntry> cache_get(std::string_view key) const;
+  /// Writes the entry atomically (a reader sees the old one or the new one).
+  Status cache_put(std::string_view key, const CacheEntry& entry);
   /// Exclusive lock for computing `key`; held by one process at a time.
   Result<fs::FileLock> lock_key(std::string_view key);
 

@@ -54,10 +54,18 @@ TEST_F(StoreTest, SnapshotsCommitByRenameOnce) {
 TEST_F(StoreTest, CacheRoundTripAndCorruptIsMiss) {
   std::string key = Sha256::hex("k");
   EXPECT_FALSE(store_->cache_get(key).has_value());
-  ASSERT_TRUE(store_->cache_put(key, {{"snapshot", "ab"}}).ok());
+  CacheEntry e;
+  e.snapshot = "ab";
+  e.created = 7;
+  e.blobs["zstd"] = {"sha256:aa", "sha256:bb", "application/vnd.oci.image.layer.v1.tar+zstd", 12};
+  ASSERT_TRUE(store_->cache_put(key, e).ok());
   auto v = store_->cache_get(key);
   ASSERT_TRUE(v.has_value());
-  EXPECT_EQ((*v)["snapshot"], "ab");
+  EXPECT_EQ(v->snapshot, "ab");
+  EXPECT_EQ(v->created, 7);
+  ASSERT_EQ(v->blobs.count("zstd"), 1u);
+  EXPECT_EQ(v->blobs["zstd"].diff_id, "sha256:bb");
+  EXPECT_EQ(v->blobs["zstd"].size, 12);
   ASSERT_TRUE(fs::write_file_atomic(fs::join(store_->root(), "cache/" + key + ".json"), "{trunc").ok());
   EXPECT_FALSE(store_->cache_get(key).has_value());
 }

@@ -41,7 +41,7 @@ for v in json.load(open(sys.argv[1])):
 PY
   else
     # The first line of the error: what planning refused (no key at all).
-    printf '%s\n' "$(grep -m1 'error' "$T/err" | sed "s#$T#T#g")" >>"$out"
+    printf '%s\n' "$(grep -m1 'error' "$T/err" | sed -e "s#$T#T#g" -E -e 's/ after [0-9]+ ms//')" >>"$out"
   fi
 done
 [[ $(uname -m) == x86_64 ]] || skip "the golden keys are recorded for linux/amd64 hosts (TARGETPLATFORM is an input)"

@@ -1,0 +1,36 @@
+#pragma once
+// "type=T,k=v,..." specs as buildx writes them for -o, --cache-to and --cache-from.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace ocib {
+
+/// One `type=...,k=v` spec: its type and the other attributes.
+struct TypedSpec {
+  std::string type;
+  std::map<std::string, std::string> attrs;
+  /// The attribute or "" when absent.
+  std::string get(const std::string& k) const {
+    auto it = attrs.find(k);
+    return it == attrs.end() ? std::string() : it->second;
+  }
+};
+
+/// "a,b,,c" -> {"a", "b", "c"}: the comma lists of -o, --mount, name=, --no-cache-filter and
+/// --allow (empty parts dropped).
+std::vector<std::string> split_commas(const std::string& s);
+
+/// Parses "type=oci,dest=x.tar": every part must be key=value; type= is required.
+/// `what` names the spec in errors ("output", "cache").
+Result<TypedSpec> parse_typed_spec(const std::string& spec, const std::string& what = "output");
+
+/// A decimal uint32 ("0".."4294967295", no sign, no spaces), else nullopt.
+std::optional<uint32_t> parse_u32(const std::string& s);
+
+}  // namespace ocib

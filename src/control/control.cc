@@ -1,0 +1,353 @@
+#include "control/control.h"
+
+#include <fcntl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/cancel.h"
+#include "base/fd.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "copy/hash_cache.h"
+#include "dockerfile/dockerfile.h"
+#include "dockerfile/dockerignore.h"
+#include "exporter/exporter.h"
+#include "images/images.h"
+#include "oci/platform.h"
+#include "plan/planner.h"
+#include "progress/progress.h"
+#include "store/maintenance.h"
+#include "store/store.h"
+
+namespace ocib::control {
+
+using nlohmann::json;
+
+namespace {
+
+// The world as planning sees it: images from the store (pulled or re-resolved through the
+// registry client as --pull says), the context hashed on the host, ADD URLs downloaded through
+// the registry client's HTTP transport (its TLS settings and retries).
+class StoreSources : public plan::Sources {
+ public:
+  StoreSources(store::Store& st, registry::Client& client, progress::Reporter& reporter, images::PullPolicy pull,
+               const std::map<std::string, std::string>& layout_images, int context_fd)
+      : store_(st), client_(client), reporter_(reporter), pull_(pull), layout_images_(layout_images),
+        context_fd_(context_fd) {}
+
+  Result<plan::SourceImage> image(const std::string& ref, const oci::Platform& platform) override {
+    std::string digest;
+    if (auto it = layout_images_.find(ref); it != layout_images_.end()) {
+      digest = it->second;
+    } else {
+      OCIB_ASSIGN_OR_RETURN(digest, images::resolve_base(store_, client_, ref, pull_, platform,
+                                                          [this](const std::string& m) { reporter_.note(m); }));
+    }
+    OCIB_ASSIGN_OR_RETURN(images::StoredImage img, images::load_image(store_, digest, &platform));
+    plan::SourceImage out{img.manifest_digest, std::move(img.config), std::move(img.layers)};
+    for (auto& l : out.layers) l.media_type = images::oci_layer_media_type(l.media_type);
+    return out;
+  }
+
+  Result<std::string> hash(int root_fd, const std::vector<std::string>& patterns, const copy::SourceFilter& filter,
+                           copy::SourceManifest* manifest) override {
+    copy::SourceFilter f = filter;
+    // The context's bytes read for hashing (what a daemon's "transferring context" would be).
+    if (root_fd == context_fd_) {
+      progress::Reporter* rep = &reporter_;
+      f.progress = [rep](uint64_t done, uint64_t total) { rep->transfer("hashing context", done, total); };
+    }
+    return copy::hash_sources(root_fd, patterns, f, manifest);
+  }
+
+  Result<plan::Download> fetch(const std::string& url) override {
+    OCIB_ASSIGN_OR_RETURN(registry::Client::UrlContent c, client_.fetch_url(url));
+    return plan::Download{std::move(c.body), c.last_modified};
+  }
+
+  void note(const std::string& message) override { reporter_.note(message); }
+
+ private:
+  store::Store& store_;
+  registry::Client& client_;
+  progress::Reporter& reporter_;
+  images::PullPolicy pull_;
+  const std::map<std::string, std::string>& layout_images_;
+  int context_fd_;
+};
+
+// --build-context NAME=VALUE: a local directory (COPY --from, RUN --mount from=) or an image
+// (FROM, COPY --from). A named context wins over a stage of the same name, as in BuildKit.
+Status open_named_contexts(const Options& opts_, store::Store& store_, std::map<std::string, plan::NamedContext>& named_,
+                           std::map<std::string, std::string>& layout_images_) {
+  for (const auto& [raw_name, value] : opts_.build_contexts) {
+    std::string name = raw_name;
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    plan::NamedContext c;
+    auto bad = [&](const std::string& why) {
+      return Error::invalid("--build-context " + raw_name + "=" + value + ": " + why);
+    };
+    if (value.rfind("docker-image://", 0) == 0) {
+      c.image = value.substr(15);
+      if (c.image.empty()) return bad("no image reference after docker-image://");
+    } else if (value.rfind("oci-layout://", 0) == 0) {
+      // oci-layout://DIR[:TAG][@DIGEST], as buildx.
+      std::string rest = value.substr(13), selector;
+      if (auto at = rest.find('@'); at != std::string::npos) {
+        selector = rest.substr(at);
+        rest = rest.substr(0, at);
+      } else if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+        selector = rest.substr(colon + 1);
+        rest = rest.substr(0, colon);
+      }
+      auto digest = images::import_oci_layout(store_, rest, selector);
+      if (!digest.ok()) return bad(digest.error().message());
+      c.image = value;
+      layout_images_[value] = *digest;
+    } else if (value.find("://") != std::string::npos || value.rfind("git@", 0) == 0) {
+      return bad("only a local directory, docker-image:// and oci-layout:// are supported");
+    } else {
+      auto real = fs::real_path(value);
+      if (!real.ok() || !fs::is_dir(*real)) return bad("not a directory");
+      c.dir = *real;
+      c.fd = std::make_shared<UniqueFd>(::open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!c.fd->valid()) return Error::from_errno("open build context " + c.dir, errno);
+    }
+    named_[name] = std::move(c);
+  }
+  return {};
+}
+
+std::string ascii_lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+}  // namespace
+
+Result<Output> parse_output(const std::string& spec) {
+  Output out;
+  for (const std::string& kv : split_commas(spec)) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) return Error::invalid("invalid output \"" + spec + "\": expected key=value");
+    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (k == "type") out.type = v;
+    else out.attrs[k] = v;
+  }
+  if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
+      c->second != "zstd" && c->second != "uncompressed")
+    return Error::invalid("invalid output \"" + spec + "\": compression must be gzip, zstd or uncompressed");
+  if (out.type.empty()) {
+    // buildx: "-o path" means type=local; we support only OCI outputs so far.
+    return Error::invalid("invalid output \"" + spec + "\": type= is required (oci, oci-layout)");
+  }
+  return out;
+}
+
+Result<BuildResult> run(const Options& opts) {
+  auto reporter = progress::make_reporter(opts.progress);
+  if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
+  OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
+  const std::string default_name = dockerfile::default_dockerfile(context);
+  std::string dfpath = opts.dockerfile.empty() ? fs::join(context, default_name) : opts.dockerfile;
+  auto text = fs::read_file(dfpath);
+  if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
+  // As BuildKit: bytes that are not UTF-8 (a Latin-1 é) read as U+FFFD, in every instruction.
+  *text = dockerfile::utf8(*text);
+  std::string shown = opts.dockerfile.empty() ? default_name : opts.dockerfile;
+  auto parsed = dockerfile::parse(*text, shown);
+  if (!parsed.ok()) {
+    const Error& e = parsed.error();
+    Error out(e.code(), e.message() + "\n" + dockerfile::render_error_context(*text, e));
+    if (e.loc()) out.with_loc(*e.loc());
+    return out;
+  }
+  dockerfile::Dockerfile df = std::move(parsed).value();
+  if (!df.syntax.empty())
+    reporter->note("note: ignoring `# syntax=" + df.syntax + "`: ocib's Dockerfile frontend is built in");
+  std::shared_ptr<dockerfile::Matcher> ignore;
+  if (std::string ip = dockerfile::dockerignore_path(context, opts.dockerfile); !ip.empty()) {
+    OCIB_ASSIGN_OR_RETURN(std::string itext, fs::read_file(ip));
+    auto m = dockerfile::parse_dockerignore(itext);
+    if (!m.ok()) return std::move(m).error().wrap(ip);
+    ignore = std::make_shared<dockerfile::Matcher>(std::move(m).value());
+  }
+
+  OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
+  // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
+  IdMapping ids = IdMapping::detect();
+  if (!opts.plan_only) {
+    // Choosing the snapshot driver costs probe steps (in the store's filesystem); a working
+    // kernel overlay is remembered per store, uid and kernel. A fallback is said once.
+    struct utsname u {};
+    ::uname(&u);
+    sandbox::ProbeOptions probe;
+    probe.cache_file = fs::join(st.root(), "tmp/../probe-" + std::to_string(::getuid()) + "-" + u.release);
+    probe.dir = fs::join(st.root(), "tmp");
+    OCIB_ASSIGN_OR_RETURN(sandbox::SnapshotDriver driver, sandbox::snapshot_driver(ids, probe));
+    if (driver.fallback) log::warn("snapshots: using the " + driver.name + " driver: " + driver.reason);
+    OCIB_ASSIGN_OR_RETURN(sandbox::ProcIsolation proc, sandbox::proc_isolation());
+    if (proc.fallback) log::warn("isolation: " + proc.name + ": " + proc.reason);
+  }
+  st.clean_tmp([&ids](const std::string& p) { return sandbox::remove_tree(p, ids); });
+
+  UniqueFd ctx(::open(context.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!ctx.valid()) return Error::from_errno("open context " + context, errno);
+
+  registry::Options ro;
+  ro.insecure_hosts = opts.insecure_registries;
+  ro.mirrors = opts.registry_mirrors;
+  progress::Reporter* rep = reporter.get();
+  ro.progress = [rep](const std::string& what, uint64_t cur, uint64_t total) { rep->transfer(what, cur, total); };
+  registry::Client client(ro);
+
+  std::map<std::string, plan::NamedContext> named;
+  std::map<std::string, std::string> layout_images;  // "oci-layout://..." -> digest in the store
+  OCIB_TRY(open_named_contexts(opts, st, named, layout_images));
+  images::PullPolicy pull = opts.pull == "always"    ? images::PullPolicy::kAlways
+                            : opts.pull == "missing" ? images::PullPolicy::kMissing
+                            : opts.pull == "never"   ? images::PullPolicy::kNever
+                                                     : images::PullPolicy::kDefault;
+  StoreSources sources(st, client, *reporter, pull, layout_images, ctx.get());
+
+  // Context file digests by (path, size, mtime, ctime, inode, mode): a no-op rebuild reads no
+  // file contents.
+  auto hashes = copy::HashCache::load(fs::join(st.root(), "ctxhash/" + Sha256::hex(context).substr(0, 32) + ".json"));
+  copy::SourceFilter context_filter;
+  context_filter.hashes = hashes;
+  if (ignore) {
+    context_filter.excluded = [ignore](const std::string& rel, bool is_dir) { return ignore->excluded(rel, is_dir); };
+    context_filter.descend = [ignore](const std::string& rel) { return ignore->may_contain_included(rel); };
+  }
+
+  // One plan per platform, all solved on the same store (steps that are the same on every
+  // platform, like a FROM --platform=$BUILDPLATFORM stage, run once: the second finds them cached).
+  std::vector<oci::Platform> platforms = opts.platforms;
+  if (platforms.empty()) platforms = {oci::host()};
+  for (size_t i = 0; i < platforms.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (oci::same(platforms[i], platforms[j]))
+        return Error::invalid("--platform lists " + oci::str(platforms[i]) + " twice");
+  std::vector<plan::Plan> plans;
+  plans.reserve(platforms.size());
+  int id_base = 0;
+  for (const auto& p : platforms) {
+    plan::Request req;
+    req.target = opts.target;
+    req.build_args = opts.build_args;
+    req.network = opts.network == sandbox::Network::kHost   ? plan::Network::kHost
+                  : opts.network == sandbox::Network::kNone ? plan::Network::kNone
+                                                            : plan::Network::kDefault;
+    req.allow = opts.allow;
+    req.named_contexts = named;
+    req.platform = p;
+    req.multi_platform = platforms.size() > 1;
+    req.id_base = id_base;
+    req.context_fd = ctx.get();
+    req.context_filter = context_filter;
+    OCIB_ASSIGN_OR_RETURN(plan::Plan pl, plan::make_plan(df, req, sources));
+    id_base += static_cast<int>(pl.steps.size());
+    plans.push_back(std::move(pl));
+  }
+  if (auto saved = hashes->save(); !saved.ok()) log::warn("context hash cache: " + saved.error().str());
+  if (opts.plan_only) {
+    std::vector<std::string> steps;
+    for (const auto& pl : plans) plan::describe(pl, steps);
+    BuildResult r;
+    r.plan = "[\n";
+    for (size_t i = 0; i < steps.size(); ++i) r.plan += "  " + steps[i] + (i + 1 < steps.size() ? ",\n" : "\n");
+    r.plan += "]\n";
+    return r;
+  }
+
+  OCIB_TRY(cache::check_cache_specs(opts.cache_to, opts.cache_from));
+  for (const auto& name : opts.no_cache_filter) {
+    bool known = false;
+    for (const auto& s : df.stages) known = known || (!s.name.empty() && ascii_lower(s.name) == ascii_lower(name));
+    if (!known) reporter->note("warning: --no-cache-filter: no stage named \"" + name + "\" in the Dockerfile");
+  }
+  solver::Options so;
+  so.context = context;
+  so.context_fd = ctx.get();
+  so.context_filter = context_filter;
+  so.secrets = opts.secrets;
+  so.no_cache = opts.no_cache;
+  so.no_cache_filter = opts.no_cache_filter;
+  so.cache_from = opts.cache_from;
+  so.jobs = opts.jobs;
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
+    char* end = nullptr;
+    long long v = std::strtoll(sde, &end, 10);
+    if (end && *end == 0 && v >= 0) so.source_date_epoch = v;
+  }
+  for (const auto& o : opts.outputs) {
+    if (auto c = o.attrs.find("compression"); c != o.attrs.end()) {
+      if (c->second == "zstd") so.compression = layers::Compression::kZstd;
+      else if (c->second == "uncompressed") so.compression = layers::Compression::kNone;
+      else so.compression = layers::Compression::kGzip;
+    }
+    if (auto l = o.attrs.find("compression-level"); l != o.attrs.end()) so.compression_level = std::atoi(l->second.c_str());
+  }
+  // -j bounds the build, not each platform: the platforms' schedulers share the slots.
+  std::shared_ptr<dag::JobSlots> slots;
+  if (plans.size() > 1)
+    slots = std::make_shared<dag::JobSlots>(opts.jobs > 0 ? opts.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency())));
+  std::vector<std::unique_ptr<solver::Solver>> solvers;
+  for (auto& pl : plans) {
+    solvers.push_back(std::make_unique<solver::Solver>(so, st, *reporter, ids, pl, client, slots));
+    OCIB_TRY(solvers.back()->load_cache_imports());
+  }
+  if (solvers.size() == 1) {
+    OCIB_TRY(solvers.front()->execute());
+  } else {
+    // The platforms build concurrently, as in BuildKit (an emulated one is slow; the others
+    // need not wait for it). A failure cancels every sandbox (cancel_all is process-wide), so
+    // the error to report is the one that was not a cancellation.
+    std::vector<std::future<Status>> running;
+    for (auto& s : solvers) running.push_back(std::async(std::launch::async, [&s] { return s->execute(); }));
+    std::optional<Error> first, cause;
+    for (auto& f : running) {
+      Status s = f.get();
+      if (s.ok()) continue;
+      if (!first) first = s.error();
+      if (!cause && s.error().code() != Errc::kCancelled) cause = s.error();
+    }
+    if (cause) return *cause;
+    if (first) return *first;
+  }
+
+  exporter::Options eo;
+  eo.tags = opts.tags;
+  eo.labels = opts.labels;
+  eo.outputs = opts.outputs;
+  eo.cache_to = opts.cache_to;
+  eo.metadata_file = opts.metadata_file;
+  eo.iidfile = opts.iidfile;
+  eo.source_date_epoch = so.source_date_epoch;
+  exporter::Exporter exp(eo, st, *reporter, ids, client);
+  std::vector<exporter::BuiltImage> images;
+  std::vector<const solver::Solver*> solved;
+  for (auto& s : solvers) {
+    OCIB_ASSIGN_OR_RETURN(exporter::BuiltImage image, exp.make_image(*s));
+    images.push_back(std::move(image));
+    solved.push_back(s.get());
+  }
+  OCIB_TRY(check_cancelled("build"));  // interrupted after the last layer was packed
+  OCIB_ASSIGN_OR_RETURN(exporter::ExportResult done, exp.export_outputs(solved, images));
+  BuildResult r;
+  r.manifest_digest = done.manifest_digest;
+  r.config_digest = done.config_digest;
+  return r;
+}
+
+}  // namespace ocib::control

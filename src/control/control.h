@@ -1,0 +1,80 @@
+#pragma once
+// The build as one call (BuildKit's control.Solve): reads the Dockerfile and context, plans
+// each platform (plan/), solves the plans on the store (solver/) and exports the images
+// (exporter/). The CLI fills Options from its flags.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/spec.h"
+#include "oci/image.h"
+#include "sandbox/sandbox.h"
+#include "solver/solver.h"
+
+namespace ocib::control {
+
+/// One `-o type=...,k=v` output (or a --cache-to / --cache-from spec).
+using Output = TypedSpec;
+
+struct Options {
+  std::string context;     // build context directory
+  std::string dockerfile;  // path; "" = CONTEXT/Dockerfile
+  std::vector<std::string> tags;
+  /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
+  std::map<std::string, std::string> build_contexts;
+  /// --label K=V: labels set on the image's config (over the Dockerfile's LABELs).
+  std::map<std::string, std::string> labels;
+  std::string target;      // stage name; "" = last stage
+  std::map<std::string, std::string> build_args;
+  std::vector<Output> outputs;
+  std::string progress = "auto";
+  std::string metadata_file;
+  std::string iidfile;
+  /// --secret id=ID,src=FILE | id=ID,env=VAR: secret id -> its value source.
+  using Secret = solver::Secret;
+  std::map<std::string, Secret> secrets;
+  /// --pull: "" (default: re-resolve tags of registry bases), always, missing, never.
+  std::string pull;
+  /// Registries (host[:port]) that may use plain HTTP or unverified TLS.
+  std::vector<std::string> insecure_registries;
+  /// registry host -> mirrors tried first, in order (--registry-mirror HOST=MIRROR).
+  std::map<std::string, std::vector<std::string>> registry_mirrors;  // --iidfile: the image's config digest, as docker build writes it
+  int jobs = 0;            // 0 = default
+  bool no_cache = false;
+  /// --allow ENTITLEMENT: "security.insecure" lets RUN --security=insecure run; "network.host"
+  /// lets RUN use the host's network (for now also allowed without it, with a warning).
+  std::vector<std::string> allow;
+  /// --no-cache-filter: stages (by name) whose steps ignore the cache and run again.
+  std::vector<std::string> no_cache_filter;
+  /// --cache-to type=local,dest=DIR | type=registry,ref=REF [,mode=min|max] | type=inline;
+  /// --cache-from type=local,src=DIR | type=registry,ref=REF (a cache, or an image with an
+  /// inline cache). See cache_io.h.
+  std::vector<Output> cache_to;
+  std::vector<Output> cache_from;
+  /// --network: default (each RUN has its own network namespace with outbound access through
+  /// slirp4netns), none (only lo) or host.
+  sandbox::Network network = sandbox::Network::kDefault;
+  std::string store_root;  // "" = store::Store::default_root()
+  /// --platform: the platforms to build, each its own image; more than one makes an image
+  /// index. Empty: the host's.
+  std::vector<oci::Platform> platforms;
+  /// --print=plan: plan only (bases resolved, context hashed) and return the step graph with
+  /// each step's cache key in BuildResult::plan; nothing runs, nothing is exported.
+  bool plan_only = false;
+};
+
+struct BuildResult {
+  std::string manifest_digest;
+  std::string config_digest;
+  std::string plan;  // plan_only: JSON, one object per step (id, name, stage, kind, key, deps)
+};
+
+/// Runs a whole build. Errors name the Dockerfile line or the failing step.
+Result<BuildResult> run(const Options& opts);
+
+/// Parses "type=oci,dest=x.tar" (buildx syntax).
+Result<Output> parse_output(const std::string& spec);
+
+}  // namespace ocib::control

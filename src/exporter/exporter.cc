@@ -1,0 +1,397 @@
+#include "exporter/exporter.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "cache/cache_io.h"
+#include "copy/copy.h"
+#include "images/images.h"
+#include "layers/layers.h"
+#include "oci/layout.h"
+#include "oci/platform.h"
+#include "solver/sandboxed.h"
+
+namespace ocib::exporter {
+
+using nlohmann::json;
+
+namespace {
+
+double epoch_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// Archive outputs are deterministic: when the file at dest is still the one this store wrote
+// for the same manifest (same inode, size, mtime and ctime), rewriting it would produce the
+// same bytes, so a no-op rebuild skips it.
+std::string export_record_path(const store::Store& st, const std::string& dest) {
+  auto real = fs::real_path(fs::dirname(dest));
+  std::string abs = fs::join(real.ok() ? *real : fs::dirname(dest), fs::basename(dest));
+  return fs::join(st.root(), "exports/" + Sha256::hex(abs).substr(0, 32) + ".json");
+}
+
+json stat_fingerprint(const std::string& path) {
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) return nullptr;
+  return {{"ino", sb.st_ino}, {"size", sb.st_size},
+          {"mtime", static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec},
+          {"ctime", static_cast<int64_t>(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec}};
+}
+
+}  // namespace
+
+// The target's config and manifest, written to the store.
+Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
+  const plan::Plan& pl = solved.plan();
+  const plan::StageState& st = pl.target_stage();
+  std::vector<const plan::Step*> chain;
+  for (const plan::Step* s = st.top; s; s = s->parent) chain.push_back(s);
+  std::reverse(chain.begin(), chain.end());
+
+  oci::ImageConfig cfg;
+  cfg.platform = oci::normalize(st.platform);
+  cfg.config = st.config;
+  // --label: on the final image only, over the Dockerfile's LABELs (docker build's order).
+  for (const auto& [k, v] : opts_.labels) cfg.config.labels[k] = v;
+  std::vector<oci::Descriptor> layer_descs;
+  int64_t latest = opts_.source_date_epoch.value_or(0);
+  for (const plan::Step* s : chain) {
+    if (s->packed.valid()) OCIB_TRY(s->packed.get());
+  }
+  for (const plan::Step* s : chain) {
+    cfg.diff_ids.push_back(s->result.diff_id);
+    oci::Descriptor d;
+    d.media_type = s->result.media_type;
+    d.digest = s->result.digest;
+    d.size = s->result.size;
+    layer_descs.push_back(d);
+    if (!opts_.source_date_epoch) latest = std::max(latest, s->result.created);
+  }
+  // History times come from the layers' own (cached) creation times so a cached rebuild gives
+  // the same config, hence the same digest.
+  int64_t last_time = chain.empty() ? latest : chain.front()->result.created;
+  bool own_layers = false;
+  for (const auto& h : st.history) {
+    oci::HistoryEntry e;
+    e.created_by = h.created_by;
+    e.empty_layer = h.empty_layer;
+    if (!h.created.empty()) {
+      e.created = h.created;  // inherited from the base image
+    } else {
+      if (h.step) last_time = h.step->result.created;
+      e.created = oci::rfc3339(opts_.source_date_epoch ? *opts_.source_date_epoch : last_time);
+      e.comment = "ocib";
+      own_layers = own_layers || h.step;
+    }
+    cfg.history.push_back(e);
+  }
+  cfg.created = own_layers || st.base_created.empty() || opts_.source_date_epoch ? oci::rfc3339(latest) : st.base_created;
+  json cfg_json = cfg.to_json();
+  // --cache-to type=inline: the cache index travels in the config; its blobs are the layers.
+  if (std::any_of(opts_.cache_to.begin(), opts_.cache_to.end(), [](const TypedSpec& c) { return c.type == "inline"; })) {
+    OCIB_ASSIGN_OR_RETURN(cache::CacheRecords records, solved.cache_records("min"));
+    cfg_json[cache::kInlineCacheKey] = cache::inline_cache_json(records);
+  }
+  std::string config_bytes = oci::canonical(cfg_json);
+  OCIB_ASSIGN_OR_RETURN(std::string config_digest, store_.put_blob(config_bytes));
+  oci::Descriptor config_desc{oci::kMediaTypeConfig, config_digest, static_cast<int64_t>(config_bytes.size()), {}, {}};
+  std::string manifest_bytes = oci::canonical(oci::make_manifest(config_desc, layer_descs));
+  OCIB_ASSIGN_OR_RETURN(std::string manifest_digest, store_.put_blob(manifest_bytes));
+  BuiltImage out;
+  out.manifest_digest = manifest_digest;
+  out.manifest_size = static_cast<int64_t>(manifest_bytes.size());
+  out.config_digest = config_digest;
+  out.platform = oci::normalize(pl.platform);
+  out.layers = layer_descs;
+  out.diff_ids = cfg.diff_ids;
+  return out;
+}
+
+// Writes every -o output, the tags and --cache-to. `builds` are the per-platform Builders
+// (this one first) and `images` their images: one is a plain image, several an image index
+// listing each manifest with its platform.
+Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::Solver*>& builds, const std::vector<BuiltImage>& images) {
+  bool multi = images.size() > 1;
+  oci::TransferProgress export_progress = [this](const std::string& what, uint64_t cur, uint64_t total) {
+    reporter_.transfer(what, cur, total);
+  };
+  oci::LayoutImage img;
+  std::string manifest_digest = images.front().manifest_digest;  // of the result: the index when multi
+  std::string config_digest = images.front().config_digest;
+  const std::vector<oci::Descriptor>& layer_descs = images.front().layers;
+  auto add_blob = [&img](const std::string& d) {
+    if (std::find(img.blob_digests.begin(), img.blob_digests.end(), d) == img.blob_digests.end())
+      img.blob_digests.push_back(d);
+  };
+  if (!multi) {
+    img.manifest = {oci::kMediaTypeManifest, manifest_digest, images.front().manifest_size, {}, images.front().platform};
+  } else {
+    std::vector<oci::Descriptor> manifests;
+    for (const auto& im : images)
+      manifests.push_back({oci::kMediaTypeManifest, im.manifest_digest, im.manifest_size, {}, im.platform});
+    std::string index_bytes = oci::canonical(oci::make_image_index(manifests));
+    OCIB_ASSIGN_OR_RETURN(manifest_digest, store_.put_blob(index_bytes));
+    config_digest.clear();
+    img.manifest = {oci::kMediaTypeIndex, manifest_digest, static_cast<int64_t>(index_bytes.size()), {}, {}};
+    add_blob(manifest_digest);
+  }
+  for (const auto& im : images) {
+    add_blob(im.manifest_digest);
+    add_blob(im.config_digest);
+    for (const auto& d : im.layers) add_blob(d.digest);
+  }
+  if (!opts_.tags.empty()) {
+    const std::string& t = opts_.tags.front();
+    auto colon = t.rfind(':');
+    bool has_tag = colon != std::string::npos && t.find('/', colon) == std::string::npos;
+    img.manifest.annotations[oci::kAnnotationRefName] = has_tag ? t.substr(colon + 1) : "latest";
+    img.manifest.annotations["io.containerd.image.name"] = has_tag ? t : t + ":latest";
+  }
+  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  for (const auto& out : opts_.outputs) {
+    auto dest = out.attrs.find("dest");
+    if (out.type == "oci" || out.type == "oci-layout") {
+      if (dest == out.attrs.end() || dest->second.empty())
+        return Error::invalid("output type=" + out.type + " needs dest=");
+      reporter_.note("exporting to " + out.type + " " + dest->second);
+      if (out.type == "oci") {
+        if (export_unchanged(dest->second, "oci", manifest_digest)) {
+          reporter_.note("output unchanged: " + dest->second);
+        } else {
+          OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate, export_progress));
+          record_export(dest->second, "oci", manifest_digest);
+        }
+      }
+      else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate, export_progress));
+    } else if (out.type == "docker") {
+      if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
+      if (multi)
+        return Error::invalid("output type=docker holds one image, not " + std::to_string(images.size()) +
+                              " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
+      reporter_.note("exporting to docker-archive " + dest->second);
+      oci::DockerArchiveImage di;
+      di.config_digest = config_digest;
+      di.layers = layer_descs;
+      di.diff_ids = images.front().diff_ids;
+      for (const auto& t : opts_.tags) di.repo_tags.push_back(images::normalize_name(t));
+      std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
+      if (path != "/dev/stdout" && export_unchanged(path, "docker", manifest_digest)) {
+        reporter_.note("output unchanged: " + path);
+      } else {
+        OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp"), export_progress));
+        if (path != "/dev/stdout") record_export(path, "docker", manifest_digest);
+      }
+    } else if (out.type == "image" || out.type == "registry") {
+      // buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
+      std::vector<std::string> names;
+      if (auto n = out.attrs.find("name"); n != out.attrs.end()) names = split_commas(n->second);
+      if (names.empty()) names = opts_.tags;
+      if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
+      bool push = out.type == "registry" || (out.attrs.count("push") && out.attrs.at("push") == "true");
+      for (const auto& n : names) {
+        OCIB_TRY(store_.tag(images::normalize_name(n), manifest_digest));
+        if (!push) continue;
+        OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(n));
+        reporter_.note("pushing " + ref.str());
+        auto pushed = images::push_image(store_, client_, manifest_digest, ref);
+        if (!pushed.ok()) return std::move(pushed).error().wrap("pushing " + ref.str());
+        auto stats = client_.stats();
+        reporter_.note("pushed " + ref.str() + "@" + *pushed + " (" + std::to_string(stats.uploaded) +
+                       " uploaded, " + std::to_string(stats.skipped) + " already there, " +
+                       std::to_string(stats.mounted) + " mounted)");
+        pushed_.push_back(ref.str() + "@" + *pushed);
+      }
+    } else if (out.type == "local" || out.type == "tar") {
+      if (dest == out.attrs.end() || dest->second.empty())
+        return Error::invalid("output type=" + out.type + " needs dest=");
+      reporter_.note("exporting filesystem to " + out.type + " " + dest->second);
+      // Several platforms: one directory each, named as buildx does (linux_arm64/).
+      auto export_all = [&](const std::string& dir) -> Status {
+        if (!multi) return export_filesystem(builds.front()->plan(), dir);
+        for (size_t i = 0; i < builds.size(); ++i) {
+          std::string sub = oci::str(images[i].platform);
+          std::replace(sub.begin(), sub.end(), '/', '_');
+          OCIB_TRY(fs::mkdirs(fs::join(dir, sub)));
+          OCIB_TRY(export_filesystem(builds[i]->plan(), fs::join(dir, sub)));
+        }
+        return {};
+      };
+      if (out.type == "local") {
+        OCIB_TRY(fs::mkdirs(dest->second));
+        OCIB_TRY(export_all(dest->second));
+      } else {
+        OCIB_ASSIGN_OR_RETURN(std::string dir, store_.make_tmp_dir("fs-"));
+        solver::Staging guard(dir, ids_);
+        OCIB_TRY(export_all(dir));
+        layers::PackOptions po;
+        po.compression = layers::Compression::kNone;
+        po.ids = &ids_;
+        po.clamp_mtime = opts_.source_date_epoch;
+        std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
+        auto packed = layers::pack_dir(dir, path, po);
+        if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest->second);
+      }
+    } else {
+      return Error::invalid("output type \"" + out.type + "\" is not supported (oci, oci-layout, docker, image, registry, local, tar)");
+    }
+  }
+  for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
+  // --cache-to: one export per destination, holding every platform's records.
+  for (const auto& c : opts_.cache_to) {
+    if (c.type == "inline") continue;  // written into the image config by make_image
+    cache::CacheRecords records;
+    for (const solver::Solver* b : builds) {
+      OCIB_ASSIGN_OR_RETURN(cache::CacheRecords r, b->cache_records(cache::cache_mode(c)));
+      records.insert(r.begin(), r.end());
+    }
+    OCIB_ASSIGN_OR_RETURN(std::string done, cache::export_cache_records(c, records, store_, client_));
+    reporter_.note(done);
+  }
+  if (multi)
+    for (const auto& im : images) reporter_.note(oci::str(im.platform) + " image digest " + im.manifest_digest);
+  reporter_.note((multi ? "image index digest " : "image digest ") + manifest_digest);
+  for (const solver::Solver* b : builds) print_summary(*b);
+  ExportResult r;
+  r.manifest_digest = manifest_digest;
+  r.config_digest = config_digest;
+  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
+  // As buildx: a multi-platform build's image ID is its index digest.
+  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, multi ? manifest_digest : config_digest));
+  return r;
+}
+
+bool Exporter::export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest) {
+  if (dest == "-" || dest == "/dev/stdout") return false;
+  auto data = fs::read_file(export_record_path(store_, dest));
+  if (!data.ok()) return false;
+  auto j = json::parse(*data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  json fp = stat_fingerprint(dest);
+  return !fp.is_null() && j.value("type", "") == type && j.value("manifest", "") == manifest && j["file"] == fp;
+}
+
+void Exporter::record_export(const std::string& dest, const std::string& type, const std::string& manifest) {
+  json fp = stat_fingerprint(dest);
+  if (fp.is_null()) return;
+  std::string p = export_record_path(store_, dest);
+  if (!fs::mkdirs(fs::dirname(p)).ok()) return;
+  (void)fs::write_file_atomic(p, json({{"type", type}, {"manifest", manifest}, {"file", fp}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// Explains where the time went: the critical path, the parallelism achieved and cache hits.
+void Exporter::print_summary(const solver::Solver& solved) {
+  const dag::Report& report_ = solved.report();
+  using clock = std::chrono::system_clock;
+  std::optional<clock::time_point> first, last;
+  double busy = 0;
+  int ran = 0, cached = 0;
+  std::map<const plan::Step*, double> dur;
+  for (const auto& s : solved.plan().steps) {
+    if (s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
+    const auto& t = report_.timings[s.vid];
+    double d = std::chrono::duration<double>(t.completed - t.started).count();
+    dur[&s] = d;
+    busy += d;
+    (s.cached ? cached : ran)++;
+    if (!first || t.started < *first) first = t.started;
+    if (!last || t.completed > *last) last = t.completed;
+  }
+  if (!first) return;
+  double wall = std::chrono::duration<double>(*last - *first).count();
+  // Longest path by measured durations, ending at the target's top step.
+  std::map<const plan::Step*, std::pair<double, const plan::Step*>> best;  // step -> (path length, predecessor)
+  std::function<double(const plan::Step*)> walk = [&](const plan::Step* s) -> double {
+    if (auto it = best.find(s); it != best.end()) return it->second.first;
+    double b = 0;
+    const plan::Step* pred = nullptr;
+    for (const plan::Step* d : s->deps) {
+      double v = walk(d);
+      if (v > b || !pred) {
+        b = v;
+        pred = d;
+      }
+    }
+    double total = b + dur[s];
+    best[s] = {total, pred};
+    return total;
+  };
+  const plan::Step* top = solved.plan().top();
+  if (!top) return;
+  double crit = walk(top);
+  std::vector<const plan::Step*> path;
+  for (const plan::Step* s = top; s; s = best[s].second) path.push_back(s);
+  progress::BuildSummary sum;
+  sum.wall = wall;
+  sum.ran = ran;
+  sum.cached = cached;
+  sum.parallelism = wall > 0 ? busy / wall : 1.0;
+  sum.critical = crit;
+  for (auto it = path.rbegin(); it != path.rend(); ++it) sum.path.push_back({(*it)->name, dur[*it], (*it)->cached});
+  reporter_.summary(sum);
+}
+
+// The target's merged filesystem, copied out through a read-only overlay view inside the
+// sandbox. As root the owners are kept; rootless, files belong to the caller.
+Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest_dir) {
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  solver::Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  solver::Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  sandbox::ReadOnlyView view;
+  view.layers = solver::lowers_of(store_, pl.top());
+  spec.views = {view};
+  spec.host_dirs = {dest_dir};
+  bool root = ::geteuid() == 0;
+  spec.in_sandbox = solver::reporting([root](const std::vector<int>& fds) {
+    copy::CopyOp op;
+    op.sources = {"."};
+    op.dest = "/proc/self/fd/" + std::to_string(fds.at(1)) + "/";
+    op.preserve_owner = root;
+    return copy::copy_into(fds.at(0), op);
+  });
+  OCIB_ASSIGN_OR_RETURN(solver::SandboxRun run, solver::run_reported(spec, ids_, reporter_, 0));
+  if (run.outcome.exit_code != 0) return Error(Errc::kIo, "exporting filesystem: " + run.tail);
+  return {};
+}
+
+// `builds`/`images`: every platform's Builder and image (this one first).
+Status Exporter::write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,
+                               const std::vector<BuiltImage>& images) {
+  json verts = json::array();
+  for (const solver::Solver* b : builds)
+    for (const auto& s : b->plan().steps) {
+      if (s.vid >= b->report().timings.size() || !b->report().timings[s.vid].ran) continue;
+      const auto& t = b->report().timings[s.vid];
+      verts.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage}, {"cached", s.cached},
+                       {"key", s.key}, {"digest", s.result.digest},
+                       {"started", epoch_seconds(t.started)}, {"completed", epoch_seconds(t.completed)}});
+    }
+  json j = {{"containerimage.digest", r.manifest_digest}, {"ocib.vertices", verts}};
+  if (images.size() == 1) {
+    j["containerimage.config.digest"] = r.config_digest;
+  } else {
+    // An image index: each platform's manifest and config.
+    json per = json::object();
+    for (const auto& im : images)
+      per[oci::str(im.platform)] = {{"containerimage.digest", im.manifest_digest},
+                                           {"containerimage.config.digest", im.config_digest}};
+    j["ocib.platforms"] = per;
+  }
+  if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
+  if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
+  return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+}  // namespace ocib::exporter

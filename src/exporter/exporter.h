@@ -1,0 +1,77 @@
+#pragma once
+// The exporter (BuildKit's exporter/): a solved target stage -> an image config and manifest
+// in the store (one per platform, an index for several) -> every -o output, the tags,
+// --cache-to, the metadata file and the end-of-build summary.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/idmap.h"
+#include "base/spec.h"
+#include "oci/image.h"
+#include "plan/plan.h"
+#include "progress/progress.h"
+#include "registry/registry.h"
+#include "solver/solver.h"
+#include "store/store.h"
+
+namespace ocib::exporter {
+
+struct Options {
+  std::vector<std::string> tags;
+  std::map<std::string, std::string> labels;  // --label: over the Dockerfile's LABELs
+  std::vector<TypedSpec> outputs;             // -o
+  std::vector<TypedSpec> cache_to;
+  std::string metadata_file;
+  std::string iidfile;
+  std::optional<int64_t> source_date_epoch;
+};
+
+/// One platform's image, written to the store by make_image.
+struct BuiltImage {
+  std::string manifest_digest;
+  int64_t manifest_size = 0;
+  std::string config_digest;
+  oci::Platform platform;  // its entry in an image index
+  std::vector<oci::Descriptor> layers;
+  std::vector<std::string> diff_ids;
+};
+
+struct ExportResult {
+  std::string manifest_digest;  // the image's, or the index's for several platforms
+  std::string config_digest;    // "" for an index
+};
+
+class Exporter {
+ public:
+  Exporter(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
+           registry::Client& client)
+      : opts_(opts), store_(st), reporter_(reporter), ids_(ids), client_(client) {}
+
+  /// The solved target's config and manifest, written to the store (waits for its layers).
+  Result<BuiltImage> make_image(const solver::Solver& solved);
+  /// Writes every output for `builds` (one per platform) and their `images`.
+  Result<ExportResult> export_outputs(const std::vector<const solver::Solver*>& builds,
+                                      const std::vector<BuiltImage>& images);
+
+ private:
+  Status export_filesystem(const plan::Plan& pl, const std::string& dest_dir);
+  Status write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,
+                        const std::vector<BuiltImage>& images);
+  void print_summary(const solver::Solver& solved);
+  bool export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest);
+  void record_export(const std::string& dest, const std::string& type, const std::string& manifest);
+
+  const Options& opts_;
+  store::Store& store_;
+  progress::Reporter& reporter_;
+  const IdMapping& ids_;
+  registry::Client& client_;
+  std::vector<std::string> pushed_;
+};
+
+}  // namespace ocib::exporter

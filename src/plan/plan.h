@@ -1,0 +1,154 @@
+#pragma once
+// The typed middle of a build (BuildKit's LLB): the Dockerfile planned into content-addressed
+// steps, each with its cache key and dependencies, and each stage's image config and history.
+// The planner (planner.h) writes it; the solver runs it; the exporter turns a stage into an
+// image. Nothing here touches the store, the sandbox or the network.
+
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "copy/copy.h"
+#include "dag/scheduler.h"
+#include "oci/image.h"
+
+namespace ocib::plan {
+
+/// Bumped whenever what a cache key stands for changes.
+inline constexpr const char* kKeyVersion = "ocib-cache-v1";
+/// --build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME sets the RUN steps' hostname, as in BuildKit.
+inline constexpr const char* kHostnameArg = "BUILDKIT_SANDBOX_HOSTNAME";
+
+/// A RUN step's network: its own namespace with outbound access (the default), only lo, or the
+/// host's.
+enum class Network { kDefault, kNone, kHost };
+
+/// What a step produced: its snapshot in the store and, once packed, its layer blob.
+struct LayerResult {
+  std::string snapshot;
+  std::string digest;
+  std::string diff_id;
+  std::string media_type;
+  int64_t size = 0;
+  int64_t created = 0;  // unix seconds
+};
+
+/// A RUN --mount entry, resolved at plan time except for what the store provides.
+struct RunMount {
+  enum class Type { kBind, kCache, kTmpfs, kSecret, kPipe /* a heredoc script */ };
+  Type type = Type::kBind;
+  std::string target;
+  std::string id;             // cache id / secret id
+  std::string source;         // bind: path inside the source; pipe: script content
+  bool rw = false;
+  bool required = false;      // secret
+  std::string env;            // secret: also (or only) as this environment variable
+  uint64_t size = 0;          // tmpfs
+  uint32_t mode = 0;          // cache/secret mode, 0 = default
+  bool from_context = true;   // bind
+  std::string context_dir;    // bind from a named --build-context directory ("" = the context)
+  int context_fd = -1;
+  struct Step* from_top = nullptr;  // bind from a stage
+  bool from_stage = false;
+  bool locked = false;        // cache sharing=locked
+  std::optional<uint32_t> uid, gid;  // cache (when it is created) / secret owner; default 0
+};
+/// "bind", "cache", ... as the Dockerfile spells it (also the cache-key spelling).
+const char* type_name(RunMount::Type t);
+
+/// A vertex that produces a layer. kBase: a base image's layer (unpacked); kRun, kCopy;
+/// kWorkdir: WORKDIR's mkdir; kLinked: a COPY --link layer (made by `link_src`, on an empty
+/// root) stacked on `parent`; it runs nothing.
+struct Step {
+  enum class Kind { kRun, kCopy, kBase, kWorkdir, kLinked };
+  Kind kind = Kind::kRun;
+  int display_id = 0;
+  std::string name;  // "[b1 2/2] RUN sleep 1"
+  std::string stage;
+  std::string key;
+  Step* parent = nullptr;  // the previous layer of the same image; nullptr: scratch
+  std::vector<Step*> deps;
+
+  // RUN
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string user;
+  std::string cwd = "/";
+  Network network = Network::kNone;
+  /// A RUN for another architecture than the host's: its binaries run through binfmt_misc.
+  std::optional<oci::Platform> emulated;
+  /// Proxy build args: reach the command but neither the cache key nor the history.
+  std::vector<std::string> proxy_env;
+  std::vector<RunMount> mounts;
+  bool insecure = false;  // RUN --security=insecure (with --allow security.insecure)
+  std::string hostname;   // BUILDKIT_SANDBOX_HOSTNAME, "" = the default
+
+  // COPY
+  copy::CopyOp copy;
+  std::string chown_spec;  // --chown as written after expansion; resolved at run time
+  bool from_context = true;
+  std::string context_dir;   // from_context: a named --build-context directory ("" = the context)
+  Step* from_top = nullptr;  // top step of the source stage (nullptr: an empty stage)
+  Step* user_from = nullptr;  // COPY --link: the image whose /etc/passwd resolves --chown
+  Step* link_src = nullptr;   // kLinked
+
+  // WORKDIR
+  std::string workdir;
+
+  // Written by the solver while it runs the step; read by dependents afterwards.
+  dag::VertexId vid = 0;
+  LayerResult result;  // kBase: the layer's blob is known at plan time
+  bool cached = false;
+  bool ran = false;
+  /// Packing the snapshot into a layer blob runs off the critical path (the next step only
+  /// needs the snapshot); export waits for it. Fills result.digest/diff_id/size/media_type.
+  std::shared_future<Status> packed;
+};
+
+struct HistoryItem {
+  std::string created_by;
+  Step* step = nullptr;  // the layer it made; nullptr: an empty_layer entry
+  std::string created;   // fixed time (history inherited from a base image), else derived
+  bool empty_layer = true;
+};
+
+struct StageState {
+  bool planned = false;
+  bool planning = false;
+  std::string display;  // "b1" or "stage-2"
+  Step* top = nullptr;
+  oci::RunConfig config;
+  std::vector<HistoryItem> history;
+  std::map<std::string, std::string> args;  // ARGs in scope with their values
+  std::string base_created;  // `created` of the base image, for images that add no layer
+  oci::Platform platform;    // FROM --platform, the base stage's, else the build's target
+};
+
+/// One platform's planned build. Steps point at each other: a Plan moves, never copies.
+struct Plan {
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  Plan(Plan&&) = default;
+  Plan& operator=(Plan&&) = default;
+
+  oci::Platform platform;  // the target platform
+  std::deque<Step> steps;  // in planning order; dependencies come first
+  std::vector<StageState> stages;
+  size_t target = 0;  // index into stages
+  const StageState& target_stage() const { return stages[target]; }
+  const Step* top() const { return stages[target].top; }
+  Step* top() { return stages[target].top; }
+};
+
+/// The steps of `plan` as JSON objects (id, name, stage, kind, key, deps, target), appended to
+/// `out`: what --print=plan shows.
+void describe(const Plan& plan, std::vector<std::string>& out);
+
+}  // namespace ocib::plan

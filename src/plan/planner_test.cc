@@ -1,0 +1,226 @@
+#include "plan/planner.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dockerfile/dockerfile.h"
+
+namespace ocib::plan {
+namespace {
+
+// The world as a test wants it: images, context digests and URLs from maps; every call logged.
+class FakeSources : public Sources {
+ public:
+  std::map<std::string, SourceImage> images;
+  std::map<std::string, std::string> digests;  // first pattern -> digest
+  std::map<std::string, Download> urls;
+  std::vector<std::string> notes, asked;
+
+  Result<SourceImage> image(const std::string& ref, const oci::Platform&) override {
+    asked.push_back("image " + ref);
+    auto it = images.find(ref);
+    if (it == images.end()) return Error(Errc::kNotFound, "no such image");
+    return it->second;
+  }
+  Result<std::string> hash(int, const std::vector<std::string>& patterns, const copy::SourceFilter&,
+                           copy::SourceManifest* manifest) override {
+    asked.push_back("hash " + patterns.front());
+    if (manifest) manifest->entries[patterns.front()] = "seen";
+    auto it = digests.find(patterns.front());
+    if (it == digests.end()) return Error(Errc::kNotFound, "\"" + patterns.front() + "\": not found");
+    return it->second;
+  }
+  Result<Download> fetch(const std::string& url) override {
+    asked.push_back("fetch " + url);
+    auto it = urls.find(url);
+    if (it == urls.end()) return Error(Errc::kIo, "Couldn't connect to server");
+    return it->second;
+  }
+  void note(const std::string& m) override { notes.push_back(m); }
+};
+
+Request request() {
+  Request r;
+  r.platform = oci::Platform::host();
+  r.network = Network::kDefault;
+  return r;
+}
+
+Result<Plan> plan_text(const std::string& text, FakeSources& src, const Request& req = request()) {
+  auto df = dockerfile::parse(text);
+  if (!df.ok()) return std::move(df).error();
+  return make_plan(*df, req, src);
+}
+
+const Step* find(const Plan& p, Step::Kind kind, const std::string& name_part) {
+  for (const auto& s : p.steps)
+    if (s.kind == kind && s.name.find(name_part) != std::string::npos) return &s;
+  return nullptr;
+}
+
+TEST(Planner, IdenticalStepsAreOneVertex) {
+  FakeSources src;
+  auto p = plan_text("FROM scratch AS a\nRUN make\nFROM scratch AS b\nRUN make\n"
+                     "FROM scratch\nCOPY --from=a /x /a\nCOPY --from=b /x /b\n",
+                     src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  size_t runs = std::count_if(p->steps.begin(), p->steps.end(), [](const Step& s) { return s.kind == Step::Kind::kRun; });
+  EXPECT_EQ(runs, 1u);  // same command on the same (empty) parent: the same key
+  const Step* cb = find(*p, Step::Kind::kCopy, "/b");
+  ASSERT_NE(cb, nullptr);
+  ASSERT_NE(cb->from_top, nullptr);
+  EXPECT_EQ(cb->from_top->kind, Step::Kind::kRun);
+  EXPECT_NE(std::find(cb->deps.begin(), cb->deps.end(), cb->from_top), cb->deps.end());
+}
+
+TEST(Planner, BaseImageLayersComeFromTheSources) {
+  FakeSources src;
+  SourceImage img;
+  img.manifest_digest = "sha256:m";
+  img.config.config.env = {"HOME=/root"};
+  img.config.diff_ids = {"sha256:d1", "sha256:d2"};
+  img.layers = {{"application/vnd.oci.image.layer.v1.tar+gzip", "sha256:b1", 10, {}, {}},
+                {"application/vnd.oci.image.layer.v1.tar+gzip", "sha256:b2", 20, {}, {}}};
+  src.images["busybox"] = img;
+  auto p = plan_text("FROM busybox\nRUN true\n", src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  ASSERT_EQ(p->steps.size(), 3u);
+  EXPECT_EQ(p->steps[0].kind, Step::Kind::kBase);
+  EXPECT_EQ(p->steps[1].result.digest, "sha256:b2");
+  EXPECT_EQ(p->steps[1].result.diff_id, "sha256:d2");
+  EXPECT_EQ(p->steps[1].parent, &p->steps[0]);
+  const Step& run = p->steps[2];
+  EXPECT_EQ(run.parent, &p->steps[1]);
+  // The image's environment, with the default PATH added as BuildKit does.
+  EXPECT_NE(std::find(run.env.begin(), run.env.end(), "HOME=/root"), run.env.end());
+  EXPECT_TRUE(std::any_of(run.env.begin(), run.env.end(), [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }));
+
+  FakeSources none;
+  auto missing = plan_text("FROM scratch\nRUN true\nFROM nothere\n", none);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().str().find("Dockerfile:3"), std::string::npos) << missing.error().str();
+  EXPECT_NE(missing.error().str().find("base image \"nothere\": no such image"), std::string::npos);
+}
+
+TEST(Planner, CopyKeyFollowsTheContextDigest) {
+  FakeSources src;
+  src.digests["app"] = "sha256:one";
+  Request req = request();
+  req.context_fd = 3;
+  auto a = plan_text("FROM scratch\nCOPY app /app\n", src, req);
+  ASSERT_TRUE(a.ok()) << a.error().str();
+  src.digests["app"] = "sha256:two";
+  auto b = plan_text("FROM scratch\nCOPY app /app\n", src, req);
+  ASSERT_TRUE(b.ok());
+  const Step* ca = find(*a, Step::Kind::kCopy, "COPY");
+  const Step* cb = find(*b, Step::Kind::kCopy, "COPY");
+  ASSERT_TRUE(ca && cb);
+  EXPECT_NE(ca->key, cb->key);
+  // What the key saw travels with the op, for the copy to check against.
+  ASSERT_TRUE(ca->copy.expected);
+  EXPECT_EQ(ca->copy.expected->entries.count("app"), 1u);
+  EXPECT_EQ(ca->copy.dest, "/app");
+
+  auto missing = plan_text("FROM scratch\nWORKDIR /w\nCOPY nope ./\n", src, req);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().str().find("Dockerfile:3: COPY failed"), std::string::npos) << missing.error().str();
+}
+
+TEST(Planner, AddUrlIsFetchedAndChecked) {
+  FakeSources src;
+  src.urls["https://example.com/dl/tool.tar"] = {"bytes", 1700000000};
+  auto p = plan_text("FROM scratch\nADD https://example.com/dl/tool.tar /opt/\n", src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  const Step* add = find(*p, Step::Kind::kCopy, "ADD");
+  ASSERT_NE(add, nullptr);
+  ASSERT_EQ(add->copy.inline_files.size(), 1u);
+  EXPECT_EQ(add->copy.inline_files[0].name, "tool.tar");
+  EXPECT_EQ(add->copy.inline_files[0].content, "bytes");
+  EXPECT_EQ(add->copy.inline_files[0].mode, 0600u);
+  EXPECT_EQ(add->copy.inline_files[0].mtime, 1700000000);
+
+  auto bad = plan_text("FROM scratch\nADD --checksum=sha256:" + std::string(64, '0') +
+                           " https://example.com/dl/tool.tar /opt/\n",
+                       src);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().str().find("digest mismatch"), std::string::npos) << bad.error().str();
+  auto down = plan_text("FROM scratch\n\nADD https://example.com/gone /x\n", src);
+  ASSERT_FALSE(down.ok());
+  EXPECT_NE(down.error().str().find("Dockerfile:3: ADD https://example.com/gone: Couldn't connect"), std::string::npos)
+      << down.error().str();
+}
+
+TEST(Planner, KeysSeparateWhatChangesTheResult) {
+  FakeSources src;
+  auto key_of = [&](const std::string& text, const Request& req) {
+    auto p = plan_text(text, src, req);
+    EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().str());
+    return p.ok() && p->top() ? p->top()->key : std::string();
+  };
+  Request req = request();
+  std::string base = key_of("FROM scratch\nRUN x\n", req);
+  EXPECT_EQ(base, key_of("FROM scratch\nRUN x\n", req));
+  EXPECT_NE(base, key_of("FROM scratch\nRUN --network=none x\n", req));
+  EXPECT_NE(base, key_of("FROM scratch\nENV A=1\nRUN x\n", req));
+  EXPECT_NE(base, key_of("FROM scratch\nUSER 1000\nRUN x\n", req));
+  // A proxy build arg reaches the command but not the key.
+  Request proxied = req;
+  proxied.build_args["HTTP_PROXY"] = "http://127.0.0.1:3128";
+  EXPECT_EQ(base, key_of("FROM scratch\nRUN x\n", proxied));
+  Request arg = req;
+  arg.build_args["V"] = "2";
+  EXPECT_NE(key_of("FROM scratch\nARG V=1\nRUN x\n", req), key_of("FROM scratch\nARG V=1\nRUN x\n", arg));
+}
+
+TEST(Planner, EnvPairsExpandWithTheEnvironmentBeforeTheInstruction) {
+  FakeSources src;
+  auto p = plan_text("FROM scratch\nENV A=1 B=${A:-x}\nENV C=$A\n", src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  const auto& env = p->target_stage().config.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "B=x"), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "C=1"), env.end());
+}
+
+TEST(Planner, PlansMoveWithoutDanglingSteps) {
+  // Steps point at each other; plans kept in a growing vector must stay valid.
+  FakeSources src;
+  std::vector<Plan> plans;
+  for (int i = 0; i < 5; ++i) {
+    auto p = plan_text("FROM scratch AS a\nRUN one\nRUN two\nFROM a\nRUN three " + std::to_string(i) + "\n", src);
+    ASSERT_TRUE(p.ok());
+    plans.push_back(std::move(p).value());
+  }
+  for (const auto& p : plans) {
+    const Step* top = p.top();
+    ASSERT_NE(top, nullptr);
+    int depth = 0;
+    for (const Step* s = top; s; s = s->parent) {
+      bool inside = std::any_of(p.steps.begin(), p.steps.end(), [s](const Step& x) { return &x == s; });
+      EXPECT_TRUE(inside);
+      ++depth;
+    }
+    EXPECT_EQ(depth, 3);
+  }
+}
+
+TEST(Planner, DescribeListsEveryStepWithItsKey) {
+  FakeSources src;
+  auto p = plan_text("FROM scratch\nRUN a\nRUN b\n", src);
+  ASSERT_TRUE(p.ok());
+  std::vector<std::string> out;
+  describe(*p, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_NE(out[1].find("\"key\":\"" + p->top()->key + "\""), std::string::npos) << out[1];
+  EXPECT_NE(out[1].find("\"target\":true"), std::string::npos);
+  EXPECT_NE(out[1].find("\"deps\":[1]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ocib::plan

@@ -1,0 +1,585 @@
+#include "solver/solver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <random>
+#include <semaphore>
+#include <set>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "layers/unpack.h"
+#include "solver/durations.h"
+#include "solver/emulation.h"
+#include "solver/pack_snapshot.h"
+#include "solver/sandboxed.h"
+#include "solver/userdb.h"
+
+namespace ocib::solver {
+
+std::string compression_name(layers::Compression c) {
+  switch (c) {
+    case layers::Compression::kZstd: return "zstd";
+    case layers::Compression::kNone: return "uncompressed";
+    default: return "gzip";
+  }
+}
+
+namespace {
+
+std::string ascii_lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// A layer that hides what `filter` excludes beneath `root_fd` when stacked over it in an overlay:
+// a whiteout per excluded entry (directories whose contents may be re-included by a `!` rule are
+// walked instead), in parent directories with the context's modes. nullopt: nothing excluded.
+// Never follows a symlink of the context.
+Result<std::optional<std::string>> ignore_mask(int root_fd, const copy::SourceFilter& filter, const std::string& dir) {
+  std::vector<std::string> hidden;
+  std::function<Status(int, const std::string&)> walk = [&](int dfd, const std::string& rel) -> Status {
+    int fd = ::openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Error::from_errno("read context directory " + (rel.empty() ? "." : rel), errno);
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return Error::from_errno("read context directory " + rel, errno);
+    }
+    std::unique_ptr<DIR, int (*)(DIR*)> closer(d, ::closedir);
+    std::vector<std::pair<std::string, bool>> entries;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st;
+      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      entries.emplace_back(name, S_ISDIR(st.st_mode));
+    }
+    for (const auto& [name, is_dir] : entries) {
+      std::string child = rel.empty() ? name : rel + "/" + name;
+      bool excluded = filter.excluded(child, is_dir);
+      if (excluded && !(is_dir && filter.descend && filter.descend(child))) {
+        hidden.push_back(child);
+      } else if (is_dir) {
+        UniqueFd sub(::openat(::dirfd(d), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (sub.valid()) OCIB_TRY(walk(sub.get(), child));
+      }
+    }
+    return {};
+  };
+  OCIB_TRY(walk(root_fd, ""));
+  if (hidden.empty()) return std::optional<std::string>();
+  OCIB_TRY(fs::mkdirs(dir, 0755));
+  // The overlay shows the topmost layer's directories: give the mask's the context's modes
+  // (once everything is created in them).
+  std::map<std::string, mode_t> modes;
+  struct stat rst;
+  if (::fstat(root_fd, &rst) == 0) modes[""] = rst.st_mode & 07777;
+  for (const auto& rel : hidden) {
+    size_t pos = 0;
+    for (size_t slash; (slash = rel.find('/', pos)) != std::string::npos; pos = slash + 1) {
+      std::string prefix = rel.substr(0, slash);
+      if (modes.count(prefix)) continue;
+      struct stat st;
+      if (::fstatat(root_fd, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return Error::from_errno("stat context " + prefix, errno);
+      std::string at = fs::join(dir, prefix);
+      if (::mkdir(at.c_str(), 0755) < 0 && errno != EEXIST) return Error::from_errno("mkdir " + at, errno);
+      modes[prefix] = st.st_mode & 07777;
+    }
+    std::string wh = fs::join(dir, rel);
+    if (::mknod(wh.c_str(), S_IFCHR, makedev(0, 0)) < 0)
+      return Error::from_errno("RUN --mount=type=bind: hide .dockerignore'd " + rel + " (mknod whiteout)", errno);
+  }
+  for (auto it = modes.rbegin(); it != modes.rend(); ++it)
+    ::chmod((it->first.empty() ? dir : fs::join(dir, it->first)).c_str(), it->second);
+  return std::optional<std::string>(dir);
+}
+
+}  // namespace
+
+Solver::Solver(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
+               plan::Plan& plan, registry::Client& client, std::shared_ptr<dag::JobSlots> slots)
+    : opts_(opts), store_(st), reporter_(reporter), ids_(ids), plan_(plan), client_(client), slots_(std::move(slots)) {}
+
+// Turns the step's mounts into sandbox mounts. Secrets are read now and stay in memory (a tmpfs
+// of the step's own); env-style secrets reach only the process.
+Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
+                               std::vector<fs::FileLock>& locks) {
+  int n = 0;
+  for (const auto& m : s.mounts) {
+    sandbox::Mount sm;
+    sm.target = m.target;
+    if (m.type == plan::RunMount::Type::kCache) {
+      std::string dir = fs::join(store_.root(), "cache-mounts/" + Sha256::hex(m.id).substr(0, 24));
+      const bool created = !fs::is_dir(dir);
+      OCIB_TRY(fs::mkdirs(dir, 0755));
+      if (m.mode) ::chmod(dir.c_str(), m.mode);
+      // BuildKit gives a new cache directory uid:gid (in the container's ids); done by the
+      // sandbox, which can chown to them.
+      if (created && (m.uid || m.gid)) {
+        sm.chown_uid = m.uid.value_or(0);
+        sm.chown_gid = m.gid.value_or(0);
+      }
+      if (m.locked) {
+        OCIB_ASSIGN_OR_RETURN(fs::FileLock l, fs::FileLock::acquire(dir + ".lock"));
+        locks.push_back(std::move(l));
+      }
+      sm.type = sandbox::Mount::Type::kBind;
+      sm.source = dir;
+    } else if (m.type == plan::RunMount::Type::kTmpfs) {
+      sm.type = sandbox::Mount::Type::kTmpfs;
+      sm.tmpfs_size = m.size;
+      sm.mode = m.mode ? m.mode : 01777;
+    } else if (m.type == plan::RunMount::Type::kBind) {
+      // The source is resolved by the sandbox *inside* its root (the stage's merged view, the
+      // context): `ln -s / host` in a stage names the stage's own /, never the host's.
+      sm.subpath = m.source;
+      std::vector<std::string> lowers;
+      if (m.from_stage) {
+        // Always an overlay with a throwaway upper, read-only unless rw: even a step that may
+        // remount it (--security=insecure) cannot write into the stage's snapshots.
+        lowers = lowers_of(store_, m.from_top);
+        sm.type = sandbox::Mount::Type::kOverlayRw;
+      } else {
+        const bool main_context = m.context_dir.empty();
+        lowers = {main_context ? opts_.context : m.context_dir};
+        // .dockerignore'd files (secret.key, .git) are left out of the view, as BuildKit does:
+        // an overlay with a layer of whiteouts over them.
+        if (main_context && opts_.context_filter.excluded) {
+          OCIB_ASSIGN_OR_RETURN(std::optional<std::string> mask,
+                                ignore_mask(opts_.context_fd, opts_.context_filter, fs::join(spec.scratch, "ctxmask-" + std::to_string(n++))));
+          if (mask) {
+            lowers.insert(lowers.begin(), *mask);
+            sm.type = sandbox::Mount::Type::kOverlayRw;
+          }
+        }
+      }
+      // Writes are discarded with the step; an insecure step could remount a read-only bind of
+      // the context rw, so it gets an overlay too.
+      if (m.rw || spec.insecure) sm.type = sandbox::Mount::Type::kOverlayRw;
+      if (sm.type == sandbox::Mount::Type::kOverlayRw) {
+        sm.lowerdirs = lowers;
+        sm.readonly = !m.rw;
+      } else {
+        sm.type = sandbox::Mount::Type::kBind;
+        sm.source = lowers.front();
+        sm.readonly = true;
+      }
+    } else if (m.type == plan::RunMount::Type::kSecret || m.type == plan::RunMount::Type::kPipe) {
+      std::string value;
+      if (m.type == plan::RunMount::Type::kPipe) {
+        value = m.source;
+      } else {
+        auto it = opts_.secrets.find(m.id);
+        if (it == opts_.secrets.end()) {
+          if (m.required) return Error::invalid("secret " + m.id + " is required but was not given (--secret id=" + m.id + ",src=FILE)");
+          continue;
+        }
+        if (!it->second.env.empty()) {
+          const char* v = std::getenv(it->second.env.c_str());
+          if (!v) return Error::invalid("secret " + m.id + ": environment variable " + it->second.env + " is not set");
+          value = v;
+        } else {
+          OCIB_ASSIGN_OR_RETURN(value, fs::read_file(it->second.file));
+        }
+        if (!m.env.empty()) env.push_back(m.env + "=" + value);
+        if (m.target.empty()) continue;
+      }
+      mode_t mode = m.type == plan::RunMount::Type::kPipe ? 0555 : (m.mode ? m.mode : 0400);
+      // Readable by a non-root step user only through its mode; owner is container root.
+      if (m.type == plan::RunMount::Type::kSecret && !m.mode && (spec.uid != 0)) mode = 0444;
+      // In a tmpfs of the step's own mount namespace: never on disk, gone with the step.
+      sm.type = sandbox::Mount::Type::kData;
+      sm.data = std::move(value);
+      sm.mode = mode;
+      sm.chown_uid = m.uid.value_or(0);
+      sm.chown_gid = m.gid.value_or(0);
+      sm.readonly = true;
+    }
+    spec.mounts.push_back(sm);
+  }
+  return {};
+}
+
+Status Solver::execute() {
+  plan::Step* top = plan_.top();
+  std::vector<dag::VertexId> targets;
+  // Among ready steps the scheduler starts the one on the longest remaining path; lengths
+  // are the durations recorded by earlier builds, or a guess by kind for a step never run.
+  Durations durations = Durations::load(store_.root());
+  for (auto& s : plan_.steps) {
+    dag::Vertex v;
+    v.name = s.name;
+    for (plan::Step* d : s.deps) v.deps.push_back(d->vid);
+    plan::Step* sp = &s;
+    v.run = [this, sp]() { return run_step(*sp); };
+    double guess = s.kind == plan::Step::Kind::kRun ? 1.0 : s.kind == plan::Step::Kind::kBase ? 0.5 : 0.1;
+    v.cost = durations.estimate(s.key, s.name).value_or(guess) + 0.001;
+    s.vid = graph_.add(std::move(v));
+  }
+  if (top) targets.push_back(top->vid);
+  int jobs = opts_.jobs > 0 ? opts_.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency()));
+  dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); }, slots_);
+  Status st = sched.run(graph_, targets, &report_);
+  if (!st.ok() && report_.cancelled > 0) st.error().wrap(std::to_string(report_.cancelled) + " cancelled");
+  for (const auto& s : plan_.steps) {
+    if (s.cached || s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
+    const auto& t = report_.timings[s.vid];
+    if (report_.failed != s.vid)  // a failed step's time says nothing about its next run
+      durations.record(s.key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
+  }
+  durations.save();
+  return st;
+}
+
+Status Solver::run_step(plan::Step& s) {
+  if (s.kind == plan::Step::Kind::kLinked) {
+    // The --link layer is ready (a dependency); this vertex only stacks it.
+    plan::Step* src = s.link_src;
+    s.result.snapshot = src->result.snapshot;
+    s.result.created = src->result.created;
+    s.cached = src->cached;
+    if (src->packed.valid()) {
+      std::shared_future<Status> f = src->packed;
+      s.packed = std::async(std::launch::async, [&s, src, f]() -> Status {
+                   OCIB_TRY(f.get());
+                   s.result.digest = src->result.digest;
+                   s.result.diff_id = src->result.diff_id;
+                   s.result.size = src->result.size;
+                   s.result.media_type = src->result.media_type;
+                   return {};
+                 }).share();
+    } else {
+      s.result = src->result;
+    }
+    return {};
+  }
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  if (s.kind == plan::Step::Kind::kBase) {
+    if (store_.has_snapshot(s.result.snapshot)) {
+      s.cached = true;
+      reporter_.cached(s.display_id, s.name);
+      return {};
+    }
+    reporter_.started(s.display_id, s.name);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = unpack_base(s);
+    if (!r.ok()) {
+      reporter_.failed(s.display_id, r.error().message());
+      return std::move(r).error().wrap(s.name);
+    }
+    s.ran = true;
+    reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return {};
+  }
+  bool use_cache = !ignores_cache(s);
+  if (use_cache) {
+    if (auto hit = store_.cache_get(s.key)) {
+      plan::LayerResult r;
+      r.snapshot = hit->snapshot;
+      r.created = hit->created;
+      // Blobs are kept per compression: a zstd build after a gzip one packs again.
+      if (auto e = hit->blobs.find(compression_name(opts_.compression)); e != hit->blobs.end()) {
+        r.digest = e->second.digest;
+        r.diff_id = e->second.diff_id;
+        r.media_type = e->second.media_type;
+        r.size = e->second.size;
+      }
+      if (store_.has_snapshot(r.snapshot)) {
+        s.result = r;
+        s.cached = true;
+        if (r.digest.empty() || !store_.has_blob(r.digest)) start_pack(s);
+        reporter_.cached(s.display_id, s.name);
+        return {};
+      }
+    }
+  }
+  if (use_cache && !imported_cache_.empty()) {
+    OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
+    if (hit) {
+      reporter_.cached(s.display_id, s.name + " (imported cache)");
+      return {};
+    }
+  }
+  reporter_.started(s.display_id, s.name);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = execute_step(s);
+  if (!r.ok()) {
+    Error e = std::move(r).error();
+    reporter_.failed(s.display_id, e.message());
+    return e.wrap(s.name);
+  }
+  s.result = *r;
+  s.ran = true;
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  start_pack(s);
+  reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return {};
+}
+
+store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
+  const plan::LayerResult& r = s.result;
+  store::CacheEntry entry;
+  entry.snapshot = r.snapshot;
+  entry.created = r.created;
+  entry.name = s.name;
+  // Keep blobs of other compressions recorded by earlier builds.
+  if (auto old = store_.cache_get(s.key)) entry.blobs = old->blobs;
+  if (!r.digest.empty()) entry.blobs[compression_name(opts_.compression)] = {r.digest, r.diff_id, r.media_type, r.size};
+  return entry;
+}
+
+void Solver::start_pack(plan::Step& s) {
+  s.packed = std::async(std::launch::async, [this, &s] { return pack_step(s); }).share();
+}
+
+// Packs a committed snapshot into a layer blob and records it in the cache entry.
+Status Solver::pack_step(plan::Step& s) {
+  static std::counting_semaphore<64> slots(std::max(1u, std::thread::hardware_concurrency()));
+  slots.acquire();
+  struct Release {
+    ~Release() { slots.release(); }
+  } release;
+  auto t0 = std::chrono::steady_clock::now();
+  layers::PackOptions po;
+  po.ids = &ids_;
+  po.clamp_mtime = opts_.source_date_epoch;
+  po.compression = opts_.compression;
+  po.level = opts_.compression_level;
+  std::string blob_tmp = store_.tmp_file_path("layer-");
+  OCIB_ASSIGN_OR_RETURN(std::string pack_staging, store_.make_tmp_dir("pack-"));
+  Staging pack_guard(pack_staging, ids_);
+  auto blob = pack_snapshot(store_.snapshot_path(s.result.snapshot), blob_tmp, po, ids_, pack_staging);
+  if (!blob.ok()) {
+    ::unlink(blob_tmp.c_str());
+    return std::move(blob).error().wrap("packing layer of " + s.name);
+  }
+  if (store_.has_blob(blob->digest)) {
+    ::unlink(blob_tmp.c_str());
+  } else {
+    OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
+  }
+  s.result.digest = blob->digest;
+  s.result.diff_id = blob->diff_id;
+  s.result.size = blob->size;
+  s.result.media_type = blob->media_type;
+  if (log::debug_enabled())
+    log::debug(s.name + ": pack " +
+               std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()) + " ms");
+  return store_.cache_put(s.key, cache_entry(s));
+}
+
+// Unpacks a base layer inside a user namespace, so the files get their real container owners
+// (subordinate ids) even for an unprivileged caller.
+Result<plan::LayerResult> Solver::unpack_base(plan::Step& s) {
+  OCIB_ASSIGN_OR_RETURN(std::string dest, store_.make_tmp_dir("unpack-"));
+  Staging dest_guard(dest, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  // The unpack reports the entries it refused here (its own output is only step output).
+  OCIB_ASSIGN_OR_RETURN(std::string report, store_.make_tmp_dir("report-"));
+  Staging report_guard(report, ids_);
+  std::string blob = store_.blob_path(s.result.digest);
+  spec.host_dirs = {fs::dirname(blob), dest, report};
+  std::string hex = fs::basename(blob);
+  std::string diff_id = s.result.diff_id;
+  std::string layer = s.result.digest;
+  spec.in_sandbox = reporting([hex, diff_id, layer](const std::vector<int>& fds) -> Status {
+    layers::UnpackOptions uo;
+    uo.expected_diff_id = diff_id;
+    auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
+                                  "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
+    if (!r.ok()) return std::move(r).error();
+    if (std::string w = layers::refused_summary(*r, layer); !w.empty())
+      OCIB_TRY(fs::write_file_atomic("/proc/self/fd/" + std::to_string(fds.at(2)) + "/refused", w));
+    return {};
+  });
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
+  if (run.outcome.exit_code != 0)
+    return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + run.tail);
+  if (auto w = fs::read_file(fs::join(report, "refused")); w.ok() && !w->empty()) reporter_.note("warning: " + *w);
+  OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
+  return s.result;
+}
+
+
+// --cache-from (cache_io.cc reads the sources): the imported records are looked up by key in
+// run_step after the store's own cache; a hit brings the blob into the store (from a cache
+// directory, or lazily from the registry) and unpacks it into the step's snapshot, so the
+// step need not run.
+Status Solver::load_cache_imports() {
+  for (const auto& from : opts_.cache_from) {
+    OCIB_TRY(cache::import_cache(from, store_, client_, plan_.platform, [this](const std::string& m) { reporter_.note(m); },
+                         imported_cache_));
+  }
+  return {};
+}
+
+bool Solver::ignores_cache(const plan::Step& s) const {
+  if (opts_.no_cache) return true;
+  if (opts_.no_cache_filter.empty()) return false;
+  // The stage as the Dockerfile names it (a multi-platform build prefixes "PLATFORM ").
+  std::string name = s.stage.substr(s.stage.rfind(' ') + 1);
+  for (const auto& f : opts_.no_cache_filter)
+    if (ascii_lower(f) == ascii_lower(name)) return true;
+  return false;
+}
+
+Result<bool> Solver::try_imported_cache(plan::Step& s) {
+  auto it = imported_cache_.find(s.key);
+  if (it == imported_cache_.end() || s.kind == plan::Step::Kind::kBase || s.kind == plan::Step::Kind::kLinked) return false;
+  const cache::CacheRecord& r = it->second.record;
+  if (Status got = cache::fetch_cache_blob(it->second, store_, client_); !got.ok()) {
+    // A blob that went away (a pruned registry, a partial cache directory) is a miss; one that
+    // does not match its digest fails the build.
+    if (got.error().code() == Errc::kCorrupt || got.error().code() == Errc::kSecurity) return std::move(got).error();
+    reporter_.note("warning: imported cache for " + s.name + " unusable, running it: " + got.error().message());
+    return false;
+  }
+  s.result.snapshot = s.key.substr(0, 20);
+  s.result.digest = r.digest;
+  s.result.diff_id = r.diff_id;
+  s.result.media_type = r.media_type;
+  s.result.size = r.size;
+  s.result.created = r.created;
+  if (!store_.has_snapshot(s.result.snapshot)) {
+    auto u = unpack_base(s);
+    if (!u.ok()) return std::move(u).error();
+  }
+  s.cached = true;
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  return true;
+}
+
+Result<cache::CacheRecords> Solver::cache_records(const std::string& mode) const {
+  std::set<const plan::Step*> chosen;
+  if (mode == "max") {
+    for (const auto& s : plan_.steps)
+      if (s.kind != plan::Step::Kind::kBase && s.kind != plan::Step::Kind::kLinked && (s.ran || s.cached)) chosen.insert(&s);
+  } else {
+    for (const plan::Step* s = plan_.top(); s; s = s->parent) {
+      const plan::Step* layer = s->kind == plan::Step::Kind::kLinked ? s->link_src : s;  // under the --link key
+      if (layer->kind != plan::Step::Kind::kBase) chosen.insert(layer);
+    }
+  }
+  cache::CacheRecords out;
+  for (const plan::Step* s : chosen) {
+    if (s->packed.valid()) OCIB_TRY(s->packed.get());
+    if (s->result.digest.empty()) continue;
+    out[s->key] = {s->result.digest, s->result.diff_id, s->result.media_type, s->result.size, s->result.created, s->name};
+  }
+  return out;
+}
+
+Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+
+  sandbox::Spec spec;
+  std::vector<fs::FileLock> mount_locks;  // cache mounts with sharing=locked
+  spec.lowerdirs = lowers_of(store_, s.parent);
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  spec.network = s.network == plan::Network::kHost ? sandbox::Network::kHost
+                 : s.network == plan::Network::kDefault ? sandbox::Network::kDefault
+                                                         : sandbox::Network::kNone;
+  if (s.network == plan::Network::kDefault) {
+    static std::once_flag said;
+    std::string why = sandbox::network_stack_unavailable();
+    if (!why.empty())
+      std::call_once(said, [&] {
+        log::warn("RUN network: " + why + "; RUN steps use the host's network (in their user namespace) instead of a network namespace of their own");
+      });
+  }
+  if (!s.hostname.empty()) spec.hostname = s.hostname;
+  if (s.kind == plan::Step::Kind::kRun) {
+    if (s.emulated) OCIB_TRY(check_emulation(*s.emulated));
+    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
+    spec.uid = ids.first;
+    spec.gid = ids.second;
+    // Groups outside the user namespace's mapping cannot be set; they are left out.
+    for (uint32_t g : supplementary_groups(spec.lowerdirs, s.user, ids.second))
+      if (ids_.container_to_host_gid(g)) spec.groups.push_back(g);
+    spec.argv = s.argv;
+    spec.env = s.env;
+    spec.insecure = s.insecure;
+    spec.cwd = s.cwd;
+    spec.env.insert(spec.env.end(), s.proxy_env.begin(), s.proxy_env.end());
+    OCIB_TRY(add_run_mounts(s, spec, spec.env, mount_locks));
+  } else if (s.kind == plan::Step::Kind::kWorkdir) {
+    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
+    std::string dir = s.workdir;
+    spec.in_sandbox = reporting([dir, ids](const std::vector<int>&) { return copy::make_workdir(dir, ids.first, ids.second); });
+  } else {
+    copy::CopyOp op = s.copy;
+    if (!s.chown_spec.empty()) {
+      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(s.user_from ? lowers_of(store_, s.user_from) : spec.lowerdirs,
+                                                   s.chown_spec));
+      op.uid = ids.first;
+      op.gid = ids.second;
+    }
+    if (s.from_context) {
+      spec.host_dirs = {s.context_dir.empty() ? opts_.context : s.context_dir};
+    } else {
+      sandbox::ReadOnlyView view;
+      view.layers = lowers_of(store_, s.from_top);
+      spec.views = {view};
+    }
+    spec.in_sandbox = reporting([op](const std::vector<int>& fds) { return copy::copy_into(fds.at(0), op); });
+  }
+
+  auto t_run = std::chrono::steady_clock::now();
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
+  auto t_ran = std::chrono::steady_clock::now();
+  const sandbox::Outcome* outcome = &run.outcome;
+  if (outcome->exit_code != 0) {
+    if (s.kind != plan::Step::Kind::kRun)
+      return Error(Errc::kFailedStep, "copy failed: " + run.tail).with_exit_code(outcome->exit_code);
+    std::string proc;
+    for (const auto& a : s.argv) proc += (proc.empty() ? "" : " ") + a;
+    std::string how = outcome->signal ? "killed by signal " + std::to_string(outcome->signal)
+                                      : "exit code: " + std::to_string(outcome->exit_code);
+    return Error(Errc::kFailedStep, "process \"" + proc + "\" did not complete successfully: " + how)
+        .with_exit_code(outcome->exit_code);
+  }
+
+  if (log::debug_enabled())
+    log::debug(s.name + ": sandbox " +
+               std::to_string(std::chrono::duration<double, std::milli>(t_ran - t_run).count()) + " ms");
+  plan::LayerResult res;
+  res.snapshot = s.key.substr(0, 20);
+  if (store_.has_snapshot(res.snapshot)) {
+    // Re-executed (--no-cache): keep the fresh result under a new id; the old snapshot may be a
+    // lowerdir of another running build and is left for prune.
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
+    res.snapshot = s.key.substr(0, 12) + std::string(suffix).substr(0, 12);
+  }
+  OCIB_TRY(store_.commit_snapshot(upper_guard.release(), res.snapshot));
+  res.created = opts_.source_date_epoch ? *opts_.source_date_epoch
+                                   : static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch()).count());
+  return res;
+}
+
+}  // namespace ocib::solver

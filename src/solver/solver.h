@@ -1,0 +1,93 @@
+#pragma once
+// The solver (BuildKit's solver/ops): runs a Plan's steps on the store, concurrently as their
+// inputs become ready, through the content-addressed cache (the store's, then --cache-from),
+// each RUN/COPY/WORKDIR in the sandbox; packs each committed snapshot into a layer blob off the
+// critical path.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/idmap.h"
+#include "base/spec.h"
+#include "cache/cache_io.h"
+#include "copy/copy.h"
+#include "dag/scheduler.h"
+#include "layers/layers.h"
+#include "plan/plan.h"
+#include "progress/progress.h"
+#include "registry/registry.h"
+#include "sandbox/sandbox.h"
+#include "store/store.h"
+
+namespace ocib::solver {
+
+/// --secret id=ID,src=FILE | id=ID,env=VAR: where a secret's value comes from.
+struct Secret {
+  std::string file;  // read at use time
+  std::string env;   // or: from this environment variable
+};
+
+struct Options {
+  std::string context;  // real path of the build context directory
+  int context_fd = -1;
+  copy::SourceFilter context_filter;  // .dockerignore
+  std::map<std::string, Secret> secrets;
+  bool no_cache = false;
+  std::vector<std::string> no_cache_filter;  // stage names whose steps ignore the cache
+  std::vector<TypedSpec> cache_from;
+  int jobs = 0;  // 0 = default
+  layers::Compression compression = layers::Compression::kGzip;
+  int compression_level = -1;
+  std::optional<int64_t> source_date_epoch;
+};
+
+/// "gzip", "zstd", "uncompressed": the name blobs of a compression are recorded under.
+std::string compression_name(layers::Compression c);
+
+class Solver {
+ public:
+  /// `slots` (may be null) bounds the jobs of several Solvers running at once.
+  Solver(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
+         plan::Plan& plan, registry::Client& client, std::shared_ptr<dag::JobSlots> slots);
+
+  /// Reads the --cache-from sources.
+  Status load_cache_imports();
+  /// Runs every step the plan's target needs; records step durations for the next build.
+  Status execute();
+  /// The records --cache-to exports: the target image's layers (min) or every step that ran
+  /// or was cached (max). Waits for their packing.
+  Result<cache::CacheRecords> cache_records(const std::string& mode) const;
+  /// When each step ran (indexed by Step::vid).
+  const dag::Report& report() const { return report_; }
+  const plan::Plan& plan() const { return plan_; }
+
+ private:
+  Status run_step(plan::Step& s);
+  Result<plan::LayerResult> execute_step(plan::Step& s);
+  Result<plan::LayerResult> unpack_base(plan::Step& s);
+  Status add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
+                        std::vector<fs::FileLock>& locks);
+  void start_pack(plan::Step& s);
+  Status pack_step(plan::Step& s);
+  store::CacheEntry cache_entry(const plan::Step& s) const;
+  Result<bool> try_imported_cache(plan::Step& s);
+  bool ignores_cache(const plan::Step& s) const;
+
+  const Options& opts_;
+  store::Store& store_;
+  progress::Reporter& reporter_;
+  const IdMapping& ids_;
+  plan::Plan& plan_;
+  registry::Client& client_;
+  std::shared_ptr<dag::JobSlots> slots_;
+  std::map<std::string, cache::ImportedRecord> imported_cache_;
+  dag::Graph graph_;
+  dag::Report report_;
+};
+
+}  // namespace ocib::solver
