@@ -15,11 +15,14 @@ if(OCIB_SANITIZE)
   target_link_options(ocib_settings INTERFACE -fsanitize=${_san})
 endif()
 
-# ocib_module(NAME SOURCES... [DEPS ...]) -> static library ocib_NAME
+# ocib_module(NAME SOURCES... [DEPS ...] [PRIVATE_DEPS ...]) -> static library ocib_NAME.
+# DEPS are what its headers expose (users of the module see them too); PRIVATE_DEPS are its
+# implementation's (linked, but their headers stay invisible to users: plan cannot include
+# curl, the sandbox or the store).
 function(ocib_module name)
-  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(ocib_${name} STATIC ${M_SOURCES})
-  target_link_libraries(ocib_${name} PUBLIC ocib_settings ${M_DEPS} PRIVATE ocib_warnings)
+  target_link_libraries(ocib_${name} PUBLIC ocib_settings ${M_DEPS} PRIVATE ocib_warnings ${M_PRIVATE_DEPS})
 endfunction()
 
 # ocib_unit_test(NAME SOURCES... DEPS ...) -> gtest binary registered with CTest

@@ -23,7 +23,8 @@ Result<TypedSpec> parse_typed_spec(const std::string& spec, const std::string& w
     if (k == "type") out.type = v;
     else out.attrs[k] = v;
   }
-  if (out.type.empty()) return Error::invalid("invalid " + what + " \"" + spec + "\": type= is required");
+  if (out.type.empty())
+    return Error::invalid("invalid " + what + " \"" + spec + "\": type= is required");
   return out;
 }
 

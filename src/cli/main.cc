@@ -15,6 +15,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "exporter/exporter.h"
 #include "images/images.h"
 #include "oci/platform.h"
 #include "control/inspect.h"
@@ -208,17 +209,17 @@ int cmd_build(const Args& a) {
       if (!p.ok()) return fail(p.error().str(), 2);
       o.platforms.insert(o.platforms.end(), p->begin(), p->end());
     } else if (take_value(a, i, "--output", "-o", &v)) {
-      auto out = ocib::control::parse_output(v);
+      auto out = ocib::exporter::parse_output(v);
       if (!out.ok()) return fail(out.error().str(), 2);
       o.outputs.push_back(*out);
     } else if (take_value(a, i, "--cache-to", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;  // buildx: a bare image ref
-      auto c = ocib::control::parse_output(v);
+      auto c = ocib::exporter::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_to.push_back(*c);
     } else if (take_value(a, i, "--cache-from", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;
-      auto c = ocib::control::parse_output(v);
+      auto c = ocib::exporter::parse_output(v);
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_from.push_back(*c);
     } else if (take_value(a, i, "--progress", "", &v)) {

@@ -24,6 +24,7 @@
 #include "images/images.h"
 #include "oci/platform.h"
 #include "plan/planner.h"
+#include "control/sources.h"
 #include "progress/progress.h"
 #include "store/maintenance.h"
 #include "store/store.h"
@@ -34,124 +35,12 @@ using nlohmann::json;
 
 namespace {
 
-// The world as planning sees it: images from the store (pulled or re-resolved through the
-// registry client as --pull says), the context hashed on the host, ADD URLs downloaded through
-// the registry client's HTTP transport (its TLS settings and retries).
-class StoreSources : public plan::Sources {
- public:
-  StoreSources(store::Store& st, registry::Client& client, progress::Reporter& reporter, images::PullPolicy pull,
-               const std::map<std::string, std::string>& layout_images, int context_fd)
-      : store_(st), client_(client), reporter_(reporter), pull_(pull), layout_images_(layout_images),
-        context_fd_(context_fd) {}
-
-  Result<plan::SourceImage> image(const std::string& ref, const oci::Platform& platform) override {
-    std::string digest;
-    if (auto it = layout_images_.find(ref); it != layout_images_.end()) {
-      digest = it->second;
-    } else {
-      OCIB_ASSIGN_OR_RETURN(digest, images::resolve_base(store_, client_, ref, pull_, platform,
-                                                          [this](const std::string& m) { reporter_.note(m); }));
-    }
-    OCIB_ASSIGN_OR_RETURN(images::StoredImage img, images::load_image(store_, digest, &platform));
-    plan::SourceImage out{img.manifest_digest, std::move(img.config), std::move(img.layers)};
-    for (auto& l : out.layers) l.media_type = images::oci_layer_media_type(l.media_type);
-    return out;
-  }
-
-  Result<std::string> hash(int root_fd, const std::vector<std::string>& patterns, const copy::SourceFilter& filter,
-                           copy::SourceManifest* manifest) override {
-    copy::SourceFilter f = filter;
-    // The context's bytes read for hashing (what a daemon's "transferring context" would be).
-    if (root_fd == context_fd_) {
-      progress::Reporter* rep = &reporter_;
-      f.progress = [rep](uint64_t done, uint64_t total) { rep->transfer("hashing context", done, total); };
-    }
-    return copy::hash_sources(root_fd, patterns, f, manifest);
-  }
-
-  Result<plan::Download> fetch(const std::string& url) override {
-    OCIB_ASSIGN_OR_RETURN(registry::Client::UrlContent c, client_.fetch_url(url));
-    return plan::Download{std::move(c.body), c.last_modified};
-  }
-
-  void note(const std::string& message) override { reporter_.note(message); }
-
- private:
-  store::Store& store_;
-  registry::Client& client_;
-  progress::Reporter& reporter_;
-  images::PullPolicy pull_;
-  const std::map<std::string, std::string>& layout_images_;
-  int context_fd_;
-};
-
-// --build-context NAME=VALUE: a local directory (COPY --from, RUN --mount from=) or an image
-// (FROM, COPY --from). A named context wins over a stage of the same name, as in BuildKit.
-Status open_named_contexts(const Options& opts_, store::Store& store_, std::map<std::string, plan::NamedContext>& named_,
-                           std::map<std::string, std::string>& layout_images_) {
-  for (const auto& [raw_name, value] : opts_.build_contexts) {
-    std::string name = raw_name;
-    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    plan::NamedContext c;
-    auto bad = [&](const std::string& why) {
-      return Error::invalid("--build-context " + raw_name + "=" + value + ": " + why);
-    };
-    if (value.rfind("docker-image://", 0) == 0) {
-      c.image = value.substr(15);
-      if (c.image.empty()) return bad("no image reference after docker-image://");
-    } else if (value.rfind("oci-layout://", 0) == 0) {
-      // oci-layout://DIR[:TAG][@DIGEST], as buildx.
-      std::string rest = value.substr(13), selector;
-      if (auto at = rest.find('@'); at != std::string::npos) {
-        selector = rest.substr(at);
-        rest = rest.substr(0, at);
-      } else if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
-        selector = rest.substr(colon + 1);
-        rest = rest.substr(0, colon);
-      }
-      auto digest = images::import_oci_layout(store_, rest, selector);
-      if (!digest.ok()) return bad(digest.error().message());
-      c.image = value;
-      layout_images_[value] = *digest;
-    } else if (value.find("://") != std::string::npos || value.rfind("git@", 0) == 0) {
-      return bad("only a local directory, docker-image:// and oci-layout:// are supported");
-    } else {
-      auto real = fs::real_path(value);
-      if (!real.ok() || !fs::is_dir(*real)) return bad("not a directory");
-      c.dir = *real;
-      c.fd = std::make_shared<UniqueFd>(::open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-      if (!c.fd->valid()) return Error::from_errno("open build context " + c.dir, errno);
-    }
-    named_[name] = std::move(c);
-  }
-  return {};
-}
-
 std::string ascii_lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
 }  // namespace
-
-Result<Output> parse_output(const std::string& spec) {
-  Output out;
-  for (const std::string& kv : split_commas(spec)) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) return Error::invalid("invalid output \"" + spec + "\": expected key=value");
-    std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-    if (k == "type") out.type = v;
-    else out.attrs[k] = v;
-  }
-  if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
-      c->second != "zstd" && c->second != "uncompressed")
-    return Error::invalid("invalid output \"" + spec + "\": compression must be gzip, zstd or uncompressed");
-  if (out.type.empty()) {
-    // buildx: "-o path" means type=local; we support only OCI outputs so far.
-    return Error::invalid("invalid output \"" + spec + "\": type= is required (oci, oci-layout)");
-  }
-  return out;
-}
 
 Result<BuildResult> run(const Options& opts) {
   auto reporter = progress::make_reporter(opts.progress);

@@ -74,7 +74,5 @@ struct BuildResult {
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.
 Result<BuildResult> run(const Options& opts);
 
-/// Parses "type=oci,dest=x.tar" (buildx syntax).
-Result<Output> parse_output(const std::string& spec);
 
 }  // namespace ocib::control

@@ -394,4 +394,12 @@ Status Exporter::write_metadata(const ExportResult& r, const std::vector<const s
   return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
+Result<TypedSpec> parse_output(const std::string& spec) {
+  OCIB_ASSIGN_OR_RETURN(TypedSpec out, parse_typed_spec(spec, "output"));
+  if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
+      c->second != "zstd" && c->second != "uncompressed")
+    return Error::invalid("invalid output \"" + spec + "\": compression must be gzip, zstd or uncompressed");
+  return out;
+}
+
 }  // namespace ocib::exporter

@@ -46,6 +46,10 @@ struct ExportResult {
   std::string config_digest;    // "" for an index
 };
 
+/// Parses an -o spec ("type=oci,dest=x.tar", buildx syntax): key=value parts, type= required,
+/// compression= one of gzip, zstd, uncompressed.
+Result<TypedSpec> parse_output(const std::string& spec);
+
 class Exporter {
  public:
   Exporter(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <set>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "base/fs.h"
 #include "dockerfile/dockerfile.h"
 
 namespace ocib::plan {
@@ -220,6 +223,79 @@ TEST(Planner, DescribeListsEveryStepWithItsKey) {
   EXPECT_NE(out[1].find("\"key\":\"" + p->top()->key + "\""), std::string::npos) << out[1];
   EXPECT_NE(out[1].find("\"target\":true"), std::string::npos);
   EXPECT_NE(out[1].find("\"deps\":[1]"), std::string::npos);
+}
+
+// Every Dockerfile of the parser corpus plans with fake Sources (no store, namespaces or
+// network): either a plan whose steps point only into it and whose keys are the same when
+// planned again, or an error that names its line.
+class CorpusSources : public FakeSources {
+ public:
+  Result<SourceImage> image(const std::string& ref, const oci::Platform& p) override {
+    SourceImage img;
+    img.manifest_digest = "sha256:" + std::string(64, 'a');
+    img.config.platform = p;
+    img.config.config.env = {"PATH=/bin"};
+    img.config.diff_ids = {"sha256:" + std::string(64, 'b')};
+    img.layers = {{"application/vnd.oci.image.layer.v1.tar+gzip", "sha256:" + std::string(64, 'c'), 1, {}, {}}};
+    img.config.history = {{"", "ADD rootfs " + ref, "", false}};
+    return img;
+  }
+  Result<std::string> hash(int, const std::vector<std::string>& patterns, const copy::SourceFilter&,
+                           copy::SourceManifest*) override {
+    std::string all;
+    for (const auto& p : patterns) all += p + "\n";
+    return "sha256:" + std::to_string(std::hash<std::string>()(all));
+  }
+  Result<Download> fetch(const std::string& url) override { return Download{"content of " + url, 0}; }
+};
+
+TEST(Planner, PlansTheWholeDockerfileCorpus) {
+  namespace sfs = std::filesystem;
+  std::vector<sfs::path> files;
+  for (const auto& e : sfs::directory_iterator(OCIB_DOCKERFILE_CORPUS))
+    if (e.path().extension() == ".Dockerfile") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_GT(files.size(), 50u);
+  int planned = 0, refused = 0;
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.filename().string());
+    auto text = fs::read_file(f.string());
+    ASSERT_TRUE(text.ok());
+    auto df = dockerfile::parse(*text);
+    if (!df.ok()) continue;  // the parser's own corpus test checks these errors
+    auto keys = [&]() -> Result<std::vector<std::string>> {
+      CorpusSources src;
+      Request req = request();
+      req.context_fd = 3;
+      OCIB_ASSIGN_OR_RETURN(Plan p, make_plan(*df, req, src));
+      std::vector<std::string> out;
+      std::set<const Step*> mine;
+      for (const auto& s : p.steps) mine.insert(&s);
+      for (const auto& s : p.steps) {
+        out.push_back(s.key);
+        EXPECT_EQ(s.key.size(), 64u) << s.name;
+        for (const Step* d : s.deps) EXPECT_TRUE(mine.count(d)) << s.name;
+        if (s.parent) {
+          EXPECT_TRUE(mine.count(s.parent)) << s.name;
+        }
+      }
+      return out;
+    };
+    auto first = keys();
+    if (!first.ok()) {
+      ++refused;
+      // Errors are about the Dockerfile: they name its line, except a missing stage/target.
+      EXPECT_TRUE(first.error().loc().has_value() || first.error().message().find("stage") != std::string::npos)
+          << first.error().str();
+      continue;
+    }
+    ++planned;
+    auto second = keys();
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(*first, *second);
+  }
+  EXPECT_GT(planned, 40);
+  EXPECT_GT(refused, 0);
 }
 
 }  // namespace

@@ -1,0 +1,203 @@
+#include "plan/planner_internal.h"
+
+#include <algorithm>
+
+#include "base/duration.h"
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "base/spec.h"
+
+namespace ocib::plan::detail {
+
+Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size_t pos, const std::string& label,
+                            const dockerfile::Instruction& ins) {
+  // pos == npos: an ONBUILD trigger of the base image, run as part of FROM.
+  const bool trigger = pos == std::string::npos;
+  const std::string& kw = ins.keyword;
+  // Instructions that change only the image config (and WORKDIR's mkdir).
+  auto hist = [&](const std::string& text) { st.history.push_back({text, nullptr, "", true}); };
+  auto set_env = [&](std::vector<std::string>& list, const std::string& k, const std::string& v) {
+    for (auto& e : list)
+      if (e.compare(0, k.size() + 1, k + "=") == 0) {
+        e = k + "=" + v;
+        return;
+      }
+    list.push_back(k + "=" + v);
+  };
+  // ENV, ARG and LABEL expand every pair with the environment from before the instruction, as
+  // BuildKit: `ENV A=1 B=${A:-x}` gives B=x unless A was already set.
+  if (kw == "ENV") {
+    std::string text = "ENV";
+    std::vector<std::pair<std::string, std::string>> vals;
+    for (const auto& [k, v] : ins.raw_kvs) {
+      OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
+      vals.emplace_back(k, std::move(val));
+    }
+    for (const auto& [k, val] : vals) {
+      set_env(st.config.env, k, val);
+      text += " " + k + "=" + val;
+    }
+    hist(text);
+  } else if (kw == "ARG") {
+    std::vector<std::pair<std::string, std::string>> vals;
+    for (const auto& [k, v] : ins.raw_kvs) {
+      std::string val;
+      if (auto it = req_.build_args.find(k); it != req_.build_args.end()) {
+        val = it->second;
+        used_args_.insert(k);
+      } else if (v) {
+        OCIB_ASSIGN_OR_RETURN(val, word(*v, st, ins));
+      } else if (auto m = meta_args_.find(k); m != meta_args_.end()) {
+        val = m->second;
+      } else {
+        continue;  // declared without value and none given: unset
+      }
+      vals.emplace_back(k, std::move(val));
+    }
+    for (auto& [k, val] : vals) st.args[k] = std::move(val);
+  } else if (kw == "LABEL" || kw == "MAINTAINER") {
+    if (kw == "MAINTAINER") {
+      st.config.labels["maintainer"] = ins.rest;
+      hist("MAINTAINER " + ins.rest);
+    } else {
+      std::string text = "LABEL";
+      for (const auto& [k, v] : ins.raw_kvs) {
+        OCIB_ASSIGN_OR_RETURN(std::string key, word(k, st, ins));
+        OCIB_ASSIGN_OR_RETURN(std::string val, word(v.value_or(""), st, ins));
+        st.config.labels[key] = val;  // labels are not in the environment: order does not matter
+        text += " " + key + "=" + val;
+      }
+      hist(text);
+    }
+  } else if (kw == "WORKDIR") {
+    if (ins.raw_words.empty()) return at(ins, "WORKDIR requires exactly one argument");
+    OCIB_ASSIGN_OR_RETURN(std::string dir, word(ins.raw_words.front(), st, ins));
+    std::string cur = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+    st.config.working_dir = fs::clean(dir.front() == '/' ? dir : fs::join(cur, dir));
+    if (st.config.working_dir == "/") {
+      hist("WORKDIR /");
+      return {};
+    }
+    // As BuildKit: the directory is created (owned by the current USER) in a layer.
+    Step s;
+    s.kind = Step::Kind::kWorkdir;
+    s.name = label;
+    s.stage = st.display;
+    s.parent = st.top;
+    s.workdir = st.config.working_dir;
+    s.user = st.config.user;
+    json k = {{"v", kKeyVersion}, {"op", "workdir"}, {"parent", s.parent ? s.parent->key : ""},
+              {"path", s.workdir}, {"user", s.user}};
+    s.key = Sha256::hex(key_text(k));
+    if (s.parent) s.deps.push_back(s.parent);
+    Step* p = add_step(std::move(s));
+    st.top = p;
+    st.history.push_back({"WORKDIR " + st.config.working_dir, p, "", false});
+  } else if (kw == "USER") {
+    if (ins.raw_words.empty()) return at(ins, "USER requires exactly one argument");
+    OCIB_ASSIGN_OR_RETURN(st.config.user, word(ins.raw_words.front(), st, ins));
+    hist("USER " + st.config.user);
+  } else if (kw == "EXPOSE") {
+    for (const auto& w : ins.raw_words) {
+      OCIB_ASSIGN_OR_RETURN(std::string p, word(w, st, ins));
+      // "80", "80/udp", "8000-8002/tcp" (a range expands to each port, as Docker does).
+      std::string proto = "tcp";
+      if (auto slash = p.find('/'); slash != std::string::npos) {
+        proto = p.substr(slash + 1);
+        p = p.substr(0, slash);
+      }
+      std::transform(proto.begin(), proto.end(), proto.begin(), ::tolower);
+      if (proto != "tcp" && proto != "udp" && proto != "sctp") return at(ins, "invalid EXPOSE protocol \"" + proto + "\"");
+      auto dash = p.find('-');
+      auto lo = parse_u32(p.substr(0, dash));
+      auto hi = dash == std::string::npos ? lo : parse_u32(p.substr(dash + 1));
+      if (!lo || !hi || *lo > 65535 || *hi > 65535 || *hi < *lo) return at(ins, "invalid EXPOSE port \"" + p + "\"");
+      for (uint32_t port = *lo; port <= *hi; ++port) {
+        std::string e = std::to_string(port) + "/" + proto;
+        if (std::find(st.config.exposed_ports.begin(), st.config.exposed_ports.end(), e) ==
+            st.config.exposed_ports.end())
+          st.config.exposed_ports.push_back(e);
+      }
+    }
+    hist("EXPOSE " + ins.rest);
+  } else if (kw == "CMD" || kw == "ENTRYPOINT") {
+    std::vector<std::string> v;
+    if (ins.json) {
+      v = *ins.json;
+    } else {
+      v = st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
+      v.push_back(ins.rest);
+    }
+    if (kw == "CMD") {
+      st.config.cmd = v;
+    } else {
+      st.config.entrypoint = v;
+      // Docker: an ENTRYPOINT resets a CMD inherited from the base.
+      bool cmd_here = false;
+      for (size_t i = 0; !trigger && i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
+      if (!cmd_here) st.config.cmd.reset();
+    }
+    hist(kw + " " + (ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  } else if (kw == "SHELL") {
+    if (!ins.json || ins.json->empty()) return at(ins, "SHELL requires the arguments to be in JSON form");
+    st.config.shell = *ins.json;
+    hist("SHELL " + json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else if (kw == "VOLUME") {
+    std::vector<std::string> vols = ins.json ? *ins.json : std::vector<std::string>{};
+    if (!ins.json)
+      for (const auto& w : ins.raw_words) {
+        OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+        vols.push_back(e);
+      }
+    for (const auto& v : vols)
+      if (std::find(st.config.volumes.begin(), st.config.volumes.end(), v) == st.config.volumes.end())
+        st.config.volumes.push_back(v);
+    hist("VOLUME " + json(vols).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else if (kw == "HEALTHCHECK") {
+    json hc = json::object();
+    if (!ins.words.empty() && ins.words[0] == "NONE") {
+      hc["Test"] = {"NONE"};
+    } else {
+      std::vector<std::string> test;
+      if (ins.json) {
+        test = {"CMD"};
+        test.insert(test.end(), ins.json->begin(), ins.json->end());
+      } else {
+        test = {"CMD-SHELL", ins.words.size() > 1 ? ins.words[1] : ins.rest};
+      }
+      hc["Test"] = test;
+      for (auto [flag, key] : {std::pair{"interval", "Interval"}, {"timeout", "Timeout"},
+                               {"start-period", "StartPeriod"}, {"start-interval", "StartInterval"}}) {
+        const auto* f = ins.flag(flag);
+        if (!f) continue;
+        auto d = parse_go_duration(f->value);
+        if (!d) return at(ins, "HEALTHCHECK --" + std::string(flag) + ": invalid duration \"" + f->value + "\"");
+        if (*d != 0 && *d < 1000000)
+          return at(ins, "HEALTHCHECK --" + std::string(flag) + " \"" + f->value + "\" cannot be less than 1ms");
+        if (*d) hc[key] = *d;
+      }
+      if (const auto* f = ins.flag("retries")) {
+        char* end = nullptr;
+        long n = std::strtol(f->value.c_str(), &end, 10);
+        if (f->value.empty() || *end) return at(ins, "HEALTHCHECK --retries: invalid number \"" + f->value + "\"");
+        if (n < 0) return at(ins, "--retries cannot be negative (" + f->value + ")");
+        if (n) hc["Retries"] = n;
+      }
+    }
+    st.config.healthcheck = hc;
+    hist("HEALTHCHECK " + hc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else if (kw == "ONBUILD") {
+    std::string t = ins.rest;
+    for (const auto& h : ins.heredocs) t += "\n" + h.content + h.name;
+    st.config.onbuild.push_back(t);
+    hist("ONBUILD " + t);
+  } else if (kw == "STOPSIGNAL") {
+    OCIB_ASSIGN_OR_RETURN(st.config.stop_signal, word(ins.rest, st, ins));
+    hist("STOPSIGNAL " + st.config.stop_signal);
+  } else {
+    return at(ins, kw + " is not supported yet");
+  }
+  return {};
+}
+
+}  // namespace ocib::plan::detail

@@ -1,0 +1,204 @@
+#include "plan/planner_internal.h"
+
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "dockerfile/dockerignore.h"
+
+namespace ocib::plan::detail {
+
+Status Planner::plan_copy(StageState& st, const std::string& label, const dockerfile::Instruction& ins) {
+  const std::string& kw = ins.keyword;
+  auto bool_flag = [&](const char* name) {
+    const auto* f = ins.flag(name);
+    return f && f->value != "false";
+  };
+  std::vector<std::string> words;
+  if (ins.json) {
+    for (const auto& w : *ins.json) {
+      OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+      words.push_back(e);
+    }
+  } else {
+    for (const auto& w : ins.raw_words) {
+      OCIB_ASSIGN_OR_RETURN(std::string e, word(w, st, ins));
+      words.push_back(e);
+    }
+  }
+  // Heredoc sources (`COPY <<EOF /dest`) become inline files, in order.
+  std::vector<copy::InlineFile> inline_files;
+  if (!ins.heredocs.empty() && !ins.json) {
+    std::vector<std::string> kept;
+    size_t next = 0;
+    for (size_t i = 0; i < ins.raw_words.size(); ++i) {
+      if (i + 1 < ins.raw_words.size() && dockerfile::parse_heredoc_word(ins.raw_words[i]) &&
+          next < ins.heredocs.size()) {
+        const auto& h = ins.heredocs[next++];
+        std::string content = h.data();
+        if (h.expand) {
+          auto e = dockerfile::expand(content, vars_for(st), df_->escape);
+          if (!e.ok()) return at(ins, e.error().message());
+          content = *e;
+        }
+        inline_files.push_back({h.name, content, std::nullopt, -1});
+      } else {
+        kept.push_back(words[i]);
+      }
+    }
+    words = kept;
+    words.insert(words.begin(), "");  // placeholder so the dest logic below still sees >= 2 words
+  }
+  if (words.size() < 2) return at(ins, kw + " requires at least two arguments");
+  Step s;
+  s.kind = Step::Kind::kCopy;
+  s.name = label;
+  s.stage = st.display;
+  s.parent = st.top;
+  std::string dest = words.back();
+  words.pop_back();
+  if (!inline_files.empty()) words.erase(words.begin());  // the placeholder
+  s.copy.inline_files = inline_files;
+  if (kw == "ADD") {
+    std::string checksum;
+    if (const auto* f = ins.flag("checksum")) {
+      OCIB_ASSIGN_OR_RETURN(checksum, word(f->value, st, ins));
+      if (checksum.rfind("sha256:", 0) != 0 || checksum.size() != 71 ||
+          checksum.find_first_not_of("0123456789abcdef", 7) != std::string::npos)
+        return at(ins, "invalid --checksum \"" + checksum + "\" (sha256:<64 hex digits>)");
+    }
+    if (ins.flag("keep-git-dir")) return at(ins, "ADD --keep-git-dir: ADD of git repositories is not supported yet");
+    std::vector<std::string> local;
+    size_t urls = 0;
+    for (const auto& w : words) {
+      if (is_git_url(w)) return at(ins, "ADD of git repositories is not supported yet");
+      if (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0) {
+        OCIB_ASSIGN_OR_RETURN(copy::InlineFile f, download(w, checksum, ins));
+        s.copy.inline_files.push_back(std::move(f));
+        ++urls;
+        continue;
+      }
+      if (w.find("://") != std::string::npos) return at(ins, "ADD " + w + ": unsupported URL scheme (http, https)");
+      local.push_back(w);
+    }
+    if (!checksum.empty() && urls == 0) return at(ins, "ADD --checksum can only be used with an HTTP(S) source");
+    words = std::move(local);
+    s.copy.extract_archives = true;
+  }
+  std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+  bool dir_syntax = !dest.empty() && dest.back() == '/';
+  std::string abs = dest.front() == '/' ? dest : fs::join(wd, dest);
+  s.copy.dest = fs::clean(abs) + (dir_syntax && fs::clean(abs) != "/" ? "/" : "");
+  if (dest == "." || dest == "./") s.copy.dest = fs::clean(wd) == "/" ? "/" : fs::clean(wd) + "/";
+  s.copy.sources = words;
+  std::string excludes;
+  for (const auto& f : ins.flags) {
+    if (f.name != "exclude") continue;
+    OCIB_ASSIGN_OR_RETURN(std::string e, word(f.value, st, ins));
+    excludes += e + "\n";
+  }
+  if (!excludes.empty()) {
+    auto m = dockerfile::parse_dockerignore(excludes);
+    if (!m.ok()) return at(ins, "invalid --exclude: " + m.error().message());
+    auto mp = std::make_shared<dockerfile::Matcher>(std::move(m).value());
+    s.copy.exclude.excluded = [mp](const std::string& rel, bool is_dir) { return mp->excluded(rel, is_dir); };
+    s.copy.exclude.descend = [mp](const std::string& rel) { return mp->may_contain_included(rel); };
+  }
+  s.copy.parents = bool_flag("parents");
+  bool link = bool_flag("link");
+  if (const auto* f = ins.flag("chmod")) {
+    char* end = nullptr;
+    unsigned long m = std::strtoul(f->value.c_str(), &end, 8);
+    if (f->value.empty() || *end != 0 || m > 07777) return at(ins, "invalid --chmod value \"" + f->value + "\"");
+    s.copy.chmod = static_cast<uint32_t>(m);
+  }
+  if (const auto* f = ins.flag("chown")) {
+    OCIB_ASSIGN_OR_RETURN(s.chown_spec, word(f->value, st, ins));
+  }
+  std::string src_key;
+  if (const auto* f = ins.flag("from")) {
+    OCIB_ASSIGN_OR_RETURN(std::string ref, word(f->value, st, ins));
+    s.from_context = false;
+    const NamedContext* nc = named_context(ref);
+    if (nc && !nc->dir.empty()) {
+      // A named local directory: copied like the main context (its own files, no .dockerignore).
+      s.from_context = true;
+      s.context_dir = nc->dir;
+      auto expected = std::make_shared<copy::SourceManifest>();  // checked by copy_into
+      auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
+                                      : sources_.hash(nc->fd->get(), s.copy.sources, copy::SourceFilter{}, expected.get());
+      s.copy.expected = std::move(expected);
+      if (!h.ok()) {
+        return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +
+                           (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
+      }
+      src_key = "named-context:" + *h;
+    } else if (nc) {
+      OCIB_ASSIGN_OR_RETURN(SourceImage img, load_base(nc->image, ins, st.platform));
+      s.from_top = add_image_layers(img, nullptr, st.display, "[" + st.display + "] COPY --from=" + ref);
+      src_key = "image:" + img.manifest_digest;
+    } else if (auto from = stage_by_ref(ref, ins); from.ok()) {
+      if (&plan_.stages[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
+      OCIB_TRY(plan_stage(*from));
+      s.from_top = plan_.stages[*from].top;
+      src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
+    } else {
+      // Not a stage: an image, resolved like a FROM base; its layers are the source view.
+      OCIB_ASSIGN_OR_RETURN(SourceImage img, load_base(ref, ins, st.platform));
+      s.from_top = add_image_layers(img, nullptr, st.display, "[" + st.display + "] COPY --from=" + ref);
+      src_key = "image:" + img.manifest_digest;
+    }
+    if (s.from_top) s.deps.push_back(s.from_top);
+  } else {
+    s.copy.filter = req_.context_filter;
+    auto expected = std::make_shared<copy::SourceManifest>();  // checked by copy_into
+    auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
+                                    : sources_.hash(req_.context_fd, s.copy.sources, hash_filter(s.copy),
+                                                   expected.get());
+    s.copy.expected = std::move(expected);
+    if (!h.ok()) {
+      return at(ins, kw + " failed: " + h.error().message() + " in build context" +
+                         (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
+    }
+    src_key = "context:" + *h;
+  }
+  for (const auto& f : s.copy.inline_files)
+    src_key += " inline:" + f.name + ":" + Sha256::hex(f.content) +
+               (f.mode ? ":" + std::to_string(*f.mode) : "") + (f.mtime >= 0 ? "@" + std::to_string(f.mtime) : "");
+  // --link: the layer is made on an empty root and keyed without the parent, unless --chown
+  // names a user the parent's /etc/passwd must resolve.
+  bool named_owner = s.chown_spec.find_first_not_of("0123456789:") != std::string::npos;
+  if (link && named_owner) s.user_from = s.parent;
+  if (link) s.parent = nullptr;
+  json k = {{"v", kKeyVersion}, {"op", "copy"}, {"parent", s.parent ? s.parent->key : ""},
+            {"src", src_key}, {"sources", s.copy.sources}, {"dest", s.copy.dest},
+            {"chown", s.chown_spec}, {"chmod", s.copy.chmod ? static_cast<int>(*s.copy.chmod) : -1}};
+  if (kw == "ADD") k["add"] = true;
+  if (!excludes.empty()) k["exclude"] = excludes;
+  if (s.copy.parents) k["parents"] = true;
+  if (link) k["link"] = s.user_from ? s.user_from->key : "";
+  s.key = Sha256::hex(key_text(k));
+  if (s.parent) s.deps.push_back(s.parent);
+  if (s.user_from) s.deps.push_back(s.user_from);
+  Step* p = add_step(std::move(s));
+  if (link) {
+    Step l;
+    l.kind = Step::Kind::kLinked;
+    l.name = label + " (link)";
+    l.stage = st.display;
+    l.parent = st.top;
+    l.link_src = p;
+    l.key = Sha256::hex(std::string(kKeyVersion) + " linked " + (st.top ? st.top->key : "") + " " + p->key);
+    if (l.parent) l.deps.push_back(l.parent);
+    l.deps.push_back(p);
+    l.copy.sources = p->copy.sources;
+    p = add_step(std::move(l));
+  }
+  st.top = p;
+  std::string created_by = kw + " ";
+  for (const auto& f : ins.flags) created_by += "--" + f.name + (f.value.empty() ? "" : "=" + f.value) + " ";
+  created_by += shell_join(p->copy.sources) + " " + dest;
+  st.history.push_back({created_by, p, "", false});
+  return {};
+
+}
+
+}  // namespace ocib::plan::detail
