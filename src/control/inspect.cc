@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "dag/critical_path.h"
+#include "oci/platform.h"
+#include "plan/planner.h"
 #include "solver/durations.h"
 #include "dockerfile/dockerfile.h"
 #include "dockerfile/dockerignore.h"
@@ -31,17 +34,22 @@ struct StageInfo {
   int recorded = 0;                            // steps whose duration an earlier build recorded
 };
 
-std::optional<size_t> find_stage(const dockerfile::Dockerfile& df, const std::string& ref, size_t before) {
-  std::string l = ref;
-  std::transform(l.begin(), l.end(), l.begin(), ::tolower);
-  for (const auto& s : df.stages)
-    if (static_cast<size_t>(s.index) < before && !s.name.empty() && s.name == l) return static_cast<size_t>(s.index);
-  if (!l.empty() && l.find_first_not_of("0123456789") == std::string::npos) {
-    size_t i = std::stoul(l);
-    if (i < before) return i;
+// The world for an outline: nothing is resolved, pulled, hashed or downloaded. Bases are empty
+// images, so the plan has each stage's own steps, named as a build names them, and its edges.
+class OutlineSources : public plan::Sources {
+ public:
+  Result<plan::SourceImage> image(const std::string&, const oci::Platform& p) override {
+    plan::SourceImage img;
+    img.config.platform = p;
+    return img;
   }
-  return std::nullopt;
-}
+  Result<std::string> hash(int, const std::vector<std::string>&, const copy::SourceFilter&,
+                           copy::SourceManifest*) override {
+    return std::string("outline");
+  }
+  Result<plan::Download> fetch(const std::string&) override { return plan::Download{}; }
+  void note(const std::string&) override {}
+};
 
 }  // namespace
 
@@ -51,44 +59,43 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
   OCIB_ASSIGN_OR_RETURN(std::string text, fs::read_file(df_path));
   text = dockerfile::utf8(text);  // as build: invalid UTF-8 reads as U+FFFD
   OCIB_ASSIGN_OR_RETURN(dockerfile::Dockerfile df, dockerfile::parse(text, opts.dockerfile.empty() ? default_name : opts.dockerfile));
-  std::vector<StageInfo> st(df.stages.size());
-  // Step durations recorded by earlier builds in this store, found by step name (the names
-  // Builder gives: "[stage i/n] INSTRUCTION"); a step never run is guessed by kind.
+  if (df.stages.empty()) return Error::at({df.filename, 0, 0}, "no build stage in Dockerfile");
+  // The planner's own view of every stage (FROM expanded, stages resolved as a build resolves
+  // them), without the world.
+  OutlineSources sources;
+  plan::Request req;
+  req.target = opts.target;
+  req.build_args = opts.build_args;
+  req.allow = opts.allow;
+  req.platform = opts.platforms.empty() ? oci::host() : opts.platforms.front();
+  req.outline = true;
+  for (const auto& [name, value] : opts.build_contexts) {
+    std::string l = name;
+    std::transform(l.begin(), l.end(), l.begin(), ::tolower);
+    plan::NamedContext c;
+    c.image = value;  // an outline reads no directory: every named context stands for an image
+    req.named_contexts[l] = c;
+  }
+  OCIB_ASSIGN_OR_RETURN(plan::Plan pl, plan::make_plan(df, req, sources));
+  // Step durations recorded by earlier builds in this store, by step name (an outline's keys
+  // are not a build's); a step never run is guessed by kind.
   solver::Durations durations = solver::Durations::load(opts.store_root.empty() ? store::Store::default_root() : opts.store_root);
-  for (size_t i = 0; i < df.stages.size(); ++i) {
-    const auto& s = df.stages[i];
-    st[i].name = s.name.empty() ? "stage-" + std::to_string(i) : s.name;
-    st[i].line = s.from.line;
-    st[i].from_stage = find_stage(df, s.base, i);
-    if (!st[i].from_stage) st[i].base = s.base;
-    for (const auto& ins : s.body) {
-      if (ins.keyword == "RUN" || ins.keyword == "COPY" || ins.keyword == "ADD") {
-        ++st[i].steps;
-        size_t pos = static_cast<size_t>(&ins - s.body.data());
-        std::string name = "[" + st[i].name + " " + std::to_string(pos + 2) + "/" + std::to_string(s.body.size() + 1) +
-                           "] " + ins.original;
-        auto d = durations.estimate("", name);
-        if (d) ++st[i].recorded;
-        st[i].seconds += d.value_or(ins.keyword == "RUN" ? 1.0 : 0.1);
-      }
-      for (const auto& f : ins.flags) {
-        std::string ref;
-        if (f.name == "from") ref = f.value;
-        if (f.name == "mount") {
-          auto p = f.value.find("from=");
-          if (p != std::string::npos) ref = f.value.substr(p + 5, f.value.find(',', p) - p - 5);
-        }
-        if (ref.empty()) continue;
-        if (auto src = find_stage(df, ref, i)) st[i].copies.push_back({*src, ins.line});
-      }
+  std::vector<StageInfo> st(pl.stages.size());
+  for (size_t i = 0; i < pl.stages.size(); ++i) {
+    const plan::StageState& s = pl.stages[i];
+    st[i].name = df.stages[i].name.empty() ? "stage-" + std::to_string(i) : df.stages[i].name;
+    st[i].line = df.stages[i].from.line;
+    st[i].from_stage = s.from_stage;
+    st[i].base = s.planned ? s.base : df.stages[i].base;
+    st[i].copies = s.uses;
+    for (const plan::Step* step : s.own_steps) {
+      ++st[i].steps;
+      auto d = durations.estimate("", step->name);
+      if (d) ++st[i].recorded;
+      st[i].seconds += d.value_or(step->kind == plan::Step::Kind::kRun ? 1.0 : 0.1);
     }
   }
-  size_t target = df.stages.size() - 1;
-  if (!opts.target.empty()) {
-    auto t = find_stage(df, opts.target, df.stages.size());
-    if (!t) return Error::invalid("target stage \"" + opts.target + "\" could not be found");
-    target = *t;
-  }
+  size_t target = pl.target;
 
   if (what == "lint") {
     // The seed's anti-pattern: stage B derives FROM stage A only to reach A's base, while
@@ -116,27 +123,23 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
 
   // Critical path by estimated seconds (each stage costs its steps' durations; dependencies
   // are FROM + copies); the path's length in steps is reported too.
-  std::vector<double> cost(st.size(), -1), cost_steps(st.size(), 0);
-  std::vector<std::optional<size_t>> via(st.size());
-  std::function<double(size_t)> path = [&](size_t i) -> double {
-    if (cost[i] >= 0) return cost[i];
-    double best = 0;
+  auto deps_of = [&](size_t i) {
     std::vector<size_t> deps;
     if (st[i].from_stage) deps.push_back(*st[i].from_stage);
     for (const auto& c : st[i].copies) deps.push_back(c.first);
-    for (size_t d : deps) {
-      double v = path(d);
-      if (!via[i] || v > best) {
-        best = v;
-        via[i] = d;
-      }
-    }
-    cost_steps[i] = (via[i] ? cost_steps[*via[i]] : 0) + st[i].steps;
-    return cost[i] = best + st[i].seconds;
+    return deps;
   };
-  path(target);
-  std::set<size_t> critical;
-  for (std::optional<size_t> i = target; i; i = via[*i]) critical.insert(*i);
+  dag::CriticalPath cp = dag::critical_path(st.size(), deps_of, [&](size_t i) { return st[i].seconds; }, target);
+  const std::vector<double>& cost = cp.lengths;
+  const std::vector<std::optional<size_t>>& via = cp.via;
+  std::vector<double> cost_steps(st.size(), -1);
+  std::function<double(size_t)> steps_to = [&](size_t i) {
+    if (cost_steps[i] < 0) cost_steps[i] = (via[i] ? steps_to(*via[i]) : 0) + st[i].steps;
+    return cost_steps[i];
+  };
+  for (size_t i = 0; i < st.size(); ++i)
+    if (cost[i] >= 0) steps_to(i);
+  std::set<size_t> critical(cp.path.begin(), cp.path.end());
 
   if (what == "graph-json") {
     json nodes = json::array(), edges = json::array();

@@ -1,4 +1,5 @@
 #include "dag/scheduler.h"
+#include "dag/critical_path.h"
 
 #include <gtest/gtest.h>
 
@@ -132,6 +133,36 @@ TEST(Scheduler, CriticalPathFirst) {
   VertexId long2 = g.add({"long2", {long1}, rec("long2"), 5});
   ASSERT_TRUE(Scheduler(1).run(g, {shortv, long2}).ok());
   EXPECT_EQ(order.front(), "long1");
+}
+
+}  // namespace
+}  // namespace ocib::dag
+
+namespace ocib::dag {
+namespace {
+
+TEST(CriticalPath, FollowsTheLongestChainToTheEnd) {
+  // 0 -> 1 -> 3, 0 -> 2 -> 3: via 2 costs more.
+  std::vector<std::vector<size_t>> deps = {{}, {0}, {0}, {1, 2}, {}};
+  std::vector<double> cost = {1, 2, 5, 1, 100};  // 4 is not on any path to 3
+  auto cp = critical_path(deps.size(), [&](size_t v) { return deps[v]; }, [&](size_t v) { return cost[v]; }, 3);
+  EXPECT_DOUBLE_EQ(cp.length, 7);
+  EXPECT_EQ(cp.path, (std::vector<size_t>{0, 2, 3}));
+  EXPECT_DOUBLE_EQ(cp.lengths[1], 3);
+  EXPECT_LT(cp.lengths[4], 0);
+  // Equal lengths: the first listed dependency.
+  cost[2] = 2;
+  cp = critical_path(deps.size(), [&](size_t v) { return deps[v]; }, [&](size_t v) { return cost[v]; }, 3);
+  EXPECT_EQ(cp.path, (std::vector<size_t>{0, 1, 3}));
+}
+
+TEST(CriticalPath, DeepChainsDoNotRecurse) {
+  const size_t n = 200000;
+  auto cp = critical_path(
+      n, [](size_t v) { return v ? std::vector<size_t>{v - 1} : std::vector<size_t>{}; }, [](size_t) { return 1.0; },
+      n - 1);
+  EXPECT_DOUBLE_EQ(cp.length, static_cast<double>(n));
+  EXPECT_EQ(cp.path.size(), n);
 }
 
 }  // namespace

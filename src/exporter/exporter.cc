@@ -14,6 +14,7 @@
 #include "base/sha256.h"
 #include "cache/cache_io.h"
 #include "copy/copy.h"
+#include "dag/critical_path.h"
 #include "images/images.h"
 #include "layers/layers.h"
 #include "oci/layout.h"
@@ -307,28 +308,23 @@ void Exporter::print_summary(const solver::Solver& solved) {
   }
   if (!first) return;
   double wall = std::chrono::duration<double>(*last - *first).count();
-  // Longest path by measured durations, ending at the target's top step.
-  std::map<const plan::Step*, std::pair<double, const plan::Step*>> best;  // step -> (path length, predecessor)
-  std::function<double(const plan::Step*)> walk = [&](const plan::Step* s) -> double {
-    if (auto it = best.find(s); it != best.end()) return it->second.first;
-    double b = 0;
-    const plan::Step* pred = nullptr;
-    for (const plan::Step* d : s->deps) {
-      double v = walk(d);
-      if (v > b || !pred) {
-        b = v;
-        pred = d;
-      }
-    }
-    double total = b + dur[s];
-    best[s] = {total, pred};
-    return total;
-  };
+  // Longest path by measured durations, ending at the target's top step (vertex ids are the
+  // steps' positions in the plan).
   const plan::Step* top = solved.plan().top();
   if (!top) return;
-  double crit = walk(top);
+  std::vector<const plan::Step*> by_vid;
+  for (const auto& st : solved.plan().steps) by_vid.push_back(&st);
+  auto cp = dag::critical_path(
+      by_vid.size(),
+      [&](size_t v) {
+        std::vector<size_t> d;
+        for (const plan::Step* x : by_vid[v]->deps) d.push_back(x->vid);
+        return d;
+      },
+      [&](size_t v) { return dur.count(by_vid[v]) ? dur[by_vid[v]] : 0.0; }, top->vid);
+  double crit = cp.length;
   std::vector<const plan::Step*> path;
-  for (const plan::Step* s = top; s; s = best[s].second) path.push_back(s);
+  for (auto it = cp.path.rbegin(); it != cp.path.rend(); ++it) path.push_back(by_vid[*it]);
   progress::BuildSummary sum;
   sum.wall = wall;
   sum.ran = ran;

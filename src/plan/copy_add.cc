@@ -137,6 +137,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       src_key = "image:" + img.manifest_digest;
     } else if (auto from = stage_by_ref(ref, ins); from.ok()) {
       if (&plan_.stages[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
+      st.uses.push_back({*from, ins.line});
       OCIB_TRY(plan_stage(*from));
       s.from_top = plan_.stages[*from].top;
       src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
@@ -179,6 +180,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (s.parent) s.deps.push_back(s.parent);
   if (s.user_from) s.deps.push_back(s.user_from);
   Step* p = add_step(std::move(s));
+  st.own_steps.push_back(p);
   if (link) {
     Step l;
     l.kind = Step::Kind::kLinked;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -128,6 +129,16 @@ struct StageState {
   std::map<std::string, std::string> args;  // ARGs in scope with their values
   std::string base_created;  // `created` of the base image, for images that add no layer
   oci::Platform platform;    // FROM --platform, the base stage's, else the build's target
+
+  // The stage's shape, for outlines and lint.
+  int line = 0;                      // the FROM line
+  std::string base;                  // FROM's image reference after expansion; "" for a stage base
+  std::optional<size_t> from_stage;  // FROM <earlier stage>
+  /// Stages it reads besides its base: COPY --from and RUN --mount from= (stage index, line).
+  std::vector<std::pair<size_t, int>> uses;
+  /// The RUN/COPY/ADD steps its own instructions made, one per instruction, in order (a step
+  /// may also belong to another stage that made the identical step).
+  std::vector<const Step*> own_steps;
 };
 
 /// One platform's planned build. Steps point at each other: a Plan moves, never copies.

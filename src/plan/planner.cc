@@ -115,6 +115,7 @@ Result<SourceImage> Planner::load_base(const std::string& ref, const dockerfile:
 // Downloads an ADD source at plan time: its content (or --checksum) is part of the cache key.
 Result<copy::InlineFile> Planner::download(const std::string& url, const std::string& checksum,
                                            const dockerfile::Instruction& ins) {
+  if (req_.outline) return copy::InlineFile{"url", url, 0600, -1};  // not fetched for an outline
   sources_.note("downloading " + url);
   auto got_body = sources_.fetch(url);
   if (!got_body.ok()) return at(ins, "ADD " + url + ": " + got_body.error().message());
@@ -232,7 +233,18 @@ Status Planner::plan() {
       }
     if (!found) return Error::invalid("target stage \"" + req_.target + "\" could not be found");
   }
-  OCIB_TRY(plan_stage(plan_.target));
+  // An outline leaves a stage it cannot plan unplanned and goes on with the others.
+  auto unplanned = [this] {
+    for (auto& other : plan_.stages) other.planning = false;
+  };
+  Status target = plan_stage(plan_.target);
+  if (!target.ok()) {
+    if (!req_.outline) return target;
+    unplanned();
+  }
+  if (req_.outline)
+    for (size_t i = 0; i < plan_.stages.size(); ++i)
+      if (!plan_stage(i).ok()) unplanned();
   for (const auto& [k, v] : req_.build_args)
     if (!used_args_.count(k) && !is_proxy_arg(k) && k != kHostnameArg)
       sources_.note("warning: build-arg " + k + " was not consumed by any ARG instruction");
@@ -245,6 +257,7 @@ Status Planner::plan_stage(size_t index) {
   const dockerfile::Stage& stage = df_->stages[index];
   if (st.planning) return at(stage.from, "circular dependency between stages");
   st.planning = true;
+  st.line = stage.from.line;
   st.display = stage.name.empty() ? "stage-" + std::to_string(index) : stage.name;
   if (req_.multi_platform) st.display = oci::str(req_.platform) + " " + st.display;
 
@@ -262,6 +275,7 @@ Status Planner::plan_stage(size_t index) {
   std::string bl = b;
   std::transform(bl.begin(), bl.end(), bl.begin(), ::tolower);
   if (bl == "scratch") {
+    st.base = b;
     // BuildKit's empty image: the default PATH and WorkingDir "/".
     st.config.env = {kDefaultPath};
     st.config.working_dir = "/";
@@ -272,8 +286,10 @@ Status Planner::plan_stage(size_t index) {
       return at(stage.from, "FROM " + b + ": a local directory build context cannot be a base (use COPY --from=" + b + ")");
     for (const auto& s : df_->stages)
       if (!nc && static_cast<size_t>(s.index) < index && !s.name.empty() && s.name == bl) from = static_cast<size_t>(s.index);
+    if (!from) st.base = b;
     if (nc) b = nc->image;
     if (from) {
+      st.from_stage = *from;
       OCIB_TRY(plan_stage(*from));
       const StageState& src = plan_.stages[*from];
       if (stage.platform.empty()) st.platform = src.platform;  // as BuildKit: a stage base keeps its platform
@@ -289,7 +305,10 @@ Status Planner::plan_stage(size_t index) {
       OCIB_TRY(run_onbuild_triggers(st, stage, triggers));
     }
   }
-  for (size_t i = 0; i < stage.body.size(); ++i) OCIB_TRY(plan_instruction(st, stage, i, stage.body[i]));
+  for (size_t i = 0; i < stage.body.size(); ++i) {
+    Status done = plan_instruction(st, stage, i, stage.body[i]);
+    if (!done.ok() && !req_.outline) return done;
+  }
   st.planning = false;
   st.planned = true;
   return {};

@@ -38,6 +38,10 @@ struct Request {
   /// The build context: a directory fd and what .dockerignore leaves out (and its hash cache).
   int context_fd = -1;
   copy::SourceFilter context_filter;
+  /// An outline (--print graph, lint): plan every stage, not only those the target needs, as
+  /// far as each goes (an instruction that cannot be planned is skipped, a stage whose FROM
+  /// cannot is left unplanned); ADD URLs are not downloaded. Keys are then not a build's.
+  bool outline = false;
 };
 
 /// Plans the stages the target needs. Errors name the Dockerfile line.

@@ -225,6 +225,33 @@ TEST(Planner, DescribeListsEveryStepWithItsKey) {
   EXPECT_NE(out[1].find("\"deps\":[1]"), std::string::npos);
 }
 
+TEST(Planner, OutlinePlansEveryStageAsFarAsItGoes) {
+  FakeSources src;
+  Request req = request();
+  req.outline = true;
+  req.target = "b";
+  auto p = plan_text("FROM scratch AS a\nRUN one\nFROM a AS b\nRUN two\nRUN --security=insecure x\nRUN three\n"
+                     "FROM scratch AS unused\nCOPY --from=a /x /x\nRUN --mount=from=b,target=/m four\n"
+                     "ADD https://example.com/never /n\n",
+                     src, req);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  ASSERT_EQ(p->stages.size(), 3u);
+  EXPECT_EQ(p->target, 1u);
+  EXPECT_TRUE(p->stages[2].planned);  // not needed by the target, planned for the outline
+  EXPECT_EQ(p->stages[1].from_stage, std::optional<size_t>(0));
+  EXPECT_EQ(p->stages[0].base, "scratch");
+  EXPECT_EQ(p->stages[1].own_steps.size(), 2u);  // the refused RUN is skipped, the next one kept
+  ASSERT_EQ(p->stages[2].uses.size(), 2u);
+  EXPECT_EQ(p->stages[2].uses[0], (std::pair<size_t, int>{0, 8}));
+  EXPECT_EQ(p->stages[2].uses[1], (std::pair<size_t, int>{1, 9}));
+  EXPECT_EQ(std::count(src.asked.begin(), src.asked.end(), "fetch https://example.com/never"), 0);
+  // A build refuses it (no --allow security.insecure).
+  Request build = request();
+  build.target = "b";
+  FakeSources src2;
+  EXPECT_FALSE(plan_text("FROM scratch AS a\nRUN one\nFROM a AS b\nRUN --security=insecure x\n", src2, build).ok());
+}
+
 // Every Dockerfile of the parser corpus plans with fake Sources (no store, namespaces or
 // network): either a plan whose steps point only into it and whose keys are the same when
 // planned again, or an error that names its line.

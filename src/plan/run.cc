@@ -52,6 +52,7 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
     } else if (k == "from") {
       OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(v, ins));
       if (&plan_.stages[from] == &st) return at(ins, "RUN --mount from= cannot refer to its own stage");
+      st.uses.push_back({from, ins.line});
       OCIB_TRY(plan_stage(from));
       m.from_stage = true;
       m.from_context = false;
@@ -210,10 +211,10 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   if (s.parent) s.deps.push_back(s.parent);
   Step* p = add_step(std::move(s));
   st.top = p;
+  st.own_steps.push_back(p);
   std::string shown = ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : shell_join(p->argv);
   st.history.push_back({"RUN " + shown, p, "", false});
   return {};
-
 }
 
 }  // namespace ocib::plan::detail
