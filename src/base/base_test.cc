@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/spec.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/idmap.h"
@@ -139,6 +140,33 @@ TEST(IdMap, MapsBothWays) {
   EXPECT_FALSE(m.host_to_container_uid(5).has_value());
   EXPECT_EQ(m.container_to_host_uid(1000), 100999u);
   EXPECT_EQ(format_id_map(m.uids), "0 1000 1\n1 100000 65536\n");
+}
+
+}  // namespace
+}  // namespace ocib
+
+namespace ocib {
+namespace {
+
+TEST(Spec, CsvQuotesKeepCommas) {
+  auto a = parse_typed_spec(R"(type=image,"name=r/a:1,r/b:1",push=true)");
+  ASSERT_TRUE(a.ok()) << a.error().str();
+  EXPECT_EQ(a->type, "image");
+  EXPECT_EQ(a->get("name"), "r/a:1,r/b:1");
+  EXPECT_EQ(a->get("push"), "true");
+  auto b = parse_typed_spec(R"(type=local,dest="a ""b"",c")");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->get("dest"), R"(a "b",c)");
+  EXPECT_FALSE(parse_typed_spec(R"(type=local,dest="open)").ok());
+  EXPECT_FALSE(parse_typed_spec("dest=x").ok());       // no type
+  EXPECT_FALSE(parse_typed_spec("type=oci,junk").ok());  // not key=value
+}
+
+TEST(Spec, DidYouMean) {
+  EXPECT_EQ(did_you_mean("typ", {"type", "dest"}), "; did you mean \"type\"?");
+  EXPECT_EQ(did_you_mean("bulid", {"build", "base"}), "; did you mean \"build\"?");
+  EXPECT_EQ(did_you_mean("zzzzzz", {"build", "base"}), "");
+  EXPECT_EQ(join({"a", "b", "c"}, ", "), "a, b, c");
 }
 
 }  // namespace

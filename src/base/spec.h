@@ -26,9 +26,20 @@ struct TypedSpec {
 /// --allow (empty parts dropped).
 std::vector<std::string> split_commas(const std::string& s);
 
-/// Parses "type=oci,dest=x.tar": every part must be key=value; type= is required.
+/// Splits a buildx CSV spec: commas separate fields except inside double quotes, which are
+/// removed (`"name=a,b"` and `name="a,b"` are one field; `""` inside quotes is a quote).
+Result<std::vector<std::string>> split_csv(const std::string& s);
+
+/// Parses "type=oci,dest=x.tar" (split_csv): every part must be key=value; type= is required.
 /// `what` names the spec in errors ("output", "cache").
 Result<TypedSpec> parse_typed_spec(const std::string& spec, const std::string& what = "output");
+
+/// The parts joined with `sep`.
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+
+/// "; did you mean \"X\"?" for the candidate closest to `word` (edit distance at most 2, and
+/// less than half its length), else "".
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
 /// A decimal uint32 ("0".."4294967295", no sign, no spaces), else nullopt.
 std::optional<uint32_t> parse_u32(const std::string& s);

@@ -299,6 +299,27 @@ Result<std::string> export_registry(const TypedSpec& to, const CacheRecords& rec
 std::string cache_mode(const TypedSpec& to) { return mode_of(to); }
 
 Status check_cache_specs(const std::vector<TypedSpec>& cache_to, const std::vector<TypedSpec>& cache_from) {
+  // The keys each kind takes (buildx's, as far as ocib implements them): any other is an error,
+  // not silently dropped.
+  auto check_keys = [](const char* flag, const TypedSpec& sp, std::vector<std::string> keys) -> Status {
+    keys.push_back("ignore-error");
+    for (const auto& [k, v] : sp.attrs)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end())
+        return Error::invalid(std::string(flag) + " type=" + sp.type + ": unknown key \"" + k + "\" (" +
+                              join(keys, ", ") + ")" + did_you_mean(k, keys));
+    if (auto ie = sp.get("ignore-error"); !ie.empty() && ie != "true" && ie != "false")
+      return Error::invalid(std::string(flag) + ": ignore-error must be true or false, not \"" + ie + "\"");
+    return {};
+  };
+  for (const auto& to : cache_to) {
+    if (to.type == "local") OCIB_TRY(check_keys("--cache-to", to, {"dest", "mode"}));
+    else if (to.type == "registry") OCIB_TRY(check_keys("--cache-to", to, {"ref", "mode"}));
+    else if (to.type == "inline") OCIB_TRY(check_keys("--cache-to", to, {"mode"}));
+  }
+  for (const auto& from : cache_from) {
+    if (from.type == "local") OCIB_TRY(check_keys("--cache-from", from, {"src"}));
+    else if (from.type == "registry") OCIB_TRY(check_keys("--cache-from", from, {"ref"}));
+  }
   for (const auto& to : cache_to) {
     if (to.type == "local") {
       if (!to.attrs.count("dest") || to.attrs.at("dest").empty())

@@ -15,6 +15,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "cache/cache_io.h"
 #include "exporter/exporter.h"
 #include "images/images.h"
 #include "oci/platform.h"
@@ -214,12 +215,12 @@ int cmd_build(const Args& a) {
       o.outputs.push_back(*out);
     } else if (take_value(a, i, "--cache-to", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;  // buildx: a bare image ref
-      auto c = ocib::exporter::parse_output(v);
+      auto c = ocib::parse_typed_spec(v, "--cache-to");
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_to.push_back(*c);
     } else if (take_value(a, i, "--cache-from", "", &v)) {
       if (v.find('=') == std::string::npos) v = "type=registry,ref=" + v;
-      auto c = ocib::exporter::parse_output(v);
+      auto c = ocib::parse_typed_spec(v, "--cache-from");
       if (!c.ok()) return fail(c.error().str(), 2);
       o.cache_from.push_back(*c);
     } else if (take_value(a, i, "--progress", "", &v)) {
@@ -288,6 +289,8 @@ int cmd_build(const Args& a) {
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
   o.context = positional[0];
+  // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
+  if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
   if (print == "plan") {
     o.plan_only = true;
     auto r = ocib::control::run(o);

@@ -122,13 +122,9 @@ Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
 // listing each manifest with its platform.
 Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::Solver*>& builds, const std::vector<BuiltImage>& images) {
   bool multi = images.size() > 1;
-  oci::TransferProgress export_progress = [this](const std::string& what, uint64_t cur, uint64_t total) {
-    reporter_.transfer(what, cur, total);
-  };
   oci::LayoutImage img;
   std::string manifest_digest = images.front().manifest_digest;  // of the result: the index when multi
   std::string config_digest = images.front().config_digest;
-  const std::vector<oci::Descriptor>& layer_descs = images.front().layers;
   auto add_blob = [&img](const std::string& d) {
     if (std::find(img.blob_digests.begin(), img.blob_digests.end(), d) == img.blob_digests.end())
       img.blob_digests.push_back(d);
@@ -157,93 +153,11 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
     img.manifest.annotations[oci::kAnnotationRefName] = has_tag ? t.substr(colon + 1) : "latest";
     img.manifest.annotations["io.containerd.image.name"] = has_tag ? t : t + ":latest";
   }
-  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  Subject subject{img, manifest_digest, config_digest, multi, builds, images};
   for (const auto& out : opts_.outputs) {
-    auto dest = out.attrs.find("dest");
-    if (out.type == "oci" || out.type == "oci-layout") {
-      if (dest == out.attrs.end() || dest->second.empty())
-        return Error::invalid("output type=" + out.type + " needs dest=");
-      reporter_.note("exporting to " + out.type + " " + dest->second);
-      if (out.type == "oci") {
-        if (export_unchanged(dest->second, "oci", manifest_digest)) {
-          reporter_.note("output unchanged: " + dest->second);
-        } else {
-          OCIB_TRY(oci::write_layout_tar(dest->second, {img}, locate, export_progress));
-          record_export(dest->second, "oci", manifest_digest);
-        }
-      }
-      else OCIB_TRY(oci::write_layout_dir(dest->second, {img}, locate, export_progress));
-    } else if (out.type == "docker") {
-      if (dest == out.attrs.end() || dest->second.empty()) return Error::invalid("output type=docker needs dest=");
-      if (multi)
-        return Error::invalid("output type=docker holds one image, not " + std::to_string(images.size()) +
-                              " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
-      reporter_.note("exporting to docker-archive " + dest->second);
-      oci::DockerArchiveImage di;
-      di.config_digest = config_digest;
-      di.layers = layer_descs;
-      di.diff_ids = images.front().diff_ids;
-      for (const auto& t : opts_.tags) di.repo_tags.push_back(images::normalize_name(t));
-      std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
-      if (path != "/dev/stdout" && export_unchanged(path, "docker", manifest_digest)) {
-        reporter_.note("output unchanged: " + path);
-      } else {
-        OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp"), export_progress));
-        if (path != "/dev/stdout") record_export(path, "docker", manifest_digest);
-      }
-    } else if (out.type == "image" || out.type == "registry") {
-      // buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
-      std::vector<std::string> names;
-      if (auto n = out.attrs.find("name"); n != out.attrs.end()) names = split_commas(n->second);
-      if (names.empty()) names = opts_.tags;
-      if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
-      bool push = out.type == "registry" || (out.attrs.count("push") && out.attrs.at("push") == "true");
-      for (const auto& n : names) {
-        OCIB_TRY(store_.tag(images::normalize_name(n), manifest_digest));
-        if (!push) continue;
-        OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(n));
-        reporter_.note("pushing " + ref.str());
-        auto pushed = images::push_image(store_, client_, manifest_digest, ref);
-        if (!pushed.ok()) return std::move(pushed).error().wrap("pushing " + ref.str());
-        auto stats = client_.stats();
-        reporter_.note("pushed " + ref.str() + "@" + *pushed + " (" + std::to_string(stats.uploaded) +
-                       " uploaded, " + std::to_string(stats.skipped) + " already there, " +
-                       std::to_string(stats.mounted) + " mounted)");
-        pushed_.push_back(ref.str() + "@" + *pushed);
-      }
-    } else if (out.type == "local" || out.type == "tar") {
-      if (dest == out.attrs.end() || dest->second.empty())
-        return Error::invalid("output type=" + out.type + " needs dest=");
-      reporter_.note("exporting filesystem to " + out.type + " " + dest->second);
-      // Several platforms: one directory each, named as buildx does (linux_arm64/).
-      auto export_all = [&](const std::string& dir) -> Status {
-        if (!multi) return export_filesystem(builds.front()->plan(), dir);
-        for (size_t i = 0; i < builds.size(); ++i) {
-          std::string sub = oci::str(images[i].platform);
-          std::replace(sub.begin(), sub.end(), '/', '_');
-          OCIB_TRY(fs::mkdirs(fs::join(dir, sub)));
-          OCIB_TRY(export_filesystem(builds[i]->plan(), fs::join(dir, sub)));
-        }
-        return {};
-      };
-      if (out.type == "local") {
-        OCIB_TRY(fs::mkdirs(dest->second));
-        OCIB_TRY(export_all(dest->second));
-      } else {
-        OCIB_ASSIGN_OR_RETURN(std::string dir, store_.make_tmp_dir("fs-"));
-        solver::Staging guard(dir, ids_);
-        OCIB_TRY(export_all(dir));
-        layers::PackOptions po;
-        po.compression = layers::Compression::kNone;
-        po.ids = &ids_;
-        po.clamp_mtime = opts_.source_date_epoch;
-        std::string path = dest->second == "-" ? "/dev/stdout" : dest->second;
-        auto packed = layers::pack_dir(dir, path, po);
-        if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest->second);
-      }
-    } else {
-      return Error::invalid("output type \"" + out.type + "\" is not supported (oci, oci-layout, docker, image, registry, local, tar)");
-    }
+    const OutputKind* kind = output_kind(out.type);
+    if (!kind) return Error::invalid("output type \"" + out.type + "\" is not supported");  // parse_output checked
+    OCIB_TRY((this->*kind->write)(out, subject));
   }
   for (const auto& t : opts_.tags) OCIB_TRY(store_.tag(t, manifest_digest));
   // --cache-to: one export per destination, holding every platform's records.
@@ -254,8 +168,14 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
       OCIB_ASSIGN_OR_RETURN(cache::CacheRecords r, b->cache_records(cache::cache_mode(c)));
       records.insert(r.begin(), r.end());
     }
-    OCIB_ASSIGN_OR_RETURN(std::string done, cache::export_cache_records(c, records, store_, client_));
-    reporter_.note(done);
+    auto done = cache::export_cache_records(c, records, store_, client_);
+    if (!done.ok() && c.get("ignore-error") == "true") {
+      // buildx's ignore-error=true: an unreachable cache is a warning, the build stands.
+      reporter_.note("warning: --cache-to type=" + c.type + " failed (ignore-error=true): " + done.error().str());
+      continue;
+    }
+    if (!done.ok()) return std::move(done).error().wrap("--cache-to type=" + c.type);
+    reporter_.note(*done);
   }
   if (multi)
     for (const auto& im : images) reporter_.note(oci::str(im.platform) + " image digest " + im.manifest_digest);
@@ -390,11 +310,143 @@ Status Exporter::write_metadata(const ExportResult& r, const std::vector<const s
   return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
+// The archive outputs: an OCI layout in a tar (type=oci) or a directory (type=oci-layout).
+Status Exporter::write_oci(const TypedSpec& out, const Subject& x) {
+  const std::string dest = out.get("dest");
+  reporter_.note("exporting to " + out.type + " " + dest);
+  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  if (out.type == "oci-layout") return oci::write_layout_dir(dest, {x.img}, locate, progress());
+  if (export_unchanged(dest, "oci", x.manifest_digest)) {
+    reporter_.note("output unchanged: " + dest);
+    return {};
+  }
+  OCIB_TRY(oci::write_layout_tar(dest, {x.img}, locate, progress()));
+  record_export(dest, "oci", x.manifest_digest);
+  return {};
+}
+
+// type=docker: a docker-archive (`docker load`), one platform.
+Status Exporter::write_docker(const TypedSpec& out, const Subject& x) {
+  const std::string dest = out.get("dest");
+  if (x.multi)
+    return Error::invalid("output type=docker holds one image, not " + std::to_string(x.images.size()) +
+                          " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
+  reporter_.note("exporting to docker-archive " + dest);
+  oci::DockerArchiveImage di;
+  di.config_digest = x.config_digest;
+  di.layers = x.images.front().layers;
+  di.diff_ids = x.images.front().diff_ids;
+  for (const auto& t : opts_.tags) di.repo_tags.push_back(images::normalize_name(t));
+  std::string path = dest == "-" ? "/dev/stdout" : dest;
+  if (path != "/dev/stdout" && export_unchanged(path, "docker", x.manifest_digest)) {
+    reporter_.note("output unchanged: " + path);
+    return {};
+  }
+  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp"), progress()));
+  if (path != "/dev/stdout") record_export(path, "docker", x.manifest_digest);
+  return {};
+}
+
+// buildx: type=image,name=REF[,push=true]; type=registry is image with push=true.
+Status Exporter::write_image(const TypedSpec& out, const Subject& x) {
+  std::vector<std::string> names;
+  if (auto n = out.attrs.find("name"); n != out.attrs.end()) names = split_commas(n->second);
+  if (names.empty()) names = opts_.tags;
+  if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
+  bool push = out.type == "registry" || out.get("push") == "true";
+  for (const auto& n : names) {
+    OCIB_TRY(store_.tag(images::normalize_name(n), x.manifest_digest));
+    if (!push) continue;
+    OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(n));
+    reporter_.note("pushing " + ref.str());
+    auto pushed = images::push_image(store_, client_, x.manifest_digest, ref);
+    if (!pushed.ok()) return std::move(pushed).error().wrap("pushing " + ref.str());
+    auto stats = client_.stats();
+    reporter_.note("pushed " + ref.str() + "@" + *pushed + " (" + std::to_string(stats.uploaded) + " uploaded, " +
+                   std::to_string(stats.skipped) + " already there, " + std::to_string(stats.mounted) + " mounted)");
+    pushed_.push_back(ref.str() + "@" + *pushed);
+  }
+  return {};
+}
+
+// type=local (a directory) and type=tar: the target's filesystem; several platforms get one
+// directory each, named as buildx does (linux_arm64/).
+Status Exporter::write_filesystem(const TypedSpec& out, const Subject& x) {
+  const std::string dest = out.get("dest");
+  reporter_.note("exporting filesystem to " + out.type + " " + dest);
+  auto export_all = [&](const std::string& dir) -> Status {
+    if (!x.multi) return export_filesystem(x.builds.front()->plan(), dir);
+    for (size_t i = 0; i < x.builds.size(); ++i) {
+      std::string sub = oci::str(x.images[i].platform);
+      std::replace(sub.begin(), sub.end(), '/', '_');
+      OCIB_TRY(fs::mkdirs(fs::join(dir, sub)));
+      OCIB_TRY(export_filesystem(x.builds[i]->plan(), fs::join(dir, sub)));
+    }
+    return {};
+  };
+  if (out.type == "local") {
+    OCIB_TRY(fs::mkdirs(dest));
+    return export_all(dest);
+  }
+  OCIB_ASSIGN_OR_RETURN(std::string dir, store_.make_tmp_dir("fs-"));
+  solver::Staging guard(dir, ids_);
+  OCIB_TRY(export_all(dir));
+  layers::PackOptions po;
+  po.compression = layers::Compression::kNone;
+  po.ids = &ids_;
+  po.clamp_mtime = opts_.source_date_epoch;
+  std::string path = dest == "-" ? "/dev/stdout" : dest;
+  auto packed = layers::pack_dir(dir, path, po);
+  if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest);
+  return {};
+}
+
+oci::TransferProgress Exporter::progress() {
+  return [this](const std::string& what, uint64_t cur, uint64_t total) { reporter_.transfer(what, cur, total); };
+}
+
+// The output types, their keys and what writes them. -o specs are checked against this table
+// when the command line is parsed, before any work.
+const std::vector<Exporter::OutputKind>& Exporter::output_kinds() {
+  static const std::vector<OutputKind> kinds = {
+      {"oci", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
+      {"oci-layout", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
+      {"docker", {"dest", "compression", "compression-level"}, true, &Exporter::write_docker},
+      {"image", {"name", "push", "compression", "compression-level"}, false, &Exporter::write_image},
+      {"registry", {"name", "compression", "compression-level"}, false, &Exporter::write_image},
+      {"local", {"dest"}, true, &Exporter::write_filesystem},
+      {"tar", {"dest"}, true, &Exporter::write_filesystem},
+  };
+  return kinds;
+}
+
+const Exporter::OutputKind* Exporter::output_kind(const std::string& type) {
+  for (const auto& k : output_kinds())
+    if (type == k.type) return &k;
+  return nullptr;
+}
+
 Result<TypedSpec> parse_output(const std::string& spec) {
   OCIB_ASSIGN_OR_RETURN(TypedSpec out, parse_typed_spec(spec, "output"));
+  std::string bad = "invalid output \"" + spec + "\": ";
+  const Exporter::OutputKind* kind = Exporter::output_kind(out.type);
+  if (!kind) {
+    std::vector<std::string> names;
+    for (const auto& k : Exporter::output_kinds()) names.push_back(k.type);
+    return Error::invalid(bad + "type \"" + out.type + "\" is not supported (" + join(names, ", ") + ")" +
+                          did_you_mean(out.type, names));
+  }
+  for (const auto& [k, v] : out.attrs)
+    if (!kind->keys.count(k)) {
+      std::vector<std::string> keys(kind->keys.begin(), kind->keys.end());
+      return Error::invalid(bad + "unknown key \"" + k + "\" for type=" + out.type + " (" + join(keys, ", ") + ")" +
+                            did_you_mean(k, keys));
+    }
+  if (kind->needs_dest && out.get("dest").empty()) return Error::invalid(bad + "type=" + out.type + " needs dest=");
   if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
       c->second != "zstd" && c->second != "uncompressed")
-    return Error::invalid("invalid output \"" + spec + "\": compression must be gzip, zstd or uncompressed");
+    return Error::invalid(bad + "compression must be gzip, zstd or uncompressed");
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "base/idmap.h"
 #include "base/spec.h"
 #include "oci/image.h"
+#include "oci/layout.h"
 #include "plan/plan.h"
 #include "progress/progress.h"
 #include "registry/registry.h"
@@ -62,7 +64,31 @@ class Exporter {
   Result<ExportResult> export_outputs(const std::vector<const solver::Solver*>& builds,
                                       const std::vector<BuiltImage>& images);
 
+  /// What is exported: the image (or index) and the builds behind it.
+  struct Subject {
+    const oci::LayoutImage& img;
+    const std::string& manifest_digest;  // the index's for several platforms
+    const std::string& config_digest;
+    bool multi;
+    const std::vector<const solver::Solver*>& builds;
+    const std::vector<BuiltImage>& images;
+  };
+  /// One -o type: the keys its spec takes and the function that writes it.
+  struct OutputKind {
+    const char* type;
+    std::set<std::string> keys;
+    bool needs_dest;
+    Status (Exporter::*write)(const TypedSpec& out, const Subject& subject);
+  };
+  static const std::vector<OutputKind>& output_kinds();
+  static const OutputKind* output_kind(const std::string& type);
+
  private:
+  Status write_oci(const TypedSpec& out, const Subject& x);
+  Status write_docker(const TypedSpec& out, const Subject& x);
+  Status write_image(const TypedSpec& out, const Subject& x);
+  Status write_filesystem(const TypedSpec& out, const Subject& x);
+  oci::TransferProgress progress();
   Status export_filesystem(const plan::Plan& pl, const std::string& dest_dir);
   Status write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,
                         const std::vector<BuiltImage>& images);

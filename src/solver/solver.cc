@@ -426,8 +426,13 @@ Result<plan::LayerResult> Solver::unpack_base(plan::Step& s) {
 // step need not run.
 Status Solver::load_cache_imports() {
   for (const auto& from : opts_.cache_from) {
-    OCIB_TRY(cache::import_cache(from, store_, client_, plan_.platform, [this](const std::string& m) { reporter_.note(m); },
-                         imported_cache_));
+    Status got = cache::import_cache(from, store_, client_, plan_.platform,
+                                     [this](const std::string& m) { reporter_.note(m); }, imported_cache_);
+    if (!got.ok() && from.get("ignore-error") == "true") {
+      reporter_.note("warning: --cache-from type=" + from.type + " unusable (ignore-error=true): " + got.error().str());
+      continue;
+    }
+    OCIB_TRY(got);
   }
   return {};
 }

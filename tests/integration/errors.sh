@@ -51,3 +51,31 @@ rc=0
 ocib_run badopt build --no-such-option "$ctx" || rc=$?
 [[ $rc -ne 0 ]] || fail "an unknown option was accepted"
 [[ ! -e $T/err.tar ]] || fail "a failed invocation produced $T/err.tar"
+
+# -o / --cache-to / --cache-from specs are checked when the command line is read: exit 2, no
+# work done (no store created), the mistake named with a suggestion.
+spec_err() { # NAME EXPECTED-TEXT ARGS...
+  local name=$1 want=$2 rc=0
+  shift 2
+  OCIB_ROOT="$T/spec-store" ocib_run "$name" build "$@" "$ctx" || rc=$?
+  [[ $rc -eq 2 ]] || { show_err "$name"; fail "$name: exit $rc, want 2 (usage error)"; }
+  assert_file_contains "$T/$name.err" "$want" "stderr of $name"
+  [[ ! -e $T/spec-store ]] || fail "$name: the store was created before the usage error"
+}
+spec_err otype 'did you mean "oci"' -f "$ctx/Dockerfile.ok" -o type=ocii,dest="$T/x.tar"
+spec_err odest 'type=oci needs dest=' -f "$ctx/Dockerfile.ok" -o type=oci
+spec_err okey 'unknown key "dset" for type=local' -f "$ctx/Dockerfile.ok" -o type=local,dset="$T/x"
+spec_err ctokey 'unknown key "mdoe"' -f "$ctx/Dockerfile.ok" --cache-to type=local,dest="$T/c",mdoe=max
+spec_err cfromtype 'type=s3 is not supported' -f "$ctx/Dockerfile.ok" --cache-from type=s3,src="$T/c"
+spec_err quote 'unterminated quote' -f "$ctx/Dockerfile.ok" -o 'type=image,"name=a'
+
+# ignore-error=true: an unreachable registry cache is a warning, the build stands (buildx).
+port=$(free_port)
+ocib_ok ignoreerr build -f "$ctx/Dockerfile.ok" -o type=oci,dest="$T/ie.tar" \
+  --cache-to type=registry,ref=127.0.0.1:$port/c/c:1,ignore-error=true --insecure-registry 127.0.0.1:$port "$ctx"
+assert_file_contains "$T/ignoreerr.err" "ignore-error=true" "warning of a failed cache export"
+[[ -s $T/ie.tar ]] || fail "ignore-error=true: the image was not written"
+rc=0
+ocib_run noignore build -f "$ctx/Dockerfile.ok" -o type=oci,dest="$T/ni.tar" \
+  --cache-to type=registry,ref=127.0.0.1:$port/c/c:1 --insecure-registry 127.0.0.1:$port "$ctx" || rc=$?
+[[ $rc -ne 0 ]] || fail "an unreachable --cache-to without ignore-error succeeded"
