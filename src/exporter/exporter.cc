@@ -270,15 +270,15 @@ Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest
   spec.views = {view};
   spec.host_dirs = {dest_dir};
   bool root = ::geteuid() == 0;
-  spec.in_sandbox = solver::reporting([root](const std::vector<int>& fds) {
+  auto done = solver::run_function(spec, ids_, reporter_, 0, [root](const std::vector<int>& fds) -> Result<std::string> {
     copy::CopyOp op;
     op.sources = {"."};
     op.dest = "/proc/self/fd/" + std::to_string(fds.at(1)) + "/";
     op.preserve_owner = root;
-    return copy::copy_into(fds.at(0), op);
+    OCIB_TRY(copy::copy_into(fds.at(0), op));
+    return std::string();
   });
-  OCIB_ASSIGN_OR_RETURN(solver::SandboxRun run, solver::run_reported(spec, ids_, reporter_, 0));
-  if (run.outcome.exit_code != 0) return Error(Errc::kIo, "exporting filesystem: " + run.tail);
+  if (!done.ok()) return std::move(done).error().wrap("exporting filesystem");
   return {};
 }
 

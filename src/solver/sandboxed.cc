@@ -5,6 +5,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+
 namespace ocib::solver {
 
 namespace {
@@ -93,15 +97,6 @@ class OutputPump {
 
 }  // namespace
 
-std::function<int(const std::vector<int>&)> reporting(std::function<Status(const std::vector<int>&)> fn) {
-  return [fn = std::move(fn)](const std::vector<int>& fds) -> int {
-    Status st = fn(fds);
-    if (st.ok()) return 0;
-    std::string msg = st.error().str() + "\n";
-    (void)!::write(2, msg.data(), msg.size());
-    return 1;
-  };
-}
 
 Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id) {
   OutputPump pump(reporter, id);
@@ -113,6 +108,40 @@ Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, progr
   std::string tail = pump.last_lines();
   while (!tail.empty() && tail.back() == '\n') tail.pop_back();
   return SandboxRun{*outcome, tail};
+}
+
+Result<std::string> run_function(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id,
+                                 SandboxFunction fn) {
+  // The result travels as a JSON file in a directory of the run's scratch area, handed in as
+  // the last host directory (after pivot_root only the fd reaches it).
+  const std::string dir = fs::join(spec.scratch, "result");
+  OCIB_TRY(fs::mkdirs(dir, 0700));
+  spec.host_dirs.push_back(dir);
+  spec.in_sandbox = [fn = std::move(fn)](const std::vector<int>& all) -> int {
+    std::vector<int> fds(all.begin(), all.end() - 1);
+    const std::string out = "/proc/self/fd/" + std::to_string(all.back()) + "/result.json";
+    Result<std::string> r = fn(fds);
+    nlohmann::json j;
+    if (r.ok()) {
+      j = {{"ok", true}, {"payload", *r}};
+    } else {
+      j = {{"ok", false}, {"code", static_cast<int>(r.error().code())}, {"message", r.error().str()}};
+    }
+    if (!fs::write_file_atomic(out, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).ok()) return 2;
+    return r.ok() ? 0 : 1;
+  };
+  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids, reporter, id));
+  auto text = fs::read_file(fs::join(dir, "result.json"));
+  auto j = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  if (!j.is_object() || !j.contains("ok")) {
+    std::string how = run.outcome.signal ? "killed by signal " + std::to_string(run.outcome.signal)
+                                         : "exit code " + std::to_string(run.outcome.exit_code);
+    return Error(Errc::kIo, "sandboxed work ended without a result (" + how + ")" + (run.tail.empty() ? "" : ": " + run.tail));
+  }
+  if (j.value("ok", false)) return j.value("payload", std::string());
+  int code = j.value("code", static_cast<int>(Errc::kGeneric));
+  if (code < 0 || code > static_cast<int>(Errc::kSecurity)) code = static_cast<int>(Errc::kGeneric);
+  return Error(static_cast<Errc>(code), j.value("message", std::string("failed")));
 }
 
 std::vector<std::string> lowers_of(const store::Store& st, const plan::Step* s) {

@@ -36,9 +36,10 @@ class Staging {
   const IdMapping& ids_;
 };
 
-/// Adapts a Status-returning function to Spec::in_sandbox: an error becomes the step's output
-/// (read back by the caller through the output pipe) and exit status 1.
-std::function<int(const std::vector<int>&)> reporting(std::function<Status(const std::vector<int>&)> fn);
+/// Work done inside the sandbox by ocib itself (COPY, WORKDIR's mkdir, unpacking a layer,
+/// exporting a filesystem). Receives the fds Spec::in_sandbox gives it; returns a payload for
+/// the caller (what it has to tell, e.g. entries it refused) or an error.
+using SandboxFunction = std::function<Result<std::string>(const std::vector<int>& fds)>;
 
 /// A sandboxed run whose output went to the reporter; `tail` holds its last lines.
 struct SandboxRun {
@@ -48,6 +49,13 @@ struct SandboxRun {
 
 /// Runs `spec` with its output (stdout and stderr) reported as step `id`'s log.
 Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id);
+
+/// Runs `fn` in the sandbox `spec` describes (its output reported as step `id`'s log) and brings
+/// its result back through one typed channel: the payload, or the error with its code and
+/// message as `fn` returned it. A run that ends without a result (killed, crashed) is an error
+/// with the output's last lines.
+Result<std::string> run_function(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id,
+                                 SandboxFunction fn);
 
 /// The snapshot directories of `s` and the steps below it, topmost first (overlay lowerdirs).
 std::vector<std::string> lowers_of(const store::Store& st, const plan::Step* s);

@@ -393,28 +393,23 @@ Result<plan::LayerResult> Solver::unpack_base(plan::Step& s) {
   sandbox::Spec spec;
   spec.upperdir = upper;
   spec.scratch = scratch;
-  // The unpack reports the entries it refused here (its own output is only step output).
-  OCIB_ASSIGN_OR_RETURN(std::string report, store_.make_tmp_dir("report-"));
-  Staging report_guard(report, ids_);
   std::string blob = store_.blob_path(s.result.digest);
-  spec.host_dirs = {fs::dirname(blob), dest, report};
+  spec.host_dirs = {fs::dirname(blob), dest};
   std::string hex = fs::basename(blob);
   std::string diff_id = s.result.diff_id;
   std::string layer = s.result.digest;
-  spec.in_sandbox = reporting([hex, diff_id, layer](const std::vector<int>& fds) -> Status {
-    layers::UnpackOptions uo;
-    uo.expected_diff_id = diff_id;
-    auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
-                                  "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
-    if (!r.ok()) return std::move(r).error();
-    if (std::string w = layers::refused_summary(*r, layer); !w.empty())
-      OCIB_TRY(fs::write_file_atomic("/proc/self/fd/" + std::to_string(fds.at(2)) + "/refused", w));
-    return {};
-  });
-  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
-  if (run.outcome.exit_code != 0)
-    return Error(Errc::kCorrupt, "unpacking layer " + s.result.digest + ": " + run.tail);
-  if (auto w = fs::read_file(fs::join(report, "refused")); w.ok() && !w->empty()) reporter_.note("warning: " + *w);
+  // The unpack's result is what it refused (told as a warning); its own output is step output.
+  auto refused = run_function(spec, ids_, reporter_, s.display_id,
+                              [hex, diff_id, layer](const std::vector<int>& fds) -> Result<std::string> {
+                                layers::UnpackOptions uo;
+                                uo.expected_diff_id = diff_id;
+                                auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
+                                                              "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
+                                if (!r.ok()) return std::move(r).error();
+                                return layers::refused_summary(*r, layer);
+                              });
+  if (!refused.ok()) return std::move(refused).error().wrap("unpacking layer " + s.result.digest);
+  if (!refused->empty()) reporter_.note("warning: " + *refused);
   OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
   return s.result;
 }
@@ -500,6 +495,7 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
   Staging scratch_guard(scratch, ids_);
 
   sandbox::Spec spec;
+  SandboxFunction fn;  // COPY, WORKDIR: ocib's own work in the sandbox; RUN: spec.argv
   std::vector<fs::FileLock> mount_locks;  // cache mounts with sharing=locked
   spec.lowerdirs = lowers_of(store_, s.parent);
   spec.upperdir = upper;
@@ -533,7 +529,10 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
   } else if (s.kind == plan::Step::Kind::kWorkdir) {
     OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
     std::string dir = s.workdir;
-    spec.in_sandbox = reporting([dir, ids](const std::vector<int>&) { return copy::make_workdir(dir, ids.first, ids.second); });
+    fn = [dir, ids](const std::vector<int>&) -> Result<std::string> {
+      OCIB_TRY(copy::make_workdir(dir, ids.first, ids.second));
+      return std::string();
+    };
   } else {
     copy::CopyOp op = s.copy;
     if (!s.chown_spec.empty()) {
@@ -549,16 +548,29 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
       view.layers = lowers_of(store_, s.from_top);
       spec.views = {view};
     }
-    spec.in_sandbox = reporting([op](const std::vector<int>& fds) { return copy::copy_into(fds.at(0), op); });
+    fn = [op](const std::vector<int>& fds) -> Result<std::string> {
+      OCIB_TRY(copy::copy_into(fds.at(0), op));
+      return std::string();
+    };
   }
 
   auto t_run = std::chrono::steady_clock::now();
-  OCIB_ASSIGN_OR_RETURN(SandboxRun run, run_reported(spec, ids_, reporter_, s.display_id));
+  if (fn) {
+    auto done = run_function(spec, ids_, reporter_, s.display_id, std::move(fn));
+    if (!done.ok()) {
+      // The copy's own error, code kept (a changed context is kCorrupt); a Dockerfile-level
+      // refusal found only now is a failed step, not a usage error.
+      Errc code = done.error().code() == Errc::kInvalidArgument ? Errc::kFailedStep : done.error().code();
+      return Error(code, "copy failed: " + done.error().message());
+    }
+  }
+  SandboxRun run;
+  if (!fn) {
+    OCIB_ASSIGN_OR_RETURN(run, run_reported(spec, ids_, reporter_, s.display_id));
+  }
   auto t_ran = std::chrono::steady_clock::now();
   const sandbox::Outcome* outcome = &run.outcome;
-  if (outcome->exit_code != 0) {
-    if (s.kind != plan::Step::Kind::kRun)
-      return Error(Errc::kFailedStep, "copy failed: " + run.tail).with_exit_code(outcome->exit_code);
+  if (!fn && outcome->exit_code != 0) {
     std::string proc;
     for (const auto& a : s.argv) proc += (proc.empty() ? "" : " ") + a;
     std::string how = outcome->signal ? "killed by signal " + std::to_string(outcome->signal)
