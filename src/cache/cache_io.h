@@ -28,11 +28,7 @@ inline constexpr const char* kInlineCacheKey = "ocib.cache.v0";
 
 /// What a step with some cache key produced: its layer blob and when it was made (the image's
 /// history times come from it, so an imported result gives the same image digest).
-struct CacheRecord {
-  std::string digest;  // layer blob
-  std::string diff_id;
-  std::string media_type;
-  int64_t size = 0;
+struct CacheRecord : oci::LayerBlob {
   int64_t created = 0;  // unix seconds
   std::string name;     // the step, for people reading the index
 };

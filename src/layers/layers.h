@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/idmap.h"
+#include "oci/image.h"
 
 namespace ocib::layers {
 
@@ -25,12 +26,7 @@ struct PackOptions {
   int threads = 0;
 };
 
-struct LayerBlob {
-  std::string digest;      // "sha256:<hex>" of the compressed bytes
-  std::string diff_id;     // "sha256:<hex>" of the uncompressed tar
-  int64_t size = 0;        // compressed size
-  std::string media_type;  // oci layer media type for the compression
-};
+using LayerBlob = oci::LayerBlob;
 
 /// Packs `upperdir` into a layer written to `out_path` (created/truncated). Entries are in
 /// depth-first order, names sorted bytewise at each level (parents before children), paths

@@ -36,6 +36,15 @@ struct Descriptor {
   std::optional<Platform> platform;
 };
 
+/// One layer blob: what a layer is known by everywhere (a packed snapshot, a cache entry, a
+/// cache record, a step's result).
+struct LayerBlob {
+  std::string digest;      // "sha256:<hex>" of the (compressed) bytes
+  std::string diff_id;     // "sha256:<hex>" of the uncompressed tar
+  std::string media_type;  // OCI layer media type for the compression
+  int64_t size = 0;        // bytes of the blob
+};
+
 struct HistoryEntry {
   std::string created;     // RFC 3339
   std::string created_by;  // "RUN /bin/sh -c echo hi # buildkit"

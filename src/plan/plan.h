@@ -31,12 +31,8 @@ inline constexpr const char* kHostnameArg = "BUILDKIT_SANDBOX_HOSTNAME";
 enum class Network { kDefault, kNone, kHost };
 
 /// What a step produced: its snapshot in the store and, once packed, its layer blob.
-struct LayerResult {
+struct LayerResult : oci::LayerBlob {
   std::string snapshot;
-  std::string digest;
-  std::string diff_id;
-  std::string media_type;
-  int64_t size = 0;
   int64_t created = 0;  // unix seconds
 };
 

@@ -255,10 +255,7 @@ Status Solver::run_step(plan::Step& s) {
       std::shared_future<Status> f = src->packed;
       s.packed = std::async(std::launch::async, [&s, src, f]() -> Status {
                    OCIB_TRY(f.get());
-                   s.result.digest = src->result.digest;
-                   s.result.diff_id = src->result.diff_id;
-                   s.result.size = src->result.size;
-                   s.result.media_type = src->result.media_type;
+                   static_cast<oci::LayerBlob&>(s.result) = src->result;
                    return {};
                  }).share();
     } else {
@@ -292,10 +289,7 @@ Status Solver::run_step(plan::Step& s) {
       r.created = hit->created;
       // Blobs are kept per compression: a zstd build after a gzip one packs again.
       if (auto e = hit->blobs.find(compression_name(opts_.compression)); e != hit->blobs.end()) {
-        r.digest = e->second.digest;
-        r.diff_id = e->second.diff_id;
-        r.media_type = e->second.media_type;
-        r.size = e->second.size;
+        static_cast<oci::LayerBlob&>(r) = e->second;
       }
       if (store_.has_snapshot(r.snapshot)) {
         s.result = r;
@@ -337,7 +331,7 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   entry.name = s.name;
   // Keep blobs of other compressions recorded by earlier builds.
   if (auto old = store_.cache_get(s.key)) entry.blobs = old->blobs;
-  if (!r.digest.empty()) entry.blobs[compression_name(opts_.compression)] = {r.digest, r.diff_id, r.media_type, r.size};
+  if (!r.digest.empty()) entry.blobs[compression_name(opts_.compression)] = r;
   return entry;
 }
 
@@ -371,10 +365,7 @@ Status Solver::pack_step(plan::Step& s) {
   } else {
     OCIB_TRY(store_.adopt_blob(blob_tmp, blob->digest));
   }
-  s.result.digest = blob->digest;
-  s.result.diff_id = blob->diff_id;
-  s.result.size = blob->size;
-  s.result.media_type = blob->media_type;
+  static_cast<oci::LayerBlob&>(s.result) = *blob;
   if (log::debug_enabled())
     log::debug(s.name + ": pack " +
                std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()) + " ms");
@@ -454,10 +445,7 @@ Result<bool> Solver::try_imported_cache(plan::Step& s) {
     return false;
   }
   s.result.snapshot = s.key.substr(0, 20);
-  s.result.digest = r.digest;
-  s.result.diff_id = r.diff_id;
-  s.result.media_type = r.media_type;
-  s.result.size = r.size;
+  static_cast<oci::LayerBlob&>(s.result) = r;
   s.result.created = r.created;
   if (!store_.has_snapshot(s.result.snapshot)) {
     auto u = unpack_base(s);
@@ -483,7 +471,7 @@ Result<cache::CacheRecords> Solver::cache_records(const std::string& mode) const
   for (const plan::Step* s : chosen) {
     if (s->packed.valid()) OCIB_TRY(s->packed.get());
     if (s->result.digest.empty()) continue;
-    out[s->key] = {s->result.digest, s->result.diff_id, s->result.media_type, s->result.size, s->result.created, s->name};
+    out[s->key] = {s->result, s->result.created, s->name};
   }
   return out;
 }

@@ -9,16 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "oci/image.h"
+
 namespace ocib::store {
 
 struct CacheEntry {
   /// One packed form of the snapshot.
-  struct Blob {
-    std::string digest;
-    std::string diff_id;
-    std::string media_type;
-    int64_t size = 0;
-  };
+  using Blob = oci::LayerBlob;
   std::string snapshot;  // id under s/
   int64_t created = 0;   // unix seconds
   std::string name;      // the step, for people reading the store
