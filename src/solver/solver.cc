@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -214,6 +216,7 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
 }
 
 Status Solver::execute() {
+  mark_exported();
   plan::Step* top = plan_.top();
   std::vector<dag::VertexId> targets;
   // Among ready steps the scheduler starts the one on the longest remaining path; lengths
@@ -294,7 +297,7 @@ Status Solver::run_step(plan::Step& s) {
       if (store_.has_snapshot(r.snapshot)) {
         s.result = r;
         s.cached = true;
-        if (r.digest.empty() || !store_.has_blob(r.digest)) start_pack(s);
+        if ((r.digest.empty() || !store_.has_blob(r.digest)) && exported_.count(&s)) start_pack(s);
         reporter_.cached(s.display_id, s.name);
         return {};
       }
@@ -318,7 +321,7 @@ Status Solver::run_step(plan::Step& s) {
   s.result = *r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
-  start_pack(s);
+  if (exported_.count(&s)) start_pack(s);
   reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {};
 }
@@ -335,12 +338,28 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   return entry;
 }
 
-void Solver::start_pack(plan::Step& s) {
-  s.packed = std::async(std::launch::async, [this, &s] { return pack_step(s); }).share();
+// Only the layers an output needs are packed as their steps commit (BuildKit compresses at
+// export): the target's chain. The packing threads run at a lower CPU priority, so on a busy
+// machine the build's own steps (a compiler) come first and packing takes the idle cores; the
+// export waits for what is left. Other steps are packed when something asks for them
+// (--cache-to mode=max), from their snapshots.
+void Solver::start_pack(plan::Step& s) const {
+  s.packed = std::async(std::launch::async, [this, &s] {
+               // Per thread on Linux; the compression threads it starts inherit it.
+               (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
+               return pack_step(s);
+             }).share();
+}
+
+void Solver::mark_exported() {
+  for (const plan::Step* s = plan_.top(); s; s = s->parent) {
+    exported_.insert(s);
+    if (s->link_src) exported_.insert(s->link_src);
+  }
 }
 
 // Packs a committed snapshot into a layer blob and records it in the cache entry.
-Status Solver::pack_step(plan::Step& s) {
+Status Solver::pack_step(plan::Step& s) const {
   static std::counting_semaphore<64> slots(std::max(1u, std::thread::hardware_concurrency()));
   slots.acquire();
   struct Release {
@@ -467,6 +486,10 @@ Result<cache::CacheRecords> Solver::cache_records(const std::string& mode) const
       if (layer->kind != plan::Step::Kind::kBase) chosen.insert(layer);
     }
   }
+  // Steps nothing packed yet (not in the target's chain) are packed now, all at once.
+  for (auto& s : plan_.steps)
+    if (chosen.count(&s) && !s.packed.valid() && (s.result.digest.empty() || !store_.has_blob(s.result.digest)))
+      start_pack(s);
   cache::CacheRecords out;
   for (const plan::Step* s : chosen) {
     if (s->packed.valid()) OCIB_TRY(s->packed.get());

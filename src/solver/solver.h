@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,8 +73,11 @@ class Solver {
   Result<plan::LayerResult> unpack_base(plan::Step& s);
   Status add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                         std::vector<fs::FileLock>& locks);
-  void start_pack(plan::Step& s);
-  Status pack_step(plan::Step& s);
+  void start_pack(plan::Step& s) const;
+  Status pack_step(plan::Step& s) const;
+  void mark_exported();
+  /// The nice value of packing threads (see start_pack).
+  static constexpr int kPackNice = 10;
   store::CacheEntry cache_entry(const plan::Step& s) const;
   Result<bool> try_imported_cache(plan::Step& s);
   bool ignores_cache(const plan::Step& s) const;
@@ -86,6 +90,7 @@ class Solver {
   registry::Client& client_;
   std::shared_ptr<dag::JobSlots> slots_;
   std::map<std::string, cache::ImportedRecord> imported_cache_;
+  std::set<const plan::Step*> exported_;  // the target's chain: packed as soon as committed
   dag::Graph graph_;
   dag::Report report_;
 };
