@@ -355,10 +355,18 @@ Status Exporter::write_image(const TypedSpec& out, const Subject& x) {
   if (names.empty()) names = opts_.tags;
   if (names.empty()) return Error::invalid("output type=" + out.type + " needs name= (or -t)");
   bool push = out.type == "registry" || out.get("push") == "true";
+  // buildx's multi-runner recipe: push-by-digest=true pushes the manifest untagged (its digest
+  // goes to the metadata file) for `ocib manifest create` to merge.
+  const bool by_digest = out.get("push-by-digest") == "true";
+  if (by_digest && !push) return Error::invalid("output type=" + out.type + ": push-by-digest=true needs push=true");
   for (const auto& n : names) {
-    OCIB_TRY(store_.tag(images::normalize_name(n), x.manifest_digest));
+    if (!by_digest) OCIB_TRY(store_.tag(images::normalize_name(n), x.manifest_digest));
     if (!push) continue;
     OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(n));
+    if (by_digest) {
+      ref.tag.clear();
+      ref.digest = x.manifest_digest;
+    }
     reporter_.note("pushing " + ref.str());
     auto pushed = images::push_image(store_, client_, x.manifest_digest, ref);
     if (!pushed.ok()) return std::move(pushed).error().wrap("pushing " + ref.str());
@@ -413,8 +421,10 @@ const std::vector<Exporter::OutputKind>& Exporter::output_kinds() {
       {"oci", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
       {"oci-layout", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
       {"docker", {"dest", "compression", "compression-level"}, true, &Exporter::write_docker},
-      {"image", {"name", "push", "compression", "compression-level"}, false, &Exporter::write_image},
-      {"registry", {"name", "compression", "compression-level"}, false, &Exporter::write_image},
+      {"image", {"name", "push", "push-by-digest", "name-canonical", "compression", "compression-level"}, false,
+       &Exporter::write_image},
+      {"registry", {"name", "push-by-digest", "name-canonical", "compression", "compression-level"}, false,
+       &Exporter::write_image},
       {"local", {"dest"}, true, &Exporter::write_filesystem},
       {"tar", {"dest"}, true, &Exporter::write_filesystem},
   };

@@ -281,6 +281,87 @@ Result<std::string> import_oci_archive(store::Store& st, const std::string& path
 
 }  // namespace
 
+Result<std::string> create_index(registry::Client& client, const registry::Reference& dest,
+                                 const std::vector<registry::Reference>& sources) {
+  if (sources.empty()) return Error::invalid("manifest create: no source images");
+  // Configs are read only for their platform; nothing is kept.
+  registry::BlobSink scratch;
+  scratch.has = [](const std::string&) { return false; };
+  scratch.temp_path = []() -> Result<std::string> {
+    char tmpl[] = "/tmp/ocib-manifest-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    if (fd < 0) return Error::from_errno("mkstemp", errno);
+    ::close(fd);
+    return std::string(tmpl);
+  };
+  scratch.commit = [](const std::string& tmp, const std::string&) -> Status {
+    ::unlink(tmp.c_str());
+    return {};
+  };
+  // A manifest of another repository is made present in dest's by mounting its blobs, then
+  // pushed there by digest (the index may only list manifests its repository has).
+  auto bring = [&](const registry::Reference& src, const registry::Client::RawManifest& raw) -> Status {
+    if (src.registry == dest.registry && src.repository == dest.repository) return {};
+    if (src.registry != dest.registry)
+      return Error(Errc::kUnsupported, "manifest create: " + src.str() + " is on another registry than " + dest.str() +
+                                           " (copy it there first: ocib pull + ocib push)");
+    OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(raw.bytes, "manifest " + src.str()));
+    OCIB_ASSIGN_OR_RETURN(oci::ImageManifest m, oci::manifest_from_json(j, "manifest " + src.str()));
+    std::vector<oci::Descriptor> blobs = {m.config};
+    blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
+    registry::Reference to = dest;
+    to.tag.clear();
+    to.digest = raw.digest;
+    // No local copies: every blob must mount from the source repository.
+    auto nowhere = [](const std::string&) { return std::string(); };
+    auto pushed = client.push(to, raw.bytes, raw.media_type, blobs, nowhere, {src.repository});
+    if (!pushed.ok()) return std::move(pushed).error().wrap("copying " + src.str() + " into " + dest.repository);
+    return {};
+  };
+  std::vector<oci::Descriptor> entries;
+  auto add = [&](oci::Descriptor d) {
+    for (const auto& e : entries)
+      if (e.digest == d.digest) return;
+    entries.push_back(std::move(d));
+  };
+  for (const auto& src : sources) {
+    OCIB_ASSIGN_OR_RETURN(registry::Client::RawManifest raw, client.get_manifest(src));
+    OCIB_ASSIGN_OR_RETURN(json j, oci::parse_json(raw.bytes, "manifest " + src.str()));
+    if (oci::is_index_json(j)) {
+      OCIB_ASSIGN_OR_RETURN(oci::ImageIndex index, oci::index_from_json(j, "image index " + src.str()));
+      for (const auto& d : index.manifests) {
+        registry::Reference child = src;
+        child.tag.clear();
+        child.digest = d.digest;
+        if (!(src.registry == dest.registry && src.repository == dest.repository)) {
+          OCIB_ASSIGN_OR_RETURN(registry::Client::RawManifest craw, client.get_manifest(child));
+          OCIB_TRY(bring(child, craw));
+        }
+        add(d);
+      }
+      continue;
+    }
+    OCIB_ASSIGN_OR_RETURN(registry::PulledImage img, client.pull_manifest(src, oci::Platform::host(), scratch));
+    json cfg = json::parse(img.config_bytes, nullptr, false);
+    if (!cfg.is_object()) return Error(Errc::kCorrupt, src.str() + ": config is not a JSON object");
+    oci::Platform p;
+    p.os = cfg.value("os", std::string("linux"));
+    p.architecture = cfg.value("architecture", std::string());
+    p.variant = cfg.value("variant", std::string());
+    if (p.architecture.empty()) return Error(Errc::kCorrupt, src.str() + ": config names no architecture");
+    OCIB_TRY(bring(src, raw));
+    add({raw.media_type, raw.digest, static_cast<int64_t>(raw.bytes.size()), {}, oci::normalize(p)});
+  }
+  for (size_t i = 0; i < entries.size(); ++i)
+    for (size_t k = 0; k < i; ++k)
+      if (entries[i].platform && entries[k].platform && oci::same(*entries[i].platform, *entries[k].platform))
+        return Error::invalid("manifest create: two sources are for " + oci::str(*entries[i].platform) + " (" +
+                              entries[k].digest + ", " + entries[i].digest + ")");
+  std::string index = oci::canonical(oci::make_image_index(entries));
+  auto nowhere = [](const std::string&) { return std::string(); };
+  return client.push(dest, index, oci::kMediaTypeIndex, {}, nowhere);
+}
+
 std::string oci_layer_media_type(const std::string& mt) {
   if (mt == "application/vnd.docker.image.rootfs.diff.tar.gzip") return oci::kMediaTypeLayerGzip;
   if (mt == "application/vnd.docker.image.rootfs.diff.tar.zstd") return oci::kMediaTypeLayerZstd;

@@ -66,6 +66,13 @@ Result<std::string> pull_image(store::Store& st, registry::Client& client, const
 Result<std::string> push_image(const store::Store& st, registry::Client& client,
                                const std::string& name_or_digest, const registry::Reference& dest);
 
+/// `ocib manifest create` (buildx imagetools create): one image index at `dest` listing every
+/// platform manifest of `sources` (single-platform manifests, or indexes whose entries are
+/// taken), each with the platform its config names. Sources in another repository of the
+/// same registry are copied by cross-repository mount. Returns the index digest.
+Result<std::string> create_index(registry::Client& client, const registry::Reference& dest,
+                                 const std::vector<registry::Reference>& sources);
+
 /// Docker schema2 layer media types map onto their OCI equivalents (same bytes).
 std::string oci_layer_media_type(const std::string& media_type);
 

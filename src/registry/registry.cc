@@ -841,6 +841,13 @@ Result<oci::Descriptor> select_platform(const std::vector<oci::Descriptor>& mani
 Client::Client(Options o) : impl_(std::make_unique<Impl>(std::move(o))) {}
 Client::~Client() = default;
 
+Result<Client::RawManifest> Client::get_manifest(const Reference& ref) {
+  const std::vector<std::string> scopes = {"repository:" + ref.repository + ":pull"};
+  OCIB_ASSIGN_OR_RETURN(auto m, impl_->fetch_manifest(ref.registry, ref.repository,
+                                                      ref.digest.empty() ? ref.tag : ref.digest, scopes));
+  return RawManifest{std::move(m.bytes), std::move(m.media_type), std::move(m.digest)};
+}
+
 Result<Client::UrlContent> Client::fetch_url(const std::string& url) {
   const std::string host = url_host(url);
   if (host.empty() || (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0))

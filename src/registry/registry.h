@@ -116,6 +116,15 @@ class Client {
   };
   Result<UrlContent> fetch_url(const std::string& url);
 
+  /// A manifest or index as the registry serves it (bytes verified against a digest ref and
+  /// the registry's Docker-Content-Digest), unresolved.
+  struct RawManifest {
+    std::string bytes;
+    std::string media_type;
+    std::string digest;
+  };
+  Result<RawManifest> get_manifest(const Reference& ref);
+
   /// Counters for tests.
   struct Stats {
     int uploaded = 0, skipped = 0, mounted = 0, downloaded = 0;
