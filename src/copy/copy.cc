@@ -7,7 +7,9 @@
 #include <fnmatch.h>
 #include <linux/openat2.h>
 #include <sys/sendfile.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -83,6 +85,84 @@ std::vector<std::string> split_path(const std::string& p) {
     i = j + 1;
   }
   return out;
+}
+
+std::string join_parts(const std::vector<std::string>& parts, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += (i ? "/" : "") + parts[i];
+  return out.empty() ? "." : out;
+}
+
+// BuildKit's fs.RootPath: `path` resolved beneath `root_fd` as if it were "/", symlinks
+// followed (the last component only with `follow_leaf`): absolute targets start again at the
+// root, ".." stops there. The result is a clean relative path ("." for the root itself) that
+// names no symlink; from the first missing component on, the rest is kept as written.
+// `escaped`: set when a ".." would have climbed above the root (resolution stops at it).
+// A symlink in a procfs directory (a /proc/self/fd/N magic link) is left to the kernel.
+Result<std::string> resolve_in_root(int root_fd, const std::string& path, bool follow_leaf,
+                                    bool* escaped = nullptr) {
+  std::deque<std::string> rest;
+  for (auto& p : split_path(path)) rest.push_back(std::move(p));
+  std::vector<std::string> done;
+  int links = 0;
+  bool opaque = false;  // below a kernel magic link: kept as written
+  while (!rest.empty()) {
+    std::string c = std::move(rest.front());
+    rest.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (!opaque && done.empty()) {
+        if (escaped) *escaped = true;
+        continue;
+      }
+      if (!opaque) {
+        done.pop_back();
+        continue;
+      }
+    }
+    if (opaque || (rest.empty() && !follow_leaf)) {
+      done.push_back(std::move(c));
+      continue;
+    }
+    std::string cand = done.empty() ? c : join_parts(done, done.size()) + "/" + c;
+    struct stat st;
+    if (lstat_beneath(root_fd, cand, &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) return Error::from_errno("stat " + cand, errno);
+      done.push_back(std::move(c));
+      for (auto& r : rest) done.push_back(std::move(r));
+      break;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+      done.push_back(std::move(c));
+      continue;
+    }
+    UniqueFd parent(open_beneath(root_fd, join_parts(done, done.size()), O_PATH | O_DIRECTORY));
+    struct statfs sfs;
+    if (parent.valid() && fstatfs(parent.get(), &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC) {
+      done.push_back(std::move(c));
+      opaque = true;
+      continue;
+    }
+    if (++links > 255) return Error::from_errno("resolve " + path, ELOOP);
+    char target[4096];
+    ssize_t n = parent.valid() ? readlinkat(parent.get(), c.c_str(), target, sizeof target - 1) : -1;
+    if (n < 0) return Error::from_errno("readlink " + cand, errno);
+    target[n] = 0;
+    if (target[0] == '/') done.clear();
+    auto t = split_path(target);
+    rest.insert(rest.begin(), t.begin(), t.end());
+  }
+  return join_parts(done, done.size());
+}
+
+// A named source that is a symlink is followed (BuildKit's FollowSymlinks): the path of what
+// it points to beneath the root; any other match is returned as is.
+Result<std::string> follow_source(int root_fd, const std::string& m) {
+  struct stat st;
+  if (m == "." || lstat_beneath(root_fd, m, &st) != 0 || !S_ISLNK(st.st_mode)) return m;
+  OCIB_ASSIGN_OR_RETURN(std::string r, resolve_in_root(root_fd, m, true));
+  if (lstat_beneath(root_fd, r, &st) != 0) return Error(Errc::kNotFound, "\"" + m + "\": not found (a dangling symlink)");
+  return r;
 }
 
 Status glob_walk(int root_fd, const std::string& base, const std::vector<std::string>& parts,
@@ -361,6 +441,26 @@ struct Attrs {
   std::unordered_set<std::string>* seen = nullptr;
 };
 
+// BuildKit's MkdirAll: the missing directories of `dir` (absolute) are created 0755, owned by
+// --chown's user when one is given, else by root. Existing components are followed.
+Status mkdir_all(const std::string& dir, const Attrs& a) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return {};
+    return Error::from_errno("mkdir " + dir, ENOTDIR);
+  }
+  if (errno != ENOENT) return Error::from_errno("stat " + dir, errno);
+  std::string parent = fs::dirname(dir);
+  if (!parent.empty() && parent != dir) OCIB_TRY(mkdir_all(parent, a));
+  if (mkdir(dir.c_str(), 0755) != 0) {
+    if (errno == EEXIST && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
+    return Error::from_errno("mkdir " + dir, errno);
+  }
+  if ((a.uid || a.gid) && lchown(dir.c_str(), a.uid.value_or(0), a.gid.value_or(0)) != 0)
+    return Error::from_errno("chown " + dir, errno);
+  return {};
+}
+
 Error context_changed(const std::string& rel) {
   return Error(Errc::kCorrupt, "build context changed during the build: " + rel);
 }
@@ -462,19 +562,26 @@ bool is_tar_archive(int fd) {
   return yes;
 }
 
-// Unpacks the archive into dest. Entry names are untrusted: libarchive's SECURE flags refuse
-// "..", absolute names and writes through symlinks, and we extract chdir'ed into dest.
+// Unpacks the archive into dest (created, with missing parents, as mkdir_all does). Entry
+// names are untrusted: "..", absolute names and writes through symlinks are refused by
+// libarchive's SECURE flags, and we extract chdir'ed into dest. As BuildKit, each name is first
+// resolved beneath dest as the tree stands (symlinks in its parents followed, and the last
+// component too for a directory entry; absolute targets taken from dest): an archive's
+// var/run/ lands in the run directory an existing var/run -> /run names instead of replacing
+// the symlink. A symlink that leads above dest fails the copy.
 // `hash`: the bytes of the file libarchive reads are hashed as they are read; the caller
 // hashes the rest (hash_rest), so the digest covers the file even if unpacking stopped early.
 Status extract_tar(int fd, const std::string& what, const std::string& dest, const Attrs& at,
                    Sha256* hash = nullptr) {
-  OCIB_TRY(fs::mkdirs(dest, 0755));
+  OCIB_TRY(mkdir_all(dest, at));
   UniqueFd cwd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (chdir(dest.c_str()) != 0) return Error::from_errno("chdir " + dest, errno);
   struct Back {
     int fd;
     ~Back() { (void)!fchdir(fd); }
   } back{cwd.get()};
+  UniqueFd dest_fd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dest_fd.valid()) return Error::from_errno("open " + dest, errno);
   std::unique_ptr<HashingReader> reader;
   if (hash) {
     reader = std::make_unique<HashingReader>();
@@ -513,6 +620,16 @@ Status extract_tar(int fd, const std::string& what, const std::string& dest, con
       rel.erase(0, rel.find_first_not_of('/'));
       archive_entry_copy_hardlink(e, rel.c_str());
     }
+    for (bool link : {false, true}) {
+      const char* n = link ? archive_entry_hardlink(e) : archive_entry_pathname(e);
+      if (!n) continue;
+      bool escaped = false;
+      bool dir = !link && archive_entry_filetype(e) == AE_IFDIR;
+      OCIB_ASSIGN_OR_RETURN(std::string r, resolve_in_root(dest_fd.get(), n, dir, &escaped));
+      if (escaped)
+        return Error(Errc::kSecurity, "archive " + what + ": entry \"" + n + "\" leads outside the destination through a symlink");
+      if (r != n) link ? archive_entry_copy_hardlink(e, r.c_str()) : archive_entry_copy_pathname(e, r.c_str());
+    }
     if (at.uid) archive_entry_set_uid(e, *at.uid);
     if (at.gid) archive_entry_set_gid(e, *at.gid);
     rc = archive_read_extract2(a.get(), e, w.get());
@@ -526,7 +643,12 @@ Status extract_tar(int fd, const std::string& what, const std::string& dest, con
 Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a, bool is_link) {
   uid_t uid = a.uid.value_or(a.preserve_owner ? st.st_uid : 0);
   gid_t gid = a.gid.value_or(a.preserve_owner ? st.st_gid : 0);
-  if (lchown(dst.c_str(), uid, gid) != 0) return Error::from_errno("chown " + dst, errno);
+  if (lchown(dst.c_str(), uid, gid) != 0) {
+    // A kept owner the sandbox's user namespace does not map (shown as the overflow id, with
+    // a single-id mapping) cannot be set: the file stays root's, as everything else there.
+    if (errno != EINVAL || !a.preserve_owner || a.uid || lchown(dst.c_str(), 0, 0) != 0)
+      return Error::from_errno("chown " + dst, errno);
+  }
   if (!is_link) {
     mode_t mode = a.chmod ? static_cast<mode_t>(*a.chmod) : (st.st_mode & 07777);
     if (chmod(dst.c_str(), mode) != 0) return Error::from_errno("chmod " + dst, errno);
@@ -593,11 +715,6 @@ void clear_dest(const std::string& dst, bool want_dir) {
     return;
   }
   unlink(dst.c_str());
-}
-
-Status mkdir_parents(const std::string& dir, const Attrs&) {
-  // Parents created by COPY are root-owned 0755, as in Docker.
-  return fs::mkdirs(dir, 0755);
 }
 
 Status copy_entry(int parent_fd, const std::string& name, const std::string& rel, const std::string& dst,
@@ -685,9 +802,11 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
   std::vector<FileToHash> files;
   for (const auto& p : patterns) {
     OCIB_ASSIGN_OR_RETURN(auto matches, match_sources(root_fd, p, filter));
-    if (matches.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
+    // A wildcard may match nothing (BuildKit's AllowEmptyWildcard); a plain path must exist.
+    if (matches.empty() && !has_glob(p)) return Error(Errc::kNotFound, "\"" + p + "\": not found");
     items.push_back({"pattern:" + p, 0, -1});
-    for (const auto& m : matches) {
+    for (const auto& match : matches) {
+      OCIB_ASSIGN_OR_RETURN(std::string m, follow_source(root_fd, match));
       if (m == ".") {
         OCIB_TRY(hash_walk(root_fd, ".", ".", filter, items, files));
         continue;
@@ -711,6 +830,30 @@ Result<std::string> hash_sources(int root_fd, const std::vector<std::string>& pa
   return h.hex_final();
 }
 
+namespace {
+
+// BuildKit's prepareTargetDir, for one source (in order: each one sees what the ones before it
+// left): dest (already resolved, no symlinks) and its missing parents are created as needed;
+// a directory source is copied into dest itself, anything else into dest when dest is a
+// directory now, else becomes dest. Several sources into a dest that is neither a directory
+// nor written with a trailing '/' therefore replace one another, as in BuildKit, which does
+// not refuse them.
+Result<std::string> place(const std::string& dest, bool dir_syntax, bool src_is_dir, const std::string& name,
+                          const Attrs& a) {
+  OCIB_TRY(mkdir_all(dir_syntax ? dest : fs::dirname(dest), a));
+  struct stat st;
+  bool exists = stat(dest.c_str(), &st) == 0;
+  bool is_dir = exists && S_ISDIR(st.st_mode);
+  if (src_is_dir) {
+    if (exists && !is_dir) return Error::invalid("cannot copy a directory to non-directory: " + dest);
+    OCIB_TRY(mkdir_all(dest, a));
+    return dest;
+  }
+  return is_dir ? fs::join(dest, name) : dest;
+}
+
+}  // namespace
+
 Status copy_into(int src_root_fd, const CopyOp& op) {
   CopyMethods methods;
   Attrs a{op.uid, op.gid, op.chmod, &op.filter, op.preserve_owner, &op.exclude, {}, &methods};
@@ -723,7 +866,8 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
   std::vector<std::string> pivots;  // --parents: the part of each match's pattern kept out of dest
   for (const auto& p : op.sources) {
     OCIB_ASSIGN_OR_RETURN(auto m, match_sources(src_root_fd, p, op.filter));
-    if (m.empty()) return Error(Errc::kNotFound, "\"" + p + "\": not found");
+    // A wildcard may match nothing (BuildKit's AllowEmptyWildcard); a plain path must exist.
+    if (m.empty() && !has_glob(p)) return Error(Errc::kNotFound, "\"" + p + "\": not found");
     matches.insert(matches.end(), m.begin(), m.end());
     std::string pivot, q = p;
     while (q.rfind("./", 0) == 0 || q.rfind("/", 0) == 0) q.erase(0, q[0] == '/' ? 1 : 2);
@@ -731,25 +875,18 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     pivots.insert(pivots.end(), m.size(), pivot);
   }
   bool dest_dir_syntax = !op.dest.empty() && op.dest.back() == '/';
-  std::string dest = fs::clean(op.dest);
-  size_t total = matches.size() + op.inline_files.size();
-  if (total > 1 && !dest_dir_syntax && !op.parents) {
-    struct stat st;
-    if (stat(dest.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      return Error::invalid("When using COPY with more than one source file, the destination must "
-                            "be a directory and end with a /");
+  // The destination is resolved in the root as BuildKit's fs.RootPath does: symlinks on the
+  // way (and a symlink dest itself) lead to what they name inside the image.
+  std::string dest;
+  {
+    UniqueFd root(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) return Error::from_errno("open /", errno);
+    OCIB_ASSIGN_OR_RETURN(std::string r, resolve_in_root(root.get(), fs::clean("/" + op.dest), true));
+    dest = r == "." ? "/" : "/" + r;
   }
   for (const auto& f : op.inline_files) {
     // Heredoc sources: a file with the given content, placed like a regular source file.
-    std::string target = dest;
-    struct stat dst_st;
-    bool dest_is_dir = stat(dest.c_str(), &dst_st) == 0 && S_ISDIR(dst_st.st_mode);
-    if (dest_dir_syntax || dest_is_dir || total > 1) {
-      OCIB_TRY(fs::mkdirs(dest, 0755));
-      target = fs::join(dest, f.name);
-    } else {
-      OCIB_TRY(fs::mkdirs(fs::dirname(dest), 0755));
-    }
+    OCIB_ASSIGN_OR_RETURN(std::string target, place(dest, dest_dir_syntax, false, f.name, a));
     clear_dest(target, false);
     UniqueFd out(open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!out.valid()) return Error::from_errno("create " + target, errno);
@@ -767,7 +904,10 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     }
   }
   for (size_t mi = 0; mi < matches.size(); ++mi) {
-    const std::string& m = matches[mi];
+    const std::string& match = matches[mi];
+    // A symlink source is copied as what it points to, under its own name (BuildKit's
+    // FollowSymlinks); `m` is the path read, `match` the name it was matched by.
+    OCIB_ASSIGN_OR_RETURN(std::string m, follow_source(src_root_fd, match));
     UniqueFd parent(open_beneath(src_root_fd, m == "." ? "." : fs::dirname(m), O_PATH | O_DIRECTORY));
     if (!parent.valid()) return Error::from_errno("open source " + m, errno);
     std::string name = m == "." ? "." : fs::basename(m);
@@ -776,15 +916,22 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       return Error::from_errno("stat source " + m, errno);
     // --parents: the match keeps its path (below the pattern's pivot) under dest.
     std::string kept;
-    if (op.parents && m != ".") {
+    if (op.parents && match != ".") {
       const std::string& pv = pivots[mi];
-      kept = pv.empty() ? m : m.compare(0, pv.size() + 1, pv + "/") == 0 ? m.substr(pv.size() + 1) : m == pv ? "" : m;
+      kept = pv.empty() ? match
+             : match.compare(0, pv.size() + 1, pv + "/") == 0 ? match.substr(pv.size() + 1)
+             : match == pv ? "" : match;
     }
     if (S_ISDIR(st.st_mode)) {
       // A directory source copies its contents into dest (its own metadata is not copied).
       if (a.seen) a.seen->insert(m);
-      std::string d = kept.empty() ? dest : fs::join(dest, kept);
-      OCIB_TRY(mkdir_parents(d, a));
+      std::string d;
+      if (kept.empty()) {
+        OCIB_ASSIGN_OR_RETURN(d, place(dest, dest_dir_syntax, true, name, a));
+      } else {
+        d = fs::join(dest, kept);
+        OCIB_TRY(mkdir_all(d, a));
+      }
       UniqueFd dir(openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dir.valid()) return Error::from_errno("open source " + m, errno);
       a.base = m;
@@ -801,8 +948,8 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
       for (const auto& [path, dst_st] : dirs) OCIB_TRY(apply_meta(path, dst_st, a, false));
       continue;
     }
-    a.base = m.find('/') == std::string::npos ? "" : fs::dirname(m);
-    if (excluded_by(a, m, false)) continue;
+    a.base = match.find('/') == std::string::npos ? "" : fs::dirname(match);
+    if (excluded_by(a, match, false)) continue;
     if (op.extract_archives && S_ISREG(st.st_mode)) {
       UniqueFd in(openat(parent.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!in.valid()) return Error::from_errno("open source " + m, errno);
@@ -821,20 +968,12 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
         continue;
       }
     }
+    std::string target;
     if (!kept.empty()) {
-      std::string target = fs::join(dest, kept);
-      OCIB_TRY(mkdir_parents(fs::dirname(target), a));
-      OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
-      continue;
-    }
-    std::string target = dest;
-    struct stat dst_st;
-    bool dest_is_dir = stat(dest.c_str(), &dst_st) == 0 && S_ISDIR(dst_st.st_mode);
-    if (dest_dir_syntax || dest_is_dir || total > 1) {
-      OCIB_TRY(mkdir_parents(dest, a));
-      target = fs::join(dest, fs::basename(m));
+      target = fs::join(dest, kept);
+      OCIB_TRY(mkdir_all(fs::dirname(target), a));
     } else {
-      OCIB_TRY(mkdir_parents(fs::dirname(dest), a));
+      OCIB_ASSIGN_OR_RETURN(target, place(dest, dest_dir_syntax, false, fs::basename(match), a));
     }
     OCIB_TRY(copy_entry(parent.get(), name, m, target, a));
   }

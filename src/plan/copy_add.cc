@@ -85,9 +85,11 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   }
   std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
   bool dir_syntax = !dest.empty() && dest.back() == '/';
-  std::string abs = dest.front() == '/' ? dest : fs::join(wd, dest);
+  std::string abs = !dest.empty() && dest.front() == '/' ? dest : fs::join(wd, dest);
   s.copy.dest = fs::clean(abs) + (dir_syntax && fs::clean(abs) != "/" ? "/" : "");
-  if (dest == "." || dest == "./") s.copy.dest = fs::clean(wd) == "/" ? "/" : fs::clean(wd) + "/";
+  // "." and "" (an empty word, e.g. an unset variable) name the working directory, as a
+  // directory (BuildKit's pathRelativeToWorkingDir): with --link it does not exist yet.
+  if (dest.empty() || dest == "." || dest == "./") s.copy.dest = fs::clean(wd) == "/" ? "/" : fs::clean(wd) + "/";
   s.copy.sources = words;
   std::string excludes;
   for (const auto& f : ins.flags) {

@@ -555,6 +555,9 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
     if (s.from_context) {
       spec.host_dirs = {s.context_dir.empty() ? opts_.context : s.context_dir};
     } else {
+      // From a stage or an image the files keep their owners unless --chown says otherwise;
+      // a local context's are root's (BuildKit resets them when it receives the context).
+      op.preserve_owner = true;
       sandbox::ReadOnlyView view;
       view.layers = lowers_of(store_, s.from_top);
       spec.views = {view};
