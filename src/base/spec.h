@@ -34,6 +34,9 @@ Result<std::vector<std::string>> split_csv(const std::string& s);
 /// `what` names the spec in errors ("output", "cache").
 Result<TypedSpec> parse_typed_spec(const std::string& spec, const std::string& what = "output");
 
+/// `s` with ASCII letters lowercased (stage names, platform parts, flag values).
+std::string ascii_lower(std::string s);
+
 /// The parts joined with `sep`.
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
 

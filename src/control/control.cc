@@ -35,11 +35,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string ascii_lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 }  // namespace
 
 Result<BuildResult> run(const Options& opts) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "base/spec.h"
 #include "dag/critical_path.h"
 #include "oci/platform.h"
 #include "plan/planner.h"
@@ -70,11 +71,9 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
   req.platform = opts.platforms.empty() ? oci::host() : opts.platforms.front();
   req.outline = true;
   for (const auto& [name, value] : opts.build_contexts) {
-    std::string l = name;
-    std::transform(l.begin(), l.end(), l.begin(), ::tolower);
     plan::NamedContext c;
     c.image = value;  // an outline reads no directory: every named context stands for an image
-    req.named_contexts[l] = c;
+    req.named_contexts[ascii_lower(name)] = c;
   }
   OCIB_ASSIGN_OR_RETURN(plan::Plan pl, plan::make_plan(df, req, sources));
   // Step durations recorded by earlier builds in this store, by step name (an outline's keys

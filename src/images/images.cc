@@ -298,6 +298,8 @@ Result<std::string> create_index(registry::Client& client, const registry::Refer
     ::unlink(tmp.c_str());
     return {};
   };
+  // Nothing is uploaded from here: blobs are mounted from their repository or already there.
+  auto nowhere = [](const std::string&) { return std::string(); };
   // A manifest of another repository is made present in dest's by mounting its blobs, then
   // pushed there by digest (the index may only list manifests its repository has).
   auto bring = [&](const registry::Reference& src, const registry::Client::RawManifest& raw) -> Status {
@@ -312,8 +314,6 @@ Result<std::string> create_index(registry::Client& client, const registry::Refer
     registry::Reference to = dest;
     to.tag.clear();
     to.digest = raw.digest;
-    // No local copies: every blob must mount from the source repository.
-    auto nowhere = [](const std::string&) { return std::string(); };
     auto pushed = client.push(to, raw.bytes, raw.media_type, blobs, nowhere, {src.repository});
     if (!pushed.ok()) return std::move(pushed).error().wrap("copying " + src.str() + " into " + dest.repository);
     return {};
@@ -358,7 +358,6 @@ Result<std::string> create_index(registry::Client& client, const registry::Refer
         return Error::invalid("manifest create: two sources are for " + oci::str(*entries[i].platform) + " (" +
                               entries[k].digest + ", " + entries[i].digest + ")");
   std::string index = oci::canonical(oci::make_image_index(entries));
-  auto nowhere = [](const std::string&) { return std::string(); };
   return client.push(dest, index, oci::kMediaTypeIndex, {}, nowhere);
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/spec.h"
+
 namespace ocib::oci {
 
 Platform normalize(Platform p) {
@@ -57,11 +59,8 @@ Result<Platform> parse(const std::string& spec) {
     p.architecture = parts[1];
     if (parts.size() == 3) p.variant = parts[2];
   }
-  auto lower = [](std::string& s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  };
-  lower(p.os);
-  lower(p.architecture);
+  p.os = ascii_lower(p.os);
+  p.architecture = ascii_lower(p.architecture);
   if (p.os != "linux") return Error::invalid("platform \"" + spec + "\": only linux images can be built");
   return normalize(p);
 }

@@ -41,11 +41,6 @@ std::string compression_name(layers::Compression c) {
 
 namespace {
 
-std::string ascii_lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 // A layer that hides what `filter` excludes beneath `root_fd` when stacked over it in an overlay:
 // a whiteout per excluded entry (directories whose contents may be re-included by a `!` rule are
 // walked instead), in parent directories with the context's modes. nullopt: nothing excluded.
