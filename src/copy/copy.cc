@@ -426,7 +426,8 @@ class FilePool {
 };
 
 struct Attrs {
-  std::optional<uint32_t> uid, gid, chmod;
+  std::optional<uint32_t> uid, gid;
+  std::optional<ModeSpec> chmod;
   const SourceFilter* filter = nullptr;
   bool preserve_owner = false;
   const SourceFilter* exclude = nullptr;  // --exclude, relative to `base`
@@ -650,7 +651,7 @@ Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a,
       return Error::from_errno("chown " + dst, errno);
   }
   if (!is_link) {
-    mode_t mode = a.chmod ? static_cast<mode_t>(*a.chmod) : (st.st_mode & 07777);
+    mode_t mode = a.chmod ? a.chmod->apply(st.st_mode, S_ISDIR(st.st_mode)) : (st.st_mode & 07777);
     if (chmod(dst.c_str(), mode) != 0) return Error::from_errno("chmod " + dst, errno);
   }
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
@@ -895,7 +896,8 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     out.reset();
     if (lchown(target.c_str(), op.uid.value_or(0), op.gid.value_or(0)) != 0)
       return Error::from_errno("chown " + target, errno);
-    mode_t fmode = op.chmod ? static_cast<mode_t>(*op.chmod) : static_cast<mode_t>(f.mode.value_or(0644));
+    mode_t fmode = f.mode.value_or(0644);
+    if (op.chmod) fmode = op.chmod->apply(fmode, false);
     if (chmod(target.c_str(), fmode) != 0) return Error::from_errno("chmod " + target, errno);
     if (f.mtime >= 0) {
       struct timespec ts[2] = {{f.mtime, 0}, {f.mtime, 0}};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "copy/mode.h"
 
 namespace ocib::copy {
 
@@ -54,7 +55,7 @@ struct CopyOp {
   SourceFilter filter;                   // .dockerignore for the build context
   std::string dest;                  // absolute container path; a trailing '/' means a directory
   std::optional<uint32_t> uid, gid;  // --chown; default 0:0
-  std::optional<uint32_t> chmod;     // --chmod (octal)
+  std::optional<ModeSpec> chmod;     // --chmod (octal or symbolic)
   /// Keep the sources' owners when no uid/gid is given (exporting a filesystem as root).
   bool preserve_owner = false;
   /// COPY --exclude: paths relative to each matched source (a directory source: relative to

@@ -143,6 +143,12 @@ Result<std::string> expand(std::string_view s, const std::map<std::string, std::
 Result<std::string> process_word(std::string_view s, const std::map<std::string, std::string>& vars,
                                  char escape = '\\');
 
+/// BuildKit's ProcessWords (EXPOSE): process_word(), then split into words at whitespace outside
+/// quotes, including whitespace an unquoted variable brings in: `$PORTS` with PORTS="80 443"
+/// gives two words, `"$PORTS"` one.
+Result<std::vector<std::string>> process_words(std::string_view s, const std::map<std::string, std::string>& vars,
+                                               char escape = '\\');
+
 /// Quote removal and escape resolution without expansion ($ stays literal).
 Result<std::string> unquote(std::string_view s, char escape = '\\');
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/log.h"
 #include "dockerfile/dockerfile.h"
@@ -32,10 +33,42 @@ bool is_special_param(int c) {
          c == '0';
 }
 
+// BuildKit's word list for ProcessWords: whitespace outside quotes ends a word, including
+// whitespace an unquoted expansion brings in; quoted text (even "") belongs to the word.
+struct Words {
+  std::vector<std::string> list;
+  std::string cur;
+  bool in_word = false;
+  void add_char(char c) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+      if (in_word) list.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+    } else {
+      cur += c;
+      in_word = true;
+    }
+  }
+  void add_string(const std::string& s) {
+    for (char c : s) add_char(c);
+  }
+  void add_raw(const std::string& s) {
+    cur += s;
+    in_word = true;
+  }
+  std::vector<std::string> finish() {
+    if (in_word) list.push_back(std::move(cur));
+    return std::move(list);
+  }
+};
+
 class Lexer {
  public:
   Lexer(std::string_view s, const std::map<std::string, std::string>* vars, char escape, Mode mode)
       : s_(s), vars_(vars), escape_(static_cast<unsigned char>(escape)), mode_(mode) {}
+
+  /// Also splits the result into words (ProcessWords), into `words`.
+  void split_into(Words* words) { words_ = words; }
 
   Result<std::string> run() {
     auto r = stop_on(kEof, false);
@@ -55,6 +88,7 @@ class Lexer {
   // `raw_escapes` keeps escape chars in the result (patterns of ${V#p} and ${V/p/r}).
   Result<std::string> stop_on(int stop, bool raw_escapes) {
     std::string out;
+    Words* words = stop == kEof ? words_ : nullptr;  // only the top level splits
     while (peek() != kEof) {
       int ch = peek();
       if (stop != kEof && ch == stop) {
@@ -64,21 +98,36 @@ class Lexer {
       if (ch == '$' && mode_ != Mode::kUnquote) {
         OCIB_ASSIGN_OR_RETURN(std::string v, dollar());
         out += v;
+        if (words) words->add_string(v);
         continue;
       }
       if (ch == '\'') {
         next();
         OCIB_ASSIGN_OR_RETURN(std::string v, single_quote());
         out += keep() ? "'" + v + "'" : v;
+        if (words) words->add_raw(v);
         continue;
       }
       if (ch == '"') {
         next();
         OCIB_ASSIGN_OR_RETURN(std::string v, double_quote());
         out += keep() ? "\"" + v + "\"" : v;
+        if (words) words->add_raw(v);
         continue;
       }
       next();
+      if (words && ch != escape_) {
+        words->add_char(static_cast<char>(ch));
+        out += static_cast<char>(ch);
+        continue;
+      }
+      if (words) {  // kProcess: the escaped char is literal
+        int n = next();
+        if (n == kEof) break;
+        out += static_cast<char>(n);
+        words->add_raw(std::string(1, static_cast<char>(n)));
+        continue;
+      }
       if (ch == escape_) {
         int n = peek();
         if (keep()) {
@@ -330,6 +379,7 @@ class Lexer {
   const std::map<std::string, std::string>* vars_;
   int escape_;
   Mode mode_;
+  Words* words_ = nullptr;
 };
 
 }  // namespace
@@ -342,6 +392,15 @@ Result<std::string> expand(std::string_view s, const std::map<std::string, std::
 Result<std::string> process_word(std::string_view s, const std::map<std::string, std::string>& vars,
                                  char escape) {
   return Lexer(s, &vars, escape, Mode::kProcess).run();
+}
+
+Result<std::vector<std::string>> process_words(std::string_view s, const std::map<std::string, std::string>& vars,
+                                               char escape) {
+  Words words;
+  Lexer lx(s, &vars, escape, Mode::kProcess);
+  lx.split_into(&words);
+  OCIB_TRY(lx.run());
+  return words.finish();
 }
 
 Result<std::string> unquote(std::string_view s, char escape) {

@@ -107,5 +107,47 @@ TEST(Unquote, NoExpansion) {
   EXPECT_FALSE(unquote("\"open").ok());
 }
 
+// BuildKit's shell/wordsTest, the table ProcessWords is tested with (EXPOSE uses it).
+TEST(Expand, ProcessWordsSplitsLikeBuildKit) {
+  auto words = [](const std::string& s, const std::map<std::string, std::string>& vars) {
+    auto r = process_words(s, vars);
+    if (!r.ok()) return std::string("error");
+    std::string out;
+    for (const auto& w : *r) out += (out.empty() ? "" : ",") + w;
+    return out;
+  };
+  std::map<std::string, std::string> v;
+  EXPECT_EQ(words("hello", v), "hello");
+  EXPECT_EQ(words("hello${hi}bye", v), "hellobye");
+  v["hi"] = "hi";
+  EXPECT_EQ(words("hello${hi}bye", v), "hellohibye");
+  v["space"] = "abc  def";
+  EXPECT_EQ(words("hello${space}bye", v), "helloabc,defbye");
+  EXPECT_EQ(words("hello\"${space}\"bye", v), "helloabc  defbye");
+  EXPECT_EQ(words("hello \"${space}\"bye", v), "hello,abc  defbye");
+  v["leading"] = "  ab c";
+  EXPECT_EQ(words("hello${leading}def", v), "hello,ab,cdef");
+  EXPECT_EQ(words("hello\"${leading}\" def", v), "hello  ab c,def");
+  EXPECT_EQ(words("hello${leading}", v), "hello,ab,c");
+  v["trailing"] = "ab c   ";
+  EXPECT_EQ(words("hello${trailing}", v), "helloab,c");
+  EXPECT_EQ(words("hello${trailing}d", v), "helloab,c,d");
+  EXPECT_EQ(words("hello\"${trailing}\"d", v), "helloab c   d");
+  EXPECT_EQ(words("hel\"lo${trailing}\"", v), "helloab c   ");
+  EXPECT_EQ(words("hello\" there  \"", v), "hello there  ");
+  EXPECT_EQ(words("hello there     ", v), "hello,there");
+  EXPECT_EQ(words("hello\\ there", v), "hello there");
+  EXPECT_EQ(words("hello\" there", v), "error");
+  EXPECT_EQ(words("hello\\\" there", v), "hello\",there");
+  EXPECT_EQ(words("hello\"\\\\there\"", v), "hello\\there");
+  EXPECT_EQ(words("hello\"\\there\"", v), "hello\\there");
+  EXPECT_EQ(words("hello'\\\\there'", v), "hello\\\\there");
+  EXPECT_EQ(words("hello'\\there'", v), "hello\\there");
+  EXPECT_EQ(words("hello'$there'", v), "hello$there");
+  EXPECT_EQ(words("\"\"", v), "");  // one empty word
+  EXPECT_EQ(process_words("\"\"", v)->size(), 1u);
+  EXPECT_EQ(process_words("$UNSET", v)->size(), 0u);
+}
+
 }  // namespace
 }  // namespace ocib::dockerfile

@@ -98,8 +98,14 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     OCIB_ASSIGN_OR_RETURN(st.config.user, word(ins.raw_words.front(), st, ins));
     hist("USER " + st.config.user);
   } else if (kw == "EXPOSE") {
+    // As BuildKit: each word expands into words (`EXPOSE $PORTS` with PORTS="80 443": two ports).
+    std::vector<std::string> ports;
     for (const auto& w : ins.raw_words) {
-      OCIB_ASSIGN_OR_RETURN(std::string p, word(w, st, ins));
+      auto ws = dockerfile::process_words(w, vars_for(st), df_->escape);
+      if (!ws.ok()) return at(ins, ws.error().message());
+      ports.insert(ports.end(), ws->begin(), ws->end());
+    }
+    for (std::string p : ports) {
       // "80", "80/udp", "8000-8002/tcp" (a range expands to each port, as Docker does).
       std::string proto = "tcp";
       if (auto slash = p.find('/'); slash != std::string::npos) {

@@ -107,17 +107,26 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   s.copy.parents = bool_flag("parents");
   bool link = bool_flag("link");
   if (const auto* f = ins.flag("chmod")) {
-    char* end = nullptr;
-    unsigned long m = std::strtoul(f->value.c_str(), &end, 8);
-    if (f->value.empty() || *end != 0 || m > 07777) return at(ins, "invalid --chmod value \"" + f->value + "\"");
-    s.copy.chmod = static_cast<uint32_t>(m);
+    // As BuildKit: expanded with the build args and environment; octal or symbolic ("go-w").
+    OCIB_ASSIGN_OR_RETURN(std::string mode, word(f->value, st, ins));
+    if (!mode.empty()) {
+      auto spec = copy::ModeSpec::parse(mode);
+      if (!spec.ok()) return at(ins, spec.error().message());
+      s.copy.chmod = std::move(spec).value();
+    }
   }
   if (const auto* f = ins.flag("chown")) {
     OCIB_ASSIGN_OR_RETURN(s.chown_spec, word(f->value, st, ins));
   }
   std::string src_key;
   if (const auto* f = ins.flag("from")) {
-    OCIB_ASSIGN_OR_RETURN(std::string ref, word(f->value, st, ins));
+    // As BuildKit: --from is not expanded; a value that would change under expansion is refused.
+    auto unexpanded = dockerfile::process_word(f->value, {}, df_->escape);
+    if (!unexpanded.ok()) return at(ins, unexpanded.error().message());
+    if (*unexpanded != f->value)
+      return at(ins, "variable expansion is not supported for --from, define a new stage with FROM using ARG "
+                     "from global scope as a workaround");
+    const std::string& ref = f->value;
     s.from_context = false;
     const NamedContext* nc = named_context(ref);
     if (nc && !nc->dir.empty()) {
@@ -139,6 +148,9 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       src_key = "image:" + img.manifest_digest;
     } else if (auto from = stage_by_ref(ref, ins); from.ok()) {
       if (&plan_.stages[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
+      if (*from > stage_index(st))
+        return at(ins, "cannot copy from stage \"" + ref + "\", it needs to be defined before current stage \"" +
+                           stage_name(stage_index(st)) + "\"");
       st.uses.push_back({*from, ins.line});
       OCIB_TRY(plan_stage(*from));
       s.from_top = plan_.stages[*from].top;
@@ -173,7 +185,8 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (link) s.parent = nullptr;
   json k = {{"v", kKeyVersion}, {"op", "copy"}, {"parent", s.parent ? s.parent->key : ""},
             {"src", src_key}, {"sources", s.copy.sources}, {"dest", s.copy.dest},
-            {"chown", s.chown_spec}, {"chmod", s.copy.chmod ? static_cast<int>(*s.copy.chmod) : -1}};
+            {"chown", s.chown_spec}, {"chmod", s.copy.chmod && s.copy.chmod->octal() ? static_cast<int>(*s.copy.chmod->octal()) : -1}};
+  if (s.copy.chmod && !s.copy.chmod->octal()) k["chmod_symbolic"] = s.copy.chmod->symbolic();
   if (kw == "ADD") k["add"] = true;
   if (!excludes.empty()) k["exclude"] = excludes;
   if (s.copy.parents) k["parents"] = true;

@@ -184,6 +184,12 @@ Step* Planner::add_step(Step s) {
   return p;
 }
 
+std::string Planner::stage_name(size_t index) const {
+  if (df_->stages.size() == 1) return "";
+  const auto& s = df_->stages[index];
+  return s.name.empty() ? "stage-" + std::to_string(index) : s.name;
+}
+
 Result<size_t> Planner::stage_by_ref(const std::string& ref, const dockerfile::Instruction& at_ins) const {
   std::string lower = ref;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);

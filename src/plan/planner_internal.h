@@ -61,6 +61,9 @@ class Planner {
   copy::SourceFilter hash_filter(const copy::CopyOp& op) const;
   Result<std::string> word(const std::string& raw, const StageState& st, const dockerfile::Instruction& ins) const;
   Step* add_step(Step s);
+  size_t stage_index(const StageState& st) const { return static_cast<size_t>(&st - plan_.stages.data()); }
+  /// A stage as BuildKit names it in messages: its name, "stage-N" when unnamed, "" when alone.
+  std::string stage_name(size_t index) const;
   Error at(const dockerfile::Instruction& ins, const std::string& msg) const {
     return Error::at({df_->filename, ins.line, 0}, msg);
   }

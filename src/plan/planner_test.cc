@@ -252,6 +252,52 @@ TEST(Planner, OutlinePlansEveryStageAsFarAsItGoes) {
   EXPECT_FALSE(plan_text("FROM scratch AS a\nRUN one\nFROM a AS b\nRUN --security=insecure x\n", src2, build).ok());
 }
 
+// BuildKit: a stage is copied or mounted from only once it is defined (dispatched in order), and
+// --from is never expanded.
+TEST(Planner, CopyAndMountFromALaterStageAreRefusedAsInBuildKit) {
+  FakeSources src;
+  Request req = request();
+  auto err = [&](const std::string& text, const Request& r) {
+    auto p = plan_text(text, src, r);
+    return p.ok() ? std::string("planned") : p.error().str();
+  };
+  req.target = "a";
+  EXPECT_EQ(err("FROM scratch AS a\nCOPY --from=Later /x /x\nFROM scratch AS later\nRUN make\n", req),
+            "Dockerfile:2: cannot copy from stage \"Later\", it needs to be defined before current stage \"a\"");
+  req.target = "";
+  EXPECT_EQ(err("FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\nRUN a\nFROM scratch\nCOPY --from=0 /y /y\n", req).substr(0, 62),
+            "Dockerfile:2: cannot copy from stage \"1\", it needs to be defin");
+  EXPECT_NE(err("FROM scratch\nCOPY --from=1 /x /x\nFROM scratch\nRUN a\nFROM scratch\nCOPY --from=0 /y /y\n", req).find("current stage \"stage-0\""),
+            std::string::npos);
+  req.target = "a";
+  EXPECT_EQ(err("FROM scratch AS a\nRUN --mount=from=later,dst=/m make\nFROM scratch AS later\n", req),
+            "Dockerfile:2: cannot mount from stage \"later\" to \"/m\", stage needs to be defined before current command");
+  req.target = "";
+  Request arg = req;
+  arg.build_args["X"] = "a";
+  EXPECT_EQ(err("FROM scratch AS a\nFROM scratch\nARG X\nCOPY --from=$X /x /x\n", arg),
+            "Dockerfile:4: variable expansion is not supported for --from, define a new stage with FROM using ARG "
+            "from global scope as a workaround");
+  EXPECT_EQ(err("FROM scratch AS a\nFROM scratch\nARG X\nRUN --mount=from=${X},target=/m make\n", arg),
+            "Dockerfile:4: 'from' doesn't support variable expansion, define alias stage instead");
+  // A '$' at the very end is no expansion; an earlier stage is fine.
+  EXPECT_NE(err("FROM scratch AS a\nFROM scratch\nRUN --mount=from=a$,target=/m make\n", req).find("a$"),
+            std::string::npos);
+  EXPECT_EQ(err("FROM scratch AS a\nRUN one\nFROM scratch\nCOPY --from=a /x /x\nRUN --mount=from=a,target=/m make\n", req),
+            "planned");
+}
+
+TEST(Planner, ExposeSplitsExpandedWords) {
+  FakeSources src;
+  Request req = request();
+  req.build_args["PORTS"] = "3000 4000";
+  auto p = plan_text("FROM scratch\nARG PORTS\nEXPOSE $PORTS 80/udp\n", src, req);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  EXPECT_EQ(p->target_stage().config.exposed_ports, (std::vector<std::string>{"3000/tcp", "4000/tcp", "80/udp"}));
+  auto quoted = plan_text("FROM scratch\nARG PORTS\nEXPOSE \"$PORTS\"\n", src, req);
+  ASSERT_FALSE(quoted.ok());  // one word "3000 4000": not a port
+}
+
 // Every Dockerfile of the parser corpus plans with fake Sources (no store, namespaces or
 // network): either a plan whose steps point only into it and whose keys are the same when
 // planned again, or an error that names its line.

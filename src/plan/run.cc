@@ -1,5 +1,7 @@
 #include "plan/planner_internal.h"
 
+#include <algorithm>
+
 #include "base/fs.h"
 #include "base/sha256.h"
 #include "base/spec.h"
@@ -52,6 +54,10 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
     } else if (k == "from") {
       OCIB_ASSIGN_OR_RETURN(size_t from, stage_by_ref(v, ins));
       if (&plan_.stages[from] == &st) return at(ins, "RUN --mount from= cannot refer to its own stage");
+      if (from > stage_index(st))
+        return at(ins, "cannot mount from stage \"" + v + "\" to \"" +
+                           (kv.count("target") ? kv["target"] : kv.count("dst") ? kv["dst"] : kv["destination"]) +
+                           "\", stage needs to be defined before current command");
       st.uses.push_back({from, ins.line});
       OCIB_TRY(plan_stage(from));
       m.from_stage = true;
@@ -125,6 +131,15 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   json mount_key = json::array();
   for (const auto& f : ins.flags) {
     if (f.name != "mount") continue;
+    // As BuildKit: from= is not expanded (a '$' anywhere but at its end is refused).
+    for (const std::string& part : split_commas(f.value)) {
+      auto eq = part.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = part.substr(0, eq), v = part.substr(eq + 1);
+      std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+      if (auto d = v.find('$'); key == "from" && d != std::string::npos && d != v.size() - 1)
+        return at(ins, "'from' doesn't support variable expansion, define alias stage instead");
+    }
     OCIB_ASSIGN_OR_RETURN(std::string spec, word(f.value, st, ins));
     OCIB_ASSIGN_OR_RETURN(RunMount m, parse_mount(spec, st, ins));
     json mk = {{"type", type_name(m.type)}, {"target", m.target}, {"id", m.id}, {"source", m.source}, {"rw", m.rw},
