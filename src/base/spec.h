@@ -36,6 +36,7 @@ Result<TypedSpec> parse_typed_spec(const std::string& spec, const std::string& w
 
 /// `s` with ASCII letters lowercased (stage names, platform parts, flag values).
 std::string ascii_lower(std::string s);
+std::string ascii_upper(std::string s);
 
 /// The parts joined with `sep`.
 std::string join(const std::vector<std::string>& parts, const std::string& sep);

@@ -61,6 +61,7 @@ Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
   oci::ImageConfig cfg;
   cfg.platform = oci::normalize(st.platform);
   cfg.config = st.config;
+  cfg.author = st.author;
   // --label: on the final image only, over the Dockerfile's LABELs (docker build's order).
   for (const auto& [k, v] : opts_.labels) cfg.config.labels[k] = v;
   std::vector<oci::Descriptor> layer_descs;

@@ -121,6 +121,7 @@ Platform Platform::host() {
 nlohmann::json ImageConfig::to_json() const {
   json j = json::object();
   if (!created.empty()) j["created"] = created;
+  if (!author.empty()) j["author"] = author;
   j["architecture"] = platform.architecture;
   j["os"] = platform.os;
   if (!platform.variant.empty()) j["variant"] = platform.variant;
@@ -167,6 +168,7 @@ Result<ImageConfig> ImageConfig::from_json(const nlohmann::json& j) {
   ImageConfig ic;
   ic.platform.os.clear();
   OCIB_TRY(get_string(j, "created", &ic.created));
+  OCIB_TRY(get_string(j, "author", &ic.author));
   OCIB_TRY(platform_from(j, &ic.platform));
 
   auto c = j.find("config");

@@ -70,6 +70,7 @@ struct RunConfig {
 
 struct ImageConfig {
   std::string created;  // RFC 3339; empty -> omitted
+  std::string author;   // MAINTAINER; empty -> omitted
   Platform platform;
   RunConfig config;
   std::vector<std::string> diff_ids;  // "sha256:<hex>", bottom layer first

@@ -1,6 +1,8 @@
 #include "plan/planner_internal.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <set>
 
 #include "base/duration.h"
 #include "base/fs.h"
@@ -8,6 +10,38 @@
 #include "base/spec.h"
 
 namespace ocib::plan::detail {
+
+namespace {
+
+// Go's fmt %q of a []string, as BuildKit's CMD/ENTRYPOINT history: ["a" "b c"].
+std::string go_quoted(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (const auto& s : v) {
+    if (out.size() > 1) out += ' ';
+    out += '"';
+    for (unsigned char c : s) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        case '\r': out += "\\r"; break;
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+    }
+    out += '"';
+  }
+  return out + "]";
+}
+
+}  // namespace
 
 Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size_t pos, const std::string& label,
                             const dockerfile::Instruction& ins) {
@@ -39,6 +73,8 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     }
     hist(text);
   } else if (kw == "ARG") {
+    // History as BuildKit's: "ARG k=v" with the value in effect, "ARG k" when unset.
+    std::string text = "ARG";
     std::vector<std::pair<std::string, std::string>> vals;
     for (const auto& [k, v] : ins.raw_kvs) {
       std::string val;
@@ -50,14 +86,19 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       } else if (auto m = meta_args_.find(k); m != meta_args_.end()) {
         val = m->second;
       } else {
-        continue;  // declared without value and none given: unset
+        st.arg_decls.push_back({k, std::nullopt});  // declared without value and none given: unset
+        text += " " + k;
+        continue;
       }
+      st.arg_decls.push_back({k, val});
+      text += " " + k + "=" + val;
       vals.emplace_back(k, std::move(val));
     }
     for (auto& [k, val] : vals) st.args[k] = std::move(val);
+    hist(text);
   } else if (kw == "LABEL" || kw == "MAINTAINER") {
     if (kw == "MAINTAINER") {
-      st.config.labels["maintainer"] = ins.rest;
+      st.author = ins.rest;  // as BuildKit: the config's author, not a label
       hist("MAINTAINER " + ins.rest);
     } else {
       std::string text = "LABEL";
@@ -105,6 +146,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       if (!ws.ok()) return at(ins, ws.error().message());
       ports.insert(ports.end(), ws->begin(), ws->end());
     }
+    std::set<std::string> these;  // BuildKit's history prints the ports as Go prints a set
     for (std::string p : ports) {
       // "80", "80/udp", "8000-8002/tcp" (a range expands to each port, as Docker does).
       std::string proto = "tcp";
@@ -120,12 +162,15 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       if (!lo || !hi || *lo > 65535 || *hi > 65535 || *hi < *lo) return at(ins, "invalid EXPOSE port \"" + p + "\"");
       for (uint32_t port = *lo; port <= *hi; ++port) {
         std::string e = std::to_string(port) + "/" + proto;
+        these.insert(e);
         if (std::find(st.config.exposed_ports.begin(), st.config.exposed_ports.end(), e) ==
             st.config.exposed_ports.end())
           st.config.exposed_ports.push_back(e);
       }
     }
-    hist("EXPOSE " + ins.rest);
+    std::string text = "EXPOSE map[";
+    for (const auto& e : these) text += (text.back() == '[' ? "" : " ") + e + ":{}";
+    hist(text + "]");
   } else if (kw == "CMD" || kw == "ENTRYPOINT") {
     std::vector<std::string> v;
     if (ins.json) {
@@ -143,11 +188,11 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       for (size_t i = 0; !trigger && i < pos; ++i) cmd_here = cmd_here || stage.body[i].keyword == "CMD";
       if (!cmd_here) st.config.cmd.reset();
     }
-    hist(kw + " " + (ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+    hist(kw + " " + go_quoted(v));
   } else if (kw == "SHELL") {
     if (!ins.json || ins.json->empty()) return at(ins, "SHELL requires the arguments to be in JSON form");
     st.config.shell = *ins.json;
-    hist("SHELL " + json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    hist("SHELL [" + join(*ins.json, " ") + "]");
   } else if (kw == "VOLUME") {
     std::vector<std::string> vols = ins.json ? *ins.json : std::vector<std::string>{};
     if (!ins.json)
@@ -158,7 +203,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     for (const auto& v : vols)
       if (std::find(st.config.volumes.begin(), st.config.volumes.end(), v) == st.config.volumes.end())
         st.config.volumes.push_back(v);
-    hist("VOLUME " + json(vols).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    hist("VOLUME [" + join(vols, " ") + "]");
   } else if (kw == "HEALTHCHECK") {
     json hc = json::object();
     if (!ins.words.empty() && ins.words[0] == "NONE") {
@@ -196,7 +241,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     std::string t = ins.rest;
     for (const auto& h : ins.heredocs) t += "\n" + h.content + h.name;
     st.config.onbuild.push_back(t);
-    hist("ONBUILD " + t);
+    // As BuildKit: a trigger is recorded in the config only, no history entry.
   } else if (kw == "STOPSIGNAL") {
     OCIB_ASSIGN_OR_RETURN(st.config.stop_signal, word(ins.rest, st, ins));
     hist("STOPSIGNAL " + st.config.stop_signal);

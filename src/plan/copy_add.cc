@@ -57,6 +57,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   words.pop_back();
   if (!inline_files.empty()) words.erase(words.begin());  // the placeholder
   s.copy.inline_files = inline_files;
+  const std::vector<std::string> named_sources = words;  // as written (expanded), for the history
   if (kw == "ADD") {
     std::string checksum;
     if (const auto* f = ins.flag("checksum")) {
@@ -105,10 +106,13 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     s.copy.exclude.descend = [mp](const std::string& rel) { return mp->may_contain_included(rel); };
   }
   s.copy.parents = bool_flag("parents");
+  const bool s_parents = s.copy.parents;
+  std::string chown_shown, chmod_shown;
   bool link = bool_flag("link");
   if (const auto* f = ins.flag("chmod")) {
     // As BuildKit: expanded with the build args and environment; octal or symbolic ("go-w").
     OCIB_ASSIGN_OR_RETURN(std::string mode, word(f->value, st, ins));
+    chmod_shown = mode;
     if (!mode.empty()) {
       auto spec = copy::ModeSpec::parse(mode);
       if (!spec.ok()) return at(ins, spec.error().message());
@@ -117,6 +121,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   }
   if (const auto* f = ins.flag("chown")) {
     OCIB_ASSIGN_OR_RETURN(s.chown_spec, word(f->value, st, ins));
+    chown_shown = s.chown_spec;
   }
   std::string src_key;
   if (const auto* f = ins.flag("from")) {
@@ -210,9 +215,15 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     p = add_step(std::move(l));
   }
   st.top = p;
-  std::string created_by = kw + " ";
-  for (const auto& f : ins.flags) created_by += "--" + f.name + (f.value.empty() ? "" : "=" + f.value) + " ";
-  created_by += shell_join(p->copy.sources) + " " + dest;
+  // History as BuildKit's dispatchCopy writes it: only --parents, --chown and --chmod, the
+  // sources as written, heredocs as <<NAME, the destination as written.
+  std::string created_by = kw;
+  if (s_parents) created_by += " --parents";
+  if (!chown_shown.empty()) created_by += " --chown=" + chown_shown;
+  if (!chmod_shown.empty()) created_by += " --chmod=" + chmod_shown;
+  for (const auto& w : named_sources) created_by += " " + w;
+  for (const auto& f : inline_files) created_by += " <<" + f.name;
+  created_by += " " + dest + " # buildkit";
   st.history.push_back({created_by, p, "", false});
   return {};
 

@@ -123,7 +123,11 @@ struct StageState {
   oci::RunConfig config;
   std::vector<HistoryItem> history;
   std::map<std::string, std::string> args;  // ARGs in scope with their values
+  /// Every ARG declaration of the stage in order, with its value (none: declared, unset): the
+  /// `RUN |N k=v ...` prefix of BuildKit's history.
+  std::vector<std::pair<std::string, std::optional<std::string>>> arg_decls;
   std::string base_created;  // `created` of the base image, for images that add no layer
+  std::string author;        // MAINTAINER, else the base image's
   oci::Platform platform;    // FROM --platform, the base stage's, else the build's target
 
   // The stage's shape, for outlines and lint.

@@ -46,10 +46,8 @@ std::map<std::string, std::string> platform_args(const oci::Platform& target) {
 }
 
 bool is_proxy_arg(const std::string& k) {
-  static const std::set<std::string> names = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
-                                              "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
-                                              "ALL_PROXY",  "all_proxy"};
-  return names.count(k) > 0;
+  static const std::set<std::string> names = {"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"};
+  return names.count(ascii_lower(k)) > 0;  // BuildKit matches them without regard to case
 }
 
 void describe(const Plan& plan, std::vector<std::string>& out) {
@@ -127,8 +125,11 @@ Result<copy::InlineFile> Planner::download(const std::string& url, const std::st
   auto scheme = path.find("://");
   path = path.substr(scheme + 3);
   auto slash = path.find('/');
-  f.name = slash == std::string::npos ? "" : fs::basename(path.substr(slash));
-  if (f.name.empty() || f.name == "/" || f.name == ".") f.name = "index.html";
+  // As BuildKit's frontend: path.Base of the URL's path, "__unnamed__" when that is empty.
+  std::string upath = slash == std::string::npos ? "" : path.substr(slash);
+  while (upath.size() > 1 && upath.back() == '/') upath.pop_back();
+  f.name = upath.empty() ? "" : fs::basename(upath);
+  if (f.name.empty() || f.name == "/" || f.name == ".") f.name = "__unnamed__";
   f.content = std::move(got_body->body);
   f.mode = 0600;  // BuildKit's HTTP source
   f.mtime = got_body->last_modified;
@@ -210,6 +211,11 @@ Status Planner::plan() {
   // ARGs before the first FROM: defaults, overridden by --build-arg. The platform ARGs are
   // predefined: FROM lines see them, a stage's `ARG TARGETARCH` (no value) takes them.
   meta_args_ = platform_args(req_.platform);
+  // TARGETSTAGE, predefined like the platform args: the --target stage, else the last
+  // stage's name, else "default".
+  meta_args_["TARGETSTAGE"] = !req_.target.empty()            ? ascii_lower(req_.target)
+                              : !df.stages.back().name.empty() ? df.stages.back().name
+                                                               : "default";
   for (const auto& ins : df.meta_args) {
     for (const auto& [k, v] : ins.raw_kvs) {
       if (auto it = req_.build_args.find(k); it != req_.build_args.end()) {
@@ -303,6 +309,7 @@ Status Planner::plan_stage(size_t index) {
       st.config = src.config;
       st.history = src.history;
       st.base_created = src.base_created;
+      st.author = src.author;
     } else {
       OCIB_TRY(plan_base_image(st, stage, b));
       // As BuildKit: the base image's ONBUILD triggers run right after FROM, once.
@@ -366,6 +373,7 @@ Status Planner::plan_base_image(StageState& st, const dockerfile::Stage& stage, 
     st.history.push_back(item);
   }
   st.base_created = img->config.created;
+  st.author = img->config.author;
   return {};
 }
 

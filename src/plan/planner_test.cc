@@ -298,6 +298,84 @@ TEST(Planner, ExposeSplitsExpandedWords) {
   ASSERT_FALSE(quoted.ok());  // one word "3000 4000": not a port
 }
 
+// History texts as BuildKit's dispatcher writes them (dockerfile2llb commitToHistory).
+TEST(Planner, HistoryReadsAsBuildKitWritesIt) {
+  FakeSources src;
+  src.digests["busybox"] = "sha256:1";
+  Request req = request();
+  req.build_args["A"] = "given";
+  auto p = plan_text("FROM scratch AS b\nMAINTAINER me\nARG A=1 B\nARG C=3\nENV E=env\n"
+                "RUN echo $A\nRUN [\"/bin/x\", \"y z\"]\n"
+                "COPY --chown=1:2 --chmod=0640 --link busybox /d/\nEXPOSE 80 53/udp\n"
+                "CMD [\"a b\", \"c\\\"d\"]\nSHELL [\"/bin/sh\", \"-xc\"]\nVOLUME /v /w\nONBUILD RUN x\n",
+                src, req);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  std::vector<std::string> h;
+  for (const auto& e : p->target_stage().history) h.push_back(e.created_by);
+  EXPECT_EQ(h, (std::vector<std::string>{
+                   "MAINTAINER me",
+                   "ARG A=given B",
+                   "ARG C=3",
+                   "ENV E=env",
+                   "RUN |3 A=given B= C=3 /bin/sh -c echo $A # buildkit",
+                   "RUN |3 A=given B= C=3 /bin/x y z # buildkit",
+                   "COPY --chown=1:2 --chmod=0640 busybox /d/ # buildkit",
+                   "EXPOSE map[53/udp:{} 80/tcp:{}]",
+                   "CMD [\"a b\" \"c\\\"d\"]",
+                   "SHELL [/bin/sh -xc]",
+                   "VOLUME [/v /w]",
+               }));
+  EXPECT_EQ(p->target_stage().author, "me");
+  EXPECT_EQ(p->target_stage().config.labels.count("maintainer"), 0u);
+}
+
+TEST(Planner, TargetStageArgAndProxyArgsAsBuildKit) {
+  FakeSources src;
+  auto value = [&](const std::string& text, const Request& r, const std::string& var) {
+    auto p = plan_text(text, src, r);
+    if (!p.ok()) return "error: " + p.error().str();
+    const Step* s = p->top();
+    for (const auto* list : {&s->env, &s->proxy_env})
+      for (const auto& e : *list)
+        if (e.rfind(var + "=", 0) == 0) return e.substr(var.size() + 1);
+    return std::string("<unset>");
+  };
+  Request req = request();
+  EXPECT_EQ(value("FROM scratch AS one\nFROM scratch AS Two\nARG TARGETSTAGE\nRUN x\n", req, "TARGETSTAGE"), "two");
+  EXPECT_EQ(value("FROM scratch\nARG TARGETSTAGE\nRUN x\n", req, "TARGETSTAGE"), "default");
+  req.target = "one";
+  EXPECT_EQ(value("FROM scratch AS one\nARG TARGETSTAGE\nRUN x\nFROM scratch AS two\n", req, "TARGETSTAGE"), "one");
+  req.target.clear();
+  EXPECT_EQ(value("FROM scratch\nRUN x\n", req, "TARGETSTAGE"), "<unset>");  // only when declared
+  // Proxies: any case, both spellings reach the command, lowercase wins, no key change.
+  Request proxied = request();
+  proxied.build_args["Http_Proxy"] = "http://a";
+  proxied.build_args["HTTPS_PROXY"] = "http://upper";
+  proxied.build_args["https_proxy"] = "http://lower";
+  EXPECT_EQ(value("FROM scratch\nRUN x\n", proxied, "HTTP_PROXY"), "http://a");
+  EXPECT_EQ(value("FROM scratch\nRUN x\n", proxied, "http_proxy"), "http://a");
+  EXPECT_EQ(value("FROM scratch\nRUN x\n", proxied, "HTTPS_PROXY"), "http://lower");
+  EXPECT_EQ(value("FROM scratch\nRUN x\n", proxied, "https_proxy"), "http://lower");
+  auto p = plan_text("FROM scratch\nRUN x\n", src, proxied);
+  auto plain = plan_text("FROM scratch\nRUN x\n", src, request());
+  ASSERT_TRUE(p.ok() && plain.ok());
+  EXPECT_EQ(p->top()->key, plain->top()->key);
+  for (const auto& e : p->target_stage().history) EXPECT_EQ(e.created_by.find("proxy"), std::string::npos);
+  EXPECT_TRUE(std::none_of(src.notes.begin(), src.notes.end(), [](const std::string& n) { return n.find("Http_Proxy") != std::string::npos; }));
+}
+
+TEST(Planner, AddUrlNamesAsBuildKit) {
+  FakeSources src;
+  src.urls["http://h/"] = Download{"root", 0};
+  src.urls["http://h/dir/?q=1"] = Download{"dir", 0};
+  src.urls["http://h/a/file.txt#x"] = Download{"file", 0};
+  auto p = plan_text("FROM scratch\nADD http://h/ http://h/dir/?q=1 http://h/a/file.txt#x /d/\n", src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  std::vector<std::string> names;
+  for (const auto& f : p->top()->copy.inline_files) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"__unnamed__", "dir", "file.txt"}));
+}
+
 // Every Dockerfile of the parser corpus plans with fake Sources (no store, namespaces or
 // network): either a plan whose steps point only into it and whose keys are the same when
 // planned again, or an error that names its line.

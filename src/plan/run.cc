@@ -9,6 +9,27 @@
 
 namespace ocib::plan::detail {
 
+namespace {
+
+// BuildKit's runCommandString: "|N k=v ..." for the N ARG declarations in scope (each with the
+// value the command sees), then the arguments joined by spaces (exec form too).
+std::string run_history(const StageState& st, const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  std::vector<std::string> parts;
+  if (!st.arg_decls.empty()) {
+    parts.push_back("|" + std::to_string(st.arg_decls.size()));
+    for (const auto& [k, v] : st.arg_decls) {
+      std::string val = v.value_or("");
+      for (const auto& e : env)
+        if (e.size() > k.size() && e.compare(0, k.size() + 1, k + "=") == 0) val = e.substr(k.size() + 1);
+      parts.push_back(k + "=" + val);
+    }
+  }
+  parts.insert(parts.end(), argv.begin(), argv.end());
+  return join(parts, " ");
+}
+
+}  // namespace
+
 Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
                                             const dockerfile::Instruction& ins) {
   RunMount m;
@@ -191,11 +212,20 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   for (const auto& [k, v] : st.args)
     if (!env_map.count(k)) env.push_back(k + "=" + v);
   s.env = env;
-  for (const auto& [k, v] : req_.build_args)
-    if (is_proxy_arg(k) && !st.args.count(k) && !env_map.count(k)) {
-      s.proxy_env.push_back(k + "=" + v);
-      used_args_.insert(k);
-    }
+  // Proxy build args, as BuildKit's ProxyEnv: matched without regard to case (the lowercase
+  // spelling wins), given to the command in both spellings, kept out of key and history.
+  for (const char* name : {"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"}) {
+    const std::string lower = name, upper = ascii_upper(lower);
+    std::optional<std::string> value;
+    for (const auto& [k, v] : req_.build_args)
+      if (ascii_lower(k) == lower) {
+        used_args_.insert(k);
+        if (!value || k == lower) value = v;
+      }
+    if (!value) continue;
+    for (const std::string& k : {upper, lower})
+      if (!st.args.count(k) && !env_map.count(k)) s.proxy_env.push_back(k + "=" + *value);
+  }
   s.user = st.config.user;
   s.cwd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
   json k = {{"v", kKeyVersion}, {"op", "run"}, {"parent", s.parent ? s.parent->key : ""},
@@ -227,8 +257,7 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   Step* p = add_step(std::move(s));
   st.top = p;
   st.own_steps.push_back(p);
-  std::string shown = ins.json ? json(*ins.json).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : shell_join(p->argv);
-  st.history.push_back({"RUN " + shown, p, "", false});
+  st.history.push_back({"RUN " + run_history(st, p->argv, p->env) + " # buildkit", p, "", false});
   return {};
 }
 
