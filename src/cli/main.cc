@@ -291,6 +291,7 @@ int cmd_build(const Args& a) {
   o.context = positional[0];
   // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
   if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
+  if (auto e = ocib::control::source_date_epoch(o); !e.ok()) return fail(e.error().str(), 2);
   if (print == "plan") {
     o.plan_only = true;
     auto r = ocib::control::run(o);

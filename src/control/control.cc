@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <future>
 #include <memory>
@@ -37,8 +39,24 @@ namespace {
 
 }  // namespace
 
+// SOURCE_DATE_EPOCH: the build arg (BuildKit's way; buildx passes its environment variable as
+// one), else the environment. Not a number of seconds is a usage error.
+Result<std::optional<int64_t>> source_date_epoch(const Options& opts) {
+  std::optional<std::string> sde;
+  if (auto a = opts.build_args.find("SOURCE_DATE_EPOCH"); a != opts.build_args.end()) sde = a->second;
+  else if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) sde = e;
+  if (!sde || sde->empty()) return std::optional<int64_t>{};
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(sde->c_str(), &end, 10);
+  if (*end != 0 || errno || v < 0 || !std::isdigit(static_cast<unsigned char>((*sde)[0])))
+    return Error::invalid("invalid SOURCE_DATE_EPOCH \"" + *sde + "\": not a Unix timestamp in seconds");
+  return std::optional<int64_t>{v};
+}
+
 Result<BuildResult> run(const Options& opts) {
   auto reporter = progress::make_reporter(opts.progress);
+  OCIB_ASSIGN_OR_RETURN(std::optional<int64_t> epoch, source_date_epoch(opts));
   if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
   OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
   const std::string default_name = dockerfile::default_dockerfile(context);
@@ -169,11 +187,7 @@ Result<BuildResult> run(const Options& opts) {
   so.no_cache_filter = opts.no_cache_filter;
   so.cache_from = opts.cache_from;
   so.jobs = opts.jobs;
-  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
-    char* end = nullptr;
-    long long v = std::strtoll(sde, &end, 10);
-    if (end && *end == 0 && v >= 0) so.source_date_epoch = v;
-  }
+  so.source_date_epoch = epoch;
   for (const auto& o : opts.outputs) {
     if (auto c = o.attrs.find("compression"); c != o.attrs.end()) {
       if (c->second == "zstd") so.compression = layers::Compression::kZstd;
@@ -191,8 +205,20 @@ Result<BuildResult> run(const Options& opts) {
     solvers.push_back(std::make_unique<solver::Solver>(so, st, *reporter, ids, pl, client, slots));
     OCIB_TRY(solvers.back()->load_cache_imports());
   }
+  // A failed step names its Dockerfile line; show that line, as for parse errors.
+  auto located = [&](const Error& e) {
+    if (!e.loc() || e.loc()->file != shown) return e;
+    std::string excerpt = dockerfile::render_error_context(*text, e);
+    if (excerpt.empty()) return e;
+    const SourceLoc& l = *e.loc();
+    std::string prefix = l.file + ":" + std::to_string(l.line) + (l.col > 0 ? ":" + std::to_string(l.col) : "") + ": ";
+    Error out(e.code(), e.str().substr(prefix.size()) + "\n" + excerpt);
+    out.with_loc(l).with_exit_code(e.exit_code());
+    return out;
+  };
   if (solvers.size() == 1) {
-    OCIB_TRY(solvers.front()->execute());
+    Status done = solvers.front()->execute();
+    if (!done.ok()) return located(done.error());
   } else {
     // The platforms build concurrently, as in BuildKit (an emulated one is slow; the others
     // need not wait for it). A failure cancels every sandbox (cancel_all is process-wide), so
@@ -206,8 +232,8 @@ Result<BuildResult> run(const Options& opts) {
       if (!first) first = s.error();
       if (!cause && s.error().code() != Errc::kCancelled) cause = s.error();
     }
-    if (cause) return *cause;
-    if (first) return *first;
+    if (cause) return located(*cause);
+    if (first) return located(*first);
   }
 
   exporter::Options eo;

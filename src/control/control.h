@@ -74,5 +74,8 @@ struct BuildResult {
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.
 Result<BuildResult> run(const Options& opts);
 
+/// SOURCE_DATE_EPOCH from --build-arg, else the environment; an invalid value is an error.
+Result<std::optional<int64_t>> source_date_epoch(const Options& opts);
+
 
 }  // namespace ocib::control

@@ -61,7 +61,8 @@ Result<Platform> parse(const std::string& spec) {
   }
   p.os = ascii_lower(p.os);
   p.architecture = ascii_lower(p.architecture);
-  if (p.os != "linux") return Error::invalid("platform \"" + spec + "\": only linux images can be built");
+  // Any OS may be named (BuildKit builds a COPY-only image for darwin or windows); only
+  // running a command needs linux, and the planner says so at the RUN.
   return normalize(p);
 }
 

@@ -23,7 +23,7 @@ Platform host();
 bool runs_natively(const Platform& p);
 /// "os/arch[/variant]".
 std::string str(const Platform& p);
-/// Parses "linux/arm64", "arm64", "linux/arm/v7" (normalised; only linux).
+/// Parses "linux/arm64", "arm64", "linux/arm/v7" (normalised; any OS).
 Result<Platform> parse(const std::string& spec);
 /// Parses a comma list of platforms; a platform listed twice is an error.
 Result<std::vector<Platform>> parse_list(const std::string& spec);

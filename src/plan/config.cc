@@ -122,6 +122,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     // As BuildKit: the directory is created (owned by the current USER) in a layer.
     Step s;
     s.kind = Step::Kind::kWorkdir;
+  s.loc = {df_->filename, ins.line, 0};
     s.name = label;
     s.stage = st.display;
     s.parent = st.top;

@@ -50,6 +50,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (words.size() < 2) return at(ins, kw + " requires at least two arguments");
   Step s;
   s.kind = Step::Kind::kCopy;
+  s.loc = {df_->filename, ins.line, 0};
   s.name = label;
   s.stage = st.display;
   s.parent = st.top;
@@ -58,6 +59,9 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (!inline_files.empty()) words.erase(words.begin());  // the placeholder
   s.copy.inline_files = inline_files;
   const std::vector<std::string> named_sources = words;  // as written (expanded), for the history
+  if (kw == "COPY")
+    for (const auto& w : words)
+      if (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0) return at(ins, "source can't be a URL for COPY");
   if (kw == "ADD") {
     std::string checksum;
     if (const auto* f = ins.flag("checksum")) {

@@ -67,6 +67,7 @@ struct Step {
   Kind kind = Kind::kRun;
   int display_id = 0;
   std::string name;  // "[b1 2/2] RUN sleep 1"
+  SourceLoc loc;     // the instruction that made it (a failure names its Dockerfile line)
   std::string stage;
   std::string key;
   Step* parent = nullptr;  // the previous layer of the same image; nullptr: scratch

@@ -243,7 +243,12 @@ Status Planner::plan() {
         plan_.target = static_cast<size_t>(s.index);
         found = true;
       }
-    if (!found) return Error::invalid("target stage \"" + req_.target + "\" could not be found");
+    if (!found) {
+      std::vector<std::string> names;
+      for (const auto& s : df.stages)
+        if (!s.name.empty()) names.push_back(s.name);
+      return Error::invalid("target stage \"" + req_.target + "\" could not be found" + did_you_mean(t, names));
+    }
   }
   // An outline leaves a stage it cannot plan unplanned and goes on with the others.
   auto unplanned = [this] {
@@ -258,7 +263,7 @@ Status Planner::plan() {
     for (size_t i = 0; i < plan_.stages.size(); ++i)
       if (!plan_stage(i).ok()) unplanned();
   for (const auto& [k, v] : req_.build_args)
-    if (!used_args_.count(k) && !is_proxy_arg(k) && k != kHostnameArg)
+    if (!used_args_.count(k) && !is_proxy_arg(k) && k != kHostnameArg && k != "SOURCE_DATE_EPOCH")
       sources_.note("warning: build-arg " + k + " was not consumed by any ARG instruction");
   return {};
 }

@@ -92,7 +92,9 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
         return at(ins, "--mount " + k + "=" + v + ": not a numeric id");
       (k == "uid" ? m.uid : m.gid) = static_cast<uint32_t>(id);
     } else {
-      return at(ins, "unknown --mount option \"" + k + "\"");
+      return at(ins, "unknown --mount option \"" + k + "\"" +
+                         did_you_mean(k, {"type", "target", "source", "id", "readonly", "required", "env", "sharing",
+                                          "mode", "size", "from", "uid", "gid"}));
     }
   }
   if (type == "ssh") return at(ins, "RUN --mount=type=ssh is not supported yet");
@@ -117,6 +119,9 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
 }
 
 Status Planner::plan_run(StageState& st, const std::string& label, const dockerfile::Instruction& ins) {
+  if (st.platform.os != "linux")
+    return at(ins, "RUN for platform " + oci::str(st.platform) +
+                       ": only linux images can be built with RUN steps (COPY-only images may target any OS)");
   bool insecure = false;
   if (const auto* f = ins.flag("security")) {
     if (f->value == "insecure") {
@@ -129,6 +134,7 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   }
   Step s;
   s.kind = Step::Kind::kRun;
+  s.loc = {df_->filename, ins.line, 0};
   s.insecure = insecure;
   s.name = label;
   s.stage = st.display;

@@ -286,7 +286,7 @@ Status Solver::run_step(plan::Step& s) {
       r.snapshot = hit->snapshot;
       r.created = hit->created;
       // Blobs are kept per compression: a zstd build after a gzip one packs again.
-      if (auto e = hit->blobs.find(compression_name(opts_.compression)); e != hit->blobs.end()) {
+      if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) {
         static_cast<oci::LayerBlob&>(r) = e->second;
       }
       if (store_.has_snapshot(r.snapshot)) {
@@ -311,6 +311,7 @@ Status Solver::run_step(plan::Step& s) {
   if (!r.ok()) {
     Error e = std::move(r).error();
     reporter_.failed(s.display_id, e.message());
+    if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);  // as BuildKit's source map: the failing line
     return e.wrap(s.name);
   }
   s.result = *r;
@@ -321,6 +322,14 @@ Status Solver::run_step(plan::Step& s) {
   return {};
 }
 
+// The recorded blobs of a step differ by compression and by the SOURCE_DATE_EPOCH their file
+// times were clamped to: a clamped build never reuses an unclamped blob, nor the reverse.
+std::string Solver::blob_variant() const {
+  std::string v = compression_name(opts_.compression);
+  if (opts_.source_date_epoch) v += "@epoch=" + std::to_string(*opts_.source_date_epoch);
+  return v;
+}
+
 store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   const plan::LayerResult& r = s.result;
   store::CacheEntry entry;
@@ -329,7 +338,7 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   entry.name = s.name;
   // Keep blobs of other compressions recorded by earlier builds.
   if (auto old = store_.cache_get(s.key)) entry.blobs = old->blobs;
-  if (!r.digest.empty()) entry.blobs[compression_name(opts_.compression)] = r;
+  if (!r.digest.empty()) entry.blobs[blob_variant()] = r;
   return entry;
 }
 
@@ -338,6 +347,14 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
 // machine the build's own steps (a compiler) come first and packing takes the idle cores; the
 // export waits for what is left. Other steps are packed when something asks for them
 // (--cache-to mode=max), from their snapshots.
+Solver::~Solver() {
+  // A failed or interrupted build returns while layers may still be packing; their threads
+  // hold `this` and the store, so they finish (the blob lands or its temp file is removed)
+  // before either goes away.
+  for (const auto& s : plan_.steps)
+    if (s.packed.valid()) s.packed.wait();
+}
+
 void Solver::start_pack(plan::Step& s) const {
   s.packed = std::async(std::launch::async, [this, &s] {
                // Per thread on Linux; the compression threads it starts inherit it.

@@ -55,6 +55,10 @@ class Solver {
   /// `slots` (may be null) bounds the jobs of several Solvers running at once.
   Solver(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
          plan::Plan& plan, registry::Client& client, std::shared_ptr<dag::JobSlots> slots);
+  /// Waits for the packing threads it started: they use the Solver and the store.
+  ~Solver();
+  Solver(const Solver&) = delete;
+  Solver& operator=(const Solver&) = delete;
 
   /// Reads the --cache-from sources.
   Status load_cache_imports();
@@ -79,6 +83,7 @@ class Solver {
   /// The nice value of packing threads (see start_pack).
   static constexpr int kPackNice = 10;
   store::CacheEntry cache_entry(const plan::Step& s) const;
+  std::string blob_variant() const;
   Result<bool> try_imported_cache(plan::Step& s);
   bool ignores_cache(const plan::Step& s) const;
 

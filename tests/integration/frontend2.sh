@@ -144,9 +144,9 @@ assert_eq "$(vertices "$T/m3.json" 'select(.name | test("COPY --link link.txt /l
   "COPY --link layer cached although its parent changed"
 
 # Errors that name the line.
-printf 'FROM --platform=windows/amd64 scratch\n' >"$ctx/Dockerfile.plat"
-if ocib_run plat build -f "$ctx/Dockerfile.plat" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "windows platform accepted"; fi
-assert_file_contains "$T/plat.err" "Dockerfile.plat:1:" "FROM --platform error location"
+printf 'FROM --platform=windows/amd64 scratch\nRUN dir\n' >"$ctx/Dockerfile.plat"
+if ocib_run plat build -f "$ctx/Dockerfile.plat" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "windows RUN accepted"; fi
+assert_file_contains "$T/plat.err" "Dockerfile.plat:2:" "RUN for windows error location"
 assert_file_contains "$T/plat.err" "only linux images can be built" "FROM --platform error"
 printf 'FROM scratch\nADD https://github.com/moby/buildkit.git /src\n' >"$ctx/Dockerfile.git"
 if ocib_run git build -f "$ctx/Dockerfile.git" -o type=oci,dest="$T/x.tar" "$ctx"; then fail "ADD git accepted"; fi

@@ -278,6 +278,9 @@ EOF
   assert_eq "$(jq -r .architecture "$(oci_config "$T/norun")")" "$other" "a COPY-only build for linux/$other"
 fi
 
-# Bad --platform values are usage errors.
-if ocib_run badp build --platform windows/amd64 "$ctx"; then fail "--platform windows/amd64 accepted"; fi
-assert_file_contains "$T/badp.err" "only linux images can be built" "--platform windows error"
+# A RUN for another OS is refused at its line; a COPY-only image for any OS builds (BuildKit too).
+if ocib_run badp build --platform windows/amd64 "$ctx"; then fail "--platform windows/amd64 with RUN accepted"; fi
+assert_file_contains "$T/badp.err" "only linux images can be built with RUN" "--platform windows error"
+printf 'FROM scratch\nCOPY Dockerfile /Dockerfile\n' >"$ctx/Dockerfile.darwin"
+ocib_ok darwin build --platform darwin/amd64 -f "$ctx/Dockerfile.darwin" -o type=oci-layout,dest="$T/darwin" "$ctx"
+assert_eq "$(jq -r '.os + "/" + .architecture' "$(oci_config "$T/darwin")")" "darwin/amd64" "a COPY-only darwin/amd64 image"

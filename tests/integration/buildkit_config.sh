@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Image config and messages as BuildKit writes them, end to end: history entries (ARG k=v,
+# RUN |N k=v ... # buildkit, COPY with only --chown/--chmod), MAINTAINER as the author,
+# TARGETSTAGE, proxy build args in both spellings, ADD of a URL with an empty path
+# (__unnamed__), SOURCE_DATE_EPOCH as a build arg (config, history and layer times; an invalid
+# value is a usage error), a failing RUN naming its Dockerfile line, and COPY of a URL refused
+# in BuildKit's words. Expectations from BuildKit's dockerfile2llb (convert.go).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+it_setup "$@"
+
+ctx="$T/ctx"
+make_ctx "$ctx"
+mkdir -p "$T/www" && echo root-page >"$T/www/index.html"
+start_http "$T/www"
+cat >"$ctx/Dockerfile" <<EOF
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+FROM base AS final
+MAINTAINER someone@example.com
+ARG TARGETSTAGE
+ARG A=1 B
+ENV E=env
+RUN echo "stage=\$TARGETSTAGE HP=\$HTTP_PROXY hp=\$http_proxy A=\$A" > /out.txt
+COPY --chown=1:2 --chmod=640 --from=base /bin/busybox /copied
+ADD http://127.0.0.1:$HTTP_PORT/ /web/
+EOF
+ocib_ok b1 build --build-arg Http_Proxy=http://proxy.invalid:3128 --build-arg SOURCE_DATE_EPOCH=1000000000 \
+  -o type=oci-layout,dest="$T/img" -o type=local,dest="$T/fs" "$ctx"
+cfg=$(oci_config "$T/img")
+assert_eq "$(cat "$T/fs/out.txt")" "stage=final HP=http://proxy.invalid:3128 hp=http://proxy.invalid:3128 A=1" "RUN environment"
+assert_eq "$(cat "$T/fs/web/__unnamed__")" "root-page" "ADD of a URL with an empty path"
+assert_eq "$(jq -r .author "$cfg")" "someone@example.com" "MAINTAINER as the author"
+assert_eq "$(jq -r '.config.Labels.maintainer // "none"' "$cfg")" "none" "MAINTAINER is no label"
+jq -r '.history[].created_by' "$cfg" >"$T/history.txt"
+for want in 'ARG TARGETSTAGE=final' 'ARG A=1 B' \
+  'RUN |3 TARGETSTAGE=final A=1 B= /bin/sh -c echo "stage=$TARGETSTAGE HP=$HTTP_PROXY hp=$http_proxy A=$A" > /out.txt # buildkit' \
+  'COPY --chown=1:2 --chmod=640 /bin/busybox /copied # buildkit' \
+  'RUN /bin/busybox --install -s /bin # buildkit' \
+  "ADD http://127.0.0.1:$HTTP_PORT/ /web/ # buildkit"; do
+  grep -qxF -- "$want" "$T/history.txt" || { cat "$T/history.txt" >&2; fail "history lacks: $want"; }
+done
+if grep -q proxy.invalid "$T/history.txt"; then fail "a proxy value reached the history"; fi
+# SOURCE_DATE_EPOCH (the build arg): created, every history entry and every file time.
+assert_eq "$(jq -r .created "$cfg")" "2001-09-09T01:46:40Z" "created from SOURCE_DATE_EPOCH"
+assert_eq "$(jq -r '[.history[].created] | unique | join(",")' "$cfg")" "2001-09-09T01:46:40Z" "history times"
+: >"$T/times.txt"
+for l in $(jq -r '.layers[].digest' "$(oci_manifest "$T/img")"); do
+  TZ=UTC tar --full-time -tvzf "$(oci_blob "$T/img" "$l")" | awk '{print $4" "$5}' >>"$T/times.txt"
+done
+newest=$(sort "$T/times.txt" | tail -1)
+[[ -s $T/times.txt ]] || fail "no layer entries listed"
+[[ ! $newest > "2001-09-09 01:46:40" ]] || fail "a layer entry newer than SOURCE_DATE_EPOCH: $newest"
+
+# An invalid SOURCE_DATE_EPOCH is a usage error before any work.
+rc=0; ocib_run bad-epoch build --build-arg SOURCE_DATE_EPOCH=not-a-timestamp "$ctx" || rc=$?
+assert_eq "$rc" 2 "exit status for an invalid SOURCE_DATE_EPOCH"
+assert_file_contains "$T/bad-epoch.err" 'invalid SOURCE_DATE_EPOCH "not-a-timestamp"'
+
+# A failing RUN names its line and shows it.
+printf 'FROM scratch\nCOPY busybox /bin/busybox\n\nRUN ["/bin/busybox","sh","-c","exit 3"]\n' >"$ctx/Dockerfile.fail"
+rc=0; ocib_run fail build -f "$ctx/Dockerfile.fail" "$ctx" || rc=$?
+assert_eq "$rc" 1 "exit status of a failed RUN"
+assert_file_contains "$T/fail.err" "Dockerfile.fail:4: [stage-0 3/3] RUN" "failed RUN's location"
+assert_file_contains "$T/fail.err" 'exit code: 3'
+grep -qxF 'RUN ["/bin/busybox","sh","-c","exit 3"]' "$T/fail.err" || fail "the failing line is not shown"
+
+# COPY of a URL: BuildKit's words; a mistyped --target gets a suggestion.
+printf 'FROM scratch AS build\nCOPY http://127.0.0.1:9/x /x\n' >"$ctx/Dockerfile.url"
+if ocib_run url build -f "$ctx/Dockerfile.url" "$ctx"; then fail "COPY of a URL accepted"; fi
+assert_file_contains "$T/url.err" "Dockerfile.url:2: source can't be a URL for COPY"
+if ocib_run target build -f "$ctx/Dockerfile.url" --target bulid "$ctx"; then fail "--target bulid accepted"; fi
+assert_file_contains "$T/target.err" 'target stage "bulid" could not be found; did you mean "build"?'
+log "ok"
