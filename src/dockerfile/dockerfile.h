@@ -37,8 +37,7 @@ namespace ocib::dockerfile {
 ///   `name` with contents data(), mode 0644 (or --chmod), copied like a regular source
 ///   (`COPY <<EOF /etc/x` creates /etc/x; with a dest ending in "/" it creates dest/<name>).
 ///   When `expand` is true, variables in data() are first substituted with the build args/env
-///   the way BuildKit's ExpandRaw does (quotes kept, `\$` gives `$`; expand() is this minus the
-///   resolution of other backslash escapes); with `expand` false data() is used verbatim.
+///   the way BuildKit's ExpandRaw does (expand_raw()); with `expand` false data() is used verbatim.
 ///   Other source words are ordinary context paths.
 struct Heredoc {
   std::string name;     // terminator, quotes removed
@@ -142,6 +141,11 @@ Result<std::string> expand(std::string_view s, const std::map<std::string, std::
 /// `"`, `$` and itself; '...' is fully literal). Use on raw_words / raw_kvs.
 Result<std::string> process_word(std::string_view s, const std::map<std::string, std::string>& vars,
                                  char escape = '\\');
+
+/// BuildKit's ExpandRaw (the body of an unquoted COPY/ADD heredoc): a lexer with '\\' as the
+/// escape and SkipProcessQuotes, so quotes are ordinary characters (`'$A'` expands), the escape
+/// makes the next character literal and is dropped (`\\` gives `\`, `\$A` gives `$A`).
+Result<std::string> expand_raw(std::string_view s, const std::map<std::string, std::string>& vars);
 
 /// BuildKit's ProcessWords (EXPOSE): process_word(), then split into words at whitespace outside
 /// quotes, including whitespace an unquoted variable brings in: `$PORTS` with PORTS="80 443"

@@ -19,6 +19,7 @@ enum class Mode {
   kKeepQuotes,  // expand(): quotes and escapes stay, except escape + '$' -> '$'
   kProcess,     // process_word(): expand, then drop quotes and resolve escapes
   kUnquote,     // unquote(): drop quotes and resolve escapes, '$' is an ordinary char
+  kRaw,         // expand_raw(): quotes are ordinary chars (expanded inside), escapes resolved
 };
 
 constexpr int kEof = -1;
@@ -101,14 +102,14 @@ class Lexer {
         if (words) words->add_string(v);
         continue;
       }
-      if (ch == '\'') {
+      if (ch == '\'' && mode_ != Mode::kRaw) {
         next();
         OCIB_ASSIGN_OR_RETURN(std::string v, single_quote());
         out += keep() ? "'" + v + "'" : v;
         if (words) words->add_raw(v);
         continue;
       }
-      if (ch == '"') {
+      if (ch == '"' && mode_ != Mode::kRaw) {
         next();
         OCIB_ASSIGN_OR_RETURN(std::string v, double_quote());
         out += keep() ? "\"" + v + "\"" : v;
@@ -401,6 +402,10 @@ Result<std::vector<std::string>> process_words(std::string_view s, const std::ma
   lx.split_into(&words);
   OCIB_TRY(lx.run());
   return words.finish();
+}
+
+Result<std::string> expand_raw(std::string_view s, const std::map<std::string, std::string>& vars) {
+  return Lexer(s, &vars, '\\', Mode::kRaw).run();
 }
 
 Result<std::string> unquote(std::string_view s, char escape) {

@@ -151,3 +151,23 @@ TEST(Expand, ProcessWordsSplitsLikeBuildKit) {
 
 }  // namespace
 }  // namespace ocib::dockerfile
+
+namespace ocib::dockerfile {
+namespace {
+
+// BuildKit's ExpandRaw for heredoc bodies: quotes are text (expanded inside), escapes resolved.
+TEST(ExpandRaw, HeredocBodiesAsBuildKit) {
+  const std::map<std::string, std::string> vars{{"name", "world"}};
+  auto r = [&](const std::string& s) {
+    auto e = expand_raw(s, vars);
+    return e.ok() ? *e : "error: " + e.error().message();
+  };
+  EXPECT_EQ(r("hello '${name}' \"$name\"\n"), "hello 'world' \"world\"\n");
+  EXPECT_EQ(r("a\\\nb \\\\ c \\$name\n"), "a\nb \\ c $name\n");
+  EXPECT_EQ(r("it's ${name}"), "it's world");  // a lone quote is no error
+  EXPECT_EQ(r("end\\"), "end");                 // an escape at the very end is dropped
+  EXPECT_EQ(r("${missing:-dflt} ${name:+set}"), "dflt set");
+}
+
+}  // namespace
+}  // namespace ocib::dockerfile

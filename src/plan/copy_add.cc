@@ -35,7 +35,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
         const auto& h = ins.heredocs[next++];
         std::string content = h.data();
         if (h.expand) {
-          auto e = dockerfile::expand(content, vars_for(st), df_->escape);
+          auto e = dockerfile::expand_raw(content, vars_for(st));
           if (!e.ok()) return at(ins, e.error().message());
           content = *e;
         }

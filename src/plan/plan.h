@@ -104,6 +104,10 @@ struct Step {
   LayerResult result;  // kBase: the layer's blob is known at plan time
   bool cached = false;
   bool ran = false;
+  /// Ran without asking the cache (--no-cache, --no-cache-filter, or a dependency that did):
+  /// its result may differ from what its key recorded, so nothing built on it is served from
+  /// the cache either.
+  bool fresh = false;
   /// Packing the snapshot into a layer blob runs off the critical path (the next step only
   /// needs the snapshot); export waits for it. Fills result.digest/diff_id/size/media_type.
   std::shared_future<Status> packed;

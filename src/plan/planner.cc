@@ -315,6 +315,10 @@ Status Planner::plan_stage(size_t index) {
       st.history = src.history;
       st.base_created = src.base_created;
       st.author = src.author;
+      // As BuildKit: a stage's ONBUILD triggers fire in a stage built FROM it, as an image's do.
+      std::vector<std::string> triggers = std::move(st.config.onbuild);
+      st.config.onbuild.clear();
+      OCIB_TRY(run_onbuild_triggers(st, stage, triggers));
     } else {
       OCIB_TRY(plan_base_image(st, stage, b));
       // As BuildKit: the base image's ONBUILD triggers run right after FROM, once.

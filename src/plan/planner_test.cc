@@ -376,6 +376,17 @@ TEST(Planner, AddUrlNamesAsBuildKit) {
   EXPECT_EQ(names, (std::vector<std::string>{"__unnamed__", "dir", "file.txt"}));
 }
 
+TEST(Planner, OnbuildOfAStageFiresInAStageFromIt) {
+  FakeSources src;
+  auto p = plan_text("FROM scratch AS base\nONBUILD RUN echo fired\nRUN own\nFROM base AS mid\nRUN mid\nFROM mid\n", src);
+  ASSERT_TRUE(p.ok()) << p.error().str();
+  std::vector<std::string> runs;
+  for (const Step* s = p->top(); s; s = s->parent) runs.insert(runs.begin(), s->argv.back());
+  EXPECT_EQ(runs, (std::vector<std::string>{"own", "echo fired", "mid"}));  // once, in mid only
+  EXPECT_TRUE(p->target_stage().config.onbuild.empty());
+  EXPECT_EQ(p->stages[0].config.onbuild, (std::vector<std::string>{"RUN echo fired"}));
+}
+
 // Every Dockerfile of the parser corpus plans with fake Sources (no store, namespaces or
 // network): either a plan whose steps point only into it and whose keys are the same when
 // planned again, or an error that names its line.

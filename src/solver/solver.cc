@@ -279,7 +279,9 @@ Status Solver::run_step(plan::Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  bool use_cache = !ignores_cache(s);
+  bool use_cache = !ignores_cache(s) &&
+                   std::none_of(s.deps.begin(), s.deps.end(), [](const plan::Step* d) { return d->fresh; });
+  s.fresh = !use_cache;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
       plan::LayerResult r;

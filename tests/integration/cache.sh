@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build cache: a rebuild in the same store is fully cached and byte-identical; changing a
 # file COPYed by one branch re-runs only that branch and what depends on it; --no-cache-filter
-# re-runs only the named stages; a local cache export/import serves a fresh store.
+# re-runs the named stages and everything built on them (BuildKit: a changed input invalidates
+# what is below it); a local cache export/import serves a fresh store.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -18,14 +19,14 @@ RUN ["/bin/busybox","--install","-s","/bin"]
 
 FROM base AS b1
 COPY one.txt /src/one.txt
-RUN sleep 1 && cat /src/one.txt > /one
+RUN sleep 1 && cat /src/one.txt > /one && cat /proc/sys/kernel/random/uuid > /stamp1
 
 FROM base AS b2
 COPY two.txt /src/two.txt
 RUN sleep 1 && cat /src/two.txt > /two
 
 FROM base AS final
-COPY --from=b1 /one /one
+COPY --from=b1 /one /stamp1 /
 COPY --from=b2 /two /two
 RUN cat /one /two > /both
 CMD ["/bin/cat","/both"]
@@ -76,15 +77,20 @@ oci_extract "$T/out3.tar" "$T/layout3"
 cfg=$(oci_config "$T/layout3")
 assert_eq "$(jq -c .config.Cmd "$cfg")" '["/bin/cat","/both"]' "Cmd of the third build"
 
-# 3. --no-cache-filter: the named stages' steps run again; every other stage stays cached.
+# 3. --no-cache-filter: the named stages' steps run again, and every step built on them (the
+# final stage copies b1's new /stamp1, not the previous build's); other stages stay cached.
+ocib_ok b1-before build --target b1 -o type=local,dest="$T/b1-before" "$ctx"
 ncf() { # NAME FILTER
   ocib_ok "$1" build -t cache:1 --no-cache-filter "$2" -o type=oci,dest="$T/$1.tar" \
-    --metadata-file "$T/$1.json" --progress=plain "$ctx"
+    -o type=local,dest="$T/$1-fs" --metadata-file "$T/$1.json" --progress=plain "$ctx"
   # The distinct "stage:cached" pairs of the COPY/RUN steps, sorted.
   jq -r "[.[\"ocib.vertices\"][] | $steps | \"\\(.stage):\\(.cached)\"] | unique | join(\" \")" "$T/$1.json"
 }
 got=$(ncf ncf1 b1)
-assert_eq "$got" "b1:false b2:true base:true final:true" "stage/cached pairs with --no-cache-filter b1"
+assert_eq "$got" "b1:false b2:true base:true final:false" "stage/cached pairs with --no-cache-filter b1"
+ocib_ok b1-after build --target b1 -o type=local,dest="$T/b1-after" "$ctx"
+[[ $(cat "$T/b1-after/stamp1") != "$(cat "$T/b1-before/stamp1")" ]] || fail "--no-cache-filter b1 did not re-run b1's RUN"
+assert_eq "$(cat "$T/ncf1-fs/stamp1")" "$(cat "$T/b1-after/stamp1")" "final stage's copy of b1's re-run output"
 [[ $(vertices "$T/ncf1.json" "$steps | select(.stage == \"b1\")" | wc -l) -eq 2 ]] ||
   fail "expected b1's COPY and RUN in the --no-cache-filter build"
 got=$(ncf ncf2 B2,final)  # a list; stage names match case-insensitively, like FROM ... AS
