@@ -114,6 +114,7 @@ Commands:
   inspect    Print a stored image's manifest and config
   login      Store registry credentials (Docker config file)
   logout     Remove stored registry credentials
+  manifest   Merge pushed images into one index, or inspect one (create, inspect)
   prune      Remove build cache and unreferenced data
   pull       Pull an image from a registry into the store
   push       Push a stored image to a registry
@@ -735,9 +736,116 @@ struct Command {
 
 }  // namespace
 
+
+// `ocib manifest create|inspect`: buildx imagetools' multi-runner half. Each runner pushes its
+// platform by digest; one job merges them into an index under the tags.
+constexpr const char* kManifestHelp = R"(Usage: ocib manifest create -t REF [-t REF...] [--insecure-registry HOST] SOURCE...
+       ocib manifest inspect [--raw] [--insecure-registry HOST] REF
+
+create   Merge SOURCE manifests (single-platform images, or indexes whose entries are taken)
+         into one image index and push it under every -t tag (docker buildx imagetools
+         create). Sources in another repository of the same registry are mounted, not copied.
+inspect  Show a manifest or index in a registry: its digest, media type and, for an index,
+         each manifest with its platform. --raw prints the document as the registry serves it.
+
+Example:
+  ocib build -o type=image,name=reg.example.com/app,push-by-digest=true --metadata-file m.json .
+  ocib manifest create -t reg.example.com/app:1.0 reg.example.com/app@sha256:... reg.example.com/app@sha256:...
+)";
+
+int cmd_manifest(const Args& a) {
+  if (a.empty() || a[0] == "-h" || a[0] == "--help") {
+    std::fputs(kManifestHelp, a.empty() ? stderr : stdout);
+    return a.empty() ? 2 : 0;
+  }
+  const std::string sub = a[0];
+  if (sub != "create" && sub != "inspect")
+    return fail("unknown manifest command \"" + sub + "\"" + ocib::did_you_mean(sub, {"create", "inspect"}) +
+                    " (see 'ocib manifest --help')",
+                2);
+  if (wants_help(a)) {
+    std::fputs(kManifestHelp, stdout);
+    return 0;
+  }
+  ocib::registry::Options ro;
+  ro.insecure_hosts = g_config.insecure_registries;
+  ro.mirrors = g_config.mirrors;
+  std::vector<std::string> tags, pos;
+  bool raw = false;
+  for (size_t i = 1; i < a.size(); ++i) {
+    std::string v;
+    if (take_value(a, i, "--insecure-registry", "", &v)) {
+      ro.insecure_hosts.push_back(v);
+    } else if (sub == "create" && take_value(a, i, "--tag", "-t", &v)) {
+      tags.push_back(v);
+    } else if (sub == "inspect" && a[i] == "--raw") {
+      raw = true;
+    } else if (!a[i].empty() && a[i][0] == '-') {
+      return fail("unknown flag " + a[i] + " for 'ocib manifest " + sub + "'", 2);
+    } else {
+      pos.push_back(a[i]);
+    }
+  }
+  auto parse_refs = [](const std::vector<std::string>& in, std::vector<ocib::registry::Reference>* out) {
+    for (const auto& s : in) {
+      auto r = ocib::registry::Reference::parse(s);
+      if (!r.ok()) return fail(r.error().str(), 2);
+      out->push_back(*r);
+    }
+    return 0;
+  };
+  ocib::registry::Client client(ro);
+  if (sub == "inspect") {
+    if (pos.size() != 1) return fail("usage: ocib manifest inspect [--raw] REF", 2);
+    std::vector<ocib::registry::Reference> refs;
+    if (int rc = parse_refs(pos, &refs)) return rc;
+    auto m = client.get_manifest(refs[0]);
+    if (!m.ok()) return fail(m.error().str());
+    if (raw) {
+      std::fwrite(m->bytes.data(), 1, m->bytes.size(), stdout);
+      return 0;
+    }
+    auto j = ocib::oci::parse_json(m->bytes, refs[0].str());
+    if (!j.ok()) return fail(j.error().str());
+    std::printf("Name:      %s\nMediaType: %s\nDigest:    %s\n", refs[0].str().c_str(), m->media_type.c_str(),
+                m->digest.c_str());
+    if (auto ms = j->find("manifests"); ms != j->end() && ms->is_array()) {
+      std::printf("\nManifests:\n");
+      for (const auto& e : *ms) {
+        if (!e.is_object()) continue;
+        std::string plat;
+        if (auto p = e.find("platform"); p != e.end() && p->is_object())
+          plat = p->value("os", "") + "/" + p->value("architecture", "") +
+                 (p->value("variant", "").empty() ? "" : "/" + p->value("variant", ""));
+        std::string kind;
+        if (auto an = e.find("annotations"); an != e.end() && an->is_object())
+          kind = an->value("vnd.docker.reference.type", "");
+        std::printf("  Name:      %s@%s\n  MediaType: %s\n  Platform:  %s\n\n", refs[0].repository.c_str(),
+                    e.value("digest", "").c_str(), e.value("mediaType", "").c_str(),
+                    kind.empty() ? plat.c_str() : ("unknown/unknown (" + kind + ")").c_str());
+      }
+    }
+    return 0;
+  }
+  if (tags.empty()) return fail("ocib manifest create needs at least one -t REF", 2);
+  if (pos.empty()) return fail("ocib manifest create needs at least one SOURCE", 2);
+  std::vector<ocib::registry::Reference> dests, sources;
+  if (int rc = parse_refs(tags, &dests)) return rc;
+  if (int rc = parse_refs(pos, &sources)) return rc;
+  std::string digest;
+  for (const auto& d : dests) {
+    auto r = ocib::images::create_index(client, d, sources);
+    if (!r.ok()) return fail(r.error().wrap(d.str()).str());
+    digest = *r;
+    std::fprintf(stderr, "pushed %s@%s\n", d.str().c_str(), digest.c_str());
+  }
+  std::printf("%s\n", digest.c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const Command commands[] = {{"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
-                              {"inspect", cmd_inspect}, {"login", cmd_login}, {"logout", cmd_logout},
+                              {"inspect", cmd_inspect}, {"login", cmd_login}, {"logout", cmd_logout}, {"manifest", cmd_manifest},
                               {"rmi", cmd_rmi}, {"tag", cmd_tag},
                               {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune}, {"pull", cmd_pull}, {"push", cmd_push},
                               {"store", cmd_store},  {"version", cmd_version}};

@@ -749,6 +749,10 @@ struct Client::Impl {
         break;
       }
     }
+    if (path.empty()) {
+      return Error(Errc::kNotFound, "blob " + d.digest + " not found locally, nor in " + host + "/" + repo +
+                                        (mount_from.empty() ? "" : " or the repositories it could be mounted from"));
+    }
     if (location.empty()) {
       HttpRequest start;
       start.method = "POST";
@@ -989,9 +993,8 @@ Result<std::string> Client::push(const Reference& ref, const std::string& manife
   }
   Status st = run_bounded(
       uniq.size(), impl_->opts.max_concurrency, [&](size_t i, std::atomic<bool>& cancel) -> Status {
+        // No local copy is fine while the registry has the blob or can mount it.
         std::string path = locate(uniq[i].digest);
-        if (path.empty())
-          return Error(Errc::kNotFound, "blob " + uniq[i].digest + " not found locally");
         for (int attempt = 1;; ++attempt) {
           Status s = impl_->push_blob(host, ref.repository, scopes, uniq[i], path, mount_from);
           if (s.ok() || s.error().code() != Errc::kIo || attempt >= impl_->opts.max_attempts ||
