@@ -6,7 +6,7 @@ _ocib() {
   local cur prev words cword
   _init_completion -n = || return
 
-  local commands="build du images import info inspect login logout prune pull push rmi store tag version help"
+  local commands="build du images import info inspect login logout manifest prune pull push rmi store tag version help"
 
   # The verb is the first word after "ocib" that is not a global option.
   local verb="" i

@@ -1,6 +1,6 @@
 # fish completion for ocib(1). Installed in fish's vendor_completions.d.
 
-set -l ocib_commands build du images import info inspect login logout prune pull push rmi store tag version help
+set -l ocib_commands build du images import info inspect login logout manifest prune pull push rmi store tag version help
 
 complete -c ocib -f
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -s h -l help -d 'Show help'
@@ -14,6 +14,7 @@ complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a import -
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a inspect -d 'Print a stored images manifest and config'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a login -d 'Store registry credentials'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a logout -d 'Remove stored registry credentials'
+complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a manifest -d 'Merge pushed images into one index, or inspect one'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a prune -d 'Remove build cache and unreferenced data'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a pull -d 'Pull an image from a registry'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a push -d 'Push a stored image to a registry'
