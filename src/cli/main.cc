@@ -62,7 +62,9 @@ Options:
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
-      --iidfile FILE       write the image ID (config digest)
+      --push               push the image to the -t names (= -o type=registry)
+      --iidfile FILE       write the image ID (config digest; index digest for several
+                           platforms); -q prints the same ID
       --print WHAT         do not build; print the stage graph (graph: DOT, graph-json),
                            lint warnings (lint: stages serialised for no reason) or the
                            planned steps with their cache keys (plan: JSON; nothing runs)
@@ -154,6 +156,7 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 
 int cmd_build(const Args& a) {
   ocib::control::Options o;
+  bool push = false;  // --push
   if (g_config.jobs) o.jobs = *g_config.jobs;
   if (g_config.progress) o.progress = *g_config.progress;
   if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
@@ -273,6 +276,10 @@ int cmd_build(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (s == "--push" || s == "--push=true") {
+      push = true;
+    } else if (s == "--push=false") {
+      push = false;
     } else if (s == "--no-cache") {
       o.no_cache = true;
     } else if (take_value(a, i, "--no-cache-filter", "", &v)) {
@@ -289,6 +296,23 @@ int cmd_build(const Args& a) {
     }
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
+  // buildx: --push is -o type=registry for the -t names (an image output already there gets
+  // push=true instead).
+  if (push) {
+    bool pushed = false;
+    for (auto& out : o.outputs)
+      if (out.type == "image" || out.type == "registry") {
+        out.attrs["push"] = "true";
+        if (!out.attrs.count("name") && !o.tags.empty()) out.attrs["name"] = ocib::join(o.tags, ",");
+        pushed = true;
+      }
+    if (!pushed) {
+      if (o.tags.empty()) return fail("--push needs a name to push to: -t REF (or -o type=image,name=REF)", 2);
+      auto out = ocib::exporter::parse_output("type=image,push=true,\"name=" + ocib::join(o.tags, ",") + "\"");
+      if (!out.ok()) return fail(out.error().str(), 2);
+      o.outputs.push_back(*out);
+    }
+  }
   o.context = positional[0];
   // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
   if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
@@ -324,7 +348,8 @@ int cmd_build(const Args& a) {
   for (const auto& out : o.outputs)
     if (auto d = out.attrs.find("dest"); d != out.attrs.end() && d->second == "-") stdout_taken = true;
   // -q prints the digest, like `docker build -q`, unless an output streams to stdout.
-  if (o.progress == "quiet" && !stdout_taken) std::printf("%s\n", r->manifest_digest.c_str());
+  // As buildx: -q prints the image ID, the same value --iidfile holds.
+  if (o.progress == "quiet" && !stdout_taken) std::printf("%s\n", r->image_id.c_str());
   return 0;
 }
 

@@ -257,6 +257,7 @@ Result<BuildResult> run(const Options& opts) {
   BuildResult r;
   r.manifest_digest = done.manifest_digest;
   r.config_digest = done.config_digest;
+  r.image_id = done.image_id;
   return r;
 }
 

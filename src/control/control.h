@@ -68,6 +68,7 @@ struct Options {
 struct BuildResult {
   std::string manifest_digest;
   std::string config_digest;
+  std::string image_id;  // what --iidfile holds and -q prints (buildx's image ID)
   std::string plan;  // plan_only: JSON, one object per step (id, name, stage, kind, key, deps)
 };
 

@@ -185,9 +185,12 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
   ExportResult r;
   r.manifest_digest = manifest_digest;
   r.config_digest = config_digest;
-  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
+  r.descriptor = img.manifest;
+  r.descriptor.platform = {};
   // As buildx: a multi-platform build's image ID is its index digest.
-  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, multi ? manifest_digest : config_digest));
+  r.image_id = multi ? manifest_digest : config_digest;
+  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
+  if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, r.image_id));
   return r;
 }
 
@@ -306,7 +309,17 @@ Status Exporter::write_metadata(const ExportResult& r, const std::vector<const s
                                            {"containerimage.config.digest", im.config_digest}};
     j["ocib.platforms"] = per;
   }
-  if (!opts_.tags.empty()) j["image.name"] = opts_.tags.front();
+  j["containerimage.descriptor"] = {{"mediaType", r.descriptor.media_type}, {"digest", r.descriptor.digest},
+                                    {"size", r.descriptor.size}};
+  // buildx: every name the image was given, comma-joined (the -t tags, then image/registry
+  // outputs' name= lists).
+  std::vector<std::string> names = opts_.tags;
+  for (const auto& o : opts_.outputs)
+    if (o.type == "image" || o.type == "registry")
+      if (auto n = o.attrs.find("name"); n != o.attrs.end())
+        for (const auto& one : split_commas(n->second))
+          if (!one.empty() && std::find(names.begin(), names.end(), one) == names.end()) names.push_back(one);
+  if (!names.empty()) j["image.name"] = join(names, ",");
   if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
   return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }

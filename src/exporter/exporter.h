@@ -46,6 +46,10 @@ struct BuiltImage {
 struct ExportResult {
   std::string manifest_digest;  // the image's, or the index's for several platforms
   std::string config_digest;    // "" for an index
+  oci::Descriptor descriptor;   // the manifest's (or index's): media type, digest, size
+  /// The image ID as buildx reports it (--iidfile, -q): the config digest, or for several
+  /// platforms the index digest.
+  std::string image_id;
 };
 
 /// Parses an -o spec ("type=oci,dest=x.tar", buildx syntax): key=value parts, type= required,

@@ -27,6 +27,13 @@ export OCIB_ROOT="$T/store1"
 ocib_ok b1 build -t out:1 --iidfile "$T/iid" --metadata-file "$T/m1.json" \
   -o type=docker,dest="$T/docker.tar" -o type=local,dest="$T/local" -o type=tar,dest="$T/fs.tar" "$ctx"
 assert_eq "$(cat "$T/iid")" "$(jq -r '.["containerimage.config.digest"]' "$T/m1.json")" "--iidfile holds the config digest"
+# buildx's metadata: the manifest's descriptor; -q prints the same ID as --iidfile.
+assert_eq "$(jq -r '.["containerimage.descriptor"] | .mediaType + " " + .digest' "$T/m1.json")" \
+  "application/vnd.oci.image.manifest.v1+json $(jq -r '.["containerimage.digest"]' "$T/m1.json")" "containerimage.descriptor"
+[[ $(jq -r '.["containerimage.descriptor"].size' "$T/m1.json") -gt 0 ]] || fail "descriptor size"
+assert_eq "$(jq -r '.["image.name"]' "$T/m1.json")" "out:1" "image.name"
+"$OCIB" build -q -t out:1 --iidfile "$T/iid-q" "$ctx" >"$T/q.out" 2>/dev/null || fail "ocib build -q failed"
+assert_eq "$(cat "$T/q.out")" "$(cat "$T/iid-q")" "-q prints the --iidfile ID"
 
 # docker-archive: skopeo reads it and copies it into an OCI layout that validates.
 skopeo inspect "docker-archive:$T/docker.tar" >"$T/dinspect.json" || fail "skopeo cannot read the docker-archive"

@@ -45,9 +45,14 @@ grep -q 'pushed .*(3 uploaded\|pushed .*uploaded' "$T/push1.err" || fail "no pus
 contains -E '^pushing sha256:[0-9a-f]{12} ([0-9.]+[kMG]?B) / \1 [0-9.]+s$' "$T/push1.err" ||
   fail "no byte progress for the push: $(grep -i pushing "$T/push1.err" | head -5)"
 
-# Second push: everything is there already.
-ocib_ok push2 build --insecure-registry "$reg" -o "type=image,name=$reg/test/app:1,push=true" "$ctx"
+# Second push, buildx style (--push with two -t): everything is there already; both tags land.
+ocib_ok push2 build --insecure-registry "$reg" --push -t "$reg/test/app:1" -t "$reg/test/app:1.0" \
+  --metadata-file "$T/m2.json" "$ctx"
 grep -q '(0 uploaded' "$T/push2.err" || fail "second push uploaded blobs: $(grep pushed "$T/push2.err")"
+assert_eq "$(skopeo inspect --tls-verify=false "docker://$reg/test/app:1.0" | jq -r .Digest)" "$digest" "--push of the second -t"
+assert_eq "$(jq -r '.["image.name"]' "$T/m2.json")" "$reg/test/app:1,$reg/test/app:1.0" "metadata image.name (all names)"
+rc=0; ocib_run pushnoname build --push "$ctx" || rc=$?
+assert_eq "$rc" 2 "--push without a name"
 # Another repository on the same registry: blobs are mounted, not uploaded.
 ocib_ok push3 push --insecure-registry "$reg" "$reg/test/app:1" "$reg/other/app:1"
 grep -q ': 0 uploaded' "$T/push3.err" || fail "push to a second repository uploaded blobs: $(cat "$T/push3.err")"
