@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <linux/openat2.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -886,6 +887,18 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     dest = r == "." ? "/" : "/" + r;
   }
   for (const auto& f : op.inline_files) {
+    if (f.unpack) {
+      // ADD --unpack=true <url>: an archive is extracted into dest as a local one would be.
+      UniqueFd mem(memfd_create("ocib-add-unpack", MFD_CLOEXEC));
+      if (!mem.valid()) return Error::from_errno("memfd_create", errno);
+      if (write(mem.get(), f.content.data(), f.content.size()) != static_cast<ssize_t>(f.content.size()))
+        return Error::from_errno("write " + f.name, errno);
+      lseek(mem.get(), 0, SEEK_SET);
+      if (is_tar_archive(mem.get())) {
+        OCIB_TRY(extract_tar(mem.get(), f.name, dest, a));
+        continue;
+      }
+    }
     // Heredoc sources: a file with the given content, placed like a regular source file.
     OCIB_ASSIGN_OR_RETURN(std::string target, place(dest, dest_dir_syntax, false, f.name, a));
     clear_dest(target, false);

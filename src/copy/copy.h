@@ -40,6 +40,7 @@ struct InlineFile {
   std::string content;
   std::optional<uint32_t> mode;  // default 0644 (--chmod wins)
   int64_t mtime = -1;            // unix seconds; -1: the time of the copy
+  bool unpack = false;           // ADD --unpack of a URL: a tar archive is extracted into dest
 };
 
 /// What a COPY's cache key was computed from: for each path hash_sources visited (relative to

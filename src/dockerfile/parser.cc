@@ -42,6 +42,7 @@ const std::vector<FlagSpec>* flag_specs(std::string_view kw) {
                                              {"link", true},
                                              {"checksum"},
                                              {"keep-git-dir", true},
+                                             {"unpack", true},
                                              {"exclude", false, true}};
   static const std::vector<FlagSpec> kHealth = {
       {"interval"}, {"timeout"}, {"start-period"}, {"start-interval"}, {"retries"}};

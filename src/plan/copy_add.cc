@@ -62,6 +62,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (kw == "COPY")
     for (const auto& w : words)
       if (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0) return at(ins, "source can't be a URL for COPY");
+  std::string unpack_key;  // "", "true" or "false": ADD --unpack as given
   if (kw == "ADD") {
     std::string checksum;
     if (const auto* f = ins.flag("checksum")) {
@@ -70,6 +71,16 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
           checksum.find_first_not_of("0123456789abcdef", 7) != std::string::npos)
         return at(ins, "invalid --checksum \"" + checksum + "\" (sha256:<64 hex digits>)");
     }
+    // --unpack (BuildKit 1.17): true unpacks a URL's archive too; false copies local archives
+    // as files.
+    enum class Unpack { kDefault, kYes, kNo } unpack = Unpack::kDefault;
+    if (const auto* f = ins.flag("unpack")) {
+      OCIB_ASSIGN_OR_RETURN(std::string v, word(f->value, st, ins));
+      if (v.empty() || v == "true") unpack = Unpack::kYes;
+      else if (v == "false") unpack = Unpack::kNo;
+      else return at(ins, "invalid --unpack value \"" + v + "\" (true or false)");
+      unpack_key = unpack == Unpack::kYes ? "true" : "false";
+    }
     if (ins.flag("keep-git-dir")) return at(ins, "ADD --keep-git-dir: ADD of git repositories is not supported yet");
     std::vector<std::string> local;
     size_t urls = 0;
@@ -77,6 +88,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       if (is_git_url(w)) return at(ins, "ADD of git repositories is not supported yet");
       if (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0) {
         OCIB_ASSIGN_OR_RETURN(copy::InlineFile f, download(w, checksum, ins));
+        f.unpack = unpack == Unpack::kYes;  // BuildKit: a URL is unpacked only when asked
         s.copy.inline_files.push_back(std::move(f));
         ++urls;
         continue;
@@ -86,7 +98,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     }
     if (!checksum.empty() && urls == 0) return at(ins, "ADD --checksum can only be used with an HTTP(S) source");
     words = std::move(local);
-    s.copy.extract_archives = true;
+    s.copy.extract_archives = unpack != Unpack::kNo;
   }
   std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
   bool dir_syntax = !dest.empty() && dest.back() == '/';
@@ -197,6 +209,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
             {"chown", s.chown_spec}, {"chmod", s.copy.chmod && s.copy.chmod->octal() ? static_cast<int>(*s.copy.chmod->octal()) : -1}};
   if (s.copy.chmod && !s.copy.chmod->octal()) k["chmod_symbolic"] = s.copy.chmod->symbolic();
   if (kw == "ADD") k["add"] = true;
+  if (!unpack_key.empty()) k["unpack"] = unpack_key;
   if (!excludes.empty()) k["exclude"] = excludes;
   if (s.copy.parents) k["parents"] = true;
   if (link) k["link"] = s.user_from ? s.user_from->key : "";

@@ -419,7 +419,7 @@ Status Planner::check_flags(const dockerfile::Instruction& ins) const {
   static const std::map<std::string, std::set<std::string>> kFlags = {
       {"RUN", {"network", "mount", "security"}},
       {"COPY", {"from", "chown", "chmod", "exclude", "parents", "link"}},
-      {"ADD", {"chown", "chmod", "exclude", "link", "checksum", "keep-git-dir"}},
+      {"ADD", {"chown", "chmod", "exclude", "link", "checksum", "keep-git-dir", "unpack"}},
       {"HEALTHCHECK", {"interval", "timeout", "start-period", "start-interval", "retries"}},
   };
   auto it = kFlags.find(ins.keyword);

@@ -72,4 +72,13 @@ if ocib_run url build -f "$ctx/Dockerfile.url" "$ctx"; then fail "COPY of a URL 
 assert_file_contains "$T/url.err" "Dockerfile.url:2: source can't be a URL for COPY"
 if ocib_run target build -f "$ctx/Dockerfile.url" --target bulid "$ctx"; then fail "--target bulid accepted"; fi
 assert_file_contains "$T/target.err" 'target stage "bulid" could not be found; did you mean "build"?'
+# ADD --unpack (BuildKit 1.17): true unpacks a URL's archive; false keeps a local archive a file.
+tar -cf "$T/www/a.tar" -C "$ctx" Dockerfile.url
+cp "$T/www/a.tar" "$ctx/local.tar"
+printf 'FROM scratch\nADD --unpack=true http://127.0.0.1:%s/a.tar /u/\nADD http://127.0.0.1:%s/a.tar /n/\nADD --unpack=false local.tar /l/\nADD local.tar /x/\n' \
+  "$HTTP_PORT" "$HTTP_PORT" >"$ctx/Dockerfile.unpack"
+ocib_ok unpack build -f "$ctx/Dockerfile.unpack" -o type=local,dest="$T/unpacked" "$ctx"
+for f in u/Dockerfile.url n/a.tar l/local.tar x/Dockerfile.url; do
+  [[ -f $T/unpacked/$f ]] || { find "$T/unpacked" >&2; fail "ADD --unpack: $f missing"; }
+done
 log "ok"
