@@ -24,6 +24,8 @@
 #include "registry/registry.h"
 
 #include <iostream>
+#include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -43,10 +45,11 @@ ocib::cli::Config g_config;
 
 constexpr const char* kBuildHelp = R"(Usage: ocib build [OPTIONS] CONTEXT
 
-Build an image from a Dockerfile, without a daemon and without root.
+Build an image from a Dockerfile, without a daemon and without root. CONTEXT is a
+directory, or - to read it from stdin (a tar archive, or a Dockerfile with no context).
 
 Options:
-  -f, --file FILE          Dockerfile (default: CONTEXT/Dockerfile)
+  -f, --file FILE          Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)
   -t, --tag NAME[:TAG]     name the image (repeatable)
       --target STAGE       build this stage (default: the last)
       --label K=V          set a label on the image (repeatable)
@@ -314,6 +317,32 @@ int cmd_build(const Args& a) {
     }
   }
   o.context = positional[0];
+  // stdin: `-f -` (the Dockerfile) or `-` as the context (a tar archive, or a Dockerfile with
+  // an empty context), as docker build / buildx. Not both.
+  std::unique_ptr<std::string, void (*)(std::string*)> stdin_dir(nullptr, [](std::string* d) {
+    (void)ocib::fs::remove_all(*d);
+    delete d;
+  });
+  if (o.context == "-" || o.dockerfile == "-") {
+    if (o.context == "-" && o.dockerfile == "-") return fail("-f - and the context - cannot both read stdin", 2);
+    std::string data((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (o.dockerfile == "-") {
+      o.dockerfile_text = std::move(data);
+    } else {
+      const char* tmp = std::getenv("TMPDIR");
+      auto dir = ocib::fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp", "ocib-context-");
+      if (!dir.ok()) return fail(dir.error().str());
+      stdin_dir.reset(new std::string(*dir));
+      std::string text;
+      if (auto s = ocib::control::stdin_context(data, *dir, &text); !s.ok()) return fail(s.error().str(), 2);
+      o.context = *dir;
+      if (!text.empty() || data.empty()) {
+        if (!o.dockerfile.empty()) return fail("the context on stdin is a Dockerfile: -f cannot name another", 2);
+        o.dockerfile = "-";
+        o.dockerfile_text = std::move(text);
+      }
+    }
+  }
   // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
   if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
   if (auto e = ocib::control::source_date_epoch(o); !e.ok()) return fail(e.error().str(), 2);

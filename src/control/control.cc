@@ -61,11 +61,11 @@ Result<BuildResult> run(const Options& opts) {
   OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
   const std::string default_name = dockerfile::default_dockerfile(context);
   std::string dfpath = opts.dockerfile.empty() ? fs::join(context, default_name) : opts.dockerfile;
-  auto text = fs::read_file(dfpath);
+  auto text = opts.dockerfile == "-" ? Result<std::string>(opts.dockerfile_text) : fs::read_file(dfpath);
   if (!text.ok()) return Error::invalid("cannot read Dockerfile " + dfpath + ": " + text.error().message());
   // As BuildKit: bytes that are not UTF-8 (a Latin-1 é) read as U+FFFD, in every instruction.
   *text = dockerfile::utf8(*text);
-  std::string shown = opts.dockerfile.empty() ? default_name : opts.dockerfile;
+  std::string shown = opts.dockerfile.empty() ? default_name : opts.dockerfile == "-" ? "Dockerfile" : opts.dockerfile;
   auto parsed = dockerfile::parse(*text, shown);
   if (!parsed.ok()) {
     const Error& e = parsed.error();

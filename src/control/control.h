@@ -20,7 +20,8 @@ using Output = TypedSpec;
 
 struct Options {
   std::string context;     // build context directory
-  std::string dockerfile;  // path; "" = CONTEXT/Dockerfile
+  std::string dockerfile;  // path; "" = CONTEXT/Dockerfile; "-": dockerfile_text (read from stdin)
+  std::string dockerfile_text;  // the Dockerfile when `dockerfile` is "-"
   std::vector<std::string> tags;
   /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
   std::map<std::string, std::string> build_contexts;
@@ -74,6 +75,12 @@ struct BuildResult {
 
 /// Runs a whole build. Errors name the Dockerfile line or the failing step.
 Result<BuildResult> run(const Options& opts);
+
+/// `docker build -` / buildx's "-" context: `data` (stdin) is a tar archive, extracted into
+/// `dir` (a new, empty directory) with the archive's names kept beneath it (absolute names,
+/// "..", and writes through its own symlinks refused), or else a Dockerfile with an empty
+/// context: then `*dockerfile_text` is set and `dir` stays empty.
+Status stdin_context(const std::string& data, const std::string& dir, std::string* dockerfile_text);
 
 /// SOURCE_DATE_EPOCH from --build-arg, else the environment; an invalid value is an error.
 Result<std::optional<int64_t>> source_date_epoch(const Options& opts);

@@ -81,4 +81,20 @@ ocib_ok unpack build -f "$ctx/Dockerfile.unpack" -o type=local,dest="$T/unpacked
 for f in u/Dockerfile.url n/a.tar l/local.tar x/Dockerfile.url; do
   [[ -f $T/unpacked/$f ]] || { find "$T/unpacked" >&2; fail "ADD --unpack: $f missing"; }
 done
+# stdin as docker build / buildx take it: -f - (the Dockerfile), - (a tar context, or a
+# Dockerfile with an empty context); names in a context tar cannot leave it.
+printf 'FROM scratch\nCOPY busybox /from-stdin-dockerfile\n' | "$OCIB" build -f - -o type=local,dest="$T/s1" "$ctx" 2>"$T/s1.err" ||
+  fail "-f - failed: $(tail -3 "$T/s1.err")"
+[[ -f $T/s1/from-stdin-dockerfile ]] || fail "-f -: file missing"
+mkdir -p "$T/tctx" && cp "$ctx/busybox" "$T/tctx/" && printf 'FROM scratch\nCOPY busybox /from-stdin-context\n' >"$T/tctx/Dockerfile"
+tar -C "$T/tctx" -c . | "$OCIB" build -o type=local,dest="$T/s2" - 2>"$T/s2.err" || fail "- (tar) failed: $(tail -3 "$T/s2.err")"
+[[ -f $T/s2/from-stdin-context ]] || fail "- (tar context): file missing"
+printf 'FROM scratch\nCOPY busybox /x\n' | "$OCIB" build -o type=local,dest="$T/s3" - 2>"$T/s3.err" && fail "a Dockerfile on stdin has a context"
+assert_file_contains "$T/s3.err" 'Dockerfile:2: COPY failed: "busybox": not found in build context'
+python3 -c 'import io, sys, tarfile
+t = tarfile.open(fileobj=sys.stdout.buffer, mode="w|")
+i = tarfile.TarInfo("../escaped-from-context"); i.size = 1; t.addfile(i, io.BytesIO(b"x")); t.close()' >"$T/evil.tar"
+rc=0; "$OCIB" build - <"$T/evil.tar" 2>"$T/s4.err" || rc=$?
+assert_eq "$rc" 2 "exit status for a context tar escaping its directory"
+[[ ! -e /tmp/escaped-from-context && ! -e $T/escaped-from-context ]] || fail "a context tar wrote outside its directory"
 log "ok"
