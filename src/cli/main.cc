@@ -23,6 +23,7 @@
 #include "registry/auth.h"
 #include "registry/registry.h"
 
+#include <arpa/inet.h>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -65,6 +66,8 @@ Options:
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
+      --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
+      --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
       --push               push the image to the -t names (= -o type=registry)
       --iidfile FILE       write the image ID (config digest; index digest for several
                            platforms); -q prints the same ID
@@ -179,7 +182,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -279,6 +282,26 @@ int cmd_build(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (take_value(a, i, "--add-host", "", &v)) {
+      // buildx: HOST:IP (or HOST=IP); the address is checked now.
+      auto sep = v.find('=') != std::string::npos ? v.find('=') : v.find(':');
+      std::string host = sep == std::string::npos ? "" : v.substr(0, sep), ip = sep == std::string::npos ? "" : v.substr(sep + 1);
+      if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+      unsigned char buf[16];
+      if (host.empty() || (inet_pton(AF_INET, ip.c_str(), buf) != 1 && inet_pton(AF_INET6, ip.c_str(), buf) != 1))
+        return fail("invalid --add-host \"" + v + "\" (HOST:IP, e.g. db.local:10.0.0.5)", 2);
+      o.extra_hosts.push_back({host, ip});
+    } else if (take_value(a, i, "--shm-size", "", &v)) {
+      // Docker's RAMInBytes: a number with an optional b, k, m or g (binary units).
+      char* end = nullptr;
+      errno = 0;
+      double n = std::strtod(v.c_str(), &end);
+      std::string unit = ocib::ascii_lower(end ? std::string(end) : "");
+      if (!unit.empty() && unit.back() == 'b' && unit.size() == 2) unit.pop_back();
+      double mult = unit.empty() || unit == "b" ? 1 : unit == "k" ? 1024.0 : unit == "m" ? 1048576.0 : unit == "g" ? 1073741824.0 : -1;
+      if (v.empty() || errno || mult < 0 || n <= 0 || end == v.c_str())
+        return fail("invalid --shm-size \"" + v + "\" (bytes, or with a unit: 128m, 1g)", 2);
+      o.shm_size = static_cast<uint64_t>(n * mult);
     } else if (s == "--push" || s == "--push=true") {
       push = true;
     } else if (s == "--push=false") {

@@ -151,6 +151,8 @@ Result<BuildResult> run(const Options& opts) {
                   : opts.network == sandbox::Network::kNone ? plan::Network::kNone
                                                             : plan::Network::kDefault;
     req.allow = opts.allow;
+    req.extra_hosts = opts.extra_hosts;
+    req.shm_size = opts.shm_size;
     req.named_contexts = named;
     req.platform = p;
     req.multi_platform = platforms.size() > 1;

@@ -22,6 +22,8 @@ struct Options {
   std::string context;     // build context directory
   std::string dockerfile;  // path; "" = CONTEXT/Dockerfile; "-": dockerfile_text (read from stdin)
   std::string dockerfile_text;  // the Dockerfile when `dockerfile` is "-"
+  std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host HOST:IP
+  uint64_t shm_size = 0;                                          // --shm-size (bytes)
   std::vector<std::string> tags;
   /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
   std::map<std::string, std::string> build_contexts;

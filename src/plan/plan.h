@@ -86,6 +86,8 @@ struct Step {
   std::vector<RunMount> mounts;
   bool insecure = false;  // RUN --security=insecure (with --allow security.insecure)
   std::string hostname;   // BUILDKIT_SANDBOX_HOSTNAME, "" = the default
+  std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host
+  uint64_t shm_size = 0;                                          // --shm-size
 
   // COPY
   copy::CopyOp copy;

@@ -29,6 +29,10 @@ struct Request {
   std::string target;  // stage name; "" = the last stage
   std::map<std::string, std::string> build_args;
   Network network = Network::kDefault;  // --network
+  /// --add-host (host, address) and --shm-size (bytes, 0 = default): every RUN's, in its key
+  /// as in BuildKit's ExecOp.
+  std::vector<std::pair<std::string, std::string>> extra_hosts;
+  uint64_t shm_size = 0;
   /// --allow entitlements: security.insecure, network.host.
   std::vector<std::string> allow;
   std::map<std::string, NamedContext> named_contexts;  // by lowercased name

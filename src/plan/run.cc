@@ -247,6 +247,13 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     s.hostname = h->second;
   }
   if (insecure) k["security"] = "insecure";
+  if (!req_.extra_hosts.empty()) {
+    s.extra_hosts = req_.extra_hosts;
+    json h = json::array();
+    for (const auto& [host, ip] : req_.extra_hosts) h.push_back(host + "=" + ip);
+    k["hosts"] = h;
+  }
+  if (req_.shm_size) k["shm"] = s.shm_size = req_.shm_size;
   // The same command on the same (e.g. scratch) parent differs per architecture; host
   // builds keep their keys.
   if (!oci::runs_natively(st.platform)) {

@@ -222,6 +222,7 @@ struct Plan {
   std::vector<StubPath> stubs;  // deepest first; filled after the step (collect_stubs)
   std::string data_dir;         // where pid 1 mounts the tmpfs for kData mounts ("" = none)
   std::string data_size;        // its size= option
+  std::string shm_opts;         // /dev/shm's tmpfs options (Spec::shm_size)
   std::string empty_dir;
   std::vector<int> host_fds;
   std::vector<int> keep_fds;  // sorted; survive close_range in child A
@@ -431,7 +432,7 @@ void mount_api_filesystems(const Plan& p) {
               kStepMountDevpts);
   CHILD_CHECK(mkdir("dev/shm", 01777), kStepMountShm);
   CHILD_CHECK(
-      mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k"),
+      mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.shm_opts.c_str()),
       kStepMountShm);
   CHILD_CHECK(symlink("pts/ptmx", "dev/ptmx"), kStepDevSymlink);
   CHILD_CHECK(symlink("/proc/self/fd", "dev/fd"), kStepDevSymlink);
@@ -1117,6 +1118,7 @@ Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch,
   std::string dir = fs::join(scratch, "etc");
   OCIB_TRY(fs::mkdirs(dir));
   std::string hosts = "127.0.0.1\tlocalhost " + s.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  for (const auto& [host, ip] : s.extra_hosts) hosts += ip + "\t" + host + "\n";
   std::string resolv;
   if (net_stack) {
     // slirp4netns' DNS forwarder; it relays to the nameservers of the host's resolv.conf.
@@ -1549,6 +1551,7 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
 
   Plan p;
   p.spec = &s;
+  p.shm_opts = "mode=1777,size=" + (s.shm_size ? std::to_string(s.shm_size) : std::string("65536k"));
   OCIB_TRY(fs::mkdirs(s.scratch, 0700));
   OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
   if (s.network == Network::kDefault) {

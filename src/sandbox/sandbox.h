@@ -98,6 +98,10 @@ struct Spec {
   std::vector<uint32_t> groups;  // supplementary groups (ignored under a single-id map)
   std::string hostname = "ocib";
   Network network = Network::kNone;
+  /// --add-host: extra /etc/hosts lines (host, address), after the generated ones.
+  std::vector<std::pair<std::string, std::string>> extra_hosts;
+  /// --shm-size: the size of /dev/shm in bytes (0: 64 MiB, Docker's default).
+  uint64_t shm_size = 0;
 
   /// Mounted in order after the rootfs and the generated /etc files (so a mount may replace
   /// /etc/resolv.conf). Targets resolve inside the new root (symlinks cannot escape it).

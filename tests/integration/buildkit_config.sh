@@ -81,6 +81,19 @@ ocib_ok unpack build -f "$ctx/Dockerfile.unpack" -o type=local,dest="$T/unpacked
 for f in u/Dockerfile.url n/a.tar l/local.tar x/Dockerfile.url; do
   [[ -f $T/unpacked/$f ]] || { find "$T/unpacked" >&2; fail "ADD --unpack: $f missing"; }
 done
+# --add-host and --shm-size reach every RUN (and are part of its key, as in BuildKit's ExecOp).
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","sh","-c","/bin/busybox cat /etc/hosts > /hosts; /bin/busybox df -k /dev/shm > /shm"]\n' >"$ctx/Dockerfile.hosts"
+ocib_ok hosts build -f "$ctx/Dockerfile.hosts" --add-host db.local:10.1.2.3 --add-host v6host=[::1] --shm-size 128m \
+  -o type=local,dest="$T/hosts" "$ctx"
+grep -qxF "$(printf '10.1.2.3\tdb.local')" "$T/hosts/hosts" || fail "--add-host missing: $(cat "$T/hosts/hosts")"
+grep -qxF "$(printf '::1\tv6host')" "$T/hosts/hosts" || fail "--add-host (IPv6) missing"
+assert_eq "$(awk 'NR==2 {print $2}' "$T/hosts/shm")" 131072 "/dev/shm size in KiB with --shm-size 128m"
+ocib_ok hosts2 build -f "$ctx/Dockerfile.hosts" -o type=local,dest="$T/hosts2" "$ctx"
+if grep -q db.local "$T/hosts2/hosts"; then fail "a build without --add-host reused the step with it"; fi
+assert_eq "$(awk 'NR==2 {print $2}' "$T/hosts2/shm")" 65536 "default /dev/shm size in KiB"
+rc=0; ocib_run badhost build --add-host nocolon "$ctx" || rc=$?
+assert_eq "$rc" 2 "exit status for a bad --add-host"
+
 # stdin as docker build / buildx take it: -f - (the Dockerfile), - (a tar context, or a
 # Dockerfile with an empty context); names in a context tar cannot leave it.
 printf 'FROM scratch\nCOPY busybox /from-stdin-dockerfile\n' | "$OCIB" build -f - -o type=local,dest="$T/s1" "$ctx" 2>"$T/s1.err" ||
