@@ -66,6 +66,7 @@ Options:
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
+      --isolation MODE     auto | full | procfs-less (= OCIB_ISOLATION; see ocib info)
       --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
       --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
       --push               push the image to the -t names (= -o type=registry)
@@ -282,6 +283,13 @@ int cmd_build(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (take_value(a, i, "--isolation", "", &v)) {
+      // The isolation rung (OCIB_ISOLATION; `ocib info` shows the one chosen).
+      if (v != "auto" && v != "full" && v != "procfs-less")
+        return fail("unknown --isolation \"" + v + "\" (auto, full, procfs-less)" +
+                        ocib::did_you_mean(v, {"auto", "full", "procfs-less"}),
+                    2);
+      ::setenv("OCIB_ISOLATION", v.c_str(), 1);
     } else if (take_value(a, i, "--add-host", "", &v)) {
       // buildx: HOST:IP (or HOST=IP); the address is checked now.
       auto sep = v.find('=') != std::string::npos ? v.find('=') : v.find(':');

@@ -4,7 +4,7 @@
 # namespace, and every step used to fail with "mount proc: Operation not permitted". Reproduced
 # here with a private mount namespace whose /proc is masked the way Docker masks it. ocib must
 # fall back to the outer /proc (procfs-less isolation) with a warning, build correctly (root
-# and rootless), and with OCIB_ISOLATION=full refuse with a message naming the cause.
+# and rootless), and with OCIB_ISOLATION=full (or --isolation=full) refuse with a message naming the cause.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -35,11 +35,11 @@ for mode in root rootless; do
     ensure_test_user
     user_area "$IT_USER"
     run='as_user "$IT_USER" "$OCIB"'
-    run_full='as_user "$IT_USER" env OCIB_ISOLATION=full "$OCIB"'
+    run_full='as_user "$IT_USER" env OCIB_ISOLATION=full "$OCIB"' full_flag=''
     out="$T/u/out"
   else
     run='"$OCIB"'
-    run_full='OCIB_ISOLATION=full "$OCIB"'
+    run_full='"$OCIB"' full_flag='--isolation=full'  # the flag form of OCIB_ISOLATION
     out="$T/out"
   fi
   rc=0
@@ -61,7 +61,7 @@ for mode in root rootless; do
   fi
 
   rc=0
-  in_masked "$mode-full" "$run_full build --no-cache -o type=local,dest=$out-full $ctx" || rc=$?
+  in_masked "$mode-full" "$run_full build $full_flag --no-cache -o type=local,dest=$out-full $ctx" || rc=$?
   [[ $rc -ne 0 ]] || fail "$mode: OCIB_ISOLATION=full built although a fresh /proc is refused"
   contains -F 'a fresh /proc is refused here' "$T/$mode-full.err" || fail "$mode: the refusal does not name the cause: $(tail -3 "$T/$mode-full.err")"
   if contains -i 'snapshot driver' "$T/$mode-full.err"; then fail "$mode: the /proc refusal blames the snapshot driver"; fi
