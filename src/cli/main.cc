@@ -66,6 +66,8 @@ Options:
                            type=docker,dest=FILE.tar | type=local,dest=DIR | type=tar,dest=FILE
                            (repeatable; dest=- writes tar outputs to stdout); options:
                            compression=gzip|zstd|uncompressed, compression-level=N
+      --annotation A       [TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE on the manifest (default),
+                           index, manifest-descriptor or index-descriptor (repeatable)
       --isolation MODE     auto | full | procfs-less (= OCIB_ISOLATION; see ocib info)
       --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
       --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
@@ -283,6 +285,10 @@ int cmd_build(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (take_value(a, i, "--annotation", "", &v)) {
+      auto an = ocib::exporter::parse_annotation(v);
+      if (!an.ok()) return fail(an.error().str(), 2);
+      o.annotations.push_back(*an);
     } else if (take_value(a, i, "--isolation", "", &v)) {
       // The isolation rung (OCIB_ISOLATION; `ocib info` shows the one chosen).
       if (v != "auto" && v != "full" && v != "procfs-less")

@@ -240,6 +240,7 @@ Result<BuildResult> run(const Options& opts) {
 
   exporter::Options eo;
   eo.tags = opts.tags;
+  eo.annotations = opts.annotations;
   eo.labels = opts.labels;
   eo.outputs = opts.outputs;
   eo.cache_to = opts.cache_to;

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/spec.h"
+#include "exporter/exporter.h"
 #include "oci/image.h"
 #include "sandbox/sandbox.h"
 #include "solver/solver.h"
@@ -24,6 +25,7 @@ struct Options {
   std::string dockerfile_text;  // the Dockerfile when `dockerfile` is "-"
   std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host HOST:IP
   uint64_t shm_size = 0;                                          // --shm-size (bytes)
+  std::vector<exporter::Annotation> annotations;                  // --annotation
   std::vector<std::string> tags;
   /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
   std::map<std::string, std::string> build_contexts;

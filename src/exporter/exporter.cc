@@ -106,7 +106,8 @@ Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
   std::string config_bytes = oci::canonical(cfg_json);
   OCIB_ASSIGN_OR_RETURN(std::string config_digest, store_.put_blob(config_bytes));
   oci::Descriptor config_desc{oci::kMediaTypeConfig, config_digest, static_cast<int64_t>(config_bytes.size()), {}, {}};
-  std::string manifest_bytes = oci::canonical(oci::make_manifest(config_desc, layer_descs));
+  std::string manifest_bytes =
+      oci::canonical(oci::make_manifest(config_desc, layer_descs, annotations_for("manifest", &pl.platform)));
   OCIB_ASSIGN_OR_RETURN(std::string manifest_digest, store_.put_blob(manifest_bytes));
   BuiltImage out;
   out.manifest_digest = manifest_digest;
@@ -116,6 +117,49 @@ Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
   out.layers = layer_descs;
   out.diff_ids = cfg.diff_ids;
   return out;
+}
+
+std::map<std::string, std::string> Exporter::annotations_for(const std::string& level, const oci::Platform* p) const {
+  std::map<std::string, std::string> out;
+  for (const auto& a : opts_.annotations) {
+    if (std::find(a.levels.begin(), a.levels.end(), level) == a.levels.end()) continue;
+    if (a.platform && (!p || !oci::same(*a.platform, *p))) continue;
+    out[a.key] = a.value;
+  }
+  return out;
+}
+
+Result<Annotation> parse_annotation(const std::string& spec) {
+  static const std::vector<std::string> kLevels = {"manifest", "index", "manifest-descriptor", "index-descriptor"};
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return Error::invalid("invalid --annotation \"" + spec + "\" (KEY=VALUE)");
+  Annotation a;
+  std::string head = spec.substr(0, eq);
+  a.value = spec.substr(eq + 1);
+  // The type prefix ends at the first ':' after any [PLATFORM].
+  size_t from = head.find('[') != std::string::npos && head.find('[') < head.find(':') ? head.find(']') : 0;
+  size_t colon = from == std::string::npos ? std::string::npos : head.find(':', from);
+  if (colon == std::string::npos) {
+    a.levels = {"manifest"};
+    a.key = head;
+  } else {
+    a.key = head.substr(colon + 1);
+    std::string types = head.substr(0, colon);
+    if (auto lb = types.find('['); lb != std::string::npos) {
+      if (types.back() != ']') return Error::invalid("invalid --annotation \"" + spec + "\": unclosed [PLATFORM]");
+      OCIB_ASSIGN_OR_RETURN(oci::Platform pl, oci::parse(types.substr(lb + 1, types.size() - lb - 2)));
+      a.platform = pl;
+      types = types.substr(0, lb);
+    }
+    for (const auto& t : split_commas(types)) {
+      if (std::find(kLevels.begin(), kLevels.end(), t) == kLevels.end())
+        return Error::invalid("invalid --annotation type \"" + t + "\" (manifest, index, manifest-descriptor, "
+                              "index-descriptor)" + did_you_mean(t, kLevels));
+      a.levels.push_back(t);
+    }
+  }
+  if (a.key.empty()) return Error::invalid("invalid --annotation \"" + spec + "\": empty key");
+  return a;
 }
 
 // Writes every -o output, the tags and --cache-to. `builds` are the per-platform Builders
@@ -131,15 +175,20 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
       img.blob_digests.push_back(d);
   };
   if (!multi) {
-    img.manifest = {oci::kMediaTypeManifest, manifest_digest, images.front().manifest_size, {}, images.front().platform};
+    if (!annotations_for("index", nullptr).empty() || !annotations_for("index-descriptor", nullptr).empty())
+      return Error::invalid("--annotation index: a single-platform image has no index (build several platforms)");
+    img.manifest = {oci::kMediaTypeManifest, manifest_digest, images.front().manifest_size,
+                    annotations_for("manifest-descriptor", &images.front().platform), images.front().platform};
   } else {
     std::vector<oci::Descriptor> manifests;
     for (const auto& im : images)
-      manifests.push_back({oci::kMediaTypeManifest, im.manifest_digest, im.manifest_size, {}, im.platform});
-    std::string index_bytes = oci::canonical(oci::make_image_index(manifests));
+      manifests.push_back({oci::kMediaTypeManifest, im.manifest_digest, im.manifest_size,
+                           annotations_for("manifest-descriptor", &im.platform), im.platform});
+    std::string index_bytes = oci::canonical(oci::make_image_index(manifests, annotations_for("index", nullptr)));
     OCIB_ASSIGN_OR_RETURN(manifest_digest, store_.put_blob(index_bytes));
     config_digest.clear();
-    img.manifest = {oci::kMediaTypeIndex, manifest_digest, static_cast<int64_t>(index_bytes.size()), {}, {}};
+    img.manifest = {oci::kMediaTypeIndex, manifest_digest, static_cast<int64_t>(index_bytes.size()),
+                    annotations_for("index-descriptor", nullptr), {}};
     add_blob(manifest_digest);
   }
   for (const auto& im : images) {

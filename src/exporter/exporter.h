@@ -23,7 +23,17 @@
 
 namespace ocib::exporter {
 
+/// --annotation, as buildx: [TYPE[,TYPE...][\[PLATFORM\]]:]KEY=VALUE, TYPE one of manifest
+/// (the default), index, manifest-descriptor, index-descriptor.
+struct Annotation {
+  std::vector<std::string> levels;
+  std::optional<oci::Platform> platform;  // only manifests (and their descriptors) of it
+  std::string key, value;
+};
+Result<Annotation> parse_annotation(const std::string& spec);
+
 struct Options {
+  std::vector<Annotation> annotations;
   std::vector<std::string> tags;
   std::map<std::string, std::string> labels;  // --label: over the Dockerfile's LABELs
   std::vector<TypedSpec> outputs;             // -o
@@ -94,6 +104,8 @@ class Exporter {
   Status write_filesystem(const TypedSpec& out, const Subject& x);
   oci::TransferProgress progress();
   Status export_filesystem(const plan::Plan& pl, const std::string& dest_dir);
+  /// The --annotation values of `level` that apply to platform `p` (null: no platform).
+  std::map<std::string, std::string> annotations_for(const std::string& level, const oci::Platform* p) const;
   Status write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,
                         const std::vector<BuiltImage>& images);
   void print_summary(const solver::Solver& solved);

@@ -94,6 +94,28 @@ assert_eq "$(awk 'NR==2 {print $2}' "$T/hosts2/shm")" 65536 "default /dev/shm si
 rc=0; ocib_run badhost build --add-host nocolon "$ctx" || rc=$?
 assert_eq "$rc" 2 "exit status for a bad --add-host"
 
+# --annotation, buildx syntax: manifest (default), index, descriptors, [PLATFORM] filters.
+printf 'FROM scratch\nCOPY Dockerfile.url /\n' >"$ctx/Dockerfile.ann"
+ocib_ok ann1 build -f "$ctx/Dockerfile.ann" --annotation org.example.a=1 --annotation "manifest-descriptor:org.example.d=2" \
+  -o type=oci-layout,dest="$T/ann1" "$ctx"
+assert_eq "$(jq -r '.annotations["org.example.a"]' "$(oci_manifest "$T/ann1")")" 1 "manifest annotation"
+assert_eq "$(jq -r '.manifests[0].annotations["org.example.d"]' "$T/ann1/index.json")" 2 "manifest-descriptor annotation"
+ocib_ok ann2 build -f "$ctx/Dockerfile.ann" --platform linux/amd64,linux/arm64 --annotation "index:org.example.i=3" \
+  --annotation "manifest[linux/arm64]:org.example.arm=yes" --annotation "index-descriptor:org.example.id=4" \
+  -o type=oci-layout,dest="$T/ann2" "$ctx"
+idx=$(oci_blob "$T/ann2" "$(jq -r '.manifests[0].digest' "$T/ann2/index.json")")
+assert_eq "$(jq -r '.annotations["org.example.i"]' "$idx")" 3 "index annotation"
+assert_eq "$(jq -r '.manifests[0].annotations["org.example.id"]' "$T/ann2/index.json")" 4 "index-descriptor annotation"
+for d in $(jq -r '.manifests[].digest' "$idx"); do
+  m=$(oci_blob "$T/ann2" "$d")
+  arch=$(jq -r .architecture "$(oci_blob "$T/ann2" "$(jq -r .config.digest "$m")")")
+  want=$([[ $arch == arm64 ]] && echo yes || echo null)
+  assert_eq "$(jq -r '.annotations["org.example.arm"] // "null"' "$m")" "$want" "platform-filtered annotation on $arch"
+done
+rc=0; ocib_run ann3 build --annotation "manfest:k=v" "$ctx" || rc=$?
+assert_eq "$rc" 2 "exit status for a bad --annotation type"
+assert_file_contains "$T/ann3.err" 'did you mean "manifest"?'
+
 # stdin as docker build / buildx take it: -f - (the Dockerfile), - (a tar context, or a
 # Dockerfile with an empty context); names in a context tar cannot leave it.
 printf 'FROM scratch\nCOPY busybox /from-stdin-dockerfile\n' | "$OCIB" build -f - -o type=local,dest="$T/s1" "$ctx" 2>"$T/s1.err" ||
