@@ -350,6 +350,10 @@ def main(argv):
                     print(f"SKIP       {n}: needs root", flush=True)
                     counts["SKIP"] += 1
                     continue
+                if "amd64" in req and os.uname().machine != "x86_64":
+                    print(f"SKIP       {n}: expects an amd64 host", flush=True)
+                    counts["SKIP"] += 1
+                    continue
                 if reference and c["meta"].get("reference", [""])[0].startswith("no"):
                     print(f"SKIP       {n}: {c['meta']['reference'][0]}", flush=True)
                     counts["SKIP"] += 1
