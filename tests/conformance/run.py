@@ -164,7 +164,7 @@ class DirFS:
         full = os.path.join(self.root, p.lstrip("/"))
         try:
             st = os.lstat(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode) else \
             "file" if stat.S_ISREG(st.st_mode) else "other"
