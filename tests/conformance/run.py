@@ -214,6 +214,15 @@ def check(c, res):
                 if sub not in res["stderr"]:
                     bad.append(f"error output lacks {sub!r}: {res['stderr'].strip()[-600:]!r}")
                 continue
+            if op == "image":
+                # a top-level field of the image config (architecture, os, variant); --reference cannot see them
+                if res.get("image") is None:
+                    continue
+                want = json.loads(e.split(None, 2)[2])
+                got = jpath(res["image"], words[1])
+                if got != want:
+                    bad.append(f"image {words[1]} = {json.dumps(got)}, expected {json.dumps(want)}")
+                continue
             if op in ("config", "config-has", "config-lacks"):
                 key = words[1]
                 want = json.loads(e.split(None, 2)[2]) if len(words) > 2 else None
@@ -314,6 +323,7 @@ def build_ocib(ocib, store, c, work):
             m = json.load(open(blob(m["manifests"][0]["digest"])))
         cfg = json.load(open(blob(m["config"]["digest"])))
         res["config"] = cfg.get("config", {})
+        res["image"] = {k: v for k, v in cfg.items() if k not in ("config", "history", "rootfs")}
         res["history"] = [h.get("created_by", "") for h in cfg.get("history", [])]
         res["history_empty"] = [bool(h.get("empty_layer", False)) for h in cfg.get("history", [])]
     return res
