@@ -103,6 +103,8 @@ def make_context(c, work):
             raise CaseError(f"unknown section '=== {k}'")
     if dockerfile is None:
         raise CaseError("no '=== Dockerfile' section")
+    if c["meta"].get("dockerfile"):
+        dockerfile = c["meta"]["dockerfile"][0]  # -f names this path of the context (a symlink, say)
     return ctx, dockerfile
 
 
