@@ -257,7 +257,14 @@ def check(c, res):
                 if rel == "!~" and got is not None and want in got:
                     bad.append(f"history[{idx}] = {got!r}, expected it not to contain {want!r}")
                 continue
-            path = words[1]
+            rest = e.split(None, 1)[1]
+            if rest.startswith('"'):  # a JSON-quoted path (spaces)
+                path, end = json.JSONDecoder().raw_decode(rest)
+                rest = rest[end:].strip()
+            else:
+                path, _, rest = rest.partition(" ")
+                rest = rest.strip()
+            words = [op, path] + rest.split()
             ent = res["fs"].get(path)
             if op == "absent":
                 if ent is not None:
@@ -282,7 +289,7 @@ def check(c, res):
                 if ent["type"] != "symlink" or ent.get("link") != words[2]:
                     bad.append(f"{path} is {ent['type']} -> {ent.get('link')!r}, expected symlink -> {words[2]}")
             elif op in ("content", "contains", "lacks"):
-                want = json.loads(e.split(None, 2)[2])
+                want = json.loads(rest)
                 if ent["type"] != "file":
                     bad.append(f"{path} is a {ent['type']}, expected a file")
                     continue
@@ -294,7 +301,7 @@ def check(c, res):
                 if op == "lacks" and want in got:
                     bad.append(f"{path} holds {got!r}, expected it not to contain {want!r}")
             elif op == "entries":
-                want = json.loads(e.split(None, 2)[2])
+                want = json.loads(rest)
                 got = res["fs"].listdir(path) if ent["type"] == "dir" else None
                 if got != sorted(want):
                     bad.append(f"{path} holds {got}, expected {sorted(want)}")
