@@ -151,7 +151,7 @@ class TarFS:
                 base = dict(base, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid)
             return base
         return {"type": kind, "mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "data": data,
-                "link": m.linkname}
+                "link": m.linkname, "mtime": m.mtime}
 
     def listdir(self, p):
         pre = p.rstrip("/") + "/"
@@ -170,7 +170,7 @@ class DirFS:
             return None
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode) else \
             "file" if stat.S_ISREG(st.st_mode) else "other"
-        d = {"type": kind, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}
+        d = {"type": kind, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid, "mtime": int(st.st_mtime)}
         if kind == "file":
             with open(full, "rb") as f:
                 d["data"] = f.read()
@@ -278,6 +278,9 @@ def check(c, res):
             elif op == "type":
                 if ent["type"] != words[2]:
                     bad.append(f"{path} is a {ent['type']}, expected {words[2]}")
+            elif op == "mtime":
+                if int(ent.get("mtime", -1)) != int(words[2]):
+                    bad.append(f"{path} mtime {ent.get('mtime')}, expected {words[2]}")
             elif op == "mode":
                 if ent["mode"] != int(words[2], 8):
                     bad.append(f"{path} mode {ent['mode']:04o}, expected {words[2]}")
