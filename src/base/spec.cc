@@ -104,6 +104,12 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   return best ? "; did you mean \"" + *best + "\"?" : "";
 }
 
+std::string did_you_mean_bk(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string s = did_you_mean(word, candidates);
+  if (s.empty()) return s;
+  return " (did you mean " + s.substr(std::string("; did you mean \"").size(), s.size() - std::string("; did you mean \"").size() - 2) + "?)";
+}
+
 std::optional<uint32_t> parse_u32(const std::string& s) {
   if (s.empty() || s.size() > 10) return std::nullopt;
   for (char c : s)

@@ -44,6 +44,8 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep);
 /// "; did you mean \"X\"?" for the candidate closest to `word` (edit distance at most 2, and
 /// less than half its length), else "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+/// The same in BuildKit's words, for Dockerfile errors: " (did you mean type?)", or "".
+std::string did_you_mean_bk(const std::string& word, const std::vector<std::string>& candidates);
 
 /// A decimal uint32 ("0".."4294967295", no sign, no spaces), else nullopt.
 std::optional<uint32_t> parse_u32(const std::string& s);

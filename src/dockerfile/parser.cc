@@ -547,11 +547,11 @@ Status Parser::parse_flags(Instruction& in, const std::vector<std::string>& raw,
       if (s.name == name) spec = &s;
     }
     if (spec == nullptr) {
-      std::string msg = "unknown flag --" + q(name) + " for " + in.keyword;
+      std::string msg = "unknown flag: --" + q(name) + " for " + in.keyword;
       std::vector<std::string_view> names;
       for (const FlagSpec& s : specs) names.push_back(s.name);
       std::string s = suggest(name, names);
-      if (!s.empty()) msg += " (did you mean --" + s + "?)";
+      if (!s.empty()) msg += " (did you mean " + s + "?)";  // BuildKit's words
       return err_at(off, in.line, msg);
     }
     if (!spec->repeatable && !seen.insert(name).second) {

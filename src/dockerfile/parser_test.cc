@@ -94,7 +94,7 @@ TEST(Parser, MalformedFrom) {
   EXPECT_NE(fail("FROM a AS 1x\n").find("Dockerfile:1: invalid name for build stage"),
             std::string::npos);
   EXPECT_NE(fail("FROM a AS b$c\n").find("invalid name for build stage"), std::string::npos);
-  EXPECT_EQ(fail("FROM --foo=x a\n"), "Dockerfile:1:6: unknown flag --foo for FROM");
+  EXPECT_EQ(fail("FROM --foo=x a\n"), "Dockerfile:1:6: unknown flag: --foo for FROM");
 }
 
 TEST(Parser, InstructionBeforeFrom) {
@@ -210,13 +210,13 @@ TEST(Parser, Flags) {
   EXPECT_EQ(b[3].flag("interval")->value, "5s");
   EXPECT_EQ(b[3].words, (std::vector<std::string>{"CMD", "curl -f http://localhost/"}));
 
-  EXPECT_EQ(fail("FROM a\nRUN --xyz=1 true\n"), "Dockerfile:2:5: unknown flag --xyz for RUN");
+  EXPECT_EQ(fail("FROM a\nRUN --xyz=1 true\n"), "Dockerfile:2:5: unknown flag: --xyz for RUN");
   EXPECT_EQ(fail("FROM a\nCOPY --from=a --from=b x y\n"),
             "Dockerfile:2:15: duplicate flag specified: --from");
   EXPECT_EQ(fail("FROM a\nCOPY --from x y\n"), "Dockerfile:2:6: missing a value on flag: --from");
   EXPECT_NE(fail("FROM a\nCOPY --link=maybe x y\n").find("expecting boolean value"),
             std::string::npos);
-  EXPECT_EQ(fail("FROM a\nADD --from=x a b\n"), "Dockerfile:2:5: unknown flag --from for ADD");
+  EXPECT_EQ(fail("FROM a\nADD --from=x a b\n"), "Dockerfile:2:5: unknown flag: --from for ADD");
   // Instructions without flags keep `--x` as an argument.
   Dockerfile c = ok("FROM a\nCMD --help\nENTRYPOINT --x\n");
   EXPECT_EQ(c.stages[0].body[0].rest, "--help");
@@ -418,13 +418,13 @@ TEST(Parser, ErrorColumnsAndSuggestions) {
   std::string text = "FROM a AS build\nFROM b\n\n\n\n\nCOPY --frm=build /a /b\n";
   auto r = parse(text);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().str(), "Dockerfile:7:6: unknown flag --frm for COPY (did you mean --from?)");
+  EXPECT_EQ(r.error().str(), "Dockerfile:7:6: unknown flag: --frm for COPY (did you mean from?)");
   EXPECT_EQ(render_error_context(text, r.error()), "COPY --frm=build /a /b\n     ^\n");
   // The flag on a continuation line: that physical line and column.
   auto c = parse("FROM a\nRUN --network=none \\\n  \t--mnt=type=cache x\n");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().str(),
-            "Dockerfile:3:4: unknown flag --mnt for RUN (did you mean --mount?)");
+            "Dockerfile:3:4: unknown flag: --mnt for RUN (did you mean mount?)");
   EXPECT_EQ(fail("FROM a\n  FORM b\n"),
             "Dockerfile:2: unknown instruction: FORM (did you mean FROM?)");
   EXPECT_EQ(fail("FROM a\nXYZZY b\n"), "Dockerfile:2: unknown instruction: XYZZY");
@@ -466,7 +466,7 @@ TEST(Parser, ErrorsBoundAndEscapeTheOffendingLine) {
   std::string esc_df = "FROM a\nRUN --fo\x1b]0;pwned\x07=1 true\n";
   auto e = parse(esc_df);
   ASSERT_FALSE(e.ok());
-  EXPECT_EQ(e.error().str(), "Dockerfile:2:5: unknown flag --fo\\x1b]0;pwned\\x07 for RUN");
+  EXPECT_EQ(e.error().str(), "Dockerfile:2:5: unknown flag: --fo\\x1b]0;pwned\\x07 for RUN");
   EXPECT_EQ(render_error_context(esc_df, e.error()), "RUN --fo\\x1b]0;pwned\\x07=1 true\n    ^\n");
   Error later = Error::at(SourceLoc{"Dockerfile", 2, 16}, "x");  // the "--fo" after the escapes
   std::string lc = render_error_context(esc, later);

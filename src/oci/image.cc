@@ -130,9 +130,10 @@ nlohmann::json ImageConfig::to_json() const {
   const RunConfig& rc = config;
   if (!rc.user.empty()) c["User"] = rc.user;
   if (!rc.env.empty()) c["Env"] = rc.env;
-  // Present-but-empty Entrypoint/Cmd are kept: `ENTRYPOINT []` differs from no ENTRYPOINT.
-  if (rc.entrypoint) c["Entrypoint"] = *rc.entrypoint;
-  if (rc.cmd) c["Cmd"] = *rc.cmd;
+  // As BuildKit (Go's omitempty): an empty Entrypoint/Cmd (`ENTRYPOINT []`, which clears the
+  // base's) is left out; a runtime reads both the same way.
+  if (rc.entrypoint && !rc.entrypoint->empty()) c["Entrypoint"] = *rc.entrypoint;
+  if (rc.cmd && !rc.cmd->empty()) c["Cmd"] = *rc.cmd;
   if (!rc.working_dir.empty()) c["WorkingDir"] = rc.working_dir;
   if (!rc.labels.empty()) c["Labels"] = rc.labels;
   if (!rc.exposed_ports.empty()) c["ExposedPorts"] = key_set(rc.exposed_ports);

@@ -114,7 +114,10 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     if (ins.raw_words.empty()) return at(ins, "WORKDIR requires exactly one argument");
     OCIB_ASSIGN_OR_RETURN(std::string dir, word(ins.raw_words.front(), st, ins));
     std::string cur = st.config.working_dir.empty() ? "/" : st.config.working_dir;
-    st.config.working_dir = fs::clean(dir.front() == '/' ? dir : fs::join(cur, dir));
+    // As BuildKit's NormalizeWorkdir: an absolute path is kept as written ("/test4/"), a
+    // relative one is joined to the current directory and cleaned.
+    if (dir.empty()) return at(ins, "WORKDIR requires exactly one argument");
+    st.config.working_dir = dir.front() == '/' ? dir : fs::clean(fs::join(cur, dir));
     if (st.config.working_dir == "/") {
       hist("WORKDIR /");
       return {};
@@ -147,7 +150,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       if (!ws.ok()) return at(ins, ws.error().message());
       ports.insert(ports.end(), ws->begin(), ws->end());
     }
-    std::set<std::string> these;  // BuildKit's history prints the ports as Go prints a set
+    std::set<std::string> these;  // BuildKit's history: the sorted port list, as Go prints it
     for (std::string p : ports) {
       // "80", "80/udp", "8000-8002/tcp" (a range expands to each port, as Docker does).
       std::string proto = "tcp";
@@ -160,7 +163,7 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
       auto dash = p.find('-');
       auto lo = parse_u32(p.substr(0, dash));
       auto hi = dash == std::string::npos ? lo : parse_u32(p.substr(dash + 1));
-      if (!lo || !hi || *lo > 65535 || *hi > 65535 || *hi < *lo) return at(ins, "invalid EXPOSE port \"" + p + "\"");
+      if (!lo || !hi || *lo > 65535 || *hi > 65535 || *hi < *lo) return at(ins, "invalid containerPort: " + p);
       for (uint32_t port = *lo; port <= *hi; ++port) {
         std::string e = std::to_string(port) + "/" + proto;
         these.insert(e);
@@ -169,8 +172,8 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
           st.config.exposed_ports.push_back(e);
       }
     }
-    std::string text = "EXPOSE map[";
-    for (const auto& e : these) text += (text.back() == '[' ? "" : " ") + e + ":{}";
+    std::string text = "EXPOSE [";
+    for (const auto& e : these) text += (text.back() == '[' ? "" : " ") + e;
     hist(text + "]");
   } else if (kw == "CMD" || kw == "ENTRYPOINT") {
     std::vector<std::string> v;

@@ -96,7 +96,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       if (w.find("://") != std::string::npos) return at(ins, "ADD " + w + ": unsupported URL scheme (http, https)");
       local.push_back(w);
     }
-    if (!checksum.empty() && urls == 0) return at(ins, "ADD --checksum can only be used with an HTTP(S) source");
+    if (!checksum.empty() && urls == 0) return at(ins, "checksum requires HTTP(S) or Git sources");
     words = std::move(local);
     s.copy.extract_archives = unpack != Unpack::kNo;
   }

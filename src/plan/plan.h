@@ -44,6 +44,8 @@ struct RunMount {
   std::string id;             // cache id / secret id
   std::string source;         // bind: path inside the source; pipe: script content
   bool rw = false;
+  bool cache_readonly = false;  // type=cache,readonly: mounted read-only
+  bool absent = false;          // an optional mount with nothing to mount (type=ssh): left out
   bool required = false;      // secret
   std::string env;            // secret: also (or only) as this environment variable
   uint64_t size = 0;          // tmpfs

@@ -247,9 +247,25 @@ Status Planner::plan() {
       std::vector<std::string> names;
       for (const auto& s : df.stages)
         if (!s.name.empty()) names.push_back(s.name);
-      return Error::invalid("target stage \"" + req_.target + "\" could not be found" + did_you_mean(t, names));
+      return Error::invalid("target stage \"" + req_.target + "\" could not be found" + did_you_mean_bk(t, names));
     }
   }
+  // As BuildKit (which resolves every stage's references before dispatching any): COPY --from
+  // naming a stage defined further down fails even in a stage the target does not need.
+  for (const auto& stage : df.stages)
+    for (const auto& ins : stage.body) {
+      const auto* f = ins.keyword == "COPY" ? ins.flag("from") : nullptr;
+      if (!f || named_context(f->value)) continue;
+      std::string lower = ascii_lower(f->value);
+      for (const auto& other : df.stages)
+        if (other.index > stage.index &&
+            (other.name == lower || (other.name.empty() && parse_u32(f->value) == static_cast<uint32_t>(other.index))))
+          return at(ins, "cannot copy from stage \"" + f->value + "\", it needs to be defined before current stage \"" +
+                             stage_name(static_cast<size_t>(stage.index)) + "\"");
+      if (auto id = parse_u32(f->value); id && *id < df.stages.size() && *id > static_cast<uint32_t>(stage.index))
+        return at(ins, "cannot copy from stage \"" + f->value + "\", it needs to be defined before current stage \"" +
+                           stage_name(static_cast<size_t>(stage.index)) + "\"");
+    }
   // An outline leaves a stage it cannot plan unplanned and goes on with the others.
   auto unplanned = [this] {
     for (auto& other : plan_.stages) other.planning = false;
@@ -280,6 +296,7 @@ Status Planner::plan_stage(size_t index) {
 
   auto base = dockerfile::process_word(stage.base, meta_args_, df_->escape);
   if (!base.ok()) return at(stage.from, base.error().message());
+  if (base->empty()) return at(stage.from, "base name (" + stage.base + ") should not be blank");
   std::string b = *base;
   st.platform = req_.platform;
   if (!stage.platform.empty()) {

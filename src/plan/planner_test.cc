@@ -320,7 +320,7 @@ TEST(Planner, HistoryReadsAsBuildKitWritesIt) {
                    "RUN |3 A=given B= C=3 /bin/sh -c echo $A # buildkit",
                    "RUN |3 A=given B= C=3 /bin/x y z # buildkit",
                    "COPY --chown=1:2 --chmod=0640 busybox /d/ # buildkit",
-                   "EXPOSE map[53/udp:{} 80/tcp:{}]",
+                   "EXPOSE [53/udp 80/tcp]",
                    "CMD [\"a b\" \"c\\\"d\"]",
                    "SHELL [/bin/sh -xc]",
                    "VOLUME [/v /w]",

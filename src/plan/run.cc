@@ -11,19 +11,22 @@ namespace ocib::plan::detail {
 
 namespace {
 
-// BuildKit's runCommandString: "|N k=v ..." for the N ARG declarations in scope (each with the
-// value the command sees), then the arguments joined by spaces (exec form too).
+// BuildKit's runCommandString: "|N k=v ..." for the N ARGs declared in scope (each key once, at
+// its first declaration, with the value the command sees), then the arguments joined by spaces
+// (exec form too).
 std::string run_history(const StageState& st, const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  std::vector<std::string> parts;
-  if (!st.arg_decls.empty()) {
-    parts.push_back("|" + std::to_string(st.arg_decls.size()));
-    for (const auto& [k, v] : st.arg_decls) {
-      std::string val = v.value_or("");
-      for (const auto& e : env)
-        if (e.size() > k.size() && e.compare(0, k.size() + 1, k + "=") == 0) val = e.substr(k.size() + 1);
-      parts.push_back(k + "=" + val);
-    }
+  std::vector<std::string> parts, keys;
+  for (const auto& [k, v] : st.arg_decls) {
+    if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
+    keys.push_back(k);
+    std::string val;
+    for (const auto& [k2, v2] : st.arg_decls)
+      if (k2 == k) val = v2.value_or("");
+    for (const auto& e : env)
+      if (e.size() > k.size() && e.compare(0, k.size() + 1, k + "=") == 0) val = e.substr(k.size() + 1);
+    parts.push_back(k + "=" + val);
   }
+  if (!parts.empty()) parts.insert(parts.begin(), "|" + std::to_string(parts.size()));
   parts.insert(parts.end(), argv.begin(), argv.end());
   return join(parts, " ");
 }
@@ -43,6 +46,7 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
     kv[k] = v;
   }
   for (const auto& [k, v] : kv) {
+    const std::string kv_text = k + "=" + v;
     if (k == "type") type = v;
     else if (k == "target" || k == "dst" || k == "destination") m.target = v;
     else if (k == "source" || k == "src") m.source = v;
@@ -92,17 +96,24 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
         return at(ins, "--mount " + k + "=" + v + ": not a numeric id");
       (k == "uid" ? m.uid : m.gid) = static_cast<uint32_t>(id);
     } else {
-      return at(ins, "unknown --mount option \"" + k + "\"" +
-                         did_you_mean(k, {"type", "target", "source", "id", "readonly", "required", "env", "sharing",
-                                          "mode", "size", "from", "uid", "gid"}));
+      return at(ins, "unexpected key '" + k + "' in '" + kv_text + "'" +
+                         did_you_mean_bk(k, {"type", "target", "source", "id", "readonly", "required", "env", "sharing",
+                                             "mode", "size", "from", "uid", "gid"}));
     }
   }
-  if (type == "ssh") return at(ins, "RUN --mount=type=ssh is not supported yet");
+  if (type == "ssh") {
+    // No --ssh agent forwarding yet: as BuildKit without a matching --ssh, an optional ssh
+    // mount is left out (SSH_AUTH_SOCK unset) and a required one fails.
+    if (m.required) return at(ins, "no SSH key \"" + (m.id.empty() ? std::string("default") : m.id) +
+                                       "\" forwarded from the client (--ssh is not supported yet)");
+    m.absent = true;
+    return m;
+  }
   if (type == "bind") m.type = RunMount::Type::kBind;
   else if (type == "cache") m.type = RunMount::Type::kCache;
   else if (type == "tmpfs") m.type = RunMount::Type::kTmpfs;
   else if (type == "secret") m.type = RunMount::Type::kSecret;
-  else return at(ins, "unknown mount type \"" + type + "\" (bind, cache, tmpfs, secret)");
+  else return at(ins, "unsupported mount type \"" + type + "\"" + did_you_mean_bk(type, {"bind", "cache", "tmpfs", "secret", "ssh"}));
   if (m.type == RunMount::Type::kSecret) {
     if (m.id.empty()) m.id = m.target.empty() ? "" : fs::basename(m.target);
     if (m.id.empty()) return at(ins, "RUN --mount=type=secret needs id= or target=");
@@ -114,6 +125,8 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
   if (m.target.front() != '/') m.target = fs::join(wd, m.target);
   m.target = fs::clean(m.target);
   if (m.type == RunMount::Type::kCache && m.id.empty()) m.id = m.target;
+  // A cache is writable unless readonly/ro is given (BuildKit); a bind is read-only unless rw.
+  if (m.type == RunMount::Type::kCache) m.cache_readonly = (kv.count("readonly") || kv.count("ro")) && !m.rw;
   if (m.type == RunMount::Type::kBind) m.source = fs::clean("/" + m.source).substr(1);
   return m;
 }
@@ -126,7 +139,7 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   if (const auto* f = ins.flag("security")) {
     if (f->value == "insecure") {
       if (!std::count(req_.allow.begin(), req_.allow.end(), "security.insecure"))
-        return at(ins, "RUN --security=insecure needs the entitlement: ocib build --allow security.insecure");
+        return at(ins, "entitlement security.insecure is not allowed (ocib build --allow security.insecure)");
       insecure = true;
     } else if (f->value != "sandbox") {
       return at(ins, "RUN --security=" + f->value + ": unknown mode (sandbox or insecure)");
@@ -169,8 +182,10 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     }
     OCIB_ASSIGN_OR_RETURN(std::string spec, word(f.value, st, ins));
     OCIB_ASSIGN_OR_RETURN(RunMount m, parse_mount(spec, st, ins));
+    if (m.absent) continue;
     json mk = {{"type", type_name(m.type)}, {"target", m.target}, {"id", m.id}, {"source", m.source}, {"rw", m.rw},
                {"env", m.env}, {"size", m.size}, {"mode", m.mode}};
+    if (m.cache_readonly) mk["readonly"] = true;
     if (m.type == RunMount::Type::kBind) {
       if (m.from_stage) {
         mk["from"] = m.from_top ? m.from_top->key : "empty";

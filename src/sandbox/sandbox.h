@@ -96,7 +96,7 @@ struct Spec {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups (ignored under a single-id map)
-  std::string hostname = "ocib";
+  std::string hostname = "buildkitsandbox";  // BuildKit's default
   Network network = Network::kNone;
   /// --add-host: extra /etc/hosts lines (host, address), after the generated ones.
   std::vector<std::pair<std::string, std::string>> extra_hosts;

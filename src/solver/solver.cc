@@ -135,6 +135,7 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
       }
       sm.type = sandbox::Mount::Type::kBind;
       sm.source = dir;
+      sm.readonly = m.cache_readonly;
     } else if (m.type == plan::RunMount::Type::kTmpfs) {
       sm.type = sandbox::Mount::Type::kTmpfs;
       sm.tmpfs_size = m.size;
@@ -181,7 +182,7 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
       } else {
         auto it = opts_.secrets.find(m.id);
         if (it == opts_.secrets.end()) {
-          if (m.required) return Error::invalid("secret " + m.id + " is required but was not given (--secret id=" + m.id + ",src=FILE)");
+          if (m.required) return Error::invalid("secret " + m.id + ": not found (required; give it with --secret id=" + m.id + ",src=FILE)");
           continue;
         }
         if (!it->second.env.empty()) {
@@ -195,8 +196,8 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
         if (m.target.empty()) continue;
       }
       mode_t mode = m.type == plan::RunMount::Type::kPipe ? 0555 : (m.mode ? m.mode : 0400);
-      // Readable by a non-root step user only through its mode; owner is container root.
-      if (m.type == plan::RunMount::Type::kSecret && !m.mode && (spec.uid != 0)) mode = 0444;
+      // As BuildKit: 0400, owned by uid/gid (root by default); a non-root step reads it only
+      // when given uid= or mode=.
       // In a tmpfs of the step's own mount namespace: never on disk, gone with the step.
       sm.type = sandbox::Mount::Type::kData;
       sm.data = std::move(value);
@@ -549,12 +550,16 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
       if (ids_.container_to_host_gid(g)) spec.groups.push_back(g);
     spec.argv = s.argv;
     spec.env = s.env;
+    // As runc for BuildKit: HOME from the user's /etc/passwd entry ("/" when not listed),
+    // unless the environment has one.
+    if (std::none_of(spec.env.begin(), spec.env.end(), [](const std::string& e) { return e.rfind("HOME=", 0) == 0; }))
+      spec.env.push_back("HOME=" + home_dir(spec.lowerdirs, s.user));
     spec.insecure = s.insecure;
     spec.cwd = s.cwd;
     spec.env.insert(spec.env.end(), s.proxy_env.begin(), s.proxy_env.end());
     OCIB_TRY(add_run_mounts(s, spec, spec.env, mount_locks));
   } else if (s.kind == plan::Step::Kind::kWorkdir) {
-    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));
+    OCIB_ASSIGN_OR_RETURN(auto ids, resolve_chown(spec.lowerdirs, s.user));
     std::string dir = s.workdir;
     fn = [dir, ids](const std::vector<int>&) -> Result<std::string> {
       OCIB_TRY(copy::make_workdir(dir, ids.first, ids.second));
@@ -563,8 +568,7 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
   } else {
     copy::CopyOp op = s.copy;
     if (!s.chown_spec.empty()) {
-      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(s.user_from ? lowers_of(store_, s.user_from) : spec.lowerdirs,
-                                                   s.chown_spec));
+      OCIB_ASSIGN_OR_RETURN(auto ids, resolve_chown(s.user_from ? lowers_of(store_, s.user_from) : spec.lowerdirs, s.chown_spec));
       op.uid = ids.first;
       op.gid = ids.second;
     }

@@ -137,6 +137,55 @@ Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::vector<std::string
   return std::make_pair(uid, gid);
 }
 
+Result<std::pair<uint32_t, uint32_t>> resolve_chown(const std::vector<std::string>& lowers, const std::string& spec) {
+  std::string u = spec, g;
+  if (auto c = u.find(':'); c != std::string::npos) {
+    g = u.substr(c + 1);
+    u = u.substr(0, c);
+  }
+  uint32_t uid = 0, gid = 0;
+  if (auto id = parse_u32(u)) {
+    uid = gid = *id;
+  } else if (!u.empty()) {
+    auto passwd = read_image_file(lowers, "/etc/passwd");
+    if (!passwd) return Error::invalid("unable to find user " + u + ": open /etc/passwd: no such file or directory");
+    if (auto ent = lookup_db(passwd, u)) {
+      uid = ent->first;
+      gid = ent->second;
+    }
+  }
+  if (auto id = parse_u32(g)) {
+    gid = *id;
+  } else if (!g.empty()) {
+    auto group = read_image_file(lowers, "/etc/group");
+    if (!group) return Error::invalid("unable to find group " + g + ": open /etc/group: no such file or directory");
+    if (auto ent = lookup_db(group, g)) gid = ent->first;
+  }
+  return std::make_pair(uid, gid);
+}
+
+std::string home_dir(const std::vector<std::string>& lowers, const std::string& spec) {
+  std::string u = spec.empty() ? "root" : spec.substr(0, spec.find(':'));
+  auto passwd = read_image_file(lowers, "/etc/passwd");
+  if (!passwd) return "/";
+  size_t pos = 0;
+  while (pos < passwd->size()) {
+    size_t end = passwd->find('\n', pos);
+    if (end == std::string::npos) end = passwd->size();
+    std::string line = passwd->substr(pos, end - pos);
+    pos = end + 1;
+    std::vector<std::string> f;
+    for (size_t i = 0, j; i <= line.size(); i = j + 1) {
+      j = line.find(':', i);
+      if (j == std::string::npos) j = line.size();
+      f.push_back(line.substr(i, j - i));
+    }
+    if (f.size() < 6) continue;
+    if (f[0] == u || (parse_u32(u) && f[2] == u)) return f[5].empty() ? "/" : f[5];
+  }
+  return "/";
+}
+
 // The supplementary groups of a RUN's user, as current BuildKit sets them (runc's GetExecUser,
 // plus the primary group since CVE-2023-25173): the primary gid first; then, for a user found in
 // the image's /etc/passwd (by name, or by uid) without an explicit group, every group of

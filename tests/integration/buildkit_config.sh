@@ -71,7 +71,7 @@ printf 'FROM scratch AS build\nCOPY http://127.0.0.1:9/x /x\n' >"$ctx/Dockerfile
 if ocib_run url build -f "$ctx/Dockerfile.url" "$ctx"; then fail "COPY of a URL accepted"; fi
 assert_file_contains "$T/url.err" "Dockerfile.url:2: source can't be a URL for COPY"
 if ocib_run target build -f "$ctx/Dockerfile.url" --target bulid "$ctx"; then fail "--target bulid accepted"; fi
-assert_file_contains "$T/target.err" 'target stage "bulid" could not be found; did you mean "build"?'
+assert_file_contains "$T/target.err" 'target stage "bulid" could not be found (did you mean build?)'
 # ADD --unpack (BuildKit 1.17): true unpacks a URL's archive; false keeps a local archive a file.
 tar -cf "$T/www/a.tar" -C "$ctx" Dockerfile.url
 cp "$T/www/a.tar" "$ctx/local.tar"

@@ -71,6 +71,6 @@ ocib_ok b3 build --build-arg NAME=other -t fe:1 -o type=oci,dest="$T/fe3.tar" --
 # A misspelt flag: file, line and column, a suggestion and a caret.
 printf 'FROM scratch\nCOPY --frm=x a b\n' >"$ctx/Dockerfile.bad"
 if ocib_run bad build -f "$ctx/Dockerfile.bad" -o type=oci,dest="$T/bad.tar" "$ctx"; then fail "bad flag accepted"; fi
-grep -q 'Dockerfile.bad:2:6: unknown flag --frm for COPY (did you mean --from?)' "$T/bad.err" ||
+grep -q 'Dockerfile.bad:2:6: unknown flag: --frm for COPY (did you mean from?)' "$T/bad.err" ||
   fail "unexpected error text: $(cat "$T/bad.err")"
 grep -q '\^' "$T/bad.err" || fail "no caret under the error: $(cat "$T/bad.err")"
