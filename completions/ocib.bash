@@ -82,7 +82,7 @@ _ocib() {
       return
       ;;
     -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | \
-      --insecure-registry | --registry-mirror | --no-cache-filter | --cache-to | --cache-from | --add-host | --shm-size | --isolation | --annotation)
+      --insecure-registry | --registry-mirror | --no-cache-filter | --cache-to | --cache-from | --add-host | --shm-size | --isolation | --annotation | --ulimit)
       return
       ;;
   esac
@@ -91,7 +91,7 @@ _ocib() {
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
       --platform -o --output --iidfile --print --secret --pull --insecure-registry --registry-mirror
       --progress --metadata-file -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
-      --network --allow --annotation --isolation --add-host --shm-size --push -q --quiet -h --help' -- "$cur"))
+      --network --allow --ulimit --annotation --isolation --add-host --shm-size --push -q --quiet -h --help' -- "$cur"))
   else
     _filedir -d
   fi

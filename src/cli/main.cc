@@ -24,6 +24,7 @@
 #include "registry/registry.h"
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -68,6 +69,7 @@ Options:
                            compression=gzip|zstd|uncompressed, compression-level=N
       --annotation A       [TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE on the manifest (default),
                            index, manifest-descriptor or index-descriptor (repeatable)
+      --ulimit NAME=S[:H]  resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)
       --isolation MODE     auto | full | procfs-less (= OCIB_ISOLATION; see ocib info)
       --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
       --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
@@ -285,6 +287,33 @@ int cmd_build(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (take_value(a, i, "--ulimit", "", &v)) {
+      // Docker's NAME=SOFT[:HARD] (-1: unlimited), e.g. nofile=1024:2048.
+      static const std::map<std::string, int> kLimits = {
+          {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},         {"data", RLIMIT_DATA},
+          {"fsize", RLIMIT_FSIZE},     {"locks", RLIMIT_LOCKS},     {"memlock", RLIMIT_MEMLOCK},
+          {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},     {"nofile", RLIMIT_NOFILE},
+          {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},         {"rtprio", RLIMIT_RTPRIO},
+          {"rttime", RLIMIT_RTTIME},   {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK}};
+      auto eq = v.find('=');
+      std::string name = eq == std::string::npos ? v : v.substr(0, eq);
+      auto it = kLimits.find(name);
+      std::vector<std::string> names;
+      for (const auto& [n, r] : kLimits) names.push_back(n);
+      if (it == kLimits.end())
+        return fail("invalid --ulimit \"" + v + "\": unknown limit \"" + name + "\"" + ocib::did_you_mean(name, names), 2);
+      std::string vals = eq == std::string::npos ? "" : v.substr(eq + 1);
+      auto num = [](const std::string& x) -> std::optional<int64_t> {
+        if (x == "-1") return -1;
+        if (auto n = ocib::parse_u32(x)) return static_cast<int64_t>(*n);
+        return std::nullopt;
+      };
+      auto colon = vals.find(':');
+      auto soft = num(vals.substr(0, colon));
+      auto hard = colon == std::string::npos ? soft : num(vals.substr(colon + 1));
+      if (!soft || !hard || (*hard >= 0 && (*soft < 0 || *soft > *hard)))
+        return fail("invalid --ulimit \"" + v + "\" (NAME=SOFT[:HARD], soft <= hard, e.g. nofile=1024:2048)", 2);
+      o.ulimits.push_back({name + "=" + vals, it->second, *soft, *hard});
     } else if (take_value(a, i, "--annotation", "", &v)) {
       auto an = ocib::exporter::parse_annotation(v);
       if (!an.ok()) return fail(an.error().str(), 2);

@@ -153,6 +153,7 @@ Result<BuildResult> run(const Options& opts) {
     req.allow = opts.allow;
     req.extra_hosts = opts.extra_hosts;
     req.shm_size = opts.shm_size;
+    req.ulimits = opts.ulimits;
     req.named_contexts = named;
     req.platform = p;
     req.multi_platform = platforms.size() > 1;

@@ -26,6 +26,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host HOST:IP
   uint64_t shm_size = 0;                                          // --shm-size (bytes)
   std::vector<exporter::Annotation> annotations;                  // --annotation
+  std::vector<plan::Step::Ulimit> ulimits;                         // --ulimit
   std::vector<std::string> tags;
   /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]
   std::map<std::string, std::string> build_contexts;

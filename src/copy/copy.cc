@@ -460,6 +460,8 @@ Status mkdir_all(const std::string& dir, const Attrs& a) {
   }
   if ((a.uid || a.gid) && lchown(dir.c_str(), a.uid.value_or(0), a.gid.value_or(0)) != 0)
     return Error::from_errno("chown " + dir, errno);
+  // As current BuildKit: the directories a COPY --chmod creates get the mode too.
+  if (a.chmod && chmod(dir.c_str(), a.chmod->apply(0755, true)) != 0) return Error::from_errno("chmod " + dir, errno);
   return {};
 }
 
@@ -778,7 +780,16 @@ Status copy_entry(int parent_fd, const std::string& name, const std::string& rel
     if (a.pool) return a.pool->add(std::move(job));
     return job();
   }
-  // Sockets, fifos and devices from a context are skipped, as BuildKit does for sockets.
+  // A socket becomes an empty regular file (BuildKit's context transfer sends it so); a fifo
+  // stays a fifo; devices from a context are skipped.
+  if (S_ISSOCK(st.st_mode)) {
+    UniqueFd out(open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out.valid()) return Error::from_errno("create " + dst, errno);
+    out.reset();
+    struct stat as_file = st;
+    as_file.st_mode = (st.st_mode & 07777) | S_IFREG;
+    return apply_meta(dst, as_file, a, false);
+  }
   if (S_ISFIFO(st.st_mode)) {
     if (mkfifo(dst.c_str(), 0600) != 0) return Error::from_errno("mkfifo " + dst, errno);
     return apply_meta(dst, st, a, false);
@@ -933,9 +944,17 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     std::string kept;
     if (op.parents && match != ".") {
       const std::string& pv = pivots[mi];
-      kept = pv.empty() ? match
-             : match.compare(0, pv.size() + 1, pv + "/") == 0 ? match.substr(pv.size() + 1)
-             : match == pv ? "" : match;
+      if (!pv.empty() && has_glob(pv) && pv.find("**") == std::string::npos) {
+        // A wildcard before the pivot (BuildKit: the part before "/./" is the source, matched
+        // like any wildcard source): it matched as many components as it has.
+        size_t n = static_cast<size_t>(std::count(pv.begin(), pv.end(), '/')) + 1, pos = 0;
+        for (size_t c = 0; c < n && pos != std::string::npos; ++c) pos = match.find('/', pos + (c ? 1 : 0));
+        kept = pos == std::string::npos ? "" : match.substr(pos + 1);
+      } else {
+        kept = pv.empty() ? match
+               : match.compare(0, pv.size() + 1, pv + "/") == 0 ? match.substr(pv.size() + 1)
+               : match == pv ? "" : match;
+      }
     }
     if (S_ISDIR(st.st_mode)) {
       // A directory source copies its contents into dest (its own metadata is not copied).

@@ -90,6 +90,12 @@ struct Step {
   std::string hostname;   // BUILDKIT_SANDBOX_HOSTNAME, "" = the default
   std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host
   uint64_t shm_size = 0;                                          // --shm-size
+  struct Ulimit {
+    std::string text;  // "nofile=1024:2048" as given (the key)
+    int resource = 0;  // RLIMIT_*
+    int64_t soft = -1, hard = -1;  // -1 = unlimited
+  };
+  std::vector<Ulimit> ulimits;  // --ulimit
 
   // COPY
   copy::CopyOp copy;

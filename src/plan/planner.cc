@@ -332,6 +332,10 @@ Status Planner::plan_stage(size_t index) {
       st.history = src.history;
       st.base_created = src.base_created;
       st.author = src.author;
+      // As BuildKit (dispatchState init from its base stage): the base stage's ARGs stay in
+      // scope, with their values, for expansion, RUN's environment and history.
+      st.args = src.args;
+      st.arg_decls = src.arg_decls;
       // As BuildKit: a stage's ONBUILD triggers fire in a stage built FROM it, as an image's do.
       std::vector<std::string> triggers = std::move(st.config.onbuild);
       st.config.onbuild.clear();

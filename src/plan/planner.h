@@ -33,6 +33,7 @@ struct Request {
   /// as in BuildKit's ExecOp.
   std::vector<std::pair<std::string, std::string>> extra_hosts;
   uint64_t shm_size = 0;
+  std::vector<Step::Ulimit> ulimits;  // --ulimit, in the key as BuildKit's ExecOp ulimits
   /// --allow entitlements: security.insecure, network.host.
   std::vector<std::string> allow;
   std::map<std::string, NamedContext> named_contexts;  // by lowercased name

@@ -269,6 +269,12 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     k["hosts"] = h;
   }
   if (req_.shm_size) k["shm"] = s.shm_size = req_.shm_size;
+  if (!req_.ulimits.empty()) {
+    s.ulimits = req_.ulimits;
+    json u = json::array();
+    for (const auto& l : req_.ulimits) u.push_back(l.text);
+    k["ulimits"] = u;
+  }
   // The same command on the same (e.g. scratch) parent differs per architecture; host
   // builds keep their keys.
   if (!oci::runs_natively(st.platform)) {

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio_ext.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -96,6 +97,7 @@ enum Step : int32_t {
   kStepApiDir,
   kStepDataMount,
   kStepReportStub,
+  kStepSetrlimit,
   kStepCount,
 };
 
@@ -144,6 +146,7 @@ constexpr const char* kStepNames[] = {
     "check that /proc, /dev and /sys are directories in the image (not symlinks)",
     "write secret file or set a mount's owner",
     "report mountpoint stub",
+    "setrlimit (--ulimit above ocib's own hard limit needs it raised first)",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
 
@@ -434,6 +437,11 @@ void mount_api_filesystems(const Plan& p) {
   CHILD_CHECK(
       mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, p.shm_opts.c_str()),
       kStepMountShm);
+  // POSIX message queues of the step's own IPC namespace, as runc gives BuildKit's steps.
+  // Best effort: a kernel without mqueue leaves /dev/mqueue out rather than failing the step.
+  if (mkdir("dev/mqueue", 01777) == 0 &&
+      mount("mqueue", "dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    (void)rmdir("dev/mqueue");
   CHILD_CHECK(symlink("pts/ptmx", "dev/ptmx"), kStepDevSymlink);
   CHILD_CHECK(symlink("/proc/self/fd", "dev/fd"), kStepDevSymlink);
   CHILD_CHECK(symlink("/proc/self/fd/0", "dev/stdin"), kStepDevSymlink);
@@ -736,6 +744,10 @@ void arm_death_signal(const Plan& p, int alive_fd) {
 
   if (!s.insecure)
     if (int e = internal::drop_bounding_set()) fail(p, kStepDropBounding, e);
+  for (const auto& u : s.ulimits) {
+    struct rlimit rl = {static_cast<rlim_t>(u.soft), static_cast<rlim_t>(u.hard)};
+    CHILD_CHECK(setrlimit(u.resource, &rl), kStepSetrlimit);
+  }
   if (p.allow_setgroups) CHILD_CHECK(setgroups(p.groups.size(), p.groups.data()), kStepSetgroups);
   CHILD_CHECK(setresgid(s.gid, s.gid, s.gid), kStepSetgid);
   CHILD_CHECK(setresuid(s.uid, s.uid, s.uid), kStepSetuid);

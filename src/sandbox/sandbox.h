@@ -102,6 +102,12 @@ struct Spec {
   std::vector<std::pair<std::string, std::string>> extra_hosts;
   /// --shm-size: the size of /dev/shm in bytes (0: 64 MiB, Docker's default).
   uint64_t shm_size = 0;
+  /// --ulimit: resource limits set before the command starts (RLIMIT_*; -1 = unlimited).
+  struct Ulimit {
+    int resource = 0;
+    int64_t soft = -1, hard = -1;
+  };
+  std::vector<Ulimit> ulimits;
 
   /// Mounted in order after the rootfs and the generated /etc files (so a mount may replace
   /// /etc/resolv.conf). Targets resolve inside the new root (symlinks cannot escape it).

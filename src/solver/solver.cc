@@ -540,6 +540,7 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
   if (!s.hostname.empty()) spec.hostname = s.hostname;
   spec.extra_hosts = s.extra_hosts;
   spec.shm_size = s.shm_size;
+  for (const auto& u : s.ulimits) spec.ulimits.push_back({u.resource, u.soft, u.hard});
   if (s.kind == plan::Step::Kind::kRun) {
     if (s.emulated) OCIB_TRY(check_emulation(*s.emulated));
     OCIB_ASSIGN_OR_RETURN(auto ids, resolve_user(spec.lowerdirs, s.user));

@@ -91,6 +91,12 @@ assert_eq "$(awk 'NR==2 {print $2}' "$T/hosts/shm")" 131072 "/dev/shm size in Ki
 ocib_ok hosts2 build -f "$ctx/Dockerfile.hosts" -o type=local,dest="$T/hosts2" "$ctx"
 if grep -q db.local "$T/hosts2/hosts"; then fail "a build without --add-host reused the step with it"; fi
 assert_eq "$(awk 'NR==2 {print $2}' "$T/hosts2/shm")" 65536 "default /dev/shm size in KiB"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","sh","-c","ulimit -n > /nofile; ulimit -Hn > /nofile-hard"]\n' >"$ctx/Dockerfile.ulimit"
+ocib_ok ulimit build -f "$ctx/Dockerfile.ulimit" --ulimit nofile=512:1024 -o type=local,dest="$T/ulimit" "$ctx"
+assert_eq "$(cat "$T/ulimit/nofile") $(cat "$T/ulimit/nofile-hard")" "512 1024" "--ulimit nofile=512:1024 in RUN"
+rc=0; ocib_run badulimit build --ulimit nofiles=1 "$ctx" || rc=$?
+assert_eq "$rc" 2 "exit status for an unknown --ulimit"
+assert_file_contains "$T/badulimit.err" 'did you mean "nofile"?'
 rc=0; ocib_run badhost build --add-host nocolon "$ctx" || rc=$?
 assert_eq "$rc" 2 "exit status for a bad --add-host"
 

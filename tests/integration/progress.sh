@@ -77,11 +77,16 @@ compare progress_rawjson_cold.jsonl "$T/json1.norm"
 rc=0
 ocib_run json2 build -j 1 --progress=rawjson -f "$ctx/Dockerfile.fail" "$ctx" || rc=$?
 assert_eq "$rc" 1 "exit status of a failing RUN"
-# The last event is the error (ocib's own "ocib: error:" line is not JSON and comes last).
+# The last event is the error (ocib's own "ocib: error:" message is not JSON and comes last;
+# it ends with the failing Dockerfile line).
 grep '^{' "$T/json2.err" >"$T/json2.events"
 norm_json "$T/json2.events" >"$T/json2.norm"
 compare progress_rawjson_fail.jsonl "$T/json2.norm"
-tail -n 1 "$T/json2.err" | contains '^ocib: error: ' || fail "failing build does not end with ocib: error: ($(tail -n 1 "$T/json2.err"))"
+grep -v '^{' "$T/json2.err" | head -n 1 | contains -E '^ocib: error: .*Dockerfile.fail:[0-9]+: ' ||
+  fail "failing build does not end with ocib: error: naming the line ($(grep -v '^{' "$T/json2.err" | head -3))"
+if tail -n +"$(grep -n '^ocib: error: ' "$T/json2.err" | cut -d: -f1)" "$T/json2.err" | grep -q '^{'; then
+  fail "a JSON event after the error"
+fi
 
 # 3. tty through a pseudo-terminal: `script` gives ocib a terminal on stdin/stdout/stderr.
 export OCIB_ROOT="$T/store3"

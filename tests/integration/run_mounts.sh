@@ -65,7 +65,7 @@ check root2 "$T/m2.tar" "$OCIB_ROOT" 2
 # A missing required secret is a clear error.
 printf 'FROM scratch\nRUN --mount=type=secret,id=nope,required echo hi\n' >"$ctx/Dockerfile.req"
 if ocib_run req build -f "$ctx/Dockerfile.req" -o type=oci,dest="$T/req.tar" "$ctx"; then fail "missing required secret accepted"; fi
-grep -q 'secret nope is required' "$T/req.err" || fail "unclear error: $(cat "$T/req.err")"
+grep -q 'secret nope: not found' "$T/req.err" || fail "unclear error: $(cat "$T/req.err")"
 
 user_area "$IT_USER"
 cp "$T/secret.txt" "$T/u/secret.txt"
