@@ -186,6 +186,9 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     json mk = {{"type", type_name(m.type)}, {"target", m.target}, {"id", m.id}, {"source", m.source}, {"rw", m.rw},
                {"env", m.env}, {"size", m.size}, {"mode", m.mode}};
     if (m.cache_readonly) mk["readonly"] = true;
+    // A cache seeded from a stage (from=, source=): the stage runs first; as in BuildKit its
+    // content is not part of the key (a cache never is).
+    if (m.type == RunMount::Type::kCache && m.from_stage && m.from_top) s.deps.push_back(m.from_top);
     if (m.type == RunMount::Type::kBind) {
       if (m.from_stage) {
         mk["from"] = m.from_top ? m.from_top->key : "empty";

@@ -129,6 +129,12 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
         sm.chown_uid = m.uid.value_or(0);
         sm.chown_gid = m.gid.value_or(0);
       }
+      if (created && m.from_stage && m.from_top) {
+        if (Status seeded = seed_cache(dir, m, spec.scratch); !seeded.ok()) {
+          (void)sandbox::remove_tree(dir, ids_);  // seeded again by the next build
+          return seeded;
+        }
+      }
       if (m.locked) {
         OCIB_ASSIGN_OR_RETURN(fs::FileLock l, fs::FileLock::acquire(dir + ".lock"));
         locks.push_back(std::move(l));
@@ -371,6 +377,35 @@ void Solver::mark_exported() {
     exported_.insert(s);
     if (s->link_src) exported_.insert(s->link_src);
   }
+}
+
+// A new cache directory of `RUN --mount=type=cache,from=STAGE,source=PATH` starts as a copy of
+// PATH in the stage (BuildKit). The copy runs in a sandbox of its own, where the files' owners
+// are mapped, from a read-only view of the stage into the cache bound at /cache.
+Status Solver::seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const {
+  sandbox::Spec spec;
+  spec.scratch = fs::join(scratch, "seed");
+  spec.upperdir = fs::join(scratch, "seed-upper");
+  OCIB_TRY(fs::mkdirs(spec.upperdir, 0755));
+  sandbox::ReadOnlyView view;
+  view.layers = lowers_of(store_, m.from_top);
+  spec.views = {view};
+  sandbox::Mount cache;
+  cache.type = sandbox::Mount::Type::kBind;
+  cache.source = dir;
+  cache.target = "/cache";
+  spec.mounts = {cache};
+  spec.etc_files = false;
+  copy::CopyOp op;
+  op.sources = {m.source.empty() ? "." : m.source};
+  op.dest = "/cache/";
+  op.preserve_owner = true;
+  auto done = run_function(spec, ids_, reporter_, 0, [op](const std::vector<int>& fds) -> Result<std::string> {
+    OCIB_TRY(copy::copy_into(fds.at(0), op));
+    return std::string();
+  });
+  if (!done.ok()) return std::move(done).error().wrap("seeding cache mount " + m.target + " from its stage");
+  return {};
 }
 
 // Packs a committed snapshot into a layer blob and records it in the cache entry.

@@ -84,6 +84,7 @@ class Solver {
   static constexpr int kPackNice = 10;
   store::CacheEntry cache_entry(const plan::Step& s) const;
   std::string blob_variant() const;
+  Status seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const;
   Result<bool> try_imported_cache(plan::Step& s);
   bool ignores_cache(const plan::Step& s) const;
 
