@@ -30,6 +30,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include "base/fs.h"
+#include "dockerfile/dockerignore.h"
 #include "base/sha256.h"
 #include "cli/config.h"
 #include "cli/signals.h"
@@ -77,7 +78,8 @@ Options:
       --iidfile FILE       write the image ID (config digest; index digest for several
                            platforms); -q prints the same ID
       --print WHAT         do not build; print the stage graph (graph: DOT, graph-json),
-                           lint warnings (lint: stages serialised for no reason) or the
+                           lint warnings (lint: stages serialised for no reason; with
+                           --fix the Dockerfile is rewritten to the parallel shape) or the
                            planned steps with their cache keys (plan: JSON; nothing runs)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
       --pull[=POLICY]      base images from registries: always | missing | never
@@ -168,6 +170,7 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 int cmd_build(const Args& a) {
   ocib::control::Options o;
   bool push = false;  // --push
+  bool fix = false;   // --fix (with --print=lint)
   if (g_config.jobs) o.jobs = *g_config.jobs;
   if (g_config.progress) o.progress = *g_config.progress;
   if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
@@ -187,7 +190,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -278,6 +281,8 @@ int cmd_build(const Args& a) {
       auto eq = v.find('=');
       if (eq == std::string::npos) return fail("--registry-mirror takes HOST=MIRROR", 2);
       o.registry_mirrors[v.substr(0, eq)].push_back(v.substr(eq + 1));
+    } else if (s == "--fix") {
+      fix = true;
     } else if (take_value(a, i, "--print", "", &v)) {
       print = v;
     } else if (take_value(a, i, "--iidfile", "", &v)) {
@@ -419,10 +424,22 @@ int cmd_build(const Args& a) {
     std::fputs(r->plan.c_str(), stdout);
     return 0;
   }
+  if (fix && print != "lint") return fail("--fix goes with --print=lint", 2);
   if (!print.empty()) {
     auto out = ocib::control::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
     std::fputs(out->c_str(), stdout);
+    if (fix) {
+      // The lint's rewrite, written over the Dockerfile (atomically; comments and layout kept).
+      if (o.dockerfile == "-") return fail("--fix cannot rewrite a Dockerfile read from stdin", 2);
+      auto fixed = ocib::control::print_plan(o, "lint-fix");
+      if (!fixed.ok()) return fail(fixed.error().str());
+      if (fixed->empty()) return 0;
+      std::string path = o.dockerfile.empty() ? ocib::fs::join(o.context, ocib::dockerfile::default_dockerfile(o.context))
+                                              : o.dockerfile;
+      if (auto w = ocib::fs::write_file_atomic(path, *fixed); !w.ok()) return fail(w.error().str());
+      std::fprintf(stderr, "rewrote %s\n", path.c_str());
+    }
     return 0;
   }
   ocib::cli::install_signal_handlers();

@@ -52,6 +52,144 @@ class OutlineSources : public plan::Sources {
   void note(const std::string&) override {}
 };
 
+
+// Paths are absolute and clean; "/" contains everything.
+bool within(const std::string& a, const std::string& b) {
+  return a == b || b == "/" || (a.size() > b.size() && a.compare(0, b.size(), b) == 0 && a[b.size()] == '/');
+}
+bool overlaps(const std::string& a, const std::string& b) { return within(a, b) || within(b, a); }
+
+// What a stage's own steps write, as far as a Dockerfile tells before a build: COPY/ADD
+// destinations, WORKDIR directories, and the working directory of each RUN.
+std::vector<std::string> writes_of(const plan::StageState& s) {
+  std::vector<std::string> out;
+  for (const plan::Step* step : s.own_steps) {
+    if (step->kind == plan::Step::Kind::kCopy || step->kind == plan::Step::Kind::kLinked)
+      out.push_back(fs::clean(step->copy.dest.empty() ? "/" : step->copy.dest));
+    else if (step->kind == plan::Step::Kind::kWorkdir)
+      out.push_back(fs::clean(step->workdir));
+    else if (step->kind == plan::Step::Kind::kRun)
+      out.push_back(fs::clean(step->cwd));
+  }
+  return out;
+}
+
+// The seed's anti-pattern: stage B builds FROM stage A although B's own steps need none of
+// what A's steps write, so B waits for all of A. Found from the paths A writes and where B's
+// RUN steps work (a RUN may read anything under its working directory; a RUN in "/" may need
+// everything, and then nothing is reported). With `fix`: the Dockerfile rewritten (B FROM A's
+// base; COPY --from=B of a path A produced becomes COPY --from=A), comments and layout kept.
+Result<std::string> lint(const dockerfile::Dockerfile& df, const std::string& text, const plan::Plan& pl,
+                         const std::vector<StageInfo>& st, size_t target, bool fix) {
+  auto deps_of = [&](const std::vector<std::optional<size_t>>& from) {
+    return [&, from](size_t i) {
+      std::vector<size_t> d;
+      if (from[i]) d.push_back(*from[i]);
+      for (const auto& c : st[i].copies) d.push_back(c.first);
+      return d;
+    };
+  };
+  std::vector<std::optional<size_t>> from(st.size());
+  for (size_t i = 0; i < st.size(); ++i) from[i] = st[i].from_stage;
+  auto seconds = [&](size_t i) { return st[i].seconds; };
+  const double before = dag::critical_path(st.size(), deps_of(from), seconds, target).lengths[target];
+  std::string out;
+  std::vector<std::string> lines;
+  for (size_t i = 0, j; i <= text.size(); i = j + 1) {
+    j = text.find('\n', i);
+    if (j == std::string::npos) j = text.size();
+    lines.push_back(text.substr(i, j - i));
+  }
+  bool changed = false;
+  for (size_t b = 0; b < st.size(); ++b) {
+    if (!st[b].from_stage || !pl.stages[b].planned) continue;
+    size_t a = *st[b].from_stage;
+    if (pl.stages[a].own_steps.empty()) continue;
+    std::vector<std::string> wa = writes_of(pl.stages[a]);
+    std::sort(wa.begin(), wa.end());
+    wa.erase(std::unique(wa.begin(), wa.end()), wa.end());
+    // A RUN reads under its working directory, and its tools from the system directories.
+    static const std::vector<std::string> kSystem = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                                                     "/usr", "/opt", "/etc"};
+    bool needs = false;
+    std::string works;
+    for (const plan::Step* step : pl.stages[b].own_steps) {
+      if (step->kind != plan::Step::Kind::kRun) continue;
+      std::string cwd = fs::clean(step->cwd);
+      if (works.empty()) works = cwd;
+      for (const auto& w : wa) {
+        needs = needs || overlaps(cwd, w);
+        for (const auto& sys : kSystem) needs = needs || overlaps(sys, w);
+      }
+    }
+    std::string base = st[a].from_stage ? st[*st[a].from_stage].name : df.stages[a].base;
+    if (needs || works.empty()) {
+      // Without paths to go by: B's parent is also copied on its own elsewhere, so B may only
+      // have wanted the parent's base.
+      for (size_t c = 0; c < st.size(); ++c)
+        for (const auto& [src, line] : st[c].copies) {
+          if (src != a || c == b) continue;
+          out += df.filename + ":" + std::to_string(st[b].line) + ": stage \"" + st[b].name +
+                 "\" builds FROM \"" + st[a].name + "\", whose result is also copied on its own (line " +
+                 std::to_string(line) + "): if \"" + st[b].name + "\" needs none of \"" + st[a].name +
+                 "\"'s files, `FROM " + base + "` lets the two run in parallel instead of one after the other\n";
+          goto next_b;
+        }
+    next_b:
+      continue;
+    }
+    auto fixed = from;
+    fixed[b] = st[a].from_stage;
+    const double after = dag::critical_path(st.size(), deps_of(fixed), seconds, target).lengths[target];
+    char timing[160];
+    std::snprintf(timing, sizeof timing, "\"%s\" waits ~%.0f s for \"%s\"; critical path %.0f s -> ~%.0f s",
+                  st[b].name.c_str(), st[a].seconds, st[a].name.c_str(), before, after);
+    out += df.filename + ":" + std::to_string(st[b].line) + ": stage \"" + st[b].name + "\" builds FROM \"" +
+           st[a].name + "\" but needs none of its files (\"" + st[a].name + "\" writes " + join(wa, ", ") + "; \"" +
+           st[b].name + "\" works in " + works + "): `FROM " + base + "` lets them run in parallel (" + timing + ")\n";
+    // COPY --from=B of what A produced: from A instead.
+    std::vector<int> copy_lines;
+    for (size_t c = 0; c < df.stages.size(); ++c)
+      for (const auto& ins : df.stages[c].body) {
+        const auto* f = ins.keyword == "COPY" ? ins.flag("from") : nullptr;
+        if (!f || (ascii_lower(f->value) != st[b].name && f->value != std::to_string(b))) continue;
+        bool from_a = !ins.words.empty();
+        for (size_t w = 0; w + 1 < ins.words.size(); ++w) {
+          std::string p = fs::clean("/" + ins.words[w]);
+          from_a = from_a && std::any_of(wa.begin(), wa.end(), [&](const std::string& x) { return within(p, x); });
+        }
+        if (!from_a) continue;
+        copy_lines.push_back(ins.line);
+        out += df.filename + ":" + std::to_string(ins.line) + ": `COPY --from=" + f->value + "` copies what \"" +
+               st[a].name + "\" produced: `COPY --from=" + st[a].name + "`\n";
+      }
+    if (!fix) continue;
+    // The FROM line: its image word becomes A's base as written.
+    std::string& fl = lines[static_cast<size_t>(st[b].line - 1)];
+    size_t k = fl.find_first_not_of(" \t");
+    size_t word = fl.find_first_not_of(" \t", k + 4);
+    while (word != std::string::npos && fl.compare(word, 2, "--") == 0)
+      word = fl.find_first_not_of(" \t", fl.find_first_of(" \t", word));
+    if (word == std::string::npos) continue;
+    size_t end = fl.find_first_of(" \t", word);
+    fl.replace(word, (end == std::string::npos ? fl.size() : end) - word, base);
+    for (int l : copy_lines) {
+      std::string& cl = lines[static_cast<size_t>(l - 1)];
+      for (const std::string& spelled : {df.stages[b].name, std::to_string(b)}) {
+        for (std::string flag : {"--from=" + spelled}) {
+          size_t at = ascii_lower(cl).find(ascii_lower(flag));
+          if (at != std::string::npos) cl.replace(at, flag.size(), "--from=" + st[a].name);
+        }
+      }
+    }
+    changed = true;
+  }
+  if (!fix) return out;
+  if (!changed) return std::string();
+  std::string rewritten = join(lines, "\n");
+  return rewritten;
+}
+
 }  // namespace
 
 Result<std::string> print_plan(const Options& opts, const std::string& what) {
@@ -96,29 +234,7 @@ Result<std::string> print_plan(const Options& opts, const std::string& what) {
   }
   size_t target = pl.target;
 
-  if (what == "lint") {
-    // The seed's anti-pattern: stage B derives FROM stage A only to reach A's base, while
-    // A's own result is consumed separately (COPY --from=A elsewhere). B then waits for all
-    // of A's steps although it may need none of A's files.
-    std::string out;
-    for (size_t b = 0; b < st.size(); ++b) {
-      if (!st[b].from_stage) continue;
-      size_t a = *st[b].from_stage;
-      if (st[a].steps == 0) continue;
-      for (size_t c = 0; c < st.size(); ++c)
-        for (const auto& [src, line] : st[c].copies) {
-          if (src != a || c == b) continue;
-          std::string base = st[a].from_stage ? st[*st[a].from_stage].name : st[a].base;
-          out += df.filename + ":" + std::to_string(st[b].line) + ": stage \"" + st[b].name +
-                 "\" builds FROM \"" + st[a].name + "\", whose result is also copied on its own (line " +
-                 std::to_string(line) + "): if \"" + st[b].name + "\" needs none of \"" + st[a].name +
-                 "\"'s files, `FROM " + base + "` lets the two run in parallel instead of one after the other\n";
-          goto next_b;
-        }
-    next_b:;
-    }
-    return out;
-  }
+  if (what == "lint" || what == "lint-fix") return lint(df, text, pl, st, target, what == "lint-fix");
 
   // Critical path by estimated seconds (each stage costs its steps' durations; dependencies
   // are FROM + copies); the path's length in steps is reported too.

@@ -38,6 +38,46 @@ grep -q 'FROM base' "$T/lint1.out" || fail "lint does not suggest FROM base"
 ocib_ok lint2 build --print=lint -f "$ctx/Dockerfile.parallel" "$ctx"
 [[ ! -s $T/lint2.out ]] || fail "lint flagged the parallel shape: $(cat "$T/lint2.out")"
 
+# The seed's own shape: frontend builds FROM backend but works elsewhere, and the final stage
+# copies backend's output *from frontend*. The lint finds both from the paths each stage
+# writes; --fix rewrites the Dockerfile (comments kept), and the fixed one builds the same files.
+cat >"$ctx/Dockerfile.seed" <<'DOCKERFILE'
+# base with the tools
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+
+FROM base AS backend
+WORKDIR /src/backend
+RUN echo server > server
+
+# frontend only needs the tools
+FROM backend AS frontend
+WORKDIR /src/frontend
+RUN echo app > app
+
+FROM base
+COPY --from=frontend /src/backend/server /server
+COPY --from=frontend /src/frontend/app /app
+DOCKERFILE
+cp "$ctx/Dockerfile.seed" "$ctx/Dockerfile.seedfix"
+ocib_ok seedlint build --print=lint -f "$ctx/Dockerfile.seed" "$ctx"
+grep -q 'Dockerfile.seed:11: stage "frontend" builds FROM "backend" but needs none of its files' "$T/seedlint.out" ||
+  fail "lint missed the seed's shape: $(cat "$T/seedlint.out")"
+grep -q 'Dockerfile.seed:16: `COPY --from=frontend` copies what "backend" produced: `COPY --from=backend`' "$T/seedlint.out" ||
+  fail "lint missed the COPY --from=frontend of backend's file: $(cat "$T/seedlint.out")"
+ocib_ok seedfix build --print=lint --fix -f "$ctx/Dockerfile.seedfix" "$ctx"
+diff "$ctx/Dockerfile.seed" "$ctx/Dockerfile.seedfix" >"$T/seedfix.diff" || true
+assert_eq "$(grep -c '^>' "$T/seedfix.diff")" 2 "lines --fix changed"
+grep -qx '> FROM base AS frontend' "$T/seedfix.diff" || fail "--fix did not rebase frontend: $(cat "$T/seedfix.diff")"
+grep -qx '> COPY --from=backend /src/backend/server /server' "$T/seedfix.diff" || fail "--fix did not redirect the COPY"
+grep -qx '# frontend only needs the tools' "$ctx/Dockerfile.seedfix" || fail "--fix lost a comment"
+ocib_ok seedfix2 build --print=lint -f "$ctx/Dockerfile.seedfix" "$ctx"
+[[ ! -s $T/seedfix2.out ]] || fail "the fixed Dockerfile still has lint warnings: $(cat "$T/seedfix2.out")"
+OCIB_ROOT="$T/seedstore" ocib_ok seedb1 build -f "$ctx/Dockerfile.seed" -o type=local,dest="$T/seed-a" "$ctx"
+OCIB_ROOT="$T/seedstore" ocib_ok seedb2 build -f "$ctx/Dockerfile.seedfix" -o type=local,dest="$T/seed-b" "$ctx"
+diff -r "$T/seed-a" "$T/seed-b" || fail "the fixed Dockerfile builds different files"
+
 ocib_ok graph build --print=graph -f "$ctx/Dockerfile.serial" "$ctx"
 grep -q '^digraph build {' "$T/graph.out" || fail "graph is not DOT"
 grep -q 's1 -> s2 \[label=FROM, color=red\]' "$T/graph.out" || fail "critical FROM edge not marked: $(cat "$T/graph.out")"
