@@ -38,6 +38,8 @@ complete -c ocib -n $b -l platform -x -a 'linux/amd64 linux/arm64 linux/amd64,li
 complete -c ocib -n $b -s o -l output -x -a 'type=oci,dest= type=oci-layout,dest= type=docker,dest= type=local,dest= type=tar,dest= type=image,name= type=registry,name=' -d 'Write the image'
 complete -c ocib -n $b -l iidfile -r -F -d 'Write the image ID'
 complete -c ocib -n $b -l add-host -x -d 'An /etc/hosts entry for RUN (HOST:IP)'
+complete -c ocib -n $b -l check -d 'Lint instead of building (exit 1 on warnings)'
+complete -c ocib -n $b -l call -x -a 'build check' -d 'What to run: build or check'
 complete -c ocib -n $b -l fix -d 'With --print=lint: rewrite the Dockerfile'
 complete -c ocib -n $b -l ulimit -x -d 'Resource limit for RUN (NAME=SOFT:HARD)'
 complete -c ocib -n $b -l annotation -x -d 'Annotation on the manifest, index or descriptors'

@@ -74,6 +74,7 @@ Options:
       --isolation MODE     auto | full | procfs-less (= OCIB_ISOLATION; see ocib info)
       --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
       --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
+      --check              lint instead of building (buildx --call=check): exit 1 on warnings
       --push               push the image to the -t names (= -o type=registry)
       --iidfile FILE       write the image ID (config digest; index digest for several
                            platforms); -q prints the same ID
@@ -171,6 +172,7 @@ int cmd_build(const Args& a) {
   ocib::control::Options o;
   bool push = false;  // --push
   bool fix = false;   // --fix (with --print=lint)
+  bool check = false;  // --check / --call=check
   if (g_config.jobs) o.jobs = *g_config.jobs;
   if (g_config.progress) o.progress = *g_config.progress;
   if (g_config.network == "none") o.network = ocib::sandbox::Network::kNone;
@@ -281,6 +283,15 @@ int cmd_build(const Args& a) {
       auto eq = v.find('=');
       if (eq == std::string::npos) return fail("--registry-mirror takes HOST=MIRROR", 2);
       o.registry_mirrors[v.substr(0, eq)].push_back(v.substr(eq + 1));
+    } else if (s == "--check" || s == "--call=check" || (s == "--call" && i + 1 < a.size() && a[i + 1] == "check")) {
+      // buildx's --call=check: the lint instead of a build; warnings make the exit status 1.
+      if (s == "--call") ++i;
+      print = "lint";
+      check = true;
+    } else if (s == "--call" || s.rfind("--call=", 0) == 0) {
+      std::string m = s == "--call" ? (i + 1 < a.size() ? a[i + 1] : "") : s.substr(7);
+      if (m != "build") return fail("--call " + m + ": only build (the default) and check are supported", 2);
+      if (s == "--call") ++i;
     } else if (s == "--fix") {
       fix = true;
     } else if (take_value(a, i, "--print", "", &v)) {
@@ -429,6 +440,12 @@ int cmd_build(const Args& a) {
     auto out = ocib::control::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
     std::fputs(out->c_str(), stdout);
+    if (check) {
+      size_t n = static_cast<size_t>(std::count(out->begin(), out->end(), '\n'));
+      if (n == 0) std::fputs("Check complete, no warnings found.\n", stdout);
+      else std::printf("Check complete, %zu warning%s found!\n", n, n == 1 ? " has been" : "s have been");
+      if (n && !fix) return 1;
+    }
     if (fix) {
       // The lint's rewrite, written over the Dockerfile (atomically; comments and layout kept).
       if (o.dockerfile == "-") return fail("--fix cannot rewrite a Dockerfile read from stdin", 2);

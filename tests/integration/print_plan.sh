@@ -66,6 +66,11 @@ grep -q 'Dockerfile.seed:11: stage "frontend" builds FROM "backend" but needs no
   fail "lint missed the seed's shape: $(cat "$T/seedlint.out")"
 grep -q 'Dockerfile.seed:16: `COPY --from=frontend` copies what "backend" produced: `COPY --from=backend`' "$T/seedlint.out" ||
   fail "lint missed the COPY --from=frontend of backend's file: $(cat "$T/seedlint.out")"
+rc=0; ocib_run check1 build --call=check -f "$ctx/Dockerfile.seed" "$ctx" || rc=$?
+assert_eq "$rc" 1 "--call=check with warnings"
+assert_file_contains "$T/check1.out" "Check complete, 2 warnings have been found!"
+ocib_ok check2 build --check -f "$ctx/Dockerfile.parallel" "$ctx"
+assert_file_contains "$T/check2.out" "Check complete, no warnings found."
 ocib_ok seedfix build --print=lint --fix -f "$ctx/Dockerfile.seedfix" "$ctx"
 diff "$ctx/Dockerfile.seed" "$ctx/Dockerfile.seedfix" >"$T/seedfix.diff" || true
 assert_eq "$(grep -c '^>' "$T/seedfix.diff")" 2 "lines --fix changed"
