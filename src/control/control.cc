@@ -242,6 +242,8 @@ Result<BuildResult> run(const Options& opts) {
   exporter::Options eo;
   eo.tags = opts.tags;
   eo.annotations = opts.annotations;
+  for (const auto& o : opts.outputs)
+    for (auto& a : exporter::output_annotations(o)) eo.annotations.push_back(std::move(a));
   eo.labels = opts.labels;
   eo.outputs = opts.outputs;
   eo.cache_to = opts.cache_to;

@@ -500,6 +500,29 @@ const Exporter::OutputKind* Exporter::output_kind(const std::string& type) {
   return nullptr;
 }
 
+// buildx's annotation keys of an output: annotation.K, annotation-TYPE.K and
+// annotation-TYPE[PLATFORM].K, as an --annotation spec ("TYPE[PLATFORM]:K=V"); nullopt for
+// another key.
+std::optional<std::string> output_annotation(const std::string& key, const std::string& value) {
+  if (key.rfind("annotation", 0) != 0) return std::nullopt;
+  std::string rest = key.substr(10);
+  if (rest.rfind(".", 0) == 0) return rest.substr(1) + "=" + value;
+  if (rest.rfind("-", 0) != 0) return std::nullopt;
+  // The type ends at the first '.' after any [PLATFORM].
+  size_t from = rest.find('[') != std::string::npos ? rest.find(']') : 0;
+  size_t dot = from == std::string::npos ? std::string::npos : rest.find('.', from);
+  if (dot == std::string::npos) return std::nullopt;
+  return rest.substr(1, dot - 1) + ":" + rest.substr(dot + 1) + "=" + value;
+}
+
+std::vector<Annotation> output_annotations(const TypedSpec& out) {
+  std::vector<Annotation> list;
+  for (const auto& [k, v] : out.attrs)
+    if (auto spec = output_annotation(k, v))
+      if (auto a = parse_annotation(*spec); a.ok()) list.push_back(*a);
+  return list;
+}
+
 Result<TypedSpec> parse_output(const std::string& spec) {
   OCIB_ASSIGN_OR_RETURN(TypedSpec out, parse_typed_spec(spec, "output"));
   std::string bad = "invalid output \"" + spec + "\": ";
@@ -510,12 +533,17 @@ Result<TypedSpec> parse_output(const std::string& spec) {
     return Error::invalid(bad + "type \"" + out.type + "\" is not supported (" + join(names, ", ") + ")" +
                           did_you_mean(out.type, names));
   }
-  for (const auto& [k, v] : out.attrs)
+  for (const auto& [k, v] : out.attrs) {
+    if (auto a = output_annotation(k, v); a && out.type != "local" && out.type != "tar") {
+      if (auto parsed = parse_annotation(*a); !parsed.ok()) return Error::invalid(bad + parsed.error().message());
+      continue;
+    }
     if (!kind->keys.count(k)) {
       std::vector<std::string> keys(kind->keys.begin(), kind->keys.end());
       return Error::invalid(bad + "unknown key \"" + k + "\" for type=" + out.type + " (" + join(keys, ", ") + ")" +
                             did_you_mean(k, keys));
     }
+  }
   if (kind->needs_dest && out.get("dest").empty()) return Error::invalid(bad + "type=" + out.type + " needs dest=");
   if (auto c = out.attrs.find("compression"); c != out.attrs.end() && c->second != "gzip" &&
       c->second != "zstd" && c->second != "uncompressed")

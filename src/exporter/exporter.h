@@ -31,6 +31,8 @@ struct Annotation {
   std::string key, value;
 };
 Result<Annotation> parse_annotation(const std::string& spec);
+/// An output's annotation.K / annotation-TYPE[PLATFORM].K keys (buildx), as Annotations.
+std::vector<Annotation> output_annotations(const TypedSpec& out);
 
 struct Options {
   std::vector<Annotation> annotations;

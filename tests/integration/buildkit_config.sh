@@ -103,8 +103,9 @@ assert_eq "$rc" 2 "exit status for a bad --add-host"
 # --annotation, buildx syntax: manifest (default), index, descriptors, [PLATFORM] filters.
 printf 'FROM scratch\nCOPY Dockerfile.url /\n' >"$ctx/Dockerfile.ann"
 ocib_ok ann1 build -f "$ctx/Dockerfile.ann" --annotation org.example.a=1 --annotation "manifest-descriptor:org.example.d=2" \
-  -o type=oci-layout,dest="$T/ann1" "$ctx"
+  -o type=oci-layout,dest="$T/ann1",annotation.org.example.o=5 "$ctx"
 assert_eq "$(jq -r '.annotations["org.example.a"]' "$(oci_manifest "$T/ann1")")" 1 "manifest annotation"
+assert_eq "$(jq -r '.annotations["org.example.o"]' "$(oci_manifest "$T/ann1")")" 5 "annotation.K= of an -o output"
 assert_eq "$(jq -r '.manifests[0].annotations["org.example.d"]' "$T/ann1/index.json")" 2 "manifest-descriptor annotation"
 ocib_ok ann2 build -f "$ctx/Dockerfile.ann" --platform linux/amd64,linux/arm64 --annotation "index:org.example.i=3" \
   --annotation "manifest[linux/arm64]:org.example.arm=yes" --annotation "index-descriptor:org.example.id=4" \
