@@ -2020,6 +2020,26 @@ Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& o
   auto m = fs::read_file("/proc/sys/user/max_user_namespaces");
   if (m.ok() && !m->empty() && (*m)[0] == '0')
     return Error(Errc::kUnsupported, "user namespaces are disabled: user.max_user_namespaces=0");
+  // The kernel allows user namespaces, but this process may not create one: inside a container
+  // that is its seccomp profile (Docker's and containerd's default refuse unshare/clone with
+  // namespace flags without CAP_SYS_ADMIN), or an LSM (Ubuntu's AppArmor userns restriction).
+  // Say so, with what to change, instead of blaming every snapshot driver in turn.
+  if (pid_t child = fork(); child == 0) {
+    _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
+  } else if (child > 0) {
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
+      return Error(Errc::kUnsupported,
+                   "creating a user namespace is refused here (unshare: Operation not permitted) although the "
+                   "kernel allows them: a seccomp profile (Docker's and containerd's default refuse unshare and "
+                   "clone with namespace flags) or an LSM (AppArmor's unprivileged userns restriction) forbids it. "
+                   "Run the container with --security-opt seccomp=unconfined (Kubernetes: "
+                   "securityContext.seccompProfile.type: Unconfined), or allow userns in the AppArmor profile; "
+                   "ocib needs no extra capability and no --privileged. (A rung without any namespaces, as "
+                   "kaniko's, is not available yet.)");
+  }
 
   out.driver = Snapshotter::kOverlay;
   out.name = driver_name(out.driver);
