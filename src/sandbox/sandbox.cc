@@ -1792,6 +1792,12 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     if (e.index >= 0 && static_cast<size_t>(e.index) < p.mounts.size())
       step += " " + p.mounts[static_cast<size_t>(e.index)].display;
     if (e.step == kStepMountOverlay || e.step == kStepBindRoot) step += " on " + p.root.target;
+    // overlayfs stacks at most 500 lower layers (FILESYSTEM_MAX_STACK_DEPTH and the lowerdir
+    // limit): name it rather than a bare EINVAL.
+    if (e.step == kStepMountOverlay && e.err == EINVAL && p.spec->lowerdirs.size() >= 128)
+      step += " (" + std::to_string(p.spec->lowerdirs.size()) +
+              " snapshot layers: overlayfs stacks at most 500; join RUN steps with && or build from an image "
+              "of the earlier stages so the chain is shorter)";
     if (e.step == kStepMountProc && !p.outer_proc)
       step += " (a fresh /proc is refused here, as inside a container with masked /proc paths; "
               "OCIB_ISOLATION=auto or procfs-less binds the outer /proc instead)";
