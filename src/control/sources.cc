@@ -8,6 +8,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "dockerfile/dockerignore.h"
 
 namespace ocib::control {
 
@@ -45,6 +46,15 @@ Status open_named_contexts(const Options& opts, store::Store& st, std::map<std::
       c.dir = *real;
       c.fd = std::make_shared<UniqueFd>(::open(c.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
       if (!c.fd->valid()) return Error::from_errno("open build context " + c.dir, errno);
+      // Its own .dockerignore, as BuildKit applies to every local context.
+      if (std::string ip = fs::join(c.dir, ".dockerignore"); fs::exists(ip)) {
+        OCIB_ASSIGN_OR_RETURN(std::string itext, fs::read_file(ip));
+        auto m = dockerfile::parse_dockerignore(itext);
+        if (!m.ok()) return std::move(m).error().wrap(ip);
+        auto ignore = std::make_shared<dockerfile::Matcher>(std::move(m).value());
+        c.filter.excluded = [ignore](const std::string& rel, bool is_dir) { return ignore->excluded(rel, is_dir); };
+        c.filter.descend = [ignore](const std::string& rel) { return ignore->may_contain_included(rel); };
+      }
     }
     named[name] = std::move(c);
   }

@@ -151,12 +151,13 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     s.from_context = false;
     const NamedContext* nc = named_context(ref);
     if (nc && !nc->dir.empty()) {
-      // A named local directory: copied like the main context (its own files, no .dockerignore).
+      // A named local directory: copied like the main context (its own files and .dockerignore).
       s.from_context = true;
       s.context_dir = nc->dir;
       auto expected = std::make_shared<copy::SourceManifest>();  // checked by copy_into
+      s.copy.filter = nc->filter;
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : sources_.hash(nc->fd->get(), s.copy.sources, copy::SourceFilter{}, expected.get());
+                                      : sources_.hash(nc->fd->get(), s.copy.sources, hash_filter(s.copy), expected.get());
       s.copy.expected = std::move(expected);
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +

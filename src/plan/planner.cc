@@ -145,15 +145,15 @@ std::map<std::string, std::string> Planner::vars_for(const StageState& st) const
   return vars;
 }
 
-// The context filter plus COPY --exclude, for the cache key: what --exclude leaves out of a
+// The source's filter (its .dockerignore: op.filter) plus COPY --exclude, for the cache key: what --exclude leaves out of a
 // literal directory source does not invalidate the step. Elsewhere it keeps more than the copy
 // reads (never less), so the key stays sound.
 copy::SourceFilter Planner::hash_filter(const copy::CopyOp& op) const {
-  if (!op.exclude.excluded) return req_.context_filter;
+  if (!op.exclude.excluded) return op.filter;
   std::vector<std::string> roots;
   for (const auto& src : op.sources)
     if (!has_glob(src)) roots.push_back(fs::clean("/" + src).substr(1));
-  copy::SourceFilter ctx = req_.context_filter, ex = op.exclude, f = req_.context_filter;
+  copy::SourceFilter ctx = op.filter, ex = op.exclude, f = op.filter;
   f.excluded = [ctx, ex, roots](const std::string& rel, bool is_dir) {
     if (ctx.excluded && ctx.excluded(rel, is_dir)) return true;
     for (const auto& root : roots) {

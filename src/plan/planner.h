@@ -22,6 +22,7 @@ namespace ocib::plan {
 struct NamedContext {
   std::string dir;  // real path of a local directory
   std::shared_ptr<UniqueFd> fd;
+  copy::SourceFilter filter;  // the directory's own .dockerignore (BuildKit applies it)
   std::string image;  // docker-image://REF: REF; oci-layout://...: the value itself
 };
 

@@ -55,6 +55,18 @@ grep -A1 -E '^#[0-9]+ \[stage-1 2/4\] COPY --from=docs' "$T/b2.err" | contains '
 # the tools stage did not change
 grep -A1 -E '^#[0-9]+ \[tools 3/3\] RUN' "$T/b2.err" | contains 'CACHED' || fail "the tools stage re-ran: $(cat "$T/b2.err")"
 
+# 2b. A named directory's own .dockerignore applies to COPY --from it (BuildKit), and an
+# ignored file's change does not invalidate the step.
+mkdir -p "$T/ign"
+echo kept >"$T/ign/keep.txt" && echo secret >"$T/ign/skip.key" && printf '*.key\n' >"$T/ign/.dockerignore"
+printf 'FROM scratch\nCOPY --from=ign . /ign/\n' >"$ctx/Dockerfile.ign"
+ocib_ok ign1 build -f "$ctx/Dockerfile.ign" --build-context ign="$T/ign" --progress=plain -o type=local,dest="$T/ign-out" "$ctx"
+[[ -f $T/ign-out/ign/keep.txt && ! -e $T/ign-out/ign/skip.key ]] || fail "the named context's .dockerignore was not applied: $(ls -a "$T/ign-out/ign")"
+echo changed >"$T/ign/skip.key"
+ocib_ok ign2 build -f "$ctx/Dockerfile.ign" --build-context ign="$T/ign" --progress=plain "$ctx"
+grep -A1 -E '^#[0-9]+ \[stage-0 2/2\] COPY --from=ign' "$T/ign2.err" | contains 'CACHED' ||
+  fail "a change to an ignored file re-ran the COPY: $(cat "$T/ign2.err")"
+
 # 3. Image contexts replace a stage of the same name: tools = the stored image / the layout.
 ocib_ok img build -t bc:2 --build-context docs="$T/docs" --build-context assets="$T/assets" \
   --build-context tools=docker-image://ctxbase:1 -o type=oci,dest="$T/img.tar" "$ctx"
