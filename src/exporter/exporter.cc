@@ -78,6 +78,10 @@ Result<BuiltImage> Exporter::make_image(const solver::Solver& solved) {
     layer_descs.push_back(d);
     if (!opts_.source_date_epoch) latest = std::max(latest, s->result.created);
   }
+  // An image with no layer at all (FROM scratch and config only) is dated by the build, as
+  // BuildKit dates it, not by the epoch.
+  if (chain.empty() && !opts_.source_date_epoch && st.base_created.empty())
+    latest = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   // History times come from the layers' own (cached) creation times so a cached rebuild gives
   // the same config, hence the same digest.
   int64_t last_time = chain.empty() ? latest : chain.front()->result.created;

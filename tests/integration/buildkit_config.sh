@@ -53,6 +53,13 @@ newest=$(sort "$T/times.txt" | tail -1)
 [[ -s $T/times.txt ]] || fail "no layer entries listed"
 [[ ! $newest > "2001-09-09 01:46:40" ]] || fail "a layer entry newer than SOURCE_DATE_EPOCH: $newest"
 
+# An image with no layer at all is dated by the build (BuildKit), not 1970.
+printf 'FROM scratch\nLABEL only=config\n' >"$ctx/Dockerfile.nolayer"
+ocib_ok nolayer build -f "$ctx/Dockerfile.nolayer" -o type=oci-layout,dest="$T/nolayer" "$ctx"
+created=$(jq -r .created "$(oci_config "$T/nolayer")")
+(( $(date -d "$created" +%s) > $(date +%s) - 3600 )) || fail "a layerless image is dated $created"
+assert_eq "$(jq -r '.history[0].created' "$(oci_config "$T/nolayer")")" "$created" "its history entry's time"
+
 # An invalid SOURCE_DATE_EPOCH is a usage error before any work.
 rc=0; ocib_run bad-epoch build --build-arg SOURCE_DATE_EPOCH=not-a-timestamp "$ctx" || rc=$?
 assert_eq "$rc" 2 "exit status for an invalid SOURCE_DATE_EPOCH"
