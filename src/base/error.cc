@@ -18,9 +18,13 @@ std::string Error::str() const {
     if (loc_->col > 0) out += ":" + std::to_string(loc_->col);
     out += ": ";
   }
+  return out + body();
+}
+
+std::string Error::body() const {
+  std::string out;
   for (auto it = context_.rbegin(); it != context_.rend(); ++it) out += *it + ": ";
-  out += message_;
-  return out;
+  return out + message_;
 }
 
 }  // namespace ocib

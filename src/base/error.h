@@ -67,6 +67,8 @@ class Error {
 
   /// "Dockerfile:12: ctx: ctx: message"
   std::string str() const;
+  /// str() without the location: "ctx: ctx: message".
+  std::string body() const;
 
  private:
   Errc code_ = Errc::kGeneric;

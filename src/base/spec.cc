@@ -77,7 +77,7 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep) 
   return out;
 }
 
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+std::optional<std::string> best_match(const std::string& word, const std::vector<std::string>& candidates) {
   auto distance = [](const std::string& a, const std::string& b) {
     std::vector<size_t> row(b.size() + 1);
     for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -101,13 +101,17 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
       best_d = d;
     }
   }
+  return best ? std::optional<std::string>(*best) : std::nullopt;
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  auto best = best_match(word, candidates);
   return best ? "; did you mean \"" + *best + "\"?" : "";
 }
 
 std::string did_you_mean_bk(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string s = did_you_mean(word, candidates);
-  if (s.empty()) return s;
-  return " (did you mean " + s.substr(std::string("; did you mean \"").size(), s.size() - std::string("; did you mean \"").size() - 2) + "?)";
+  auto best = best_match(word, candidates);
+  return best ? " (did you mean " + *best + "?)" : "";
 }
 
 std::optional<uint32_t> parse_u32(const std::string& s) {

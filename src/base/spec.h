@@ -44,6 +44,8 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep);
 /// "; did you mean \"X\"?" for the candidate closest to `word` (edit distance at most 2, and
 /// less than half its length), else "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+/// The candidate did_you_mean() suggests, if any.
+std::optional<std::string> best_match(const std::string& word, const std::vector<std::string>& candidates);
 /// The same in BuildKit's words, for Dockerfile errors: " (did you mean type?)", or "".
 std::string did_you_mean_bk(const std::string& word, const std::vector<std::string>& candidates);
 

@@ -213,10 +213,8 @@ Result<BuildResult> run(const Options& opts) {
     if (!e.loc() || e.loc()->file != shown) return e;
     std::string excerpt = dockerfile::render_error_context(*text, e);
     if (excerpt.empty()) return e;
-    const SourceLoc& l = *e.loc();
-    std::string prefix = l.file + ":" + std::to_string(l.line) + (l.col > 0 ? ":" + std::to_string(l.col) : "") + ": ";
-    Error out(e.code(), e.str().substr(prefix.size()) + "\n" + excerpt);
-    out.with_loc(l).with_exit_code(e.exit_code());
+    Error out(e.code(), e.body() + "\n" + excerpt);
+    out.with_loc(*e.loc()).with_exit_code(e.exit_code());
     return out;
   };
   if (solvers.size() == 1) {

@@ -126,16 +126,15 @@ Result<std::string> lint(const dockerfile::Dockerfile& df, const std::string& te
     if (needs || works.empty()) {
       // Without paths to go by: B's parent is also copied on its own elsewhere, so B may only
       // have wanted the parent's base.
-      for (size_t c = 0; c < st.size(); ++c)
-        for (const auto& [src, line] : st[c].copies) {
-          if (src != a || c == b) continue;
-          out += df.filename + ":" + std::to_string(st[b].line) + ": stage \"" + st[b].name +
-                 "\" builds FROM \"" + st[a].name + "\", whose result is also copied on its own (line " +
-                 std::to_string(line) + "): if \"" + st[b].name + "\" needs none of \"" + st[a].name +
-                 "\"'s files, `FROM " + base + "` lets the two run in parallel instead of one after the other\n";
-          goto next_b;
-        }
-    next_b:
+      std::optional<int> copied_at;
+      for (size_t c = 0; c < st.size() && !copied_at; ++c)
+        for (const auto& [src, line] : st[c].copies)
+          if (src == a && c != b && !copied_at) copied_at = line;
+      if (copied_at)
+        out += df.filename + ":" + std::to_string(st[b].line) + ": stage \"" + st[b].name + "\" builds FROM \"" +
+               st[a].name + "\", whose result is also copied on its own (line " + std::to_string(*copied_at) +
+               "): if \"" + st[b].name + "\" needs none of \"" + st[a].name + "\"'s files, `FROM " + base +
+               "` lets the two run in parallel instead of one after the other\n";
       continue;
     }
     auto fixed = from;
@@ -176,10 +175,9 @@ Result<std::string> lint(const dockerfile::Dockerfile& df, const std::string& te
     for (int l : copy_lines) {
       std::string& cl = lines[static_cast<size_t>(l - 1)];
       for (const std::string& spelled : {df.stages[b].name, std::to_string(b)}) {
-        for (std::string flag : {"--from=" + spelled}) {
-          size_t at = ascii_lower(cl).find(ascii_lower(flag));
-          if (at != std::string::npos) cl.replace(at, flag.size(), "--from=" + st[a].name);
-        }
+        const std::string flag = "--from=" + spelled;
+        size_t at = ascii_lower(cl).find(ascii_lower(flag));
+        if (at != std::string::npos) cl.replace(at, flag.size(), "--from=" + st[a].name);
       }
     }
     changed = true;

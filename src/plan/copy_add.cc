@@ -170,9 +170,6 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       src_key = "image:" + img.manifest_digest;
     } else if (auto from = stage_by_ref(ref, ins); from.ok()) {
       if (&plan_.stages[*from] == &st) return at(ins, "COPY --from cannot refer to its own stage");
-      if (*from > stage_index(st))
-        return at(ins, "cannot copy from stage \"" + ref + "\", it needs to be defined before current stage \"" +
-                           stage_name(stage_index(st)) + "\"");
       st.uses.push_back({*from, ins.line});
       OCIB_TRY(plan_stage(*from));
       s.from_top = plan_.stages[*from].top;

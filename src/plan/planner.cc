@@ -256,13 +256,8 @@ Status Planner::plan() {
     for (const auto& ins : stage.body) {
       const auto* f = ins.keyword == "COPY" ? ins.flag("from") : nullptr;
       if (!f || named_context(f->value)) continue;
-      std::string lower = ascii_lower(f->value);
-      for (const auto& other : df.stages)
-        if (other.index > stage.index &&
-            (other.name == lower || (other.name.empty() && parse_u32(f->value) == static_cast<uint32_t>(other.index))))
-          return at(ins, "cannot copy from stage \"" + f->value + "\", it needs to be defined before current stage \"" +
-                             stage_name(static_cast<size_t>(stage.index)) + "\"");
-      if (auto id = parse_u32(f->value); id && *id < df.stages.size() && *id > static_cast<uint32_t>(stage.index))
+      auto from = stage_by_ref(f->value, ins);  // not a stage: an image, resolved when planned
+      if (from.ok() && *from > static_cast<size_t>(stage.index))
         return at(ins, "cannot copy from stage \"" + f->value + "\", it needs to be defined before current stage \"" +
                            stage_name(static_cast<size_t>(stage.index)) + "\"");
     }

@@ -56,24 +56,30 @@ std::optional<std::string> read_image_file(const std::vector<std::string>& lower
 
 namespace {
 
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> f;
+  for (size_t i = 0;;) {
+    size_t j = text.find(sep, i);
+    f.push_back(text.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return f;
+}
+
+// The non-empty lines of a passwd/group formatted file, each split into its ':' fields.
+std::vector<std::vector<std::string>> db_rows(const std::optional<std::string>& db) {
+  std::vector<std::vector<std::string>> rows;
+  if (!db) return rows;
+  for (const auto& line : split(*db, '\n'))
+    if (!line.empty()) rows.push_back(split(line, ':'));
+  return rows;
+}
+
 // Looks `name` up in a passwd/group formatted file: returns (id field 3, gid field 4 if any).
 std::optional<std::pair<uint32_t, uint32_t>> lookup_db(const std::optional<std::string>& db,
                                                         const std::string& name) {
-  if (!db) return std::nullopt;
-  size_t pos = 0;
-  while (pos < db->size()) {
-    size_t end = db->find('\n', pos);
-    if (end == std::string::npos) end = db->size();
-    std::string line = db->substr(pos, end - pos);
-    pos = end + 1;
-    std::vector<std::string> f;
-    size_t i = 0;
-    while (true) {
-      size_t j = line.find(':', i);
-      f.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
-      if (j == std::string::npos) break;
-      i = j + 1;
-    }
+  for (const auto& f : db_rows(db)) {
     if (f.size() >= 3 && f[0] == name) {
       auto id = parse_u32(f[2]);
       if (!id) continue;
@@ -101,21 +107,8 @@ Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::vector<std::string
     gid = 0;
     if (g.empty()) {
       // A numeric uid takes its primary group from passwd when listed there.
-      auto passwd = read_image_file(lowers, "/etc/passwd");
-      if (passwd) {
-        size_t pos = 0;
-        while (pos < passwd->size()) {
-          size_t end = passwd->find('\n', pos);
-          if (end == std::string::npos) end = passwd->size();
-          std::string line = passwd->substr(pos, end - pos);
-          pos = end + 1;
-          auto a = line.find(':'), b = line.find(':', a + 1), c2 = line.find(':', b + 1),
-               d = line.find(':', c2 + 1);
-          if (a == std::string::npos || b == std::string::npos || c2 == std::string::npos) continue;
-          if (line.substr(b + 1, c2 - b - 1) == u && d != std::string::npos)
-            gid = parse_u32(line.substr(c2 + 1, d - c2 - 1)).value_or(0);
-        }
-      }
+      for (const auto& f : db_rows(read_image_file(lowers, "/etc/passwd")))
+        if (f.size() >= 5 && f[2] == u) gid = parse_u32(f[3]).value_or(0);
     }
   } else if (u == "root") {
     uid = 0;
@@ -166,23 +159,8 @@ Result<std::pair<uint32_t, uint32_t>> resolve_chown(const std::vector<std::strin
 
 std::string home_dir(const std::vector<std::string>& lowers, const std::string& spec) {
   std::string u = spec.empty() ? "root" : spec.substr(0, spec.find(':'));
-  auto passwd = read_image_file(lowers, "/etc/passwd");
-  if (!passwd) return "/";
-  size_t pos = 0;
-  while (pos < passwd->size()) {
-    size_t end = passwd->find('\n', pos);
-    if (end == std::string::npos) end = passwd->size();
-    std::string line = passwd->substr(pos, end - pos);
-    pos = end + 1;
-    std::vector<std::string> f;
-    for (size_t i = 0, j; i <= line.size(); i = j + 1) {
-      j = line.find(':', i);
-      if (j == std::string::npos) j = line.size();
-      f.push_back(line.substr(i, j - i));
-    }
-    if (f.size() < 6) continue;
-    if (f[0] == u || (parse_u32(u) && f[2] == u)) return f[5].empty() ? "/" : f[5];
-  }
+  for (const auto& f : db_rows(read_image_file(lowers, "/etc/passwd")))
+    if (f.size() >= 6 && (f[0] == u || (parse_u32(u) && f[2] == u))) return f[5].empty() ? "/" : f[5];
   return "/";
 }
 
@@ -195,21 +173,10 @@ std::vector<uint32_t> supplementary_groups(const std::vector<std::string>& lower
   std::string u = spec.empty() ? "root" : spec;
   std::vector<uint32_t> out = {primary_gid};
   if (u.find(':') != std::string::npos) return out;
-  auto split = [](const std::string& line, char sep) {
-    std::vector<std::string> f;
-    for (size_t i = 0;;) {
-      size_t j = line.find(sep, i);
-      f.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
-      if (j == std::string::npos) break;
-      i = j + 1;
-    }
-    return f;
-  };
-  auto lines = [&](const std::optional<std::string>& db) {
-    std::vector<std::vector<std::string>> rows;
-    if (!db) return rows;
-    for (const auto& line : split(*db, '\n'))
-      if (!line.empty() && line[0] != '#') rows.push_back(split(line, ':'));
+  auto lines = [](const std::optional<std::string>& db) {  // as runc: '#' lines are comments
+    auto rows = db_rows(db);
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [](const auto& f) { return f[0].rfind('#', 0) == 0; }),
+               rows.end());
     return rows;
   };
   std::string name;
