@@ -18,6 +18,8 @@ PACKAGES=(
   passwd     # useradd
   fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
   slirp4netns # RUN --network=default: the user-mode network stack of each step
+  proot       # the chroot isolation rung (no namespaces: Docker's default seccomp profile)
+  golang-github-docker-docker-dev # ci_container test: moby's own default seccomp profile (default.json)
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
   rpm # rpm_spec test: rpmspec parses packaging/rpm/ocib.spec

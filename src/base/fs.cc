@@ -227,6 +227,31 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
   return tmpl;
 }
 
+namespace {
+std::string& step_root_storage() {
+  static std::string root = "/";
+  return root;
+}
+}  // namespace
+
+namespace {
+bool g_step_owner_fixed = false;
+}  // namespace
+
+const std::string& step_root() { return step_root_storage(); }
+bool step_owner_fixed() { return g_step_owner_fixed; }
+void set_step_owner_fixed(bool fixed) { g_step_owner_fixed = fixed; }
+int step_lchown(const std::string& path, uid_t uid, gid_t gid) {
+  return g_step_owner_fixed ? 0 : ::lchown(path.c_str(), uid, gid);
+}
+void set_step_root(std::string root) { step_root_storage() = root.empty() ? "/" : std::move(root); }
+std::string in_step_root(std::string_view rel) {
+  const std::string& r = step_root();
+  std::string c = clean(std::string("/") + std::string(rel));
+  if (r == "/") return c;
+  return c == "/" ? r : r + c;
+}
+
 Result<std::string> real_path(const std::string& path) {
   char buf[PATH_MAX];
   if (!::realpath(path.c_str(), buf)) return Error::from_errno("realpath " + path, errno);

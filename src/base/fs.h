@@ -50,6 +50,23 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
 /// Absolute path of `path` (realpath).
 Result<std::string> real_path(const std::string& path);
 
+/// Where a sandboxed function's "/" is: "/" after pivot_root (the namespaced sandboxes), or the
+/// host path of the step's root where the process cannot change its root (the chroot isolation
+/// runs ocib's own file work in a plain child and sets this there). Code that writes into a
+/// step's root (COPY, WORKDIR) resolves paths inside it (openat2 RESOLVE_IN_ROOT) and prefixes
+/// them with this. Process-wide; only ever set in a forked child.
+const std::string& step_root();
+void set_step_root(std::string root);
+/// Under the chroot isolation as an unprivileged user only the caller's own id exists: every
+/// file is the caller's (root in the image) and a step's chown has nothing to set. Set in the
+/// forked child, as step_root.
+bool step_owner_fixed();
+void set_step_owner_fixed(bool fixed);
+/// lchown(2), or nothing (0) when step_owner_fixed().
+int step_lchown(const std::string& path, uid_t uid, gid_t gid);
+/// step_root() + "/" + rel (rel already resolved inside the root, no "..", no symlinks).
+std::string in_step_root(std::string_view rel);
+
 /// Names of the extended attributes of `path` (a symlink's own), sorted; none where the
 /// filesystem has no xattrs.
 Result<std::vector<std::string>> list_xattrs(const std::string& path);

@@ -71,7 +71,7 @@ Options:
       --annotation A       [TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE on the manifest (default),
                            index, manifest-descriptor or index-descriptor (repeatable)
       --ulimit NAME=S[:H]  resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)
-      --isolation MODE     auto | full | procfs-less (= OCIB_ISOLATION; see ocib info)
+      --isolation MODE     auto | full | procfs-less | chroot (= OCIB_ISOLATION; see ocib info)
       --add-host HOST:IP   an /etc/hosts entry for every RUN (repeatable)
       --shm-size SIZE      size of /dev/shm in RUN steps (default 64m)
       --check              lint instead of building (buildx --call=check): exit 1 on warnings
@@ -336,9 +336,9 @@ int cmd_build(const Args& a) {
       o.annotations.push_back(*an);
     } else if (take_value(a, i, "--isolation", "", &v)) {
       // The isolation rung (OCIB_ISOLATION; `ocib info` shows the one chosen).
-      if (v != "auto" && v != "full" && v != "procfs-less")
-        return fail("unknown --isolation \"" + v + "\" (auto, full, procfs-less)" +
-                        ocib::did_you_mean(v, {"auto", "full", "procfs-less"}),
+      if (v != "auto" && v != "full" && v != "procfs-less" && v != "chroot")
+        return fail("unknown --isolation \"" + v + "\" (auto, full, procfs-less, chroot)" +
+                        ocib::did_you_mean(v, {"auto", "full", "procfs-less", "chroot"}),
                     2);
       ::setenv("OCIB_ISOLATION", v.c_str(), 1);
     } else if (take_value(a, i, "--add-host", "", &v)) {
@@ -460,7 +460,8 @@ int cmd_build(const Args& a) {
     return 0;
   }
   ocib::cli::install_signal_handlers();
-  if (::getuid() != 0 && !ocib::IdMapping::detect().needs_helpers && o.progress != "quiet")
+  if (::getuid() != 0 && !ocib::IdMapping::detect().needs_helpers && o.progress != "quiet" &&
+      [] { auto iso = ocib::sandbox::proc_isolation(); return !iso.ok() || iso->namespaces; }())
     ocib::log::warn("no subordinate id range for this user (/etc/subuid, /etc/subgid) or no newuidmap: "
                     "RUN steps see only uid/gid 0, so steps that switch users (apt-get, chown) may fail");
   auto r = ocib::control::run(o);
@@ -483,7 +484,8 @@ int cmd_build(const Args& a) {
 }
 
 int cmd_info(const Args&) {
-  ocib::IdMapping ids = ocib::IdMapping::detect();
+  std::fflush(stdout);  // the isolation probe forks
+  ocib::IdMapping ids = ocib::sandbox::id_mapping();
   struct utsname u;
   uname(&u);
   std::printf("version:    %s\n", OCIB_VERSION);
@@ -499,8 +501,13 @@ int cmd_info(const Args&) {
   auto proc = ocib::sandbox::proc_isolation();
   std::printf("isolation:  %s\n", proc.ok() ? (proc->name + " (" + proc->reason + ")").c_str()
                                              : proc.error().str().c_str());
-  std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
-  std::printf("caps:       Docker's default set for root in the step, none for other users\n");
+  if (proc.ok() && !proc->namespaces) {
+    std::printf("seccomp:    none of ocib's (the container's own profile applies); no_new_privs\n");
+    std::printf("caps:       this process's own (bounding set cut to Docker's default)\n");
+  } else {
+    std::printf("seccomp:    %s; no_new_privs\n", ocib::sandbox::seccomp_description().c_str());
+    std::printf("caps:       Docker's default set for root in the step, none for other users\n");
+  }
   {
     std::string why = ocib::sandbox::network_stack_unavailable();
     std::printf("network:    %s\n", why.empty() ? ("default: own namespace via " + ocib::sandbox::network_stack_path() +
@@ -509,8 +516,10 @@ int cmd_info(const Args&) {
   }
   std::fflush(stdout);  // the probe forks; an unflushed buffer would be printed twice
   auto st = ocib::sandbox::check_support(ids);
-  std::printf("sandbox:    %s\n", st.ok() ? "ok (user, mount, pid, ipc, uts, net namespaces; seccomp; caps)"
-                                         : st.error().str().c_str());
+  const bool chroot = proc.ok() && !proc->namespaces;
+  std::printf("sandbox:    %s\n", !st.ok() ? st.error().str().c_str()
+                                   : chroot ? "ok (chroot isolation: proot in a copied root; no namespaces)"
+                                            : "ok (user, mount, pid, ipc, uts, net namespaces; seccomp; caps)");
   return st.ok() ? 0 : 1;
 }
 
@@ -636,7 +645,7 @@ int cmd_prune(const Args& a) {
   }
   auto st = open_store();
   if (!st.ok()) return fail(st.error().str());
-  ocib::IdMapping ids = ocib::IdMapping::detect();
+  ocib::IdMapping ids = ocib::sandbox::id_mapping();
   auto r = ocib::store::prune(*st, po, [&](const std::string& p) { return ocib::sandbox::remove_tree(p, ids); });
   if (!r.ok()) return fail(r.error().str());
   std::printf("removed %llu cache entries, %llu snapshots, %llu blobs: %s reclaimed\n",

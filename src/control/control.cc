@@ -87,7 +87,8 @@ Result<BuildResult> run(const Options& opts) {
   OCIB_ASSIGN_OR_RETURN(store::Store st, store::Store::open(opts.store_root.empty() ? store::Store::default_root() : opts.store_root));
   // Held shared for the whole build: `ocib prune` waits instead of deleting what we use.
   OCIB_ASSIGN_OR_RETURN(fs::FileLock gc, store::gc_lock(st, false));
-  IdMapping ids = IdMapping::detect();
+  // Under the chroot isolation (no user namespace) an unprivileged caller has only its own ids.
+  IdMapping ids = opts.plan_only ? IdMapping::detect() : sandbox::id_mapping();
   if (!opts.plan_only) {
     // Choosing the snapshot driver costs probe steps (in the store's filesystem); a working
     // kernel overlay is remembered per store, uid and kernel. A fallback is said once.

@@ -458,7 +458,7 @@ Status mkdir_all(const std::string& dir, const Attrs& a) {
     if (errno == EEXIST && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
     return Error::from_errno("mkdir " + dir, errno);
   }
-  if ((a.uid || a.gid) && lchown(dir.c_str(), a.uid.value_or(0), a.gid.value_or(0)) != 0)
+  if ((a.uid || a.gid) && fs::step_lchown(dir, a.uid.value_or(0), a.gid.value_or(0)) != 0)
     return Error::from_errno("chown " + dir, errno);
   // As current BuildKit: the directories a COPY --chmod creates get the mode too.
   if (a.chmod && chmod(dir.c_str(), a.chmod->apply(0755, true)) != 0) return Error::from_errno("chmod " + dir, errno);
@@ -647,7 +647,7 @@ Status extract_tar(int fd, const std::string& what, const std::string& dest, con
 Status apply_meta(const std::string& dst, const struct stat& st, const Attrs& a, bool is_link) {
   uid_t uid = a.uid.value_or(a.preserve_owner ? st.st_uid : 0);
   gid_t gid = a.gid.value_or(a.preserve_owner ? st.st_gid : 0);
-  if (lchown(dst.c_str(), uid, gid) != 0) {
+  if (fs::step_lchown(dst, uid, gid) != 0) {
     // A kept owner the sandbox's user namespace does not map (shown as the overflow id, with
     // a single-id mapping) cannot be set: the file stays root's, as everything else there.
     if (errno != EINVAL || !a.preserve_owner || a.uid || lchown(dst.c_str(), 0, 0) != 0)
@@ -891,11 +891,14 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
   // The destination is resolved in the root as BuildKit's fs.RootPath does: symlinks on the
   // way (and a symlink dest itself) lead to what they name inside the image.
   std::string dest;
-  {
-    UniqueFd root(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (op.dest.rfind("/proc/self/fd/", 0) == 0) {
+    // A host directory handed in as a descriptor (an export's destination): not in the root.
+    dest = fs::clean(op.dest);
+  } else {
+    UniqueFd root(open(fs::step_root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root.valid()) return Error::from_errno("open /", errno);
     OCIB_ASSIGN_OR_RETURN(std::string r, resolve_in_root(root.get(), fs::clean("/" + op.dest), true));
-    dest = r == "." ? "/" : "/" + r;
+    dest = fs::in_step_root(r == "." ? "/" : "/" + r);
   }
   for (const auto& f : op.inline_files) {
     if (f.unpack) {
@@ -918,7 +921,7 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
     if (write(out.get(), f.content.data(), f.content.size()) != static_cast<ssize_t>(f.content.size()))
       return Error::from_errno("write " + target, errno);
     out.reset();
-    if (lchown(target.c_str(), op.uid.value_or(0), op.gid.value_or(0)) != 0)
+    if (fs::step_lchown(target, op.uid.value_or(0), op.gid.value_or(0)) != 0)
       return Error::from_errno("chown " + target, errno);
     mode_t fmode = f.mode.value_or(0644);
     if (op.chmod) fmode = op.chmod->apply(fmode, false);
@@ -1024,8 +1027,12 @@ Status copy_into(int src_root_fd, const CopyOp& op) {
 }
 
 Status make_workdir(const std::string& dir, uint32_t uid, uint32_t gid) {
-  std::string cur;
-  for (const auto& part : split_path(dir)) {
+  // Symlinks on the way resolve inside the step's root (where it is not the process's "/").
+  UniqueFd root(open(fs::step_root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return Error::from_errno("open /", errno);
+  OCIB_ASSIGN_OR_RETURN(std::string resolved, resolve_in_root(root.get(), fs::clean("/" + dir), true));
+  std::string cur = fs::step_root() == "/" ? "" : fs::step_root();
+  for (const auto& part : split_path(resolved)) {
     cur += "/" + part;
     struct stat st;
     if (stat(cur.c_str(), &st) == 0) {
@@ -1033,7 +1040,7 @@ Status make_workdir(const std::string& dir, uint32_t uid, uint32_t gid) {
       continue;
     }
     if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return Error::from_errno("mkdir " + cur, errno);
-    if (lchown(cur.c_str(), uid, gid) != 0) return Error::from_errno("chown " + cur, errno);
+    if (fs::step_lchown(cur, uid, gid) != 0) return Error::from_errno("chown " + cur, errno);
   }
   return {};
 }

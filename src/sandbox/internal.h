@@ -4,9 +4,15 @@
 
 #include <linux/filter.h>
 
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "base/idmap.h"
+#include "sandbox/sandbox.h"
 
 namespace ocib::sandbox::internal {
 
@@ -23,5 +29,21 @@ unsigned long long default_cap_mask();
 Result<const std::vector<sock_filter>*> seccomp_program();
 /// Installs the program; no_new_privs must already be set.
 int load_seccomp(const std::vector<sock_filter>& prog);
+
+/// The generated /etc/hosts, /etc/hostname and /etc/resolv.conf of an argv step, written under
+/// `scratch`, as bind mounts of them.
+Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch, bool net_stack);
+
+/// Forks a child in a process group of its own that cancel_all() kills; it runs `child` and
+/// _exits with its value. Fails with kCancelled after cancel_all().
+Result<pid_t> spawn_tracked(const std::function<int()>& child);
+/// Waits for a spawn_tracked() child and returns its wait status; *cancelled when cancel_all()
+/// killed it.
+int reap_tracked(pid_t pid, bool* cancelled);
+
+/// proot on PATH, "" when missing.
+std::string proot_path();
+/// run() under the chroot isolation (chroot.cc).
+Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids);
 
 }  // namespace ocib::sandbox::internal

@@ -1126,6 +1126,10 @@ Status write_scratch_file(const std::string& path, const std::string& data) {
 }
 
 // The step's /etc/hosts, /etc/hostname and /etc/resolv.conf, generated under scratch.
+}  // namespace
+
+namespace internal {
+
 Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch, bool net_stack) {
   std::string dir = fs::join(scratch, "etc");
   OCIB_TRY(fs::mkdirs(dir));
@@ -1151,6 +1155,12 @@ Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch,
   }
   return out;
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::etc_mounts;
 
 // Resolves Spec::mounts (after the generated /etc files). Where the child creates mountpoints it
 // reports afterwards (report_stub, collect_stubs).
@@ -1403,6 +1413,46 @@ Result<std::string> as_container_root(const IdMapping& ids,
   if (out[0] == 'E') return Error(Errc::kIo, out.substr(1));
   return out.substr(1);
 }
+
+}  // namespace
+
+namespace internal {
+
+Result<pid_t> spawn_tracked(const std::function<int()>& child) {
+  std::lock_guard lock(g_mu);
+  if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+  if (pid == 0) {
+    setpgid(0, 0);
+    _exit(child());
+  }
+  setpgid(pid, pid);
+  g_running.insert(pid);
+  return pid;
+}
+
+int reap_tracked(pid_t pid, bool* cancelled) {
+  siginfo_t si;
+  while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  {
+    std::lock_guard lock(g_mu);
+    g_running.erase(pid);
+    *cancelled = g_cancelled;
+  }
+  kill(-pid, SIGKILL);  // whatever the step left running in its process group
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) *cancelled = false;
+  return status;
+}
+
+}  // namespace internal
+
+namespace {
 
 std::vector<std::string> full_paths(const OverlayPlan& o) {
   std::vector<std::string> v;
@@ -1887,6 +1937,8 @@ Result<Outcome> run(const Spec& spec, const IdMapping& ids) {
     std::lock_guard lock(g_mu);
     if (g_cancelled) return Error(Errc::kCancelled, "sandbox: cancelled");
   }
+  OCIB_ASSIGN_OR_RETURN(ProcIsolation iso, proc_isolation());
+  if (!iso.namespaces) return internal::run_chroot(spec, ids);
   OCIB_ASSIGN_OR_RETURN(Plan plan, make_plan(spec, ids));
   return run_planned(plan, ids);
 }
@@ -1967,10 +2019,11 @@ Status probe_driver(const IdMapping& ids, Snapshotter d, const std::string& dir)
   OCIB_TRY(fs::write_file_atomic(fs::join(top, "lower/d/f"), "f"));
   OCIB_TRY(fs::write_file_atomic(fs::join(top, "lower/x"), "x"));
   s.in_sandbox = [](const std::vector<int>&) {
-    if (unlink("/x") < 0) return 10;
-    if (unlink("/d/f") < 0 || rmdir("/d") < 0) return 11;
-    if (mkdir("/d", 0755) < 0) return 12;
-    int fd = open("/d/g", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    // fs::in_step_root: "/" after pivot_root, the root's copy under the chroot isolation.
+    if (unlink(fs::in_step_root("x").c_str()) < 0) return 10;
+    if (unlink(fs::in_step_root("d/f").c_str()) < 0 || rmdir(fs::in_step_root("d").c_str()) < 0) return 11;
+    if (mkdir(fs::in_step_root("d").c_str(), 0755) < 0) return 12;
+    int fd = open(fs::in_step_root("d/g").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return 13;
     close(fd);
     return 0;
@@ -1993,6 +2046,19 @@ Status probe_driver(const IdMapping& ids, Snapshotter d, const std::string& dir)
 
 Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& opts) {
   SnapshotDriver out;
+  if (auto iso = proc_isolation(); iso.ok() && !iso->namespaces) {
+    // No mount namespace: each step's root is a copy (the copy driver's merge and diff).
+    const char* forced = getenv("OCIB_SNAPSHOTTER");
+    if (forced && *forced && strcmp(forced, "auto") != 0 && strcmp(forced, "copy") != 0)
+      return Error(Errc::kUnsupported, std::string("OCIB_SNAPSHOTTER=") + forced +
+                                           " cannot be used in the chroot isolation, which copies each step's root");
+    out.driver = Snapshotter::kCopy;
+    out.name = driver_name(out.driver);
+    out.reason = "the chroot isolation copies each step's root (no mount namespace here)";
+    Status works = probe_driver(ids, Snapshotter::kCopy, opts.dir);
+    if (!works.ok()) return std::move(works).error().wrap("the chroot isolation does not work here");
+    return out;
+  }
   if (const char* forced = getenv("OCIB_SNAPSHOTTER");
       forced && *forced && strcmp(forced, "auto") != 0) {
     std::string f = forced;
@@ -2043,8 +2109,8 @@ Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& o
                    "clone with namespace flags) or an LSM (AppArmor's unprivileged userns restriction) forbids it. "
                    "Run the container with --security-opt seccomp=unconfined (Kubernetes: "
                    "securityContext.seccompProfile.type: Unconfined), or allow userns in the AppArmor profile; "
-                   "ocib needs no extra capability and no --privileged. (A rung without any namespaces, as "
-                   "kaniko's, is not available yet.)");
+                   "ocib needs no extra capability and no --privileged. Or install proot: ocib then builds in "
+                   "the chroot isolation (no namespaces at all, the container as the only boundary).");
   }
 
   out.driver = Snapshotter::kOverlay;
@@ -2110,7 +2176,19 @@ std::string network_stack_path() {
   return {};
 }
 
+IdMapping id_mapping() {
+  auto iso = proc_isolation();
+  if (iso.ok() && !iso->namespaces && geteuid() != 0) {
+    IdMapping m = IdMapping::single(getuid(), getgid());
+    m.description = "the caller's own ids only (chroot isolation: no user namespace)";
+    return m;
+  }
+  return IdMapping::detect();
+}
+
 std::string network_stack_unavailable() {
+  if (auto iso = proc_isolation(); iso.ok() && !iso->namespaces)
+    return "the chroot isolation has no network namespaces";
   if (network_stack_path().empty())
     return "slirp4netns is not installed (not on PATH; install the slirp4netns package)";
   // slirp4netns opens it in the step's namespaces with our host uid: the same permission check.
@@ -2180,10 +2258,43 @@ int probe_fresh_proc() {
 std::mutex g_proc_mu;
 std::optional<Result<ProcIsolation>> g_proc;
 
+// Can this process create a user namespace? 0 or the errno of unshare(CLONE_NEWUSER).
+int userns_errno() {
+  fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) return 0;  // leave the verdict to the probes
+  if (child == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+}
+
+const char* chroot_loss(bool root) {
+  return root ? "each RUN runs under proot in a copy of its root, as this container's root (ids in layers are real), "
+                "with no pid, network, ipc or uts namespace of its own (it sees and can signal this container's "
+                "processes and shares its network: --network=none is not honoured) and no seccomp filter beyond "
+                "the container's: the container is the only boundary, as with kaniko"
+              : "each RUN runs under proot in a copy of its root, as this process's own user (only its own id "
+                "exists: every file in a layer is owned by root), with no pid, network, ipc or uts namespace of "
+                "its own (it sees and can signal this container's processes and shares its network: "
+                "--network=none is not honoured) and no seccomp filter beyond the container's: the container is "
+                "the only boundary, as with kaniko";
+}
+
 Result<ProcIsolation> choose_proc_isolation() {
   ProcIsolation out;
   const char* forced = getenv("OCIB_ISOLATION");
   std::string f = forced ? forced : "";
+  if (f == "chroot") {
+    if (internal::proot_path().empty())
+      return Error(Errc::kUnsupported, "OCIB_ISOLATION=chroot: proot is not on PATH (install the proot package)");
+    out.fresh = false;
+    out.namespaces = false;
+    out.name = "chroot";
+    out.reason = std::string("set by OCIB_ISOLATION: ") + chroot_loss(geteuid() == 0);
+    return out;
+  }
   if (f == "full") {
     out.name = "full";
     out.reason = "set by OCIB_ISOLATION";
@@ -2196,7 +2307,22 @@ Result<ProcIsolation> choose_proc_isolation() {
     return out;
   }
   if (!f.empty() && f != "auto")
-    return Error::invalid("OCIB_ISOLATION=" + f + ": want auto, full or procfs-less");
+    return Error::invalid("OCIB_ISOLATION=" + f + ": want auto, full, procfs-less or chroot");
+  if (int uerr = userns_errno(); uerr != 0 && !internal::proot_path().empty()) {
+    out.fresh = false;
+    out.namespaces = false;
+    out.fallback = true;
+    out.name = "chroot";
+    out.reason = (uerr == EPERM ? std::string("creating a user namespace is refused here (unshare: Operation not permitted: "
+                                              "a seccomp profile such as Docker's and containerd's default, which refuse "
+                                              "unshare and clone with namespace flags without CAP_SYS_ADMIN, or an LSM)")
+                                : std::string("user namespaces are not available here (unshare: ") + strerrordesc_np(uerr) + ")") +
+                 ", so " + chroot_loss(geteuid() == 0) +
+                 ". For full isolation run the container with --security-opt seccomp=unconfined (Kubernetes: "
+                 "securityContext.seccompProfile.type: Unconfined; on Ubuntu hosts allow user namespaces in AppArmor); "
+                 "OCIB_ISOLATION=full refuses to step down";
+    return out;
+  }
   fflush(nullptr);  // the probe forks
   int err = probe_fresh_proc();
   if (err == 0) {

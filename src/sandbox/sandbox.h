@@ -222,13 +222,25 @@ std::string fuse_overlayfs_unavailable();
 /// namespace's processes (BuildKit's --oci-worker-no-process-sandbox trade-off). Probed by a
 /// child that tries the fresh mount; OCIB_ISOLATION=full forces the fresh one (steps fail where
 /// it is refused), OCIB_ISOLATION=procfs-less the outer one; "auto" or unset: probe.
+///
+/// Below both, where this process may create no namespace at all (unshare(CLONE_NEWUSER) is
+/// refused: Docker's default seccomp profile, an LSM, or user namespaces disabled), the *chroot*
+/// rung (OCIB_ISOLATION=chroot forces it): every step's root is a copy of its snapshots, RUN runs
+/// there under proot as the caller's own user (root's ids are real; as non-root only the caller's
+/// id exists), with the container's processes, network, /dev and /proc; layers are diffed as by
+/// the copy driver. Chosen only when proot is on PATH.
 struct ProcIsolation {
   bool fresh = true;
-  std::string name;    // "full" or "procfs-less"
+  bool namespaces = true;  // false: the chroot rung
+  std::string name;    // "full", "procfs-less" or "chroot"
   std::string reason;  // why (probe result or the environment variable)
   bool fallback = false;  // chosen because a fresh /proc is refused here: warn the user once
 };
 Result<ProcIsolation> proc_isolation();
+
+/// The id mapping steps run with: IdMapping::detect(), except under the chroot isolation, where
+/// no user namespace exists and an unprivileged caller has only its own ids (single()).
+IdMapping id_mapping();
 
 /// The user-mode network stack kDefault steps use: its path on PATH, "" when missing.
 std::string network_stack_path();

@@ -569,7 +569,7 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
     std::string why = sandbox::network_stack_unavailable();
     if (!why.empty())
       std::call_once(said, [&] {
-        log::warn("RUN network: " + why + "; RUN steps use the host's network (in their user namespace) instead of a network namespace of their own");
+        log::warn("RUN network: " + why + "; RUN steps use the host's network instead of a network namespace of their own");
       });
   }
   if (!s.hostname.empty()) spec.hostname = s.hostname;
