@@ -138,6 +138,40 @@ gid_t host_gid(const IdMapping& ids, int64_t c) {
   return ids.container_to_host_gid(static_cast<uint32_t>(c)).value_or(getegid());
 }
 
+// What a step run under `proot -i UID:GID` created (an entry of the upperdir that no lower has)
+// belongs to that user, as if the step had run with its ids; what existed below keeps its owner.
+Status chown_new_entries(const std::string& upper, const std::vector<std::string>& lowers, uid_t uid, gid_t gid) {
+  std::vector<std::string> stack = {""};
+  while (!stack.empty()) {
+    std::string rel = std::move(stack.back());
+    stack.pop_back();
+    std::string dir = rel.empty() ? upper : fs::join(upper, rel);
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return Error::from_errno("sandbox: opendir " + dir, errno);
+    std::vector<std::string> names;
+    while (struct dirent* de = readdir(d))
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) names.push_back(de->d_name);
+    closedir(d);
+    for (const auto& n : names) {
+      std::string r = rel.empty() ? n : rel + "/" + n;
+      std::string path = fs::join(upper, r);
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0) continue;
+      if (S_ISCHR(st.st_mode) && st.st_rdev == 0) continue;  // a whiteout
+      bool below = false;
+      for (const auto& l : lowers) {
+        struct stat ls;
+        if (lstat(fs::join(l, r).c_str(), &ls) != 0) continue;
+        below = !(S_ISCHR(ls.st_mode) && ls.st_rdev == 0);
+        break;
+      }
+      if (!below && lchown(path.c_str(), uid, gid) != 0) return Error::from_errno("sandbox: chown " + path, errno);
+      if (S_ISDIR(st.st_mode)) stack.push_back(r);
+    }
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 std::string proot_path() {
@@ -286,20 +320,20 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
     OCIB_TRY(mkdir_in_root(root, s.cwd, uid, gid));
     proot_tmp = fs::join(work, "proot-tmp");
     OCIB_TRY(fs::mkdirs(proot_tmp, 0700));
-    if (real_root && chown(proot_tmp.c_str(), uid, gid) != 0) return Error::from_errno("sandbox: chown " + proot_tmp, errno);
     args = {proot, "-r", root, "-w", s.cwd, "-b", "/dev", "-b", "/proc", "-b", "/sys"};
     for (const auto& [host, guest] : binds) {
       args.push_back("-b");
       args.push_back(host + ":" + guest);
     }
-    // As non-root only our own id exists: proot shows the step the ids it asked for.
-    if (!real_root) {
-      if (s.uid == 0 && s.gid == 0) {
-        args.push_back("-0");
-      } else {
-        args.push_back("-i");
-        args.push_back(std::to_string(s.uid) + ":" + std::to_string(s.gid));
-      }
+    // proot runs as this process's user: a step's path lookups are host path lookups, and the
+    // step's user could not traverse the (0700) store to its root. So another user is shown
+    // to the step by proot (-i), and what the step creates is given that user's ids afterwards
+    // (as root; as non-root only our own id exists). -0: root shown to a non-root caller's step.
+    if (s.uid != 0 || s.gid != 0) {
+      args.push_back("-i");
+      args.push_back(std::to_string(s.uid) + ":" + std::to_string(s.gid));
+    } else if (!real_root) {
+      args.push_back("-0");
     }
     args.insert(args.end(), s.argv.begin(), s.argv.end());
     env.push_back("PROOT_TMP_DIR=" + proot_tmp);
@@ -311,9 +345,7 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
   argv.push_back(nullptr);
   for (const auto& e : env) envp.push_back(e.c_str());
   envp.push_back(nullptr);
-  std::vector<gid_t> groups;
-  for (uint32_t g : s.groups)
-    if (auto h = ids.container_to_host_gid(g)) groups.push_back(*h);
+  // (Supplementary groups cannot be shown by proot: a step has only its primary group here.)
 
   const pid_t parent = getpid();
   const int out_fd = s.output_fd;
@@ -340,15 +372,7 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
       fs::set_step_owner_fixed(!real_root);
       return s.in_sandbox(fds);
     }
-    if (real_root) {
-      if (!s.insecure) (void)drop_bounding_set();
-      if (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-        dprintf(2, "sandbox: switch to %u:%u: %s\n", static_cast<unsigned>(uid), static_cast<unsigned>(gid), strerror(errno));
-        return 126;
-      }
-      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // cleared by the id switch
-      if (getppid() != parent) return 1;
-    }
+    if (real_root && !s.insecure) (void)drop_bounding_set();
     if (!s.insecure) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     syscall(SYS_close_range, 3U, ~0U, 0U);
     execve(argv[0], const_cast<char* const*>(argv.data()), const_cast<char* const*>(envp.data()));
@@ -362,6 +386,8 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
   OCIB_TRY(clear_dir(s.upperdir));
   Status diff = snapshot::diff_to_upper(s.lowerdirs, root, *copied, s.upperdir);
   if (!diff.ok()) return std::move(diff).error().wrap("sandbox: diff the step's root into its upperdir");
+  if (!s.in_sandbox && real_root && (uid != geteuid() || gid != getegid()))
+    OCIB_TRY(chown_new_entries(s.upperdir, s.lowerdirs, uid, gid));
   Outcome o;
   if (WIFSIGNALED(status)) {
     o.signal = WTERMSIG(status);
