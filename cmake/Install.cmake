@@ -67,3 +67,10 @@ install(FILES ${_comp}/ocib.bash
 install(FILES ${_comp}/_ocib DESTINATION ${OCIB_ZSH_COMPLETIONS_DIR})
 install(FILES ${_comp}/ocib.fish
   DESTINATION ${CMAKE_INSTALL_DATADIR}/fish/vendor_completions.d)
+
+# ---- AppArmor ----------------------------------------------------------------------------
+# The profile granting `userns` on hosts that restrict unprivileged user namespaces (Ubuntu
+# 23.10+). Shipped as data: the Debian package's postinst puts it into /etc/apparmor.d only where
+# the kernel has that restriction (elsewhere an AppArmor 3 parser would not know the rule).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/apparmor/ocib
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/ocib/apparmor)

@@ -49,11 +49,18 @@ for f in /usr/bin/ocib \
   /usr/share/bash-completion/completions/ocib \
   /usr/share/zsh/vendor-completions/_ocib \
   /usr/share/fish/vendor_completions.d/ocib.fish \
-  /usr/share/doc/ocib/copyright; do
+  /usr/share/doc/ocib/copyright /usr/share/ocib/apparmor/ocib; do
   grep -qxF "$f" "$T/files.txt" || { cat "$T/files.txt" >&2; fail "package does not ship $f"; }
   [[ -f $f ]] || fail "$f not installed"
 done
 
+# The AppArmor profile goes into /etc/apparmor.d only where the kernel restricts user namespaces.
+if [[ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]]; then
+  [[ -f /etc/apparmor.d/ocib ]] || fail "the AppArmor userns restriction exists but postinst installed no profile"
+else
+  [[ ! -e /etc/apparmor.d/ocib ]] || fail "postinst installed an AppArmor profile on a kernel without the userns restriction"
+fi
+contains -x '  userns,' /usr/share/ocib/apparmor/ocib || fail "the AppArmor profile does not grant userns"
 version=$(dpkg-query -W -f='${Version}' ocib)
 assert_eq "$(/usr/bin/ocib version)" "ocib ${version%%-*}" "/usr/bin/ocib version"
 if command -v man >/dev/null 2>&1; then
