@@ -81,7 +81,7 @@ _ocib() {
       COMPREPLY=($(compgen -W 'security.insecure network.host' -- "$cur"))
       return
       ;;
-    -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | \
+    -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | --ssh | \
       --insecure-registry | --registry-mirror | --no-cache-filter | --cache-to | --cache-from | --add-host | --shm-size | --isolation | --annotation | --ulimit)
       return
       ;;
@@ -89,7 +89,7 @@ _ocib() {
 
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
-      --platform -o --output --iidfile --print --secret --pull --insecure-registry --registry-mirror
+      --platform -o --output --iidfile --print --secret --ssh --pull --insecure-registry --registry-mirror
       --progress --metadata-file -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
       --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push -q --quiet -h --help' -- "$cur"))
   else

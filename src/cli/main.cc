@@ -1,5 +1,6 @@
 // ocib: command table and dispatch. Each verb parses its own options and calls a library.
 
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -83,6 +84,7 @@ Options:
                            --fix the Dockerfile is rewritten to the parallel shape) or the
                            planned steps with their cache keys (plan: JSON; nothing runs)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
+      --ssh default|ID[=SOCKET]  an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)
       --pull[=POLICY]      base images from registries: always | missing | never
                            (default: re-resolve the tag with a HEAD, pull if it moved)
       --insecure-registry HOST[:PORT]
@@ -192,7 +194,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit" || s == "--ssh";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -269,6 +271,25 @@ int cmd_build(const Args& a) {
       if (id.empty()) return fail("--secret needs id=", 2);
       if (sec.file.empty() && sec.env.empty()) sec.env = id;
       o.secrets[id] = sec;
+    } else if (take_value(a, i, "--ssh", "", &v)) {
+      // buildx: default|ID[=SOCKET|KEY[,KEY]]; without a path the agent at $SSH_AUTH_SOCK.
+      auto eq = v.find('=');
+      std::string id = v.substr(0, eq), path = eq == std::string::npos ? "" : v.substr(eq + 1);
+      if (id.empty()) return fail("--ssh \"" + v + "\": want default or ID[=SOCKET]", 2);
+      if (path.empty()) {
+        const char* sock = std::getenv("SSH_AUTH_SOCK");
+        if (!sock || !*sock) return fail("--ssh " + id + ": SSH_AUTH_SOCK is not set (start an agent, or give ID=SOCKET)", 2);
+        path = sock;
+      }
+      if (path.find(',') != std::string::npos)
+        return fail("--ssh " + v + ": key files are not supported; load the keys into an agent (ssh-add) and give its socket", 2);
+      struct stat sst;
+      if (::stat(path.c_str(), &sst) != 0) return fail("--ssh " + id + ": " + path + ": " + std::strerror(errno), 2);
+      if (!S_ISSOCK(sst.st_mode))
+        return fail("--ssh " + id + ": " + path + " is not an agent socket (key files are not supported; load the key with ssh-add and give the agent's socket)", 2);
+      char* real = ::realpath(path.c_str(), nullptr);
+      o.ssh[id] = real ? real : path;
+      std::free(real);
     } else if (s == "--pull") {
       o.pull = "always";
     } else if (s.rfind("--pull=", 0) == 0) {

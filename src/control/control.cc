@@ -187,6 +187,7 @@ Result<BuildResult> run(const Options& opts) {
   so.context_fd = ctx.get();
   so.context_filter = context_filter;
   so.secrets = opts.secrets;
+  so.ssh = opts.ssh;
   so.no_cache = opts.no_cache;
   so.no_cache_filter = opts.no_cache_filter;
   so.cache_from = opts.cache_from;

@@ -41,6 +41,8 @@ struct Options {
   /// --secret id=ID,src=FILE | id=ID,env=VAR: secret id -> its value source.
   using Secret = solver::Secret;
   std::map<std::string, Secret> secrets;
+  /// --ssh default|ID[=SOCKET]: ssh id -> agent socket (default: $SSH_AUTH_SOCK).
+  std::map<std::string, std::string> ssh;
   /// --pull: "" (default: re-resolve tags of registry bases), always, missing, never.
   std::string pull;
   /// Registries (host[:port]) that may use plain HTTP or unverified TLS.

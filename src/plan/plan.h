@@ -38,10 +38,10 @@ struct LayerResult : oci::LayerBlob {
 
 /// A RUN --mount entry, resolved at plan time except for what the store provides.
 struct RunMount {
-  enum class Type { kBind, kCache, kTmpfs, kSecret, kPipe /* a heredoc script */ };
+  enum class Type { kBind, kCache, kTmpfs, kSecret, kPipe /* a heredoc script */, kSsh /* --ssh agent */ };
   Type type = Type::kBind;
   std::string target;
-  std::string id;             // cache id / secret id
+  std::string id;             // cache id / secret id / ssh id ("default")
   std::string source;         // bind: path inside the source; pipe: script content
   bool rw = false;
   bool cache_readonly = false;  // type=cache,readonly: mounted read-only

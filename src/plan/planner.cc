@@ -28,6 +28,7 @@ const char* type_name(RunMount::Type t) {
     case RunMount::Type::kTmpfs: return "tmpfs";
     case RunMount::Type::kSecret: return "secret";
     case RunMount::Type::kPipe: return "pipe";
+    case RunMount::Type::kSsh: return "ssh";
   }
   return "bind";
 }

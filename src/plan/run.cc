@@ -102,11 +102,17 @@ Result<RunMount> Planner::parse_mount(const std::string& spec, StageState& st,
     }
   }
   if (type == "ssh") {
-    // No --ssh agent forwarding yet: as BuildKit without a matching --ssh, an optional ssh
-    // mount is left out (SSH_AUTH_SOCK unset) and a required one fails.
-    if (m.required) return at(ins, "no SSH key \"" + (m.id.empty() ? std::string("default") : m.id) +
-                                       "\" forwarded from the client (--ssh is not supported yet)");
-    m.absent = true;
+    // The agent forwarded with --ssh ID (checked by the solver: an optional mount without one
+    // is left out, a required one fails); BuildKit's defaults: id "default", mode 0600, the
+    // target /run/buildkit/ssh_agent.N (set by plan_run) unless given.
+    m.type = RunMount::Type::kSsh;
+    if (m.id.empty()) m.id = "default";
+    if (!m.mode) m.mode = 0600;
+    if (!m.target.empty()) {
+      std::string wd = st.config.working_dir.empty() ? "/" : st.config.working_dir;
+      if (m.target.front() != '/') m.target = fs::join(wd, m.target);
+      m.target = fs::clean(m.target);
+    }
     return m;
   }
   if (type == "bind") m.type = RunMount::Type::kBind;
@@ -183,6 +189,10 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     OCIB_ASSIGN_OR_RETURN(std::string spec, word(f.value, st, ins));
     OCIB_ASSIGN_OR_RETURN(RunMount m, parse_mount(spec, st, ins));
     if (m.absent) continue;
+    if (m.type == RunMount::Type::kSsh && m.target.empty())
+      m.target = "/run/buildkit/ssh_agent." +
+                 std::to_string(std::count_if(s.mounts.begin(), s.mounts.end(),
+                                              [](const RunMount& x) { return x.type == RunMount::Type::kSsh; }));
     json mk = {{"type", type_name(m.type)}, {"target", m.target}, {"id", m.id}, {"source", m.source}, {"rw", m.rw},
                {"env", m.env}, {"size", m.size}, {"mode", m.mode}};
     if (m.cache_readonly) mk["readonly"] = true;

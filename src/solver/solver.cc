@@ -181,6 +181,19 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
         sm.source = lowers.front();
         sm.readonly = true;
       }
+    } else if (m.type == plan::RunMount::Type::kSsh) {
+      // The agent's own socket, bound at the target; SSH_AUTH_SOCK names the first one (BuildKit).
+      auto it = opts_.ssh.find(m.id);
+      if (it == opts_.ssh.end()) {
+        if (m.required)
+          return Error::invalid("no SSH key \"" + m.id + "\" forwarded from the client (give it with --ssh " +
+                                (m.id == "default" ? std::string("default") : m.id + "=SOCKET") + ")");
+        continue;
+      }
+      if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("SSH_AUTH_SOCK=", 0) == 0; }))
+        env.push_back("SSH_AUTH_SOCK=" + m.target);
+      sm.type = sandbox::Mount::Type::kBind;
+      sm.source = it->second;
     } else if (m.type == plan::RunMount::Type::kSecret || m.type == plan::RunMount::Type::kPipe) {
       std::string value;
       if (m.type == plan::RunMount::Type::kPipe) {

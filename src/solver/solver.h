@@ -38,6 +38,8 @@ struct Options {
   int context_fd = -1;
   copy::SourceFilter context_filter;  // .dockerignore
   std::map<std::string, Secret> secrets;
+  /// --ssh ID=SOCKET: the agent sockets RUN --mount=type=ssh,id=ID binds (never in a layer or key).
+  std::map<std::string, std::string> ssh;
   bool no_cache = false;
   std::vector<std::string> no_cache_filter;  // stage names whose steps ignore the cache
   std::vector<TypedSpec> cache_from;
