@@ -20,7 +20,6 @@ PACKAGES=(
   fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
   slirp4netns # RUN --network=default: the user-mode network stack of each step
   proot       # the chroot isolation rung (no namespaces: Docker's default seccomp profile)
-  golang-github-docker-docker-dev # ci_container test: moby's own default seccomp profile (default.json)
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
   rpm # rpm_spec test: rpmspec parses packaging/rpm/ocib.spec
@@ -32,17 +31,37 @@ for p in "${PACKAGES[@]}"; do
   [[ $status == installed ]] || missing+=("$p")
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
-  exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null 2>&1 || { echo "install-deps: missing packages and not root (run with sudo)" >&2; exit 1; }
   SUDO=(sudo)
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+else
+  echo "install-deps: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install-deps: missing packages and not root (run with sudo)" >&2; exit 1; }
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Test data: moby's own default seccomp profile (profiles/seccomp/default.json) for the
+# ci_container test, taken from Debian's golang-github-docker-docker-dev without installing it
+# (it would pull in ~100 Go source packages). Best effort: without it that test skips.
+MOBY_PROFILE=/usr/local/share/ocib-test/moby-seccomp-default.json
+if [[ ! -s $MOBY_PROFILE ]]; then
+  dl=$(mktemp -d)
+  if (cd "$dl" && apt-get download -q golang-github-docker-docker-dev >/dev/null 2>&1 ||
+      { "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && apt-get download -q golang-github-docker-docker-dev >/dev/null; }) &&
+     dpkg-deb -x "$dl"/golang-github-docker-docker-dev_*.deb "$dl/x"; then
+    "${SUDO[@]}" mkdir -p "$(dirname "$MOBY_PROFILE")"
+    "${SUDO[@]}" cp "$dl/x/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" "$MOBY_PROFILE"
+    echo "install-deps: moby's default seccomp profile in $MOBY_PROFILE"
+  else
+    echo "install-deps: warning: could not fetch golang-github-docker-docker-dev (moby's seccomp profile); it_ci_container will skip" >&2
+  fi
+  rm -rf "$dl"
+fi

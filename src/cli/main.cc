@@ -446,6 +446,19 @@ int cmd_build(const Args& a) {
       }
     }
   }
+  // A git repository as the context (buildx): checked out into a temp dir first; a relative
+  // -f names a file in it, as BuildKit reads the Dockerfile from the remote context.
+  if (ocib::control::is_git_url(o.context)) {
+    const char* tmp = std::getenv("TMPDIR");
+    auto dir = ocib::fs::make_temp_dir(tmp && *tmp ? tmp : "/tmp", "ocib-git-");
+    if (!dir.ok()) return fail(dir.error().str());
+    stdin_dir.reset(new std::string(*dir));
+    auto ctx = ocib::control::git_context(o.context, *dir);
+    if (!ctx.ok()) return fail(ctx.error().str(), ctx.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
+    o.context = *ctx;
+    if (!o.dockerfile.empty() && o.dockerfile != "-" && o.dockerfile[0] != '/')
+      o.dockerfile = ocib::fs::join(*ctx, o.dockerfile);
+  }
   // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
   if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
   if (auto e = ocib::control::source_date_epoch(o); !e.ok()) return fail(e.error().str(), 2);

@@ -89,6 +89,14 @@ Result<BuildResult> run(const Options& opts);
 /// context: then `*dockerfile_text` is set and `dir` stays empty.
 Status stdin_context(const std::string& data, const std::string& dir, std::string* dockerfile_text);
 
+/// A git URL as buildx takes one for a context (git://, git@, ssh://, github.com/, or an
+/// http(s) URL whose path ends in .git; `#REF[:SUBDIR]` after it).
+bool is_git_url(const std::string& s);
+/// Checks out REF (default: the remote's HEAD) of the URL into `dir` (an empty directory) with
+/// git, submodules included and .git removed; returns the context directory (SUBDIR, resolved
+/// inside the checkout).
+Result<std::string> git_context(const std::string& spec, const std::string& dir);
+
 /// SOURCE_DATE_EPOCH from --build-arg, else the environment; an invalid value is an error.
 Result<std::optional<int64_t>> source_date_epoch(const Options& opts);
 

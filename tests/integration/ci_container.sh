@@ -14,8 +14,10 @@ source "$(dirname "$0")/lib.sh"
 it_setup "$@"
 need_root "runc needs it"
 need_cmd runc python3 tar jq proot
-profile=/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
-[[ -f $profile ]] || skip "moby's default seccomp profile not found ($profile: install golang-github-docker-docker-dev)"
+# Put there by scripts/install-deps.sh from Debian's golang-github-docker-docker-dev.
+profile=/usr/local/share/ocib-test/moby-seccomp-default.json
+[[ -f $profile ]] || profile=/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
+[[ -f $profile ]] || skip "moby's default seccomp profile not found (scripts/install-deps.sh extracts it from golang-github-docker-docker-dev)"
 
 # The binary alone in a directory of its own: binding $T recursively would bring the bundles'
 # own mounts (an unmasked /proc among them) into the container.
