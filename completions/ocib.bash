@@ -91,7 +91,7 @@ _ocib() {
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
       --platform -o --output --iidfile --print --secret --ssh --pull --insecure-registry --registry-mirror
       --progress --metadata-file -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
-      --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push -q --quiet -h --help' -- "$cur"))
+      --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push --load -q --quiet -h --help' -- "$cur"))
   else
     _filedir -d
   fi

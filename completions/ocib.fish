@@ -46,6 +46,7 @@ complete -c ocib -n $b -l annotation -x -d 'Annotation on the manifest, index or
 complete -c ocib -n $b -l isolation -x -a 'auto full procfs-less' -d 'Isolation rung'
 complete -c ocib -n $b -l shm-size -x -d 'Size of /dev/shm in RUN steps'
 complete -c ocib -n $b -l push -d 'Push the image to the -t names'
+complete -c ocib -n $b -l load -d 'Load the image into the docker daemon or podman'
 complete -c ocib -n $b -l print -x -a 'graph graph-json lint plan' -d 'Print instead of building'
 complete -c ocib -n $b -l secret -x -d 'Secret for RUN --mount=type=secret (id=ID,src=FILE)'
 complete -c ocib -n $b -l ssh -x -d 'SSH agent for RUN --mount=type=ssh (default|ID=SOCKET)'

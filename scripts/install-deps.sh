@@ -17,6 +17,7 @@ PACKAGES=(
   bash-completion # completions test drives the bash completion
   passwd     # useradd
   openssh-client # ssh_forward test: a real ssh-agent forwarded with --ssh
+  docker.io podman # load test: --load into a private dockerd and into podman
   fuse-overlayfs # snapshotters test: the fuse-overlayfs snapshot driver
   slirp4netns # RUN --network=default: the user-mode network stack of each step
   proot       # the chroot isolation rung (no namespaces: Docker's default seccomp profile)

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "control/control.h"
 #include "cache/cache_io.h"
+#include "exporter/daemon_load.h"
 #include "exporter/exporter.h"
 #include "images/images.h"
 #include "oci/platform.h"
@@ -84,6 +85,7 @@ Options:
                            --fix the Dockerfile is rewritten to the parallel shape) or the
                            planned steps with their cache keys (plan: JSON; nothing runs)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
+      --load               load the image into the docker daemon (DOCKER_HOST or /var/run/docker.sock), else podman
       --ssh default|ID[=SOCKET]  an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)
       --pull[=POLICY]      base images from registries: always | missing | never
                            (default: re-resolve the tag with a HEAD, pull if it moved)
@@ -173,6 +175,7 @@ bool take_value(const Args& a, size_t& i, const std::string& long_name, const st
 int cmd_build(const Args& a) {
   ocib::control::Options o;
   bool push = false;  // --push
+  bool load = false;  // --load
   bool fix = false;   // --fix (with --print=lint)
   bool check = false;  // --check / --call=check
   if (g_config.jobs) o.jobs = *g_config.jobs;
@@ -382,6 +385,10 @@ int cmd_build(const Args& a) {
       if (v.empty() || errno || mult < 0 || n <= 0 || end == v.c_str())
         return fail("invalid --shm-size \"" + v + "\" (bytes, or with a unit: 128m, 1g)", 2);
       o.shm_size = static_cast<uint64_t>(n * mult);
+    } else if (s == "--load" || s == "--load=true") {
+      load = true;
+    } else if (s == "--load=false") {
+      load = false;
     } else if (s == "--push" || s == "--push=true") {
       push = true;
     } else if (s == "--push=false") {
@@ -402,6 +409,16 @@ int cmd_build(const Args& a) {
     }
   }
   if (positional.size() != 1) return fail("ocib build needs exactly one CONTEXT argument", 2);
+  // buildx: --load is -o type=docker (no dest: into the docker daemon, or podman).
+  if (load) {
+    auto out = ocib::exporter::parse_output("type=docker");
+    if (!out.ok()) return fail(out.error().str(), 2);
+    o.outputs.push_back(*out);
+  }
+  // Where a load goes is checked now, before any work.
+  for (const auto& out : o.outputs)
+    if (out.type == "docker" && out.get("dest").empty())
+      if (auto t = ocib::exporter::load_target(); !t.ok()) return fail(t.error().str());
   // buildx: --push is -o type=registry for the -t names (an image output already there gets
   // push=true instead).
   if (push) {

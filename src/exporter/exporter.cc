@@ -1,4 +1,5 @@
 #include "exporter/exporter.h"
+#include "exporter/daemon_load.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -398,18 +399,30 @@ Status Exporter::write_docker(const TypedSpec& out, const Subject& x) {
   if (x.multi)
     return Error::invalid("output type=docker holds one image, not " + std::to_string(x.images.size()) +
                           " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
-  reporter_.note("exporting to docker-archive " + dest);
+  std::optional<LoadTarget> load;
+  if (dest.empty()) {
+    OCIB_ASSIGN_OR_RETURN(LoadTarget t, load_target());
+    load = t;
+  }
+  reporter_.note(load ? "loading into " + load->where : "exporting to docker-archive " + dest);
   oci::DockerArchiveImage di;
   di.config_digest = x.config_digest;
   di.layers = x.images.front().layers;
   di.diff_ids = x.images.front().diff_ids;
   for (const auto& t : opts_.tags) di.repo_tags.push_back(images::normalize_name(t));
+  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
+  if (load) {
+    std::string tmp = store_.tmp_file_path("load-");
+    Status w = oci::write_docker_archive(tmp, di, locate, fs::join(store_.root(), "tmp"), progress());
+    Status l = w.ok() ? load_archive(*load, tmp) : w;
+    ::unlink(tmp.c_str());
+    return l;
+  }
   std::string path = dest == "-" ? "/dev/stdout" : dest;
   if (path != "/dev/stdout" && export_unchanged(path, "docker", x.manifest_digest)) {
     reporter_.note("output unchanged: " + path);
     return {};
   }
-  auto locate = [this](const std::string& d) { return store_.blob_path(d); };
   OCIB_TRY(oci::write_docker_archive(path, di, locate, fs::join(store_.root(), "tmp"), progress()));
   if (path != "/dev/stdout") record_export(path, "docker", x.manifest_digest);
   return {};
@@ -487,7 +500,8 @@ const std::vector<Exporter::OutputKind>& Exporter::output_kinds() {
   static const std::vector<OutputKind> kinds = {
       {"oci", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
       {"oci-layout", {"dest", "compression", "compression-level"}, true, &Exporter::write_oci},
-      {"docker", {"dest", "compression", "compression-level"}, true, &Exporter::write_docker},
+      // Without dest: loaded into the docker daemon, or podman (buildx --load).
+      {"docker", {"dest", "compression", "compression-level"}, false, &Exporter::write_docker},
       {"image", {"name", "push", "push-by-digest", "name-canonical", "compression", "compression-level"}, false,
        &Exporter::write_image},
       {"registry", {"name", "push-by-digest", "name-canonical", "compression", "compression-level"}, false,
