@@ -8,8 +8,9 @@
 # screenshot is kept in build/test-artifacts/ (OCIB_IT_ARTIFACTS). Without it that part is
 # skipped with a note; the rest is the test.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
-artifacts=${OCIB_IT_ARTIFACTS:-$(cd "$(dirname "$0")/../.." && pwd)/build/test-artifacts}
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/lib.sh"
+artifacts=${OCIB_IT_ARTIFACTS:-$(cd "$here/../.." && pwd)/build/test-artifacts}
 it_setup "$@"
 
 ctx="$T/ctx"
@@ -68,9 +69,9 @@ jq -e --argjson b "$(jq -c "$branch_runs | map(.id)" "$T/m.json")" \
 
 # The page: one bar per vertex, each with a tooltip.
 bar_tag() { grep -oE "<g class=\"bar[^\"]*\" data-id=\"$1\"[^>]*>" "$T/t.html"; }
-n_bars=$(grep -c '^<g class="bar' "$T/t.html")
+n_bars=$(grep -cE '^<g class="bar[ "]' "$T/t.html")
 assert_eq "$n_bars" "${#all_ids[@]}" "bars in the page (vertices in the metadata)"
-assert_eq "$(grep -A1 '^<g class="bar' "$T/t.html" | grep -c '^<title>')" "${#all_ids[@]}" "bar tooltips"
+assert_eq "$(grep -A1 -E '^<g class="bar[ "]' "$T/t.html" | grep -c '^<title>')" "${#all_ids[@]}" "bar tooltips"
 lanes=()
 for id in "${branch_ids[@]}"; do
   [[ $(bar_tag "$id" | wc -l) -eq 1 ]] || fail "no single bar for branch step $id"
@@ -131,7 +132,7 @@ browse --screenshot="$T/timeline.png" --window-size=1200,600 --hide-scrollbars "
 [[ -s $T/timeline.png ]] || fail "chromium wrote no screenshot"
 # The screenshot shows the four branch bars: pixels of the bar colours in four separate rows
 # (lanes) that share a column (overlap in time).
-python3 "$(dirname "$0")/timeline_png.py" "$T/timeline.png" >"$T/png.out" 2>&1 ||
+python3 "$here/timeline_png.py" "$T/timeline.png" >"$T/png.out" 2>&1 ||
   { cat "$T/png.out" >&2; fail "the screenshot does not show four overlapping bars"; }
 log "screenshot: $(cat "$T/png.out")"
 mkdir -p "$artifacts"
