@@ -273,10 +273,15 @@ Result<std::string> timeline_html(const json& metadata) {
     h += "<text x=\"4\" y=\"" + num(kTop + l * kLaneH + kBarH / 2 + 4, 1) + "\" fill=\"#555\">lane " +
          std::to_string(l + 1) + "</text>\n";
   h += "</g>\n<g class=\"bars\">\n";
-  for (const auto& b : bars) {
+  // Cached steps take no time: a sliver still shows where they were answered. It may cover
+  // the start of the next bar in its lane, so the slivers are drawn last (on top).
+  std::vector<const Bar*> draw_order;
+  for (const auto& b : bars) draw_order.push_back(&b);
+  std::stable_partition(draw_order.begin(), draw_order.end(), [](const Bar* b) { return !b->cached; });
+  for (const Bar* bp : draw_order) {
+    const Bar& b = *bp;
     const double x = x_of(b.start), y = kTop + b.lane * kLaneH;
-    // Cached steps take no time: a sliver still shows where they were answered.
-    const double w = std::max((b.end - b.start) / axis_end * kPlotW, 2.0);
+    const double w = std::max((b.end - b.start) / axis_end * kPlotW, b.cached ? 4.0 : 2.0);
     std::string cls = "bar";
     if (b.cached) cls += " cached";
     if (b.critical) cls += " critical";

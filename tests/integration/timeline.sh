@@ -127,6 +127,17 @@ browse --dump-dom "file://$T/t.html" >"$T/dom.html" 2>"$T/chromium.err" ||
 verdict=$(grep -oE '<body data-check="[^"]*"' "$T/dom.html" | sed -E 's/.*data-check="//; s/"$//' || true)
 assert_eq "$verdict" "ok" "the page's own check in Chromium (data-check)"
 contains -F "<title>ocib build timeline (check: ok)</title>" "$T/dom.html" || fail "the page title does not carry the verdict"
+# The check is not a constant "ok": a page whose critical marks disagree with its metadata
+# (one branch bar off the path marked critical) gets a mismatch naming the difference.
+off_path=""
+for id in "${branch_ids[@]}"; do printf '%s\n' "${crit_ids[@]}" | contains -qx "$id" || { off_path=$id; break; }; done
+[[ -n $off_path ]] || fail "every branch is on the critical path?"
+sed -E "s/(data-id=\"$off_path\"[^>]*data-critical=)\"false\"/\1\"true\"/" "$T/t.html" >"$T/tampered.html"
+! cmp -s "$T/t.html" "$T/tampered.html" || fail "could not tamper with step $off_path's bar"
+browse --dump-dom "file://$T/tampered.html" >"$T/dom-tampered.html" 2>"$T/chromium-tampered.err" ||
+  { tail -20 "$T/chromium-tampered.err" >&2; fail "chromium --dump-dom (tampered page) failed"; }
+contains -F '<body data-check="mismatch: bars marked critical' "$T/dom-tampered.html" ||
+  fail "the page's check did not catch a wrongly marked bar: $(grep -oE '<body[^>]*>' "$T/dom-tampered.html")"
 browse --screenshot="$T/timeline.png" --window-size=1200,600 --hide-scrollbars "file://$T/t.html" \
   >"$T/shot.out" 2>"$T/shot.err" || { tail -20 "$T/shot.err" >&2; fail "chromium --screenshot failed"; }
 [[ -s $T/timeline.png ]] || fail "chromium wrote no screenshot"
