@@ -906,12 +906,13 @@ int cmd_version(const Args&) {
   return 0;
 }
 
-constexpr const char* kTimelineHelp = R"(Usage: ocib timeline METADATA.json > FILE.html
+constexpr const char* kTimelineHelp = R"(Usage: ocib timeline METADATA.json|- > FILE.html
 
 Draw an earlier build's step timings (the file ocib build --metadata-file wrote) as a
 self-contained HTML page, the one ocib build --timeline FILE.html writes: one lane per
 concurrently running step, cached steps hatched, the critical path highlighted, each bar's
 tooltip with the step, its stage and its duration. Nothing in the page is fetched.
+- reads the metadata from stdin.
 
 Example:
   ocib build --metadata-file m.json -o type=oci,dest=app.tar .
@@ -927,8 +928,11 @@ int cmd_timeline(const Args& a) {
     std::fputs(kTimelineHelp, stderr);
     return 2;
   }
+  // "-": the metadata from stdin (ocib build --metadata-file /dev/stdout | ocib timeline -).
   const std::string& path = a[0];
-  auto text = ocib::fs::read_file(path);
+  auto text = path == "-" ? ocib::Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin),
+                                                                     std::istreambuf_iterator<char>()))
+                          : ocib::fs::read_file(path);
   if (!text.ok()) return fail("ocib timeline: " + text.error().str(), 2);
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded()) return fail("ocib timeline: " + path + ": not JSON (the file --metadata-file writes)", 2);

@@ -99,6 +99,7 @@ contains -F '<script type="application/json" id="ocib-metadata">' "$T/t.html" ||
 # `ocib timeline` of the same metadata: the same page.
 ocib_ok timeline timeline "$T/m.json"
 cmp "$T/timeline.out" "$T/t.html" || fail "ocib timeline m.json differs from the page --timeline wrote"
+"$OCIB" timeline - <"$T/m.json" | cmp - "$T/t.html" || fail "ocib timeline - (stdin) differs from the page --timeline wrote"
 # ... and clear usage errors.
 expect_usage() { # NAME FILE WANTED-TEXT
   local rc=0
