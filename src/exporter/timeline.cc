@@ -219,7 +219,10 @@ Result<std::string> timeline_html(const json& metadata) {
   for (const auto& b : bars) {
     busy += b.end - b.start;
     if (b.cached) ++cached;
-    if (b.critical) crit += b.end - b.start, ++ncrit;
+    if (b.critical) {
+      crit += b.end - b.start;
+      ++ncrit;
+    }
   }
 
   const double step = tick_step(std::max(wall, 1.0));

@@ -23,8 +23,9 @@ namespace ocib::exporter {
 /// timings ("ocib.vertices" with numeric "started"/"completed").
 Result<std::string> timeline_html(const nlohmann::json& metadata);
 
-/// The lanes of steps given as (start, end) intervals, in that order: the first lane whose
-/// last step ended at or before the start, else a new one. Exposed for the unit test.
+/// The lane of each (start, end) interval, returned in the input's order: taken in start
+/// order (then end), each goes into the first lane whose last interval ended at or before
+/// its start, else into a new lane. Exposed for the unit test.
 std::vector<int> assign_lanes(const std::vector<std::pair<double, double>>& intervals);
 
 }  // namespace ocib::exporter

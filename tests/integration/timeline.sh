@@ -8,8 +8,8 @@
 # screenshot is kept in build/test-artifacts/ (OCIB_IT_ARTIFACTS). Without it that part is
 # skipped with a note; the rest is the test.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/lib.sh"
+source "$(dirname "$0")/lib.sh"
+here="$(cd "$(dirname "$0")" && pwd)"  # the scenario cds into $T
 artifacts=${OCIB_IT_ARTIFACTS:-$(cd "$here/../.." && pwd)/build/test-artifacts}
 it_setup "$@"
 
