@@ -3,7 +3,8 @@
 # stage. The page has one bar per step of the metadata, the four branches in four lanes and
 # overlapping in time (by the metadata's timestamps), the critical path's bars marked as
 # "ocib.critical_path" lists them, tooltips with stage and duration, step names escaped and
-# nothing fetched; `ocib timeline` of the metadata gives the same bytes; usage errors exit 2.
+# nothing fetched; `ocib timeline` of the metadata gives the same bytes; a cached rebuild's
+# bars are all marked cached; usage errors exit 2.
 # With Chromium: the page's own check passes in a real browser (data-check="ok") and a
 # screenshot is kept in build/test-artifacts/ (OCIB_IT_ARTIFACTS). Without it that part is
 # skipped with a note; the rest is the test.
@@ -100,6 +101,13 @@ contains -F '<script type="application/json" id="ocib-metadata">' "$T/t.html" ||
 ocib_ok timeline timeline "$T/m.json"
 cmp "$T/timeline.out" "$T/t.html" || fail "ocib timeline m.json differs from the page --timeline wrote"
 "$OCIB" timeline - <"$T/m.json" | cmp - "$T/t.html" || fail "ocib timeline - (stdin) differs from the page --timeline wrote"
+# A rebuild is answered by the cache: every bar hatched as cached, the path still marked.
+ocib_ok rebuild build -j 4 -o type=oci,dest="$T/app2.tar" --timeline "$T/cached.html" --metadata-file "$T/m2.json" "$ctx"
+n_cached=$(jq '[.["ocib.vertices"][] | select(.cached)] | length' "$T/m2.json")
+n_all=$(jq '.["ocib.vertices"] | length' "$T/m2.json")
+[[ $n_all -gt 0 && $n_cached -eq $n_all ]] || fail "the rebuild was not fully cached ($n_cached of $n_all steps)"
+assert_eq "$(grep -cE '^<g class="bar cached( critical)?" [^>]*data-cached="true"' "$T/cached.html")" "$n_all"   "bars of the cached rebuild marked cached"
+assert_file_contains "$T/cached.html" 'fill="url(#hatch)"' "the cached rebuild's page"
 # ... and clear usage errors.
 expect_usage() { # NAME FILE WANTED-TEXT
   local rc=0
@@ -139,6 +147,10 @@ browse --dump-dom "file://$T/tampered.html" >"$T/dom-tampered.html" 2>"$T/chromi
   { tail -20 "$T/chromium-tampered.err" >&2; fail "chromium --dump-dom (tampered page) failed"; }
 contains -F '<body data-check="mismatch: bars marked critical' "$T/dom-tampered.html" ||
   fail "the page's check did not catch a wrongly marked bar: $(grep -oE '<body[^>]*>' "$T/dom-tampered.html")"
+browse --dump-dom "file://$T/cached.html" >"$T/dom-cached.html" 2>"$T/chromium-cached.err" ||
+  { tail -20 "$T/chromium-cached.err" >&2; fail "chromium --dump-dom (cached page) failed"; }
+contains -F '<body data-check="ok"' "$T/dom-cached.html" ||
+  fail "the cached rebuild's page fails its check: $(grep -oE '<body[^>]*>' "$T/dom-cached.html")"
 browse --screenshot="$T/timeline.png" --window-size=1200,600 --hide-scrollbars "file://$T/t.html" \
   >"$T/shot.out" 2>"$T/shot.err" || { tail -20 "$T/shot.err" >&2; fail "chromium --screenshot failed"; }
 [[ -s $T/timeline.png ]] || fail "chromium wrote no screenshot"
