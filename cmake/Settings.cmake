@@ -25,13 +25,14 @@ function(ocib_module name)
   target_link_libraries(ocib_${name} PUBLIC ocib_settings ${M_DEPS} PRIVATE ocib_warnings ${M_PRIVATE_DEPS})
 endfunction()
 
-# ocib_unit_test(NAME SOURCES... DEPS ...) -> gtest binary registered with CTest
+# ocib_unit_test(NAME SOURCES... DEPS ... [PREFIX P]) -> gtest binary registered with CTest
+# (PREFIX: prepended to its CTest names, so `ctest -R` can select them by a lowercase word).
 function(ocib_unit_test name)
   if(NOT OCIB_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(T "" "PREFIX" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main ocib_warnings)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30 TEST_PREFIX "${T_PREFIX}" PROPERTIES TIMEOUT 120)
 endfunction()

@@ -6,7 +6,7 @@ _ocib() {
   local cur prev words cword
   _init_completion -n = || return
 
-  local commands="build du images import info inspect login logout manifest prune pull push rmi store tag version help"
+  local commands="build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help"
 
   # The verb is the first word after "ocib" that is not a global option.
   local verb="" i
@@ -28,6 +28,15 @@ _ocib() {
 
   case $verb in
     build) ;;
+    timeline)
+      # ocib timeline METADATA.json: the file --metadata-file wrote.
+      if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W '--help' -- "$cur"))
+      else
+        _filedir json
+      fi
+      return
+      ;;
     *)
       [[ $cur == -* ]] && COMPREPLY=($(compgen -W '--help' -- "$cur"))
       return
@@ -39,7 +48,7 @@ _ocib() {
     prev=${cur%%=*}
     cur=${cur#*=}
     case $prev in
-      --file | --metadata-file) _filedir ;;
+      --file | --metadata-file | --timeline) _filedir ;;
       --progress) COMPREPLY=($(compgen -W 'auto tty plain rawjson quiet' -- "$cur")) ;;
       --network) COMPREPLY=($(compgen -W 'default none host' -- "$cur")) ;;
       --output) COMPREPLY=($(compgen -W 'type=oci,dest= type=oci-layout,dest=' -- "$cur")); compopt -o nospace ;;
@@ -48,7 +57,7 @@ _ocib() {
   fi
 
   case $prev in
-    -f | --file | --metadata-file)
+    -f | --file | --metadata-file | --timeline)
       _filedir
       return
       ;;
@@ -90,7 +99,7 @@ _ocib() {
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
       --platform -o --output --iidfile --print --secret --ssh --pull --insecure-registry --registry-mirror
-      --progress --metadata-file -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
+      --progress --metadata-file --timeline -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
       --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push --load -q --quiet -h --help' -- "$cur"))
   else
     _filedir -d

@@ -1,6 +1,6 @@
 # fish completion for ocib(1). Installed in fish's vendor_completions.d.
 
-set -l ocib_commands build du images import info inspect login logout manifest prune pull push rmi store tag version help
+set -l ocib_commands build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help
 
 complete -c ocib -f
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -s h -l help -d 'Show help'
@@ -21,9 +21,12 @@ complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a push -d 
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a rmi -d 'Remove image names from the store'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a store -d 'Verify the store'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a tag -d 'Give a stored image another name'
+complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a timeline -d 'Draw a metadata file as an HTML timeline page'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a help -d 'Show help'
 
 complete -c ocib -n '__fish_seen_subcommand_from info version' -s h -l help -d 'Show help'
+complete -c ocib -n '__fish_seen_subcommand_from timeline' -s h -l help -d 'Show help'
+complete -c ocib -n '__fish_seen_subcommand_from timeline' -r -F -d 'Metadata file (--metadata-file)'
 
 # ocib build [OPTIONS] CONTEXT
 set -l b '__fish_seen_subcommand_from build'
@@ -55,6 +58,7 @@ complete -c ocib -n $b -l insecure-registry -x -d 'Allow plain HTTP / unverified
 complete -c ocib -n $b -l registry-mirror -x -d 'Try a mirror first (HOST=MIRROR)'
 complete -c ocib -n $b -l progress -x -a 'auto tty plain rawjson quiet' -d 'Progress output'
 complete -c ocib -n $b -l metadata-file -r -F -d 'Write digest and step timings as JSON'
+complete -c ocib -n $b -l timeline -r -F -d 'Write an HTML timeline of the build steps'
 complete -c ocib -n $b -s j -l jobs -x -d 'Run at most N steps at once'
 complete -c ocib -n $b -l no-cache -d 'Do not use the build cache'
 complete -c ocib -n $b -l no-cache-filter -x -d 'Stages that ignore the cache'

@@ -24,6 +24,7 @@ PACKAGES=(
   # the Debian package (packaging/build-deb.sh, tests/integration/deb_package.sh)
   dpkg-dev debhelper scdoc
   rpm # rpm_spec test: rpmspec parses packaging/rpm/ocib.spec
+  chromium # timeline test: headless Chromium loads the --timeline page and screenshots it
 )
 
 missing=()

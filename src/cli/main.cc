@@ -19,6 +19,7 @@
 #include "cache/cache_io.h"
 #include "exporter/daemon_load.h"
 #include "exporter/exporter.h"
+#include "exporter/timeline.h"
 #include "images/images.h"
 #include "oci/platform.h"
 #include "control/inspect.h"
@@ -96,6 +97,8 @@ Options:
       --progress MODE      auto (default: tty on a terminal, else plain) | tty | plain |
                            rawjson | quiet
       --metadata-file FILE write the image digest and per-step timings as JSON
+      --timeline FILE      write an HTML page of the build's steps over time (lanes of
+                           concurrent steps, cached steps, the critical path); self-contained
   -j, --jobs N             run at most N steps at once (default: max(4, CPUs))
       --no-cache           do not use the build cache
       --no-cache-filter STAGE[,STAGE]
@@ -141,6 +144,7 @@ Commands:
   rmi        Remove image names from the store
   store      Verify the store (ocib store check)
   tag        Give a stored image another name
+  timeline   Draw a build's --metadata-file as an HTML timeline page
   version    Show the version
 
 Run 'ocib COMMAND --help' for more.
@@ -197,7 +201,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit" || s == "--ssh";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit" || s == "--ssh" || s == "--timeline";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -324,6 +328,14 @@ int cmd_build(const Args& a) {
       o.iidfile = v;
     } else if (take_value(a, i, "--metadata-file", "", &v)) {
       o.metadata_file = v;
+    } else if (take_value(a, i, "--timeline", "", &v)) {
+      // Checked now, so a typo in the path fails before the build rather than after it.
+      if (v.empty() || v == "-") return fail("--timeline needs a file name (FILE.html)", 2);
+      if (ocib::fs::is_dir(v)) return fail("--timeline " + v + ": is a directory (give a file name, e.g. " +
+                                           ocib::fs::join(v, "timeline.html") + ")", 2);
+      if (std::string dir = ocib::fs::dirname(v); !ocib::fs::is_dir(dir))
+        return fail("--timeline " + v + ": directory " + dir + " does not exist", 2);
+      o.timeline_file = v;
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       o.jobs = std::atoi(v.c_str());
       if (o.jobs < 1) return fail("--jobs needs a positive number", 2);
@@ -487,6 +499,8 @@ int cmd_build(const Args& a) {
     return 0;
   }
   if (fix && print != "lint") return fail("--fix goes with --print=lint", 2);
+  if (!o.timeline_file.empty() && !print.empty())
+    return fail("--timeline draws a build's steps: it does not go with --print or --check", 2);
   if (!print.empty()) {
     auto out = ocib::control::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
@@ -943,6 +957,43 @@ int cmd_version(const Args&) {
   return 0;
 }
 
+constexpr const char* kTimelineHelp = R"(Usage: ocib timeline METADATA.json|- > FILE.html
+
+Draw an earlier build's step timings (the file ocib build --metadata-file wrote) as a
+self-contained HTML page, the one ocib build --timeline FILE.html writes: one lane per
+concurrently running step, cached steps hatched, the critical path highlighted, each bar's
+tooltip with the step, its stage and its duration. Nothing in the page is fetched.
+- reads the metadata from stdin.
+
+Example:
+  ocib build --metadata-file m.json -o type=oci,dest=app.tar .
+  ocib timeline m.json > timeline.html
+)";
+
+int cmd_timeline(const Args& a) {
+  if (wants_help(a)) {
+    std::fputs(kTimelineHelp, stdout);
+    return 0;
+  }
+  if (a.size() != 1 || (a[0].size() > 1 && a[0][0] == '-')) {
+    std::fputs(kTimelineHelp, stderr);
+    return 2;
+  }
+  // "-": the metadata from stdin (ocib build --metadata-file /dev/stdout | ocib timeline -).
+  const std::string& path = a[0];
+  auto text = path == "-" ? ocib::Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin),
+                                                                     std::istreambuf_iterator<char>()))
+                          : ocib::fs::read_file(path);
+  if (!text.ok()) return fail("ocib timeline: " + text.error().str(), 2);
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return fail("ocib timeline: " + path + ": not JSON (the file --metadata-file writes)", 2);
+  auto page = ocib::exporter::timeline_html(j);
+  if (!page.ok()) return fail("ocib timeline: " + path + ": " + page.error().str(), 2);
+  if (std::fwrite(page->data(), 1, page->size(), stdout) != page->size() || std::fflush(stdout) != 0)
+    return fail("ocib timeline: writing the page: " + std::string(std::strerror(errno)));
+  return 0;
+}
+
 struct Command {
   const char* name;
   std::function<int(const Args&)> fn;
@@ -1062,7 +1113,7 @@ int main(int argc, char** argv) {
                               {"inspect", cmd_inspect}, {"login", cmd_login}, {"logout", cmd_logout}, {"manifest", cmd_manifest},
                               {"rmi", cmd_rmi}, {"tag", cmd_tag},
                               {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune}, {"pull", cmd_pull}, {"push", cmd_push},
-                              {"store", cmd_store},  {"version", cmd_version}};
+                              {"store", cmd_store},  {"timeline", cmd_timeline}, {"version", cmd_version}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     std::fputs(kMainHelp, argc < 2 ? stderr : stdout);

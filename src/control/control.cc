@@ -248,6 +248,7 @@ Result<BuildResult> run(const Options& opts) {
   eo.outputs = opts.outputs;
   eo.cache_to = opts.cache_to;
   eo.metadata_file = opts.metadata_file;
+  eo.timeline_file = opts.timeline_file;
   eo.iidfile = opts.iidfile;
   eo.source_date_epoch = so.source_date_epoch;
   exporter::Exporter exp(eo, st, *reporter, ids, client);

@@ -37,6 +37,7 @@ struct Options {
   std::vector<Output> outputs;
   std::string progress = "auto";
   std::string metadata_file;
+  std::string timeline_file;  // --timeline FILE.html
   std::string iidfile;
   /// --secret id=ID,src=FILE | id=ID,env=VAR: secret id -> its value source.
   using Secret = solver::Secret;

@@ -16,6 +16,7 @@
 #include "cache/cache_io.h"
 #include "copy/copy.h"
 #include "dag/critical_path.h"
+#include "exporter/timeline.h"
 #include "images/images.h"
 #include "layers/layers.h"
 #include "oci/layout.h"
@@ -47,6 +48,45 @@ json stat_fingerprint(const std::string& path) {
   return {{"ino", sb.st_ino}, {"size", sb.st_size},
           {"mtime", static_cast<int64_t>(sb.st_mtim.tv_sec) * 1000000000 + sb.st_mtim.tv_nsec},
           {"ctime", static_cast<int64_t>(sb.st_ctim.tv_sec) * 1000000000 + sb.st_ctim.tv_nsec}};
+}
+
+// The steps a build ran (or answered from the cache) with their measured durations, and the
+// critical path through them by those durations, ending at the target's top step: what the
+// summary prints and the metadata's "ocib.critical_path" (the timeline's highlighted bars).
+struct StepTimes {
+  std::map<const plan::Step*, double> dur;
+  std::vector<const plan::Step*> critical;  // first step first
+  double critical_length = 0;
+};
+
+StepTimes step_times(const solver::Solver& solved) {
+  const dag::Report& report = solved.report();
+  StepTimes out;
+  for (const auto& s : solved.plan().steps) {
+    if (s.vid >= report.timings.size() || !report.timings[s.vid].ran) continue;
+    const auto& t = report.timings[s.vid];
+    out.dur[&s] = std::chrono::duration<double>(t.completed - t.started).count();
+  }
+  const plan::Step* top = solved.plan().top();
+  if (!top || out.dur.empty()) return out;
+  // Vertex ids are the steps' positions in the plan.
+  std::vector<const plan::Step*> by_vid;
+  for (const auto& st : solved.plan().steps) by_vid.push_back(&st);
+  auto cp = dag::critical_path(
+      by_vid.size(),
+      [&](size_t v) {
+        std::vector<size_t> d;
+        for (const plan::Step* x : by_vid[v]->deps) d.push_back(x->vid);
+        return d;
+      },
+      [&](size_t v) {
+        auto it = out.dur.find(by_vid[v]);
+        return it == out.dur.end() ? 0.0 : it->second;
+      },
+      top->vid);
+  out.critical_length = cp.length;
+  for (size_t v : cp.path) out.critical.push_back(by_vid[v]);
+  return out;
 }
 
 }  // namespace
@@ -243,7 +283,7 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
   r.descriptor.platform = {};
   // As buildx: a multi-platform build's image ID is its index digest.
   r.image_id = multi ? manifest_digest : config_digest;
-  if (!opts_.metadata_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
+  if (!opts_.metadata_file.empty() || !opts_.timeline_file.empty()) OCIB_TRY(write_metadata(r, builds, images));
   if (!opts_.iidfile.empty()) OCIB_TRY(fs::write_file_atomic(opts_.iidfile, r.image_id));
   return r;
 }
@@ -273,43 +313,23 @@ void Exporter::print_summary(const solver::Solver& solved) {
   std::optional<clock::time_point> first, last;
   double busy = 0;
   int ran = 0, cached = 0;
-  std::map<const plan::Step*, double> dur;
-  for (const auto& s : solved.plan().steps) {
-    if (s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
-    const auto& t = report_.timings[s.vid];
-    double d = std::chrono::duration<double>(t.completed - t.started).count();
-    dur[&s] = d;
+  StepTimes times = step_times(solved);
+  for (const auto& [s, d] : times.dur) {
+    const auto& t = report_.timings[s->vid];
     busy += d;
-    (s.cached ? cached : ran)++;
+    (s->cached ? cached : ran)++;
     if (!first || t.started < *first) first = t.started;
     if (!last || t.completed > *last) last = t.completed;
   }
-  if (!first) return;
+  if (!first || !solved.plan().top()) return;
   double wall = std::chrono::duration<double>(*last - *first).count();
-  // Longest path by measured durations, ending at the target's top step (vertex ids are the
-  // steps' positions in the plan).
-  const plan::Step* top = solved.plan().top();
-  if (!top) return;
-  std::vector<const plan::Step*> by_vid;
-  for (const auto& st : solved.plan().steps) by_vid.push_back(&st);
-  auto cp = dag::critical_path(
-      by_vid.size(),
-      [&](size_t v) {
-        std::vector<size_t> d;
-        for (const plan::Step* x : by_vid[v]->deps) d.push_back(x->vid);
-        return d;
-      },
-      [&](size_t v) { return dur.count(by_vid[v]) ? dur[by_vid[v]] : 0.0; }, top->vid);
-  double crit = cp.length;
-  std::vector<const plan::Step*> path;
-  for (auto it = cp.path.rbegin(); it != cp.path.rend(); ++it) path.push_back(by_vid[*it]);
   progress::BuildSummary sum;
   sum.wall = wall;
   sum.ran = ran;
   sum.cached = cached;
   sum.parallelism = wall > 0 ? busy / wall : 1.0;
-  sum.critical = crit;
-  for (auto it = path.rbegin(); it != path.rend(); ++it) sum.path.push_back({(*it)->name, dur[*it], (*it)->cached});
+  sum.critical = times.critical_length;
+  for (const plan::Step* s : times.critical) sum.path.push_back({s->name, times.dur[s], s->cached});
   reporter_.summary(sum);
 }
 
@@ -340,19 +360,28 @@ Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest
   return {};
 }
 
-// `builds`/`images`: every platform's Builder and image (this one first).
+// `builds`/`images`: every platform's Builder and image (this one first). The --metadata-file
+// document, and the --timeline page drawn from it.
 Status Exporter::write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,
                                const std::vector<BuiltImage>& images) {
   json verts = json::array();
-  for (const solver::Solver* b : builds)
+  // ocib's own keys beside buildx's: the critical path as the vertices' ids, first step
+  // first (each platform's in turn); the summary prints the same path.
+  json critical = json::array();
+  for (const solver::Solver* b : builds) {
+    std::set<int> listed;
     for (const auto& s : b->plan().steps) {
       if (s.vid >= b->report().timings.size() || !b->report().timings[s.vid].ran) continue;
       const auto& t = b->report().timings[s.vid];
       verts.push_back({{"id", s.display_id}, {"name", s.name}, {"stage", s.stage}, {"cached", s.cached},
                        {"key", s.key}, {"digest", s.result.digest},
                        {"started", epoch_seconds(t.started)}, {"completed", epoch_seconds(t.completed)}});
+      listed.insert(s.display_id);
     }
-  json j = {{"containerimage.digest", r.manifest_digest}, {"ocib.vertices", verts}};
+    for (const plan::Step* s : step_times(*b).critical)
+      if (listed.count(s->display_id)) critical.push_back(s->display_id);
+  }
+  json j = {{"containerimage.digest", r.manifest_digest}, {"ocib.vertices", verts}, {"ocib.critical_path", critical}};
   if (images.size() == 1) {
     j["containerimage.config.digest"] = r.config_digest;
   } else {
@@ -375,7 +404,16 @@ Status Exporter::write_metadata(const ExportResult& r, const std::vector<const s
           if (!one.empty() && std::find(names.begin(), names.end(), one) == names.end()) names.push_back(one);
   if (!names.empty()) j["image.name"] = join(names, ",");
   if (!pushed_.empty()) j["ocib.pushed"] = pushed_;
-  return fs::write_file_atomic(opts_.metadata_file, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (!opts_.metadata_file.empty()) OCIB_TRY(fs::write_file_atomic(opts_.metadata_file, text));
+  if (opts_.timeline_file.empty()) return {};
+  // Drawn from the document as written (parsed back), so `ocib timeline METADATA.json` gives
+  // these same bytes.
+  OCIB_ASSIGN_OR_RETURN(std::string page, timeline_html(json::parse(text)));
+  auto w = fs::write_file_atomic(opts_.timeline_file, page);
+  if (!w.ok()) return std::move(w).error().wrap("--timeline " + opts_.timeline_file);
+  reporter_.note("timeline written to " + opts_.timeline_file);
+  return {};
 }
 
 // The archive outputs: an OCI layout in a tar (type=oci) or a directory (type=oci-layout).

@@ -41,6 +41,7 @@ struct Options {
   std::vector<TypedSpec> outputs;             // -o
   std::vector<TypedSpec> cache_to;
   std::string metadata_file;
+  std::string timeline_file;  // --timeline: the HTML page of the metadata's step timings
   std::string iidfile;
   std::optional<int64_t> source_date_epoch;
 };
