@@ -92,6 +92,13 @@ Status parse_config(const std::string& text, const std::string& path, Config& cf
       }
     } else if (section == "sandbox") {
       for (const auto& [k, v] : tbl) {
+        if (k == "isolation") {
+          OCIB_ASSIGN_OR_RETURN(auto s, get_string(path, v, "sandbox.isolation"));
+          if (!one_of(s, {"auto", "full", "procfs-less", "chroot"}))
+            return bad(path, v, "sandbox.isolation must be auto, full, procfs-less or chroot");
+          cfg.isolation = s;
+          continue;
+        }
         if (k != "snapshotter") return bad(path, v, "unknown key sandbox." + k);
         OCIB_ASSIGN_OR_RETURN(auto s, get_string(path, v, "sandbox.snapshotter"));
         if (!one_of(s, {"auto", "overlay", "fuse-overlayfs", "copy"}))
@@ -154,6 +161,7 @@ Result<Config> load_config() {
 void apply_config_env(const Config& cfg) {
   if (cfg.store_root) setenv("OCIB_ROOT", cfg.store_root->c_str(), 0);
   if (cfg.snapshotter) setenv("OCIB_SNAPSHOTTER", cfg.snapshotter->c_str(), 0);
+  if (cfg.isolation) setenv("OCIB_ISOLATION", cfg.isolation->c_str(), 0);
 }
 
 }  // namespace ocib::cli

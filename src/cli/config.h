@@ -12,6 +12,7 @@
 //   network = "none"                  # default --network (default, none, host)
 //   [sandbox]
 //   snapshotter = "overlay"           # like $OCIB_SNAPSHOTTER (the environment variable wins)
+//   isolation = "auto"                # like $OCIB_ISOLATION: auto, full, procfs-less, chroot
 //   [registry."docker.io"]
 //   mirrors = ["mirror.example:5000"] # tried first for images of docker.io
 //   [registry."localhost:5000"]
@@ -32,6 +33,7 @@ struct Config {
   std::optional<std::string> progress;
   std::optional<std::string> network;
   std::optional<std::string> snapshotter;
+  std::optional<std::string> isolation;  // like $OCIB_ISOLATION
   std::vector<std::string> insecure_registries;
   std::map<std::string, std::vector<std::string>> mirrors;
   std::vector<std::string> files;  // the files read, in order

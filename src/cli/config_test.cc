@@ -16,6 +16,7 @@ progress = "plain"
 network = "host"
 [sandbox]
 snapshotter = "copy"
+isolation = "chroot"
 [registry."docker.io"]
 mirrors = ["mirror.example:5000", "m2.example"]
 [registry."localhost:5000"]
@@ -32,6 +33,7 @@ insecure = false
   EXPECT_EQ(c.progress, "plain");
   EXPECT_EQ(c.network, "host");
   EXPECT_EQ(c.snapshotter, "copy");
+  EXPECT_EQ(c.isolation, "chroot");
   EXPECT_EQ(c.mirrors["docker.io"], (std::vector<std::string>{"mirror.example:5000", "m2.example"}));
   EXPECT_EQ(c.insecure_registries, (std::vector<std::string>{"localhost:5000", "plain.example"}));
   EXPECT_EQ(c.files, std::vector<std::string>{"/etc/ocib/ocib.toml"});
@@ -58,6 +60,7 @@ void expect_error(const std::string& text, int line, const std::string& fragment
 TEST(Config, ErrorsNameFileLineAndCause) {
   expect_error("[build]\n\njobs = \"many\"\n", 3, "build.jobs must be a number");
   expect_error("[build]\njobs = 0\n", 2, "build.jobs must be a number");
+  expect_error("[sandbox]\nisolation = \"weak\"\n", 2, "sandbox.isolation must be auto, full, procfs-less or chroot");
   expect_error("[build]\nprogress = \"fancy\"\n", 2, "build.progress must be");
   expect_error("[build]\njbos = 2\n", 2, "unknown key build.jbos");
   expect_error("\n[stroe]\nroot = \"/x\"\n", 2, "unknown section [stroe]");
