@@ -20,6 +20,7 @@
 #include <stdio_ext.h>
 #include <sys/resource.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -241,6 +242,7 @@ struct Plan {
   // namespace until the parent has the stack attached to it (start_net_stack).
   std::string net_stack_bin;
   std::string net_stack_log;  // its output (under scratch), quoted when it fails
+  bool net_stack_shared = false;  // kDefault: joins the process's shared network (start_shared_stack)
   bool outer_proc = false;  // bind the outer /proc instead of mounting a fresh one (ProcIsolation)
   // The process-wide user + network namespace pair for kNone steps (-1: unshare per step).
   int shared_user_fd = -1, shared_net_fd = -1;
@@ -1168,7 +1170,7 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
   const Spec& s = *p.spec;
   std::vector<Mount> all;
   if (s.etc_files && !s.in_sandbox) {
-    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch, !p.net_stack_bin.empty()));
+    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch, !p.net_stack_bin.empty() || p.net_stack_shared));
   }
   all.insert(all.end(), s.mounts.begin(), s.mounts.end());
   size_t data_bytes = 0;
@@ -1250,6 +1252,7 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
 struct SharedNs {
   std::string key;
   UniqueFd user, net;
+  UniqueFd stack_exit;  // with a network stack: its --exit-fd's other end, held for the process
 };
 std::mutex g_shared_mu;
 std::vector<std::unique_ptr<SharedNs>> g_shared;  // never freed: children use the fds
@@ -1261,9 +1264,13 @@ Result<UniqueFd> open_ns(pid_t pid, const char* ns) {
   return UniqueFd(fd);
 }
 
-Result<const SharedNs*> shared_namespaces(const IdMapping& ids) {
+Status start_shared_stack(SharedNs& sh);
+
+// `with_stack`: the network namespace of kDefault steps, with slirp4netns attached once for the
+// whole process (see start_shared_stack).
+Result<const SharedNs*> shared_namespaces(const IdMapping& ids, bool with_stack = false) {
   std::string key = format_id_map(ids.uids) + "|" + format_id_map(ids.gids) +
-                    (ids.needs_helpers ? "|helpers" : "");
+                    (ids.needs_helpers ? "|helpers" : "") + (with_stack ? "|stack" : "");
   std::lock_guard lock(g_shared_mu);
   for (const auto& s : g_shared)
     if (s->key == key) return s.get();
@@ -1338,8 +1345,75 @@ Result<const SharedNs*> shared_namespaces(const IdMapping& ids) {
     }
   }
   OCIB_TRY(finish(std::move(st)));
+  if (with_stack) OCIB_TRY(start_shared_stack(*sh));
   g_shared.push_back(std::move(sh));
   return g_shared.back().get();
+}
+
+// RUN's default network, as rootless BuildKit has it (its steps share RootlessKit's network
+// namespace and its slirp4netns): one network namespace per process and id mapping, its
+// outbound access through one slirp4netns started here, joined by every kDefault step. A
+// stack per step cost ~35 ms a step (fork, exec, configure, teardown: manyruns 2.6x of
+// --network=none); shared, the default network costs what --network=none does. The host's
+// loopback stays unreachable (--disable-host-loopback); concurrent steps share one loopback
+// (and its ports), as under rootless BuildKit. slirp4netns joins the namespaces by their fds'
+// paths and exits when this process does (--exit-fd: the pipe's other end is never closed).
+Status start_shared_stack(SharedNs& sh) {
+  const std::string bin = network_stack_path();
+  const std::string self = "/proc/" + std::to_string(getpid()) + "/fd/";
+  std::vector<std::string> args = {bin, "--configure", "--mtu=65520", "--disable-host-loopback",
+                                   "--ready-fd=3", "--exit-fd=4", "--netns-type=path",
+                                   "--userns-path=" + self + std::to_string(sh.user.get()),
+                                   self + std::to_string(sh.net.get()), "tap0"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  UniqueFd log(memfd_create("ocib-slirp4netns-log", MFD_CLOEXEC));
+  if (!log.valid()) return Error::from_errno("sandbox: memfd_create", errno);
+  int ready[2], ex[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+  if (pipe2(ex, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
+  UniqueFd exit_r(ex[0]), exit_w(ex[1]);
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Error::from_errno("sandbox: fork", errno);
+  if (pid == 0) {
+    setsid();  // not in a step's process group: cancel_all must not kill it
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log.get(), 1) < 0 || dup2(log.get(), 2) < 0 ||
+        dup2(ready_w.get(), 3) < 0 || fcntl(3, F_SETFD, 0) < 0 || dup2(exit_r.get(), 4) < 0 ||
+        fcntl(4, F_SETFD, 0) < 0)
+      _exit(127);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  ready_w.reset();
+  exit_r.reset();
+  auto failed = [&](const std::string& why) -> Error {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    std::string said(4096, '\0');
+    ssize_t n = pread(log.get(), said.data(), said.size(), 0);
+    said.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+    for (char& ch : said)
+      if (ch == '\n') ch = ';';
+    return Error(Errc::kGeneric, "sandbox: network stack " + bin + " " + why + (said.empty() ? "" : ": " + said));
+  };
+  pollfd pfd{ready_r.get(), POLLIN, 0};
+  int rc;
+  do rc = poll(&pfd, 1, 10000);
+  while (rc < 0 && errno == EINTR);
+  if (rc == 0) return failed("not ready after 10 s");
+  char c = 0;
+  ssize_t n;
+  do n = read(ready_r.get(), &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1 || c != '1') return failed("exited before it was ready");
+  sh.stack_exit = std::move(exit_w);
+  return ok_status();
 }
 
 bool identity_mapping(const IdMapping& ids) {
@@ -1616,10 +1690,13 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   p.shm_opts = "mode=1777,size=" + (s.shm_size ? std::to_string(s.shm_size) : std::string("65536k"));
   OCIB_TRY(fs::mkdirs(s.scratch, 0700));
   OCIB_ASSIGN_OR_RETURN(std::string scratch, fs::real_path(s.scratch));
-  if (s.network == Network::kDefault) {
-    // Unusable: the host's network, as kHost (the caller says so).
-    if (network_stack_unavailable().empty()) p.net_stack_bin = network_stack_path();
-    p.net_stack_log = fs::join(scratch, "slirp4netns.log");
+  if (s.network == Network::kDefault && network_stack_unavailable().empty()) {
+    // The process's shared default network (start_shared_stack); unusable: the host's
+    // network, as kHost (the caller says so).
+    OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids, true));
+    p.shared_user_fd = shared->user.get();
+    p.shared_net_fd = shared->net.get();
+    p.net_stack_shared = true;
   }
   p.empty_dir = fs::join(scratch, "empty");
   OCIB_TRY(fs::mkdirs(p.empty_dir));
@@ -1690,7 +1767,7 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   }
   OCIB_ASSIGN_OR_RETURN(ProcIsolation proc, proc_isolation());
   p.outer_proc = !proc.fresh;
-  p.new_net = s.network == Network::kNone || !p.net_stack_bin.empty();
+  p.new_net = s.network == Network::kNone || !p.net_stack_bin.empty() || p.net_stack_shared;
   if (s.network == Network::kNone && s.shared_netns) {
     OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids));
     p.shared_user_fd = shared->user.get();

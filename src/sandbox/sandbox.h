@@ -16,9 +16,10 @@
 namespace ocib::sandbox {
 
 /// kNone: a network namespace of its own with only lo. kHost: the caller's network namespace.
-/// kDefault (BuildKit's default): a network namespace of its own with outbound access through a
-/// user-mode network stack (slirp4netns) started for the step; the host's loopback is not
-/// reachable from it. Without slirp4netns on PATH, kDefault runs as kHost (see
+/// kDefault (BuildKit's default): a network namespace apart from the host's with outbound access
+/// through a user-mode network stack (slirp4netns), one namespace and one stack per process and
+/// id mapping shared by every kDefault step, as rootless BuildKit's steps share RootlessKit's;
+/// the host's loopback is not reachable from it. Without slirp4netns on PATH, kDefault runs as kHost (see
 /// network_stack_unavailable(); the caller says so).
 enum class Network { kNone, kHost, kDefault };
 

@@ -80,10 +80,12 @@ wait "$bpid" || { show_err sleep; fail "the sleeping build failed"; }
 log "stack: $cmdline"
 [[ $cmdline == *--disable-host-loopback* ]] || fail "slirp4netns runs without --disable-host-loopback: $cmdline"
 [[ $cmdline == *--configure* ]] || fail "slirp4netns runs without --configure: $cmdline"
-# It dies with the step.
-sleep 0.2
+# One stack serves the build's default-network steps (as rootless BuildKit's one slirp4netns),
+# and it goes when ocib does.
+[[ $cmdline == *--exit-fd=* ]] || fail "slirp4netns is not tied to ocib's lifetime (--exit-fd): $cmdline"
+sleep 0.3
 for d in /proc/[0-9]*; do
-  [[ $(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) == "$cmdline" ]] && fail "slirp4netns outlived its step: $d"
+  [[ $(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) == "$cmdline" ]] && fail "slirp4netns outlived the build: $d"
 done
 
 # ---- (4) slirp4netns hidden from PATH: one warning, the host's network -----------------------
