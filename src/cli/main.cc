@@ -86,6 +86,9 @@ Options:
                            --fix the Dockerfile is rewritten to the parallel shape) or the
                            planned steps with their cache keys (plan: JSON; nothing runs)
       --secret SPEC        id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret
+      --provenance V       true|false|mode=min|max: a SLSA provenance attestation (default for --push: mode=min)
+      --sbom V             true|false: an SPDX SBOM attestation of the image's packages (dpkg, apk)
+      --attest SPEC        type=provenance[,mode=max] | type=sbom
       --load               load the image into the docker daemon (DOCKER_HOST or /var/run/docker.sock), else podman
       --ssh default|ID[=SOCKET]  an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)
       --pull[=POLICY]      base images from registries: always | missing | never
@@ -180,6 +183,7 @@ int cmd_build(const Args& a) {
   ocib::control::Options o;
   bool push = false;  // --push
   bool load = false;  // --load
+  bool provenance_given = false;  // --provenance / --attest type=provenance
   bool fix = false;   // --fix (with --print=lint)
   bool check = false;  // --check / --call=check
   if (g_config.jobs) o.jobs = *g_config.jobs;
@@ -201,7 +205,7 @@ int cmd_build(const Args& a) {
     bool needs_value = s == "-f" || s == "--file" || s == "-t" || s == "--tag" || s == "--target" ||
                        s == "--build-arg" || s == "--label" || s == "--allow" || s == "--build-context" || s == "-o" || s == "--output" || s == "--progress" ||
                        s == "--metadata-file" || s == "-j" || s == "--jobs" || s == "--network" ||
-                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit" || s == "--ssh" || s == "--timeline";
+                       s == "--cache-to" || s == "--cache-from" || s == "--no-cache-filter" || s == "--iidfile" || s == "--secret" || s == "--insecure-registry" || s == "--print" || s == "--registry-mirror" || s == "--platform" || s == "--add-host" || s == "--shm-size" || s == "--isolation" || s == "--annotation" || s == "--ulimit" || s == "--ssh" || s == "--timeline" || s == "--provenance" || s == "--sbom" || s == "--attest";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.dockerfile = v;
@@ -397,6 +401,14 @@ int cmd_build(const Args& a) {
       if (v.empty() || errno || mult < 0 || n <= 0 || end == v.c_str())
         return fail("invalid --shm-size \"" + v + "\" (bytes, or with a unit: 128m, 1g)", 2);
       o.shm_size = static_cast<uint64_t>(n * mult);
+    } else if (take_value(a, i, "--provenance", "", &v)) {
+      if (auto p = ocib::exporter::parse_provenance(v, o.attest); !p.ok()) return fail(p.error().str(), 2);
+      provenance_given = true;
+    } else if (take_value(a, i, "--sbom", "", &v)) {
+      if (auto p = ocib::exporter::parse_sbom(v, o.attest); !p.ok()) return fail(p.error().str(), 2);
+    } else if (take_value(a, i, "--attest", "", &v)) {
+      if (auto p = ocib::exporter::parse_attest(v, o.attest); !p.ok()) return fail(p.error().str(), 2);
+      if (v.find("type=provenance") != std::string::npos) provenance_given = true;
     } else if (s == "--load" || s == "--load=true") {
       load = true;
     } else if (s == "--load=false") {
@@ -448,6 +460,11 @@ int cmd_build(const Args& a) {
       o.outputs.push_back(*out);
     }
   }
+  // buildx attaches a mode=min provenance attestation to what it pushes unless told otherwise
+  // (--provenance=false, BUILDX_NO_DEFAULT_ATTESTATIONS).
+  if (!provenance_given && !std::getenv("BUILDX_NO_DEFAULT_ATTESTATIONS"))
+    for (const auto& out : o.outputs)
+      if (out.type == "registry" || (out.type == "image" && out.get("push") == "true")) o.attest.provenance = true;
   o.context = positional[0];
   // stdin: `-f -` (the Dockerfile) or `-` as the context (a tar archive, or a Dockerfile with
   // an empty context), as docker build / buildx. Not both.

@@ -55,6 +55,7 @@ Result<std::optional<int64_t>> source_date_epoch(const Options& opts) {
 }
 
 Result<BuildResult> run(const Options& opts) {
+  const std::string started = oci::rfc3339(static_cast<int64_t>(::time(nullptr)));
   auto reporter = progress::make_reporter(opts.progress);
   OCIB_ASSIGN_OR_RETURN(std::optional<int64_t> epoch, source_date_epoch(opts));
   if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
@@ -251,6 +252,12 @@ Result<BuildResult> run(const Options& opts) {
   eo.timeline_file = opts.timeline_file;
   eo.iidfile = opts.iidfile;
   eo.source_date_epoch = so.source_date_epoch;
+  eo.attest = opts.attest;
+  eo.facts.started = started;
+  eo.facts.invocation_id = Sha256::hex(started + std::to_string(::getpid()) + opts.context).substr(0, 26);
+  eo.facts.dockerfile = opts.dockerfile.empty() || opts.dockerfile == "-" ? "Dockerfile" : fs::basename(opts.dockerfile);
+  eo.facts.build_args = opts.build_args;
+  eo.facts.target = opts.target;
   exporter::Exporter exp(eo, st, *reporter, ids, client);
   std::vector<exporter::BuiltImage> images;
   std::vector<const solver::Solver*> solved;

@@ -26,6 +26,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> extra_hosts;  // --add-host HOST:IP
   uint64_t shm_size = 0;                                          // --shm-size (bytes)
   std::vector<exporter::Annotation> annotations;                  // --annotation
+  exporter::AttestOptions attest;                                 // --provenance, --sbom, --attest
   std::vector<plan::Step::Ulimit> ulimits;                         // --ulimit
   std::vector<std::string> tags;
   /// --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG][@DIGEST]

@@ -211,7 +211,10 @@ Result<Annotation> parse_annotation(const std::string& spec) {
 // (this one first) and `images` their images: one is a plain image, several an image index
 // listing each manifest with its platform.
 Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::Solver*>& builds, const std::vector<BuiltImage>& images) {
-  bool multi = images.size() > 1;
+  // With attestations the result is an index even for one platform (BuildKit): each image
+  // manifest, then its attestation manifest.
+  const bool attested = opts_.attest.any();
+  bool multi = images.size() > 1 || attested;
   oci::LayoutImage img;
   std::string manifest_digest = images.front().manifest_digest;  // of the result: the index when multi
   std::string config_digest = images.front().config_digest;
@@ -229,6 +232,31 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
     for (const auto& im : images)
       manifests.push_back({oci::kMediaTypeManifest, im.manifest_digest, im.manifest_size,
                            annotations_for("manifest-descriptor", &im.platform), im.platform});
+    if (attested) {
+      std::string name = opts_.tags.empty() ? "_" : images::normalize_name(opts_.tags.front());
+      BuildFacts facts = opts_.facts;
+      facts.finished = oci::rfc3339(static_cast<int64_t>(::time(nullptr)));
+      for (size_t i = 0; i < images.size(); ++i) {
+        const BuiltImage& im = images[i];
+        const plan::Plan& pl = builds[i]->plan();
+        std::string subject = subject_name(name, im.platform);
+        std::vector<json> statements;
+        if (opts_.attest.provenance) {
+          BuildFacts f = facts;
+          for (const auto& stg : pl.stages)
+            if (!stg.base.empty() && !stg.base_digest.empty())
+              f.materials.push_back({images::normalize_name(stg.base), stg.base_digest, stg.platform});
+          statements.push_back(provenance_statement(subject, im.manifest_digest, im.platform, f, opts_.attest.provenance_mode));
+        }
+        if (opts_.attest.sbom)
+          statements.push_back(sbom_statement(subject, im.manifest_digest,
+                                              scan_packages(solver::lowers_of(store_, pl.top())), facts.finished));
+        std::vector<std::string> blobs;
+        OCIB_ASSIGN_OR_RETURN(oci::Descriptor att, store_attestation_manifest(store_, im.manifest_digest, statements, &blobs));
+        for (const auto& b : blobs) add_blob(b);
+        manifests.push_back(att);
+      }
+    }
     std::string index_bytes = oci::canonical(oci::make_image_index(manifests, annotations_for("index", nullptr)));
     OCIB_ASSIGN_OR_RETURN(manifest_digest, store_.put_blob(index_bytes));
     config_digest.clear();
@@ -434,7 +462,7 @@ Status Exporter::write_oci(const TypedSpec& out, const Subject& x) {
 // type=docker: a docker-archive (`docker load`), one platform.
 Status Exporter::write_docker(const TypedSpec& out, const Subject& x) {
   const std::string dest = out.get("dest");
-  if (x.multi)
+  if (x.images.size() > 1)
     return Error::invalid("output type=docker holds one image, not " + std::to_string(x.images.size()) +
                           " platforms: use type=oci or type=oci-layout for a multi-platform image, or build one --platform");
   std::optional<LoadTarget> load;
@@ -502,7 +530,7 @@ Status Exporter::write_filesystem(const TypedSpec& out, const Subject& x) {
   const std::string dest = out.get("dest");
   reporter_.note("exporting filesystem to " + out.type + " " + dest);
   auto export_all = [&](const std::string& dir) -> Status {
-    if (!x.multi) return export_filesystem(x.builds.front()->plan(), dir);
+    if (x.images.size() == 1) return export_filesystem(x.builds.front()->plan(), dir);
     for (size_t i = 0; i < x.builds.size(); ++i) {
       std::string sub = oci::str(x.images[i].platform);
       std::replace(sub.begin(), sub.end(), '/', '_');

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "exporter/attest.h"
 #include "base/error.h"
 #include "base/idmap.h"
 #include "base/spec.h"
@@ -44,6 +45,9 @@ struct Options {
   std::string timeline_file;  // --timeline: the HTML page of the metadata's step timings
   std::string iidfile;
   std::optional<int64_t> source_date_epoch;
+  /// --provenance / --sbom / --attest: attestation manifests in the image index (attest.h).
+  AttestOptions attest;
+  BuildFacts facts;  // what the provenance records (started, args, base images are added here)
 };
 
 /// One platform's image, written to the store by make_image.

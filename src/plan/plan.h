@@ -148,6 +148,7 @@ struct StageState {
   // The stage's shape, for outlines and lint.
   int line = 0;                      // the FROM line
   std::string base;                  // FROM's image reference after expansion; "" for a stage base
+  std::string base_digest;           // its manifest digest (a provenance material)
   std::optional<size_t> from_stage;  // FROM <earlier stage>
   /// Stages it reads besides its base: COPY --from and RUN --mount from= (stage index, line).
   std::vector<std::pair<size_t, int>> uses;

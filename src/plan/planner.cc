@@ -400,6 +400,7 @@ Status Planner::plan_base_image(StageState& st, const dockerfile::Stage& stage, 
   }
   st.base_created = img->config.created;
   st.author = img->config.author;
+  st.base_digest = loaded.manifest_digest;
   return {};
 }
 

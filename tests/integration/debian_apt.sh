@@ -164,6 +164,29 @@ log "root build took ${SECONDS}s"
 if contains 'slirp4netns' "$T/b1.err"; then show_err b1; fail "root build warned about the network stack"; fi
 check_image "$T/root.tar" root
 
+# The SBOM of the Debian-based image lists every package dpkg knows as installed, with its
+# version (compared with dpkg-query on the image's own status file).
+ocib_ok sbom build --progress=plain -t hello:root --sbom=true -o type=oci,dest="$T/sbom.tar" "$ctx"
+oci_extract "$T/sbom.tar" "$T/sbom-lay"
+sidx=$(jq -r '.manifests[0].digest' "$T/sbom-lay/index.json")
+satt=$(jq -r '.manifests[] | select(.annotations."vnd.docker.reference.type" == "attestation-manifest") | .digest' "$T/sbom-lay/blobs/sha256/${sidx#sha256:}")
+[[ -n $satt ]] || fail "the --sbom image has no attestation manifest"
+slayer=$(jq -r '.layers[] | select(.annotations."in-toto.io/predicate-type" == "https://spdx.dev/Document") | .digest' "$T/sbom-lay/blobs/sha256/${satt#sha256:}")
+jq -r '.predicate.packages[] | .name + " " + .versionInfo' "$T/sbom-lay/blobs/sha256/${slayer#sha256:}" | sort >"$T/sbom-pkgs"
+# The image's dpkg status: the last layer that has one (the apt RUN's).
+simg=$(jq -r '.manifests[] | select(.platform.os == "linux") | .digest' "$T/sbom-lay/blobs/sha256/${sidx#sha256:}")
+: >"$T/status"
+for l in $(jq -r '.layers[].digest' "$T/sbom-lay/blobs/sha256/${simg#sha256:}"); do
+  tar -xOf "$T/sbom-lay/blobs/sha256/${l#sha256:}" var/lib/dpkg/status >"$T/status.new" 2>/dev/null && [[ -s $T/status.new ]] && cp "$T/status.new" "$T/status"
+done
+mkdir -p "$T/admindir"
+cp "$T/status" "$T/admindir/status"
+dpkg-query --admindir="$T/admindir" -W -f='${db:Status-Status} ${Package} ${Version}\n' | awk '$1 == "installed" {print $2, $3}' | sort >"$T/dpkg-pkgs"
+[[ $(wc -l <"$T/dpkg-pkgs") -gt 50 ]] || fail "the image's dpkg database lists too few packages ($(wc -l <"$T/dpkg-pkgs"))"
+diff "$T/dpkg-pkgs" "$T/sbom-pkgs" >"$T/sbom.diff" || fail "the SBOM differs from dpkg -l: $(head -5 "$T/sbom.diff")"
+contains -x 'hello .*' "$T/sbom-pkgs" || fail "the SBOM lacks the package the build installed (hello)"
+log "SBOM lists the $(wc -l <"$T/sbom-pkgs") installed packages"
+
 # ---- as the unprivileged user with its subordinate range -------------------------------------
 
 user_area "$IT_USER"

@@ -164,18 +164,20 @@ start_http() {
   fail "http.server did not start"
 }
 
-# start_registry DIR [HTPASSWD-FILE]: Debian's docker-registry on a free 127.0.0.1 port, its
-# storage, config and log under DIR, with htpasswd auth when a file is given. Sets REG
+# start_registry DIR [HTPASSWD-FILE] [TLS-DIR]: Debian's docker-registry on a free 127.0.0.1 port,
+# its storage, config and log under DIR, with htpasswd auth when a file is given ("" for none)
+# and TLS with TLS-DIR/server.crt and server.key when given (make_tls_cert). Sets REG
 # (127.0.0.1:PORT) and REG_PID and returns once it answers; it_cleanup stops it (stop_pid
 # "$REG_PID" stops it earlier). Call it directly, not in $(...).
 start_registry() {
-  local dir=$1 htpasswd=${2:-}
+  local dir=$1 htpasswd=${2:-} tls=${3:-}
   [[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
   REG="127.0.0.1:$(free_port)"
   mkdir -p "$dir"
   {
     printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
       "$dir/data" "$REG"
+    [[ -z $tls ]] || printf '  tls:\n    certificate: %s/server.crt\n    key: %s/server.key\n' "$tls" "$tls"
     [[ -z $htpasswd ]] || printf 'auth:\n  htpasswd:\n    realm: ocib-test\n    path: %s\n' "$htpasswd"
   } >"$dir/config.yml"
   /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
@@ -184,11 +186,22 @@ start_registry() {
   # Any HTTP answer means it listens (401 for a registry with auth).
   local _
   for _ in $(seq 100); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/") != 000 ]] && return 0
+    if [[ -n $tls ]]; then
+      [[ $(curl -s --cacert "$tls/server.crt" -o /dev/null -w '%{http_code}' "https://$REG/v2/") != 000 ]] && return 0
+    else
+      [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/") != 000 ]] && return 0
+    fi
     sleep 0.1
   done
   cat "$dir/log" >&2
   fail "docker-registry did not start on $REG"
+}
+
+# make_tls_cert DIR: a self-signed certificate for 127.0.0.1 (DIR/server.crt, DIR/server.key).
+make_tls_cert() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$1/server.key" -out "$1/server.crt" >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; fail "openssl could not make a certificate"; }
 }
 
 # ---- OCI layouts --------------------------------------------------------------------
