@@ -90,7 +90,7 @@ _ocib() {
       COMPREPLY=($(compgen -W 'security.insecure network.host' -- "$cur"))
       return
       ;;
-    -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | --ssh | \
+    -t | --tag | --target | --build-arg | -j | --jobs | --label | --build-context | --secret | --ssh | --provenance | --sbom | --attest | \
       --insecure-registry | --registry-mirror | --no-cache-filter | --cache-to | --cache-from | --add-host | --shm-size | --isolation | --annotation | --ulimit)
       return
       ;;
@@ -100,7 +100,7 @@ _ocib() {
     COMPREPLY=($(compgen -W '-f --file -t --tag --target --label --build-context --build-arg
       --platform -o --output --iidfile --print --secret --ssh --pull --insecure-registry --registry-mirror
       --progress --metadata-file --timeline -j --jobs --no-cache --no-cache-filter --cache-to --cache-from
-      --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push --load -q --quiet -h --help' -- "$cur"))
+      --network --allow --fix --check --call --ulimit --annotation --isolation --add-host --shm-size --push --load --provenance --sbom --attest -q --quiet -h --help' -- "$cur"))
   else
     _filedir -d
   fi

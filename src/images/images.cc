@@ -352,9 +352,16 @@ Result<std::string> create_index(registry::Client& client, const registry::Refer
     OCIB_TRY(bring(src, raw));
     add({raw.media_type, raw.digest, static_cast<int64_t>(raw.bytes.size()), {}, oci::normalize(p)});
   }
+  // Attestation manifests (unknown/unknown, each naming its image) are not platforms: every
+  // source's are kept, as buildx imagetools create keeps them.
+  auto attestation = [](const oci::Descriptor& d) {
+    auto t = d.annotations.find("vnd.docker.reference.type");
+    return t != d.annotations.end() && t->second == "attestation-manifest";
+  };
   for (size_t i = 0; i < entries.size(); ++i)
     for (size_t k = 0; k < i; ++k)
-      if (entries[i].platform && entries[k].platform && oci::same(*entries[i].platform, *entries[k].platform))
+      if (entries[i].platform && entries[k].platform && !attestation(entries[i]) && !attestation(entries[k]) &&
+          oci::same(*entries[i].platform, *entries[k].platform))
         return Error::invalid("manifest create: two sources are for " + oci::str(*entries[i].platform) + " (" +
                               entries[k].digest + ", " + entries[i].digest + ")");
   std::string index = oci::canonical(oci::make_image_index(entries));

@@ -30,14 +30,30 @@ idx=$(tail -1 "$T/create.out")
 [[ $idx == sha256:* ]] || fail "manifest create printed no digest: $(cat "$T/create.out")"
 skopeo inspect --tls-verify=false --raw "docker://$REG/team/app:1.0" >"$T/index.json" || fail "skopeo cannot read the index"
 assert_eq "$(jq -r .mediaType "$T/index.json")" "application/vnd.oci.image.index.v1+json" "index media type"
-assert_eq "$(jq -r '[.manifests[] | .platform.os + "/" + .platform.architecture] | sort | join(",")' "$T/index.json")" \
+# Each runner pushed an index (its image and, as buildx by default, its provenance attestation):
+# the merged index holds both images and both attestation manifests, each still naming its image.
+attest_filter='select(.annotations."vnd.docker.reference.type" == "attestation-manifest")'
+assert_eq "$(jq -r "[.manifests[] | select(.annotations.\"vnd.docker.reference.type\" != \"attestation-manifest\") | .platform.os + \"/\" + .platform.architecture] | sort | join(\",\")" "$T/index.json")" \
   "linux/amd64,linux/arm64" "index platforms"
-assert_eq "$(jq -r '[.manifests[].digest] | sort | join(",")' "$T/index.json")" "$(printf '%s\n' "$d_amd" "$d_arm" | sort | paste -sd,)" \
-  "index entries are the pushed digests"
+images_of() { # REPO DIGEST: the image manifest digests of a pushed index (or the digest itself)
+  local raw
+  raw=$(skopeo inspect --tls-verify=false --raw "docker://$REG/$1@$2")
+  if [[ $(jq -r .mediaType <<<"$raw") == *index* ]]; then
+    jq -r '.manifests[] | select(.platform.os == "linux") | .digest' <<<"$raw"
+  else
+    echo "$2"
+  fi
+}
+assert_eq "$(jq -r '[.manifests[] | select(.platform.os == "linux") | .digest] | sort | join(",")' "$T/index.json")" \
+  "$( (images_of team/app "$d_amd"; images_of team/staging "$d_arm") | sort | paste -sd,)" "index entries are the pushed images"
+assert_eq "$(jq -r "[.manifests[] | $attest_filter | .annotations.\"vnd.docker.reference.digest\"] | sort | join(\",\")" "$T/index.json")" \
+  "$(jq -r '[.manifests[] | select(.platform.os == "linux") | .digest] | sort | join(",")' "$T/index.json")" \
+  "the attestation manifests name the merged images"
 assert_eq "sha256:$(sha256sum <"$T/index.json" | cut -d' ' -f1)" "$idx" "printed digest is the index's"
 # The arm64 image, pushed to team/staging, is now in team/app too (mounted): skopeo reads it
 # and its layer there.
-skopeo inspect --tls-verify=false "docker://$REG/team/app@$d_arm" >"$T/arm.json" || fail "arm64 manifest missing from team/app"
+arm_img=$(images_of team/staging "$d_arm")
+skopeo inspect --tls-verify=false "docker://$REG/team/app@$arm_img" >"$T/arm.json" || fail "arm64 manifest missing from team/app"
 assert_eq "$(jq -r .Architecture "$T/arm.json")" arm64 "architecture of the mounted image"
 skopeo copy --src-tls-verify=false "docker://$REG/team/app:latest" "oci:$T/copied:x" --all >/dev/null 2>&1 ||
   fail "skopeo cannot copy the whole index (a blob is missing in team/app)"

@@ -213,12 +213,18 @@ if [[ -x /usr/bin/docker-registry ]]; then
   start_registry "$T/registry"
   reg=$REG
   ocib_ok push build --platform linux/amd64,linux/arm64 --insecure-registry "$reg" \
-    -o "type=registry,name=$reg/mp/app:1" "$ctx"
+    --metadata-file "$T/push-meta.json" -o "type=registry,name=$reg/mp/app:1" "$ctx"
   skopeo inspect --raw --tls-verify=false "docker://$reg/mp/app:1" >"$T/reg-raw.json" ||
     fail "skopeo cannot read the pushed index"
-  assert_eq "$(jq -r '[.manifests[].platform.architecture] | join(",")' "$T/reg-raw.json")" "amd64,arm64" \
+  assert_eq "$(jq -r '[.manifests[] | select(.annotations."vnd.docker.reference.type" != "attestation-manifest") | .platform.architecture] | join(",")' "$T/reg-raw.json")" "amd64,arm64" \
     "pushed index platforms"
-  assert_eq "$(oci_digest_of "$T/reg-raw.json")" "$index_digest" "pushed index digest"
+  # As buildx: each platform's image has its default (mode=min) provenance beside it.
+  assert_eq "$(jq -r '[.manifests[] | select(.annotations."vnd.docker.reference.type" == "attestation-manifest") | .platform.os] | join(",")' "$T/reg-raw.json")" "unknown,unknown" \
+    "attestation manifests in the pushed index"
+  assert_eq "$(oci_digest_of "$T/reg-raw.json")" "$(jq -r '."containerimage.digest"' "$T/push-meta.json")" "pushed index digest"
+  # The platforms' image manifests are the ones the unattested index lists.
+  assert_eq "$(jq -r '[.manifests[] | select(.platform.os == "linux") | .digest] | join(",")' "$T/reg-raw.json")" \
+    "$(jq -r '[.manifests[].digest] | join(",")' "$idx")" "the pushed platforms' manifests"
   skopeo --override-arch arm64 inspect --tls-verify=false "docker://$reg/mp/app:1" >"$T/reg-arm64.json" ||
     fail "skopeo cannot read the pushed arm64 image"
   assert_eq "$(jq -r .Architecture "$T/reg-arm64.json")" arm64 "pushed arm64 image"

@@ -7,6 +7,9 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
+# Push mechanics of plain images: no default provenance attestation here (it_attestations
+# covers them).
+export BUILDX_NO_DEFAULT_ATTESTATIONS=1
 need_cmd skopeo python3
 [[ -x /usr/bin/docker-registry ]] || skip "docker-registry not installed (apt-get install docker-registry)"
 
