@@ -28,6 +28,8 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <mutex>
 
 #include "base/fd.h"
 #include "base/fs.h"
@@ -129,6 +131,61 @@ Status copy_view(const std::string& src, const std::string& dest, const std::str
   return ok_status();
 }
 
+// proot runs each program through a small loader embedded in its binary, which it writes to a
+// temporary file readable by proot's user only: a step process that drops to another user
+// (apt's _apt, su, USER-less daemons) then cannot exec anything. The loader is taken out of the
+// binary once (the first ELF image after proot's own whose class and machine are this
+// process's, sized by its section headers) and each step gets a world-executable copy
+// (PROOT_LOADER). "" when none is found: proot's own then.
+std::string embedded_loader(const std::string& proot) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(proot); it != cache.end()) return it->second;
+  std::string loader;
+  auto bin = fs::read_file(proot);
+  if (bin.ok()) {
+    const std::string& b = *bin;
+    const unsigned char want_class = sizeof(void*) == 8 ? 2 : 1;
+#if defined(__x86_64__)
+    const uint16_t want_machine = 62;
+#elif defined(__aarch64__)
+    const uint16_t want_machine = 183;
+#else
+    const uint16_t want_machine = 0;
+#endif
+    for (size_t o = b.find("\x7f" "ELF", 1); o != std::string::npos && want_machine; o = b.find("\x7f" "ELF", o + 4)) {
+      if (o + 0x40 > b.size() || static_cast<unsigned char>(b[o + 4]) != want_class || want_class != 2) continue;
+      uint16_t machine, shentsize, shnum;
+      uint64_t shoff;
+      std::memcpy(&machine, b.data() + o + 0x12, 2);
+      std::memcpy(&shoff, b.data() + o + 0x28, 8);
+      std::memcpy(&shentsize, b.data() + o + 0x3A, 2);
+      std::memcpy(&shnum, b.data() + o + 0x3C, 2);
+      uint64_t end = shoff + static_cast<uint64_t>(shentsize) * shnum;
+      if (machine != want_machine || end < 0x40 || o + end > b.size()) continue;
+      loader = b.substr(o, end);
+      break;
+    }
+  }
+  cache[proot] = loader;
+  return loader;
+}
+
+// Can every user search each directory from / down to `path`?
+bool traversable_by_all(const std::string& path) {
+  auto real = fs::real_path(path);
+  if (!real.ok()) return false;
+  std::string cur = *real;
+  for (;;) {
+    struct stat st;
+    if (::stat(cur.c_str(), &st) != 0 || !(st.st_mode & S_IXOTH)) return false;
+    if (cur == "/") return true;
+    cur = fs::dirname(cur);
+    if (cur.empty()) cur = "/";
+  }
+}
+
 uid_t host_uid(const IdMapping& ids, int64_t c) {
   if (c < 0) c = 0;
   return ids.container_to_host_uid(static_cast<uint32_t>(c)).value_or(geteuid());
@@ -200,8 +257,18 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
   }
   OCIB_TRY(fs::mkdirs(s.scratch, 0755));
   // Everything of this run in a directory of its own (a caller may run several steps in one
-  // scratch directory), removed afterwards.
-  OCIB_ASSIGN_OR_RETURN(const std::string work, fs::make_temp_dir(s.scratch, "chroot-"));
+  // scratch directory), removed afterwards. A RUN's processes reach their root by its host
+  // path (proot translates paths, it does not change the kernel's root), so a process that
+  // drops to another user (apt's _apt) must be able to traverse it: where the store's path is
+  // not (a 0700 store, /root), the root is made under $TMPDIR or /tmp (and the diff copies
+  // instead of linking into the upperdir).
+  std::string base = s.scratch;
+  if (!s.in_sandbox && !traversable_by_all(s.scratch)) {
+    const char* tmp = getenv("TMPDIR");
+    base = tmp && *tmp ? tmp : "/tmp";
+  }
+  OCIB_ASSIGN_OR_RETURN(const std::string work, fs::make_temp_dir(base, base == s.scratch ? "chroot-" : "ocib-chroot-"));
+  if (base != s.scratch) ::chmod(work.c_str(), 0711);
   fs::TempDir work_guard(work);
   const std::string root = fs::join(work, "root");
   const std::string clock = fs::join(work, "clock");
@@ -325,18 +392,24 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
       args.push_back("-b");
       args.push_back(host + ":" + guest);
     }
-    // proot runs as this process's user: a step's path lookups are host path lookups, and the
-    // step's user could not traverse the (0700) store to its root. So another user is shown
-    // to the step by proot (-i), and what the step creates is given that user's ids afterwards
-    // (as root; as non-root only our own id exists). -0: root shown to a non-root caller's step.
+    // The step's processes keep this process's ids and proot shows them the step's (-i; -0 for
+    // root) and emulates their set*id calls: after a real switch (apt dropping to _apt, su)
+    // proot could no longer read the process's memory, which for another user needs
+    // CAP_SYS_PTRACE, and containers do not give it. What a USER step creates is given its
+    // ids afterwards (chown_new_entries; as non-root only our own id exists).
     if (s.uid != 0 || s.gid != 0) {
       args.push_back("-i");
       args.push_back(std::to_string(s.uid) + ":" + std::to_string(s.gid));
-    } else if (!real_root) {
+    } else {
       args.push_back("-0");
     }
     args.insert(args.end(), s.argv.begin(), s.argv.end());
     env.push_back("PROOT_TMP_DIR=" + proot_tmp);
+    if (std::string loader = embedded_loader(proot); !loader.empty()) {
+      const std::string path = fs::join(work, "proot-loader");
+      OCIB_TRY(fs::write_file_atomic(path, loader, 0755));
+      env.push_back("PROOT_LOADER=" + path);
+    }
     if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
       env.push_back(std::string("PATH=") + kDefaultPath);
   }
