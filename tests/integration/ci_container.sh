@@ -52,6 +52,7 @@ run_in_ci() {
     --bind "$bin_dir:/ocib:ro" --bind "$ctx:/ctx:ro" --bind "$T/work-$name:/work"
     --env OCIB_ROOT=/work/store --env HOME=/work --cwd /work)
   [[ $sec == yes ]] && args+=(--seccomp "$profile")
+  [[ ${CI_HOST_NET:-} == 1 ]] && args+=(--host-network)
   python3 "$(dirname "$0")/ci_container_bundle.py" "${args[@]}" -- sh /work/job.sh
   mkdir -p "$T/runc"
   timeout 240 runc --root "$T/runc" run --bundle "$b" "ci-$name" </dev/null >"$T/$name.out" 2>"$T/$name.err" || rc=$?
@@ -112,6 +113,32 @@ for uid in 0 1000; do
   fi
   log "uid $uid under Docker's default seccomp: chroot rung, image right"
 done
+
+# A real Dockerfile there: apt-get update && install (apt drops to _apt; the default network is
+# the container's) on the Debian base it_debian_apt made and cached, as root in the container.
+deb_tar=$(ls -t /var/cache/ocib-test/debian-bookworm-minbase-*.tar 2>/dev/null | head -n 1 || true)
+if [[ -n $deb_tar ]]; then
+  mkdir -p "$T/debctx"
+  printf 'FROM debian:bookworm-min\nRUN apt-get update --error-on=any && apt-get install -y --no-install-recommends hello && hello > /hello.txt\n' >"$T/debctx/Dockerfile"
+  cp "$deb_tar" "$T/debctx/base.tar"
+  chmod -R a+rX "$T/debctx"
+  ctx_saved=$ctx
+  ctx="$T/debctx"
+  rc=0
+  # The job reaches the Debian archive as a CI job would (docker run --network host here: the
+  # bundle has no bridge); /etc/resolv.conf is the host's, bound read-only with /etc.
+  CI_HOST_NET=1 run_in_ci apt-0 0 yes 'set -e
+/ocib/ocib import /ctx/base.tar debian:bookworm-min > /work/import.out 2>&1
+/ocib/ocib build --progress=plain -o type=local,dest=/work/out /ctx 2> /work/build.err' || rc=$?
+  ctx=$ctx_saved
+  w="$T/work-apt-0"
+  [[ $rc -eq 0 ]] || { tail -20 "$w/build.err" "$w/import.out" >&2 2>/dev/null; fail "apt-get in a Debian base under Docker's default seccomp failed (status $rc)"; }
+  assert_eq "$(cat "$w/out/hello.txt")" "Hello, world!" "the package apt installed, run in the chroot rung"
+  contains -F 'isolation: chroot' "$w/build.err" || fail "the apt build did not take the chroot rung"
+  log "apt-get under Docker's default seccomp: ok"
+else
+  log "no cached Debian base (it_debian_apt makes it): the apt case is not run"
+fi
 
 # No seccomp profile, masked /proc: the namespaces work, a fresh /proc does not.
 name=masked-0

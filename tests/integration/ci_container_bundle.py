@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--bind", action="append", default=[])
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--cwd", default="/")
+    ap.add_argument("--host-network", action="store_true", help="no network namespace (docker run --network host)")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
 
@@ -130,7 +131,8 @@ def main():
         "noNewPrivileges": False,
     }
     linux = {
-        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")
+                       if not (t == "network" and a.host_network)],
         "maskedPaths": MASKED,
         "readonlyPaths": READONLY,
         "resources": {"devices": devices},
