@@ -238,10 +238,6 @@ struct Plan {
   const std::vector<sock_filter>* seccomp = nullptr;
   bool allow_setgroups = true;
   bool new_net = true;  // own network namespace (kNone, kDefault): fresh, or the shared one below
-  // kDefault with a user-mode stack: its binary; child A then waits after unsharing the network
-  // namespace until the parent has the stack attached to it (start_net_stack).
-  std::string net_stack_bin;
-  std::string net_stack_log;  // its output (under scratch), quoted when it fails
   bool net_stack_shared = false;  // kDefault: joins the process's shared network (start_shared_stack)
   bool outer_proc = false;  // bind the outer /proc instead of mounting a fresh one (ProcIsolation)
   // The process-wide user + network namespace pair for kNone steps (-1: unshare per step).
@@ -875,15 +871,6 @@ pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
   } else {
     CHILD_CHECK(unshare(flags), kStepUnshareNs);
   }
-  if (!p.net_stack_bin.empty()) {
-    // Our network namespace exists: the parent attaches the user-mode stack to it (by our pid)
-    // and answers once its interface and route are configured.
-    c = 'n';
-    CHILD_CHECK(write(p.c2p_write, &c, 1), kStepSync);
-    do n = read(p.p2c_read, &c, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(kSetupFailedExit);  // the parent gave up and reports why
-  }
   int alive[2];
   CHILD_CHECK(pipe2(alive, O_CLOEXEC), kStepForkInit);
   pid_t init = fork();
@@ -1170,7 +1157,7 @@ Status plan_mounts(Plan& p, const std::string& scratch) {
   const Spec& s = *p.spec;
   std::vector<Mount> all;
   if (s.etc_files && !s.in_sandbox) {
-    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch, !p.net_stack_bin.empty() || p.net_stack_shared));
+    OCIB_ASSIGN_OR_RETURN(all, etc_mounts(s, scratch, p.net_stack_shared));
   }
   all.insert(all.end(), s.mounts.begin(), s.mounts.end());
   size_t data_bytes = 0;
@@ -1354,10 +1341,14 @@ Result<const SharedNs*> shared_namespaces(const IdMapping& ids, bool with_stack 
 // namespace and its slirp4netns): one network namespace per process and id mapping, its
 // outbound access through one slirp4netns started here, joined by every kDefault step. A
 // stack per step cost ~35 ms a step (fork, exec, configure, teardown: manyruns 2.6x of
-// --network=none); shared, the default network costs what --network=none does. The host's
-// loopback stays unreachable (--disable-host-loopback); concurrent steps share one loopback
-// (and its ports), as under rootless BuildKit. slirp4netns joins the namespaces by their fds'
-// paths and exits when this process does (--exit-fd: the pipe's other end is never closed).
+// --network=none); shared, the default network costs what --network=none does. Concurrent
+// steps share one loopback (and its ports), as under rootless BuildKit.
+// slirp4netns rather than pasta: it is the long-proven rootless choice (rootless BuildKit,
+// podman), sets up tap0, its address and the default route with --configure and says when
+// that is done on --ready-fd; --disable-host-loopback keeps the host's 127.0.0.1 (and the
+// gateway address standing for it) unreachable. pasta would be faster, but bookworm's is an
+// early snapshot. It joins the namespaces by their fds' paths and exits when this process does
+// (--exit-fd: the pipe's other end is never closed).
 Status start_shared_stack(SharedNs& sh) {
   const std::string bin = network_stack_path();
   const std::string self = "/proc/" + std::to_string(getpid()) + "/fd/";
@@ -1767,7 +1758,7 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   }
   OCIB_ASSIGN_OR_RETURN(ProcIsolation proc, proc_isolation());
   p.outer_proc = !proc.fresh;
-  p.new_net = s.network == Network::kNone || !p.net_stack_bin.empty() || p.net_stack_shared;
+  p.new_net = s.network == Network::kNone || p.net_stack_shared;
   if (s.network == Network::kNone && s.shared_netns) {
     OCIB_ASSIGN_OR_RETURN(const SharedNs* shared, shared_namespaces(ids));
     p.shared_user_fd = shared->user.get();
@@ -1775,70 +1766,6 @@ Result<Plan> make_plan(const Spec& s, const IdMapping& ids) {
   }
   p.parent = getpid();
   return p;
-}
-
-// The user-mode network stack of a kDefault step. slirp4netns rather than pasta: it is the
-// long-proven rootless choice (rootless BuildKit, podman), is driven simply by the pid whose
-// network namespace it serves (it joins that pid's user and network namespaces itself), sets
-// up tap0, its address and the default route with --configure and says when that is done on
-// --ready-fd; --disable-host-loopback keeps the host's 127.0.0.1 (and the gateway address
-// standing for it) unreachable. pasta would be faster, but bookworm's is an early snapshot.
-// The step costs one fork+exec and a wait for readiness, only for kDefault steps.
-//
-// Called when child A has written 'n' (its network namespace exists); returns the stack's pid.
-// It dies with the calling thread (PR_SET_PDEATHSIG) and is killed when the step is reaped.
-Result<pid_t> start_net_stack(const Plan& p, pid_t target) {
-  std::vector<std::string> args = {p.net_stack_bin, "--configure", "--mtu=65520",
-                                   "--disable-host-loopback", "--ready-fd=3",
-                                   std::to_string(target), "tap0"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  UniqueFd log(open(p.net_stack_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!log.valid()) return Error::from_errno("sandbox: open " + p.net_stack_log, errno);
-  int ready[2];
-  if (pipe2(ready, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
-  UniqueFd ready_r(ready[0]), ready_w(ready[1]);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return Error::from_errno("sandbox: fork", errno);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent) _exit(127);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(log.get(), 1) < 0 || dup2(log.get(), 2) < 0 ||
-        dup2(ready_w.get(), 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
-      _exit(127);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  ready_w.reset();
-  auto failed = [&](const std::string& why) -> Error {
-    kill(pid, SIGKILL);
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    std::string said;
-    if (auto out = fs::read_file(p.net_stack_log); out.ok()) {
-      said = *out;
-      while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
-      if (said.size() > 400) said = "..." + said.substr(said.size() - 400);
-      for (char& ch : said)
-        if (ch == '\n') ch = ';';
-    }
-    return Error(Errc::kGeneric, "sandbox: network stack " + p.net_stack_bin + " " + why +
-                                     (said.empty() ? "" : ": " + said));
-  };
-  pollfd pfd{ready_r.get(), POLLIN, 0};
-  int rc;
-  do rc = poll(&pfd, 1, 10000);
-  while (rc < 0 && errno == EINTR);
-  if (rc == 0) return failed("not ready after 10 s");
-  char c = 0;
-  ssize_t n;
-  do n = read(ready_r.get(), &c, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1 || c != '1') return failed("exited before it was ready");
-  return pid;
 }
 
 Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
@@ -1953,29 +1880,10 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     c = 'g';
     if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
   }
-  pid_t stack = -1;
-  if (maps.ok() && !p.net_stack_bin.empty()) {
-    do n = read(c2p_r.get(), &c, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) {
-      maps = Error(Errc::kGeneric, "sandbox: child exited during setup");
-    } else if (auto started = start_net_stack(p, pid); !started.ok()) {
-      maps = std::move(started).error();
-    } else {
-      stack = *started;
-      c = 'g';
-      if (write(p2c_w.get(), &c, 1) != 1) maps = Error::from_errno("sandbox: sync", errno);
-    }
-  }
   p2c_w.reset();
   int status = 0;
   if (!maps.ok()) kill(-pid, SIGKILL);
   reap(&status);
-  if (stack > 0) {
-    kill(stack, SIGKILL);
-    while (waitpid(stack, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
   bool cancelled = false;
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
     std::lock_guard lock(g_mu);
