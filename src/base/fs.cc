@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <csignal>
 #include <random>
@@ -225,6 +226,20 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
   std::string tmpl = join(parent, prefix + "XXXXXX");
   if (!::mkdtemp(tmpl.data())) return Error::from_errno("mkdtemp " + tmpl, errno);
   return tmpl;
+}
+
+std::string find_executable(const std::string& name, const std::string& extra) {
+  const char* env = std::getenv("PATH");
+  std::string path = std::string(env && *env ? env : kDefaultPath) + (extra.empty() ? "" : ":" + extra);
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    std::string cand = join(dir, name);
+    if (!dir.empty() && dir[0] == '/' && ::access(cand.c_str(), X_OK) == 0) return cand;
+    start = end + 1;
+  }
+  return {};
 }
 
 namespace {

@@ -50,6 +50,12 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
 /// Absolute path of `path` (realpath).
 Result<std::string> real_path(const std::string& path);
 
+/// The PATH a process gets where none is set (also a step's default).
+inline constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The first executable `name` in the directories of $PATH (kDefaultPath when unset), then of
+/// `extra` (':'-separated); relative directories never count. "" when there is none.
+std::string find_executable(const std::string& name, const std::string& extra = "");
+
 /// Where a sandboxed function's "/" is: "/" after pivot_root (the namespaced sandboxes), or the
 /// host path of the step's root where the process cannot change its root (the chroot isolation
 /// runs ocib's own file work in a plain child and sets this there). Code that writes into a

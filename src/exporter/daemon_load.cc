@@ -33,19 +33,6 @@ bool is_socket(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-std::string find_on_path(const char* name) {
-  const char* env = std::getenv("PATH");
-  std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
-  for (size_t b = 0; b <= path.size();) {
-    size_t e = path.find(':', b);
-    if (e == std::string::npos) e = path.size();
-    std::string cand = fs::join(path.substr(b, e - b), name);
-    if (e > b && ::access(cand.c_str(), X_OK) == 0) return cand;
-    b = e + 1;
-  }
-  return {};
-}
-
 size_t collect(char* p, size_t size, size_t n, void* out) {
   static_cast<std::string*>(out)->append(p, size * n);
   return size * n;
@@ -165,7 +152,7 @@ Result<LoadTarget> load_target() {
     t.where = std::string("unix://") + kDefaultSocket;
     return t;
   }
-  t.podman = find_on_path("podman");
+  t.podman = fs::find_executable("podman");
   if (!t.podman.empty()) {
     t.where = "podman";
     return t;

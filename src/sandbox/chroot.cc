@@ -40,7 +40,7 @@ namespace ocib::sandbox::internal {
 
 namespace {
 
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+using fs::kDefaultPath;
 
 int openat2_in_root(int root, const std::string& rel, int flags) {
   open_how how{};
@@ -231,19 +231,7 @@ Status chown_new_entries(const std::string& upper, const std::vector<std::string
 
 }  // namespace
 
-std::string proot_path() {
-  const char* env = getenv("PATH");
-  std::string path = env && *env ? env : kDefaultPath;
-  for (size_t start = 0; start <= path.size();) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    std::string cand = fs::join(dir, "proot");
-    if (!dir.empty() && dir[0] == '/' && access(cand.c_str(), X_OK) == 0) return cand;
-    start = end + 1;
-  }
-  return {};
-}
+std::string proot_path() { return fs::find_executable("proot"); }
 
 Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
   if (s.upperdir.empty() || s.scratch.empty()) return Error::invalid("sandbox: upperdir and scratch are required");

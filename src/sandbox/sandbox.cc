@@ -166,7 +166,7 @@ constexpr const char* kStubs[] = {"proc", "dev", "sys"};
 constexpr const char* kMaskedProc[] = {"proc/kcore", "proc/keys", "proc/timer_list",
                                        "proc/sched_debug", "proc/latency_stats"};
 constexpr const char* kReadOnlyProc[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus"};
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+using fs::kDefaultPath;
 
 // One overlay (or bind) mount, prepared in the parent.
 struct LayerPath {
@@ -1549,19 +1549,10 @@ Status plan_copies(Plan& p, const std::string& scratch) {
 }
 
 Result<std::string> find_fuse_overlayfs() {
-  const char* env = getenv("PATH");
-  std::string path = env && *env ? env : kDefaultPath;
   // Also the usual places: sudo and service managers often strip PATH.
-  path += ":/usr/bin:/usr/local/bin";
-  for (size_t start = 0; start <= path.size();) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    std::string cand = fs::join(dir, "fuse-overlayfs");
-    if (!dir.empty() && dir[0] == '/' && access(cand.c_str(), X_OK) == 0) return cand;
-    start = end + 1;
-  }
-  return Error(Errc::kNotFound, "fuse-overlayfs is not installed (not on PATH)");
+  std::string bin = fs::find_executable("fuse-overlayfs", "/usr/bin:/usr/local/bin");
+  if (bin.empty()) return Error(Errc::kNotFound, "fuse-overlayfs is not installed (not on PATH)");
+  return bin;
 }
 
 // The fuse driver: a fuse-overlayfs command line per overlay (its option syntax has no escapes).
@@ -2148,17 +2139,7 @@ std::optional<Result<SnapshotDriver>> g_driver;
 std::string network_stack_path() {
   // PATH only (not also the usual directories, as for fuse-overlayfs): hiding it from PATH is
   // how a caller opts out.
-  const char* env = getenv("PATH");
-  std::string path = env && *env ? env : kDefaultPath;
-  for (size_t start = 0; start <= path.size();) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string dir = path.substr(start, end - start);
-    std::string cand = fs::join(dir, "slirp4netns");
-    if (!dir.empty() && dir[0] == '/' && access(cand.c_str(), X_OK) == 0) return cand;
-    start = end + 1;
-  }
-  return {};
+  return fs::find_executable("slirp4netns");
 }
 
 IdMapping id_mapping() {
