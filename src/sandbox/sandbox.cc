@@ -2020,6 +2020,18 @@ Status probe_driver(const IdMapping& ids, Snapshotter d, const std::string& dir)
   return ok_status();
 }
 
+// Can this process create a user namespace? 0 or the errno of unshare(CLONE_NEWUSER).
+int userns_errno() {
+  fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) return 0;  // leave the verdict to the probes
+  if (child == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+}
+
 Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& opts) {
   SnapshotDriver out;
   if (auto iso = proc_isolation(); iso.ok() && !iso->namespaces) {
@@ -2072,22 +2084,15 @@ Result<SnapshotDriver> choose_driver(const IdMapping& ids, const ProbeOptions& o
   // that is its seccomp profile (Docker's and containerd's default refuse unshare/clone with
   // namespace flags without CAP_SYS_ADMIN), or an LSM (Ubuntu's AppArmor userns restriction).
   // Say so, with what to change, instead of blaming every snapshot driver in turn.
-  if (pid_t child = fork(); child == 0) {
-    _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
-  } else if (child > 0) {
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EPERM)
-      return Error(Errc::kUnsupported,
-                   "creating a user namespace is refused here (unshare: Operation not permitted) although the "
-                   "kernel allows them: a seccomp profile (Docker's and containerd's default refuse unshare and "
-                   "clone with namespace flags) or an LSM (AppArmor's unprivileged userns restriction) forbids it. "
-                   "Run the container with --security-opt seccomp=unconfined (Kubernetes: "
-                   "securityContext.seccompProfile.type: Unconfined), or allow userns in the AppArmor profile; "
-                   "ocib needs no extra capability and no --privileged. Or install proot: ocib then builds in "
-                   "the chroot isolation (no namespaces at all, the container as the only boundary).");
-  }
+  if (userns_errno() == EPERM)
+    return Error(Errc::kUnsupported,
+                 "creating a user namespace is refused here (unshare: Operation not permitted) although the "
+                 "kernel allows them: a seccomp profile (Docker's and containerd's default refuse unshare and "
+                 "clone with namespace flags) or an LSM (AppArmor's unprivileged userns restriction) forbids it. "
+                 "Run the container with --security-opt seccomp=unconfined (Kubernetes: "
+                 "securityContext.seccompProfile.type: Unconfined), or allow userns in the AppArmor profile; "
+                 "ocib needs no extra capability and no --privileged. Or install proot: ocib then builds in "
+                 "the chroot isolation (no namespaces at all, the container as the only boundary).");
 
   out.driver = Snapshotter::kOverlay;
   out.name = driver_name(out.driver);
@@ -2224,28 +2229,13 @@ int probe_fresh_proc() {
 std::mutex g_proc_mu;
 std::optional<Result<ProcIsolation>> g_proc;
 
-// Can this process create a user namespace? 0 or the errno of unshare(CLONE_NEWUSER).
-int userns_errno() {
-  fflush(nullptr);
-  pid_t child = fork();
-  if (child < 0) return 0;  // leave the verdict to the probes
-  if (child == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : (errno & 0x7f));
-  int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 0;
-}
-
-const char* chroot_loss(bool root) {
-  return root ? "each RUN runs under proot in a copy of its root, as this container's root (ids in layers are real), "
-                "with no pid, network, ipc or uts namespace of its own (it sees and can signal this container's "
-                "processes and shares its network: --network=none is not honoured) and no seccomp filter beyond "
-                "the container's: the container is the only boundary, as with kaniko"
-              : "each RUN runs under proot in a copy of its root, as this process's own user (only its own id "
-                "exists: every file in a layer is owned by root), with no pid, network, ipc or uts namespace of "
-                "its own (it sees and can signal this container's processes and shares its network: "
-                "--network=none is not honoured) and no seccomp filter beyond the container's: the container is "
-                "the only boundary, as with kaniko";
+std::string chroot_loss(bool root) {
+  return std::string("each RUN runs under proot in a copy of its root, as ") +
+         (root ? "this container's root (ids in layers are real)"
+               : "this process's own user (only its own id exists: every file in a layer is owned by root)") +
+         ", with no pid, network, ipc or uts namespace of its own (it sees and can signal this container's "
+         "processes and shares its network: --network=none is not honoured) and no seccomp filter beyond the "
+         "container's: the container is the only boundary, as with kaniko";
 }
 
 Result<ProcIsolation> choose_proc_isolation() {
