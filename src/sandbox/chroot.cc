@@ -96,18 +96,6 @@ Status mkdir_in_root(const std::string& root, const std::string& abs, uid_t uid,
   return ok_status();
 }
 
-// Empties `dir` (keeps the directory itself).
-Status clear_dir(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return Error::from_errno("sandbox: opendir " + dir, errno);
-  std::vector<std::string> names;
-  while (struct dirent* de = readdir(d))
-    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) names.push_back(de->d_name);
-  closedir(d);
-  for (const auto& n : names) OCIB_TRY(fs::remove_all(fs::join(dir, n)));
-  return ok_status();
-}
-
 Status copy_file(const std::string& from, const std::string& to) {
   OCIB_ASSIGN_OR_RETURN(std::string data, fs::read_file(from));
   struct stat st;

@@ -34,6 +34,9 @@ int load_seccomp(const std::vector<sock_filter>& prog);
 /// `scratch`, as bind mounts of them.
 Result<std::vector<Mount>> etc_mounts(const Spec& s, const std::string& scratch, bool net_stack);
 
+/// Empties `dir` (keeps the directory itself).
+Status clear_dir(const std::string& dir);
+
 /// Forks a child in a process group of its own that cancel_all() kills; it runs `child` and
 /// _exits with its value. Fails with kCancelled after cancel_all().
 Result<pid_t> spawn_tracked(const std::function<int()>& child);

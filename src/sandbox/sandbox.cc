@@ -1622,6 +1622,10 @@ Status make_copies(Plan& p, const IdMapping& ids) {
   return ok_status();
 }
 
+}  // namespace
+
+namespace internal {
+
 // Empties `dir` (keeps the directory itself).
 Status clear_dir(const std::string& dir) {
   std::vector<std::string> names;
@@ -1636,6 +1640,12 @@ Status clear_dir(const std::string& dir) {
   for (const auto& n : names) OCIB_TRY(fs::remove_all(fs::join(dir, n)));
   return ok_status();
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::clear_dir;
 
 // After the step: the copy driver's diff into upperdir (then its copies go), or the fuse
 // driver's upperdir in kernel overlay format.
