@@ -2,8 +2,6 @@
 // buildx and BuildKit take it. git itself does the fetching (its transports, credentials
 // helpers and proxy settings are the user's); ocib only turns the URL into a checkout.
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,52 +9,21 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/process.h"
 #include "control/control.h"
-
-extern char** environ;
 
 namespace ocib::control {
 
 namespace {
 
-// Runs git with `args` (no shell), stdout and stderr captured; returns its exit status.
+// Runs git with `args`, what it says captured; its exit status.
 Result<int> run_git(const std::vector<std::string>& args, std::string* output) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
-  UniqueFd rd(p[0]), wr(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  std::vector<std::string> argv = {"git"};
+  argv.insert(argv.end(), args.begin(), args.end());
   // Never wait for a password on the terminal: a build fails instead.
-  env.emplace_back("GIT_TERMINAL_PROMPT=0");
-  env.emplace_back("GIT_ASKPASS=/bin/true");
-  std::vector<char*> argv, envp;
-  std::vector<std::string> full = {"git"};
-  full.insert(full.end(), args.begin(), args.end());
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, "git", &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Error(Errc::kUnsupported, std::string("a git context needs git on PATH: ") + std::strerror(rc));
-  wr.reset();
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(rd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    output->append(buf, static_cast<size_t>(n));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto rc = run_captured(argv, output, {"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/true"});
+  if (!rc.ok()) return Error(Errc::kUnsupported, "a git context needs git on PATH: " + rc.error().message());
+  return rc;
 }
 
 std::string last_line(std::string s) {

@@ -5,9 +5,7 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,8 +17,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
-
-extern char** environ;
+#include "base/process.h"
 
 namespace ocib::exporter {
 
@@ -92,35 +89,10 @@ Status docker_load(const LoadTarget& t, const std::string& archive) {
 }
 
 Status podman_load(const LoadTarget& t, const std::string& archive) {
-  std::vector<std::string> args = {t.podman, "load", "-q", "-i", archive};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
-  UniqueFd rd(p[0]), wr(p[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
-  pid_t pid;
-  int rc = posix_spawn(&pid, t.podman.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Error(Errc::kIo, "--load: cannot run " + t.podman + ": " + std::strerror(rc));
-  wr.reset();
   std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(rd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  auto rc = run_captured({t.podman, "load", "-q", "-i", archive}, &out);
+  if (!rc.ok()) return Error(Errc::kIo, "--load: cannot run " + t.podman + ": " + rc.error().message());
+  if (*rc != 0) {
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return Error(Errc::kIo, "--load: podman load failed: " + out);
   }
