@@ -235,6 +235,9 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     if (st.top) linked_inputs.push_back({"/parent", st.top, "", false, {}});
     linked_inputs.push_back({"/layer", p, "", false, {}});
     set_key(l, lk, std::move(linked_inputs));
+    // The planned key keeps its earlier spelling (stores stay warm); a run-time key is made
+    // from `lk` (effective_key).
+    l.key = Sha256::hex(std::string(kKeyVersion) + " linked " + (st.top ? st.top->key : "") + " " + p->key);
     if (l.parent) l.deps.push_back(l.parent);
     l.deps.push_back(p);
     l.copy.sources = p->copy.sources;
