@@ -240,7 +240,18 @@ Status Solver::execute() {
   for (auto& s : plan_.steps) {
     dag::Vertex v;
     v.name = s.name;
-    for (plan::Step* d : s.deps) v.deps.push_back(d->vid);
+    // A base layer unpacks into a snapshot of its own: it needs no other layer, so the layers
+    // of a base unpack side by side; what is built on a layer waits for every layer below it.
+    std::set<const plan::Step*> added;
+    auto add = [&](const plan::Step* d) {
+      if (added.insert(d).second) v.deps.push_back(d->vid);
+    };
+    for (plan::Step* d : s.deps) {
+      if (s.kind == plan::Step::Kind::kBase && d == s.parent && d->kind == plan::Step::Kind::kBase) continue;
+      add(d);
+      if (s.kind != plan::Step::Kind::kBase)
+        for (const plan::Step* b = d; b && b->kind == plan::Step::Kind::kBase; b = b->parent) add(b);
+    }
     plan::Step* sp = &s;
     v.run = [this, sp]() { return run_step(*sp); };
     double guess = s.kind == plan::Step::Kind::kRun ? 1.0 : s.kind == plan::Step::Kind::kBase ? 0.5 : 0.1;
@@ -248,6 +259,10 @@ Status Solver::execute() {
     s.vid = graph_.add(std::move(v));
   }
   if (top) targets.push_back(top->vid);
+  // A target that is a base image's top layer: its other layers are targets too (they are no
+  // longer its dependencies).
+  for (const plan::Step* b = top; b && b->kind == plan::Step::Kind::kBase; b = b->parent)
+    if (b != top) targets.push_back(b->vid);
   int jobs = opts_.jobs > 0 ? opts_.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency()));
   dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); }, slots_);
   Status st = sched.run(graph_, targets, &report_);
