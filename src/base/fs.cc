@@ -50,6 +50,19 @@ static std::string random_suffix() {
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  // A FIFO or a device (--metadata-file /dev/null) is written in place: a rename over it would
+  // replace it with a file.
+  if (struct stat st; ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC));
+    if (!fd.valid()) return Error::from_errno("open " + path, errno);
+    for (size_t off = 0; off < data.size();) {
+      ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error::from_errno("write " + path, errno);
+      off += static_cast<size_t>(n);
+    }
+    return {};
+  }
   std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + random_suffix();
   {
     OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));

@@ -252,6 +252,11 @@ Result<BuildResult> run(const Options& opts) {
     if (first) return located(*first);
   }
 
+  // Bases pulled without their layers are complete now: tagged, as a full pull tags them.
+  for (const auto& l : sources.lazy_pulls())
+    if (!l.tag.empty() && images::load_image(st, l.manifest_digest).ok())
+      if (Status t = st.tag(l.tag, l.manifest_digest); !t.ok()) log::warn("tag " + l.tag + ": " + t.error().str());
+
   exporter::Options eo;
   eo.tags = opts.tags;
   eo.annotations = opts.annotations;

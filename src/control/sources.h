@@ -28,18 +28,25 @@ class StoreSources : public plan::Sources {
         context_fd_(context_fd) {}
 
   Result<plan::SourceImage> image(const std::string& ref, const oci::Platform& platform) override {
-    std::string digest;
+    std::string digest, pull_from;
     if (auto it = layout_images_.find(ref); it != layout_images_.end()) {
       digest = it->second;
     } else {
+      size_t before = lazy_.size();
       OCIB_ASSIGN_OR_RETURN(digest, images::resolve_base(store_, client_, ref, pull_, platform,
-                                                          [this](const std::string& m) { reporter_.note(m); }));
+                                                          [this](const std::string& m) { reporter_.note(m); }, &lazy_));
+      // Pulled without its layers: the build's unpack steps fetch them, side by side.
+      if (lazy_.size() > before)
+        if (auto r = registry::Reference::parse(ref); r.ok()) pull_from = r->registry + "/" + r->repository;
     }
-    OCIB_ASSIGN_OR_RETURN(images::StoredImage img, images::load_image(store_, digest, &platform));
-    plan::SourceImage out{img.manifest_digest, std::move(img.config), std::move(img.layers)};
+    OCIB_ASSIGN_OR_RETURN(images::StoredImage img, images::load_image(store_, digest, &platform, !pull_from.empty()));
+    plan::SourceImage out{img.manifest_digest, std::move(img.config), std::move(img.layers), pull_from};
     for (auto& l : out.layers) l.media_type = images::oci_layer_media_type(l.media_type);
     return out;
   }
+
+  /// The images pulled without their layers, to tag once the build has fetched them.
+  const std::vector<images::LazyPull>& lazy_pulls() const { return lazy_; }
 
   Result<std::string> hash(int root_fd, const std::vector<std::string>& patterns, const copy::SourceFilter& filter,
                            copy::SourceManifest* manifest) override {
@@ -66,6 +73,7 @@ class StoreSources : public plan::Sources {
   images::PullPolicy pull_;
   const std::map<std::string, std::string>& layout_images_;
   int context_fd_;
+  std::vector<images::LazyPull> lazy_;
 };
 
 /// Opens each --build-context NAME=VALUE: a local directory (COPY --from, RUN --mount from=) or

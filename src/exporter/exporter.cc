@@ -318,6 +318,8 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
 
 bool Exporter::export_unchanged(const std::string& dest, const std::string& type, const std::string& manifest) {
   if (dest == "-" || dest == "/dev/stdout") return false;
+  // Only a regular file can still hold what was written to it (not a FIFO or a device).
+  if (struct stat st; ::stat(dest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   auto data = fs::read_file(export_record_path(store_, dest));
   if (!data.ok()) return false;
   auto j = json::parse(*data, nullptr, false);

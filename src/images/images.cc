@@ -36,7 +36,7 @@ static Result<json> read_json_blob(const store::Store& st, const std::string& di
 
 // load_image below an index `depth` levels deep.
 static Result<StoredImage> load_image_at(const store::Store& st, const std::string& name_or_digest,
-                                         const oci::Platform* platform, int depth) {
+                                         const oci::Platform* platform, int depth, bool allow_missing_layers) {
   std::string digest = name_or_digest;
   if (digest.rfind("sha256:", 0) != 0) {
     auto d = st.resolve_tag(normalize_name(name_or_digest));
@@ -54,7 +54,7 @@ static Result<StoredImage> load_image_at(const store::Store& st, const std::stri
     auto sel = registry::select_platform(index.manifests, want);
     if (!sel.ok()) return std::move(sel).error().wrap("image " + name_or_digest);
     if (sel->digest == digest) return Error(Errc::kCorrupt, "image index " + digest + " lists itself");
-    return load_image_at(st, sel->digest, &want, depth + 1);
+    return load_image_at(st, sel->digest, &want, depth + 1, allow_missing_layers);
   }
   if (!manifest.is_object() || !manifest.contains("layers"))
     return Error(Errc::kCorrupt, "manifest " + digest + " is not an image manifest");
@@ -71,7 +71,8 @@ static Result<StoredImage> load_image_at(const store::Store& st, const std::stri
   img.manifest_digest = digest;
   img.config = std::move(cfg);
   for (auto& d : parsed.layers) {
-    if (!st.has_blob(d.digest)) return Error(Errc::kNotFound, "layer " + d.digest + " of " + name_or_digest + " is missing");
+    if (!allow_missing_layers && !st.has_blob(d.digest))
+      return Error(Errc::kNotFound, "layer " + d.digest + " of " + name_or_digest + " is missing");
     img.layers.push_back(std::move(d));
   }
   if (img.layers.size() != img.config.diff_ids.size())
@@ -80,8 +81,8 @@ static Result<StoredImage> load_image_at(const store::Store& st, const std::stri
 }
 
 Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
-                               const oci::Platform* platform) {
-  return load_image_at(st, name_or_digest, platform, 0);
+                               const oci::Platform* platform, bool allow_missing_layers) {
+  return load_image_at(st, name_or_digest, platform, 0, allow_missing_layers);
 }
 
 namespace {
@@ -392,9 +393,31 @@ Result<std::string> pull_image(store::Store& st, registry::Client& client, const
   return md;
 }
 
+namespace {
+
+// The manifest and config of `ref` for `platform` into the store, without the layers.
+Result<std::string> pull_image_manifest(store::Store& st, registry::Client& client, const registry::Reference& ref,
+                                        const oci::Platform& platform) {
+  registry::BlobSink sink;
+  sink.temp_path = [&st]() -> Result<std::string> { return st.tmp_file_path("pull-"); };
+  sink.commit = [&st](const std::string& tmp, const std::string& digest) { return st.adopt_blob(tmp, digest); };
+  sink.has = [&st](const std::string& digest) { return st.has_blob(digest); };
+  OCIB_ASSIGN_OR_RETURN(registry::PulledImage img, client.pull_manifest(ref, platform, sink));
+  if (!st.has_blob(img.config_digest)) {
+    OCIB_ASSIGN_OR_RETURN(std::string cd, st.put_blob(img.config_bytes));
+    if (cd != img.config_digest) return Error(Errc::kCorrupt, "config of " + ref.str() + " does not match its digest");
+  }
+  OCIB_ASSIGN_OR_RETURN(std::string md, st.put_blob(img.manifest_bytes));
+  if (md != img.manifest_digest) return Error(Errc::kCorrupt, "manifest of " + ref.str() + " does not match its digest");
+  if (auto check = load_image(st, md, &platform, true); !check.ok()) return std::move(check).error().wrap(ref.str());
+  return md;
+}
+
+}  // namespace
+
 Result<std::string> resolve_base(store::Store& st, registry::Client& client, const std::string& ref,
                                  PullPolicy policy, const oci::Platform& platform,
-                                 const std::function<void(const std::string&)>& note) {
+                                 const std::function<void(const std::string&)>& note, std::vector<LazyPull>* lazy) {
   auto parsed = registry::Reference::parse(ref);
   std::string canonical =
       parsed.ok() ? parsed->registry + "/" + parsed->repository + ":" + parsed->tag : std::string();
@@ -432,7 +455,13 @@ Result<std::string> resolve_base(store::Store& st, registry::Client& client, con
   if (policy == PullPolicy::kNever)
     return Error(Errc::kNotFound, "image " + canonical + " is not in the local store and --pull=never");
   note("pulling " + r.str());
-  return pull_image(st, client, r, platform);
+  if (!lazy) return pull_image(st, client, r, platform);
+  OCIB_ASSIGN_OR_RETURN(std::string md, pull_image_manifest(st, client, r, platform));
+  LazyPull l;
+  l.manifest_digest = md;
+  if (!r.tag.empty() && oci::matches(platform, oci::Platform::host())) l.tag = r.registry + "/" + r.repository + ":" + r.tag;
+  lazy->push_back(std::move(l));
+  return md;
 }
 
 Result<std::string> push_image(const store::Store& st, registry::Client& client,

@@ -24,9 +24,10 @@ std::string normalize_name(const std::string& name);
 /// Loads the image a tag (or "sha256:..." manifest digest) names in the store, checking that
 /// every blob it needs is present. NotFound when the store has no such image. An image index
 /// (a multi-platform build) yields its manifest for `platform` (default: the host's); with a
-/// platform given, a plain image for another platform is an error.
+/// platform given, a plain image for another platform is an error. `allow_missing_layers`:
+/// layer blobs may be absent (a lazy pull: the build fetches them).
 Result<StoredImage> load_image(const store::Store& st, const std::string& name_or_digest,
-                               const oci::Platform* platform = nullptr);
+                               const oci::Platform* platform = nullptr, bool allow_missing_layers = false);
 
 /// Imports `path` and tags it `name`:
 ///  - an OCI image layout archive (has an `oci-layout` entry): its blobs are verified and
@@ -51,9 +52,17 @@ enum class PullPolicy { kDefault, kAlways, kMissing, kNever };
 /// unless the policy says missing/never, re-resolved with a HEAD to follow a moved tag; an
 /// unreachable registry then falls back to the local copy with a warning). Returns the manifest
 /// digest to load_image().
+/// With `lazy`, a pull stores only the manifest and config (the build fetches each layer as its
+/// unpack step needs it, all side by side) and is recorded in `*lazy`: tag it once its layers
+/// are in the store (tag_if_complete).
+struct LazyPull {
+  std::string manifest_digest;
+  std::string tag;  // the canonical tag to set, "" for none (a digest reference, another platform)
+};
 Result<std::string> resolve_base(store::Store& st, registry::Client& client, const std::string& ref,
                                  PullPolicy policy, const oci::Platform& platform,
-                                 const std::function<void(const std::string&)>& note);
+                                 const std::function<void(const std::string&)>& note,
+                                 std::vector<LazyPull>* lazy = nullptr);
 
 /// Pulls `ref` for `platform` into the store (blobs verified while streaming; nothing kept on
 /// failure) and, for the host's platform, tags it with the canonical reference (a tag names one

@@ -309,13 +309,38 @@ Status write_layout_dir(const std::string& dir, const std::vector<LayoutImage>& 
   return fs::write_file_atomic(index_path, canonical(index));
 }
 
+namespace {
+
+// A destination written in place, not through a temp file renamed over it: stdout, or what
+// already exists and is not a regular file (a FIFO, /dev/null, a terminal). Renaming over
+// /dev/null would replace the device with a file.
+bool streamed_dest(const std::string& path) {
+  if (path == "-" || path == "/dev/stdout") return true;
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+Result<UniqueFd> open_streamed(const std::string& path) {
+  if (path == "-" || path == "/dev/stdout") {
+    UniqueFd fd(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+    if (!fd.valid()) return Error::from_errno("dup stdout", errno);
+    return fd;
+  }
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC));
+  if (!fd.valid()) return Error::from_errno("open " + path, errno);
+  return fd;
+}
+
+}  // namespace
+
 Status write_layout_tar(const std::string& tar_path, const std::vector<LayoutImage>& images,
                         const BlobLocator& locate, const TransferProgress& progress) {
   OCIB_TRY(check_images(images));
-  if (tar_path == "-" || tar_path == "/dev/stdout") {
-    // Streamed: no temp file and rename for stdout.
-    Status out = write_tar_to_fd(STDOUT_FILENO, images, locate, progress);
-    if (!out.ok()) out.error().wrap("writing oci-archive to stdout");
+  if (streamed_dest(tar_path)) {
+    // Streamed: no temp file and rename for stdout, a FIFO or a device.
+    OCIB_ASSIGN_OR_RETURN(UniqueFd fd, open_streamed(tar_path));
+    Status out = write_tar_to_fd(fd.get(), images, locate, progress);
+    if (!out.ok()) out.error().wrap(tar_path == "-" ? std::string("writing oci-archive to stdout") : "writing oci-archive " + tar_path);
     return out;
   }
   fs::remove_stale_tmp_files(fs::dirname(tar_path), fs::basename(tar_path));  // of killed exports
@@ -375,7 +400,7 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
     return Error::invalid("docker-archive: layers and diff_ids differ in count");
   OCIB_ASSIGN_OR_RETURN(std::string cfg_hex, blob_hex(image.config_digest));
   OCIB_ASSIGN_OR_RETURN(std::string cfg_path, locate_blob(locate, image.config_digest));
-  const bool to_stdout = tar_path == "-" || tar_path == "/dev/stdout";
+  const bool to_stdout = streamed_dest(tar_path);  // or a FIFO, a device: written in place
   if (!to_stdout) fs::remove_stale_tmp_files(fs::dirname(tar_path), fs::basename(tar_path));  // of killed exports
   fs::remove_stale_tmp_files(tmp_dir, "docker-layer");
   std::string tmp = tar_path + tmp_suffix();
@@ -383,8 +408,7 @@ Status write_docker_archive(const std::string& tar_path, const DockerArchiveImag
   Status st = [&]() -> Status {
     UniqueFd fd;
     if (to_stdout) {
-      fd.reset(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
-      if (!fd.valid()) return Error::from_errno("dup stdout", errno);
+      OCIB_ASSIGN_OR_RETURN(fd, open_streamed(tar_path));
     } else {
       OCIB_ASSIGN_OR_RETURN(fd, fs::open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
     }

@@ -110,6 +110,9 @@ struct Step {
   // WORKDIR
   std::string workdir;
 
+  // kBase: where to fetch the layer blob from when the store lacks it (SourceImage::pull_from).
+  std::string pull_from;
+
   /// How `key` was made, so the solver can make it again from what its inputs turned out to
   /// be (BuildKit's content-based "slow cache"): the key's definition (CBOR), and the places
   /// in it that hold another step's key. A `content` input is a stage read through COPY

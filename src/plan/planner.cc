@@ -381,6 +381,7 @@ Step* Planner::add_image_layers(const SourceImage& img, Step* top, const std::st
     s.result.diff_id = diff_id;
     s.result.size = img.layers[i].size;
     s.result.media_type = img.layers[i].media_type;
+    s.pull_from = img.pull_from;
     if (s.parent) s.deps.push_back(s.parent);
     top = add_step(std::move(s));
   }

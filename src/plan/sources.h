@@ -18,6 +18,9 @@ struct SourceImage {
   std::string manifest_digest;
   oci::ImageConfig config;
   std::vector<oci::Descriptor> layers;  // bottom first; diff_ids in config.diff_ids
+  /// The repository ("registry/name") a layer the store lacks is fetched from; "" when every
+  /// layer is in the store.
+  std::string pull_from;
 };
 
 /// An ADD <url> download.

@@ -926,21 +926,36 @@ Result<PulledImage> Client::pull(const Reference& ref, const oci::Platform& plat
 
 Result<PulledImage> Client::pull_manifest(const Reference& ref, const oci::Platform& platform,
                                           const BlobSink& sink) {
-  return impl_->pull_from(ref.registry, ref, platform, sink, false);
+  std::vector<std::string> hosts;
+  if (auto m = impl_->opts.mirrors.find(ref.registry); m != impl_->opts.mirrors.end()) hosts = m->second;
+  hosts.push_back(ref.registry);
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    auto r = impl_->pull_from(hosts[i], ref, platform, sink, false);
+    if (r.ok() || i + 1 == hosts.size()) return r;
+    if (r.error().code() == Errc::kCorrupt) return r;  // never mask tampering with a fallback
+    log::warn("mirror " + hosts[i] + " failed for " + ref.str() + ": " + r.error().str() + "; trying the next source");
+  }
+  return Error(Errc::kGeneric, "unreachable");
 }
 
 Status Client::pull_blob(const Reference& ref, const oci::Descriptor& d, const BlobSink& sink) {
   if (sink.has && sink.has(d.digest)) return {};
   const std::vector<std::string> scopes = {"repository:" + ref.repository + ":pull"};
-  OCIB_ASSIGN_OR_RETURN(std::string tmp, sink.temp_path());
-  std::atomic<bool> cancel{false};
-  Status st = impl_->download_blob(ref.registry, ref.repository, scopes, d, tmp, cancel);
-  if (st.ok()) st = sink.commit(tmp, d.digest);
-  if (!st.ok()) {
+  std::vector<std::string> hosts;
+  if (auto m = impl_->opts.mirrors.find(ref.registry); m != impl_->opts.mirrors.end()) hosts = m->second;
+  hosts.push_back(ref.registry);
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    OCIB_ASSIGN_OR_RETURN(std::string tmp, sink.temp_path());
+    std::atomic<bool> cancel{false};
+    Status st = impl_->download_blob(hosts[i], ref.repository, scopes, d, tmp, cancel);
+    if (st.ok()) st = sink.commit(tmp, d.digest);
+    if (st.ok()) return {};
     ::unlink(tmp.c_str());
-    return std::move(st).error().wrap("pulling " + d.digest + " from " + ref.registry + "/" + ref.repository);
+    Error e = std::move(st).error().wrap("pulling " + d.digest + " from " + hosts[i] + "/" + ref.repository);
+    if (i + 1 == hosts.size() || e.code() == Errc::kCorrupt) return e;
+    log::warn("mirror " + hosts[i] + ": " + e.str() + "; trying the next source");
   }
-  return {};
+  return Error(Errc::kGeneric, "unreachable");
 }
 
 Result<std::string> Client::resolve(const Reference& ref) {

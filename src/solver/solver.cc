@@ -310,13 +310,31 @@ Status Solver::run_step(plan::Step& s) {
   }
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
   if (s.kind == plan::Step::Kind::kBase) {
+    // A lazily pulled base: the layer is fetched now (verified against its digest and size),
+    // when it is to be unpacked or an output needs the blob.
+    auto fetch = [&]() -> Status {
+      if (store_.has_blob(s.result.digest)) return {};
+      if (s.pull_from.empty()) return Error(Errc::kNotFound, "layer " + s.result.digest + " is not in the store");
+      OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(s.pull_from));
+      registry::BlobSink sink;
+      sink.temp_path = [this]() -> Result<std::string> { return store_.tmp_file_path("pull-"); };
+      sink.commit = [this](const std::string& tmp, const std::string& digest) { return store_.adopt_blob(tmp, digest); };
+      sink.has = [this](const std::string& digest) { return store_.has_blob(digest); };
+      oci::Descriptor d{s.result.media_type, s.result.digest, s.result.size, {}, std::nullopt};
+      return client_.pull_blob(ref, d, sink);
+    };
     if (store_.has_snapshot(s.result.snapshot)) {
+      if (exported_.count(&s)) OCIB_TRY(fetch());
       s.cached = true;
       reporter_.cached(s.display_id, s.name);
       return {};
     }
     reporter_.started(s.display_id, s.name);
     auto t0 = std::chrono::steady_clock::now();
+    if (Status got = fetch(); !got.ok()) {
+      reporter_.failed(s.display_id, got.error().message());
+      return std::move(got).error().wrap(s.name);
+    }
     auto r = unpack_base(s);
     if (!r.ok()) {
       reporter_.failed(s.display_id, r.error().message());

@@ -108,3 +108,20 @@ tar -tf "$T/stdout-oci.tar" | contains -x index.json || fail "oci archive on std
 "$OCIB" build -q -o type=docker,dest=- "$ctx" 2>/dev/null >"$T/stdout-docker.tar" || fail "type=docker,dest=- failed"
 skopeo inspect "docker-archive:$T/stdout-docker.tar" >/dev/null || fail "docker archive from stdout unreadable"
 [[ ! -e ./- && ! -e $ctx/- ]] || fail "dest=- created a file named -"
+
+# A destination that is a FIFO or a device is written in place, never replaced by a file (a
+# temp file renamed over /dev/null would turn the device into a regular file); a FIFO written
+# twice gets the archive twice (no "unchanged" skip for what cannot be read back); the same
+# for --metadata-file.
+mkfifo "$T/fifo" "$T/mfifo"
+for type in oci docker oci; do
+  cat "$T/fifo" >"$T/fifo-$type.tar" &
+  reader=$!
+  cat "$T/mfifo" >"$T/fifo-$type.json" &
+  mreader=$!
+  ocib_ok "fifo-$type" build -t out:1 -o type=$type,dest="$T/fifo" --metadata-file "$T/mfifo" "$ctx"
+  wait "$reader" "$mreader"
+  [[ -p $T/fifo && -p $T/mfifo ]] || fail "type=$type,dest=FIFO replaced a FIFO: $(ls -l "$T/fifo" "$T/mfifo")"
+  tar -tf "$T/fifo-$type.tar" | contains -x -e manifest.json -e index.json || fail "type=$type archive through a FIFO unreadable"
+  jq -e '.["containerimage.digest"]' "$T/fifo-$type.json" >/dev/null || fail "--metadata-file through a FIFO: $(cat "$T/fifo-$type.json")"
+done

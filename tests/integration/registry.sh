@@ -69,6 +69,11 @@ cat >"$ctx/Dockerfile.from" <<DOCKERFILE
 FROM $reg/library/busybox:latest
 RUN echo "on a pulled base" > /msg
 DOCKERFILE
+# Planning pulls only the manifest and config: layers are fetched by the unpack steps (side
+# by side), so --print=plan downloads none.
+OCIB_ROOT="$T/store-plan" ocib_ok plan0 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" --print=plan "$ctx"
+nblobs=$(find "$T/store-plan/blobs/sha256" -type f | wc -l)
+assert_eq "$nblobs" 2 "blobs in the store after --print=plan FROM a registry image (manifest and config)"
 export OCIB_ROOT="$T/store2"
 ocib_ok from1 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
   -o type=oci,dest="$T/from.tar" "$ctx"
