@@ -432,7 +432,7 @@ std::vector<std::string> check_readme(const std::string& readme) {
   if (fence_end == std::string::npos) return {"README.md: no ## Usage block"};
   std::string usage = readme.substr(fence, fence_end - fence);
   for (const auto* c : top_commands())
-    if (!std::regex_search(usage, std::regex("ocib " + c->name + "\\b")))
+    if (!std::regex_search(usage, std::regex("ocib ([a-z]+/)*" + c->name + "\\b")))
       problems.push_back("README.md Usage: no ocib " + c->name);
   // The build table: rows after "`ocib build` takes buildx's flags:" up to the first line not a row.
   size_t t = readme.find("`ocib build` takes buildx's flags:");

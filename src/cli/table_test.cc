@@ -92,7 +92,7 @@ TEST(Parse, UsageErrorsSuggest) {
   EXPECT_NE(err.find("unknown flag --pussh; did you mean \"--push\"?"), std::string::npos) << err;
   EXPECT_FALSE(parse_build({"--progress=plian", "."}, &err));
   EXPECT_NE(err.find("did you mean \"plain\"?"), std::string::npos) << err;
-  EXPECT_FALSE(parse_build({"--network", "hots", "."}, &err));
+  EXPECT_FALSE(parse_build({"--network", "hostt", "."}, &err));
   EXPECT_NE(err.find("did you mean \"host\"?"), std::string::npos) << err;
   EXPECT_FALSE(parse_build({"--allow", "network.host,security.insecur", "."}, &err));
   EXPECT_NE(err.find("did you mean \"security.insecure\"?"), std::string::npos) << err;
