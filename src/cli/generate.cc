@@ -26,11 +26,17 @@ std::vector<const Flag*> shown_flags(const Command& c) {
   return out;
 }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
   return s;
+}
+
+// The help text on one line, cut at a word to at most 72 characters, for completion menus.
+std::string first_line(const std::string& s) {
+  std::string one = replace_all(s, "\n", " ");
+  if (one.size() <= 72) return one;
+  size_t cut = one.rfind(' ', 69);
+  return one.substr(0, cut == std::string::npos ? 69 : cut) + "...";
 }
 
 // Single-quoted for sh: ' becomes '\''.
@@ -183,7 +189,7 @@ std::string zsh_escape_desc(std::string s) {
   return s;
 }
 
-std::string zsh_escape_msg(std::string s) { return replace_all(replace_all(s, ":", "\\:"), "[", "\\["); }
+std::string zsh_escape_msg(std::string s) { return replace_all(s, ":", "\\:"); }
 
 std::string zsh_spec(const Flag& f) {
   std::string desc = "[" + zsh_escape_desc(first_line(f.help)) + "]";

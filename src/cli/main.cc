@@ -345,6 +345,13 @@ int cmd_build(const Parsed& p) {
     return 0;
   });
   if (int rc = apply_flags(p, h)) return rc;
+  // Every spec and combination is checked before any work (before stdin is read or a git
+  // context cloned): a typo fails here with exit 2, not after the build.
+  if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
+  if (auto e = ocib::control::source_date_epoch(o); !e.ok()) return fail(e.error().str(), 2);
+  if (fix && print != "lint") return fail("--fix goes with --print=lint", 2);
+  if (!o.timeline_file.empty() && !print.empty())
+    return fail("--timeline draws a build's steps: it does not go with --print or --check", 2);
   // buildx: --load is -o type=docker (no dest: into the docker daemon, or podman).
   if (load) {
     auto out = ocib::exporter::parse_output("type=docker");
@@ -417,9 +424,6 @@ int cmd_build(const Parsed& p) {
     if (!o.dockerfile.empty() && o.dockerfile != "-" && o.dockerfile[0] != '/')
       o.dockerfile = ocib::fs::join(*ctx, o.dockerfile);
   }
-  // Every spec is checked before any work: a typo fails here with exit 2, not after the build.
-  if (auto c = ocib::cache::check_cache_specs(o.cache_to, o.cache_from); !c.ok()) return fail(c.error().str(), 2);
-  if (auto e = ocib::control::source_date_epoch(o); !e.ok()) return fail(e.error().str(), 2);
   if (print == "plan") {
     o.plan_only = true;
     auto r = ocib::control::run(o);
@@ -427,9 +431,6 @@ int cmd_build(const Parsed& p) {
     std::fputs(r->plan.c_str(), stdout);
     return 0;
   }
-  if (fix && print != "lint") return fail("--fix goes with --print=lint", 2);
-  if (!o.timeline_file.empty() && !print.empty())
-    return fail("--timeline draws a build's steps: it does not go with --print or --check", 2);
   if (!print.empty()) {
     auto out = ocib::control::print_plan(o, print);
     if (!out.ok()) return fail(out.error().str(), out.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
