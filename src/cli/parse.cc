@@ -234,9 +234,12 @@ std::string main_help() {
 }
 
 std::string help(const Command& cmd) {
-  std::string out = "Usage: ocib " + cmd.name + (cmd.usage.empty() ? "" : " " + cmd.usage) + "\n";
+  // A command with subcommands shows each one's usage instead of its own.
+  std::string out;
   for (const auto& sub : cmd.subcommands)
-    if (const Command* s = find_command(cmd.name + " " + sub)) out += "       ocib " + s->name + " " + s->usage + "\n";
+    if (const Command* s = find_command(cmd.name + " " + sub))
+      out += (out.empty() ? "Usage: ocib " : "       ocib ") + s->name + (s->usage.empty() ? "" : " " + s->usage) + "\n";
+  if (out.empty()) out = "Usage: ocib " + cmd.name + (cmd.usage.empty() ? "" : " " + cmd.usage) + "\n";
   if (!cmd.description.empty()) out += "\n" + cmd.description + "\n";
   std::vector<const Flag*> shown;
   for (const auto& f : cmd.flags)

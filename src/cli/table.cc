@@ -456,7 +456,10 @@ std::vector<Command> make_table() {
   simple("rmi", "Remove image names from the store", "NAME...",
          "Remove image names from the store; 'ocib prune' reclaims their data.", 1, -1);
   {
-    Command* s = simple("store", "Verify the store (ocib store check)", "check", "Verify the store.", 0, -1);
+    Command* s = simple("store", "Verify the store (ocib store check)", "check",
+                        "check  Verify every blob's digest, every cache entry and every tagged image.\n"
+                        "       Exit status 1 when a problem is found.",
+                        0, -1);
     s->subcommands = {"check"};
     simple("store check", "Verify the store", "",
            "Verify every blob's digest, every cache entry and every tagged image.\n"

@@ -64,6 +64,8 @@ usage oquote 'unterminated quote' build --progress=plain -o 'type=image,"name=a'
 usage cacheto 'unknown key "mdoe"' build "${out[@]}" --cache-to type=local,dest="$T/c",mdoe=max "$ctx"
 usage cachefrom 'type=s3 is not supported' build "${out[@]}" --cache-from type=s3,src="$T/c" "$ctx"
 usage secret 'did you mean "source"?' build "${out[@]}" --secret id=a,sorce=/etc/hostname "$ctx"
+usage provquote 'unterminated quote' build "${out[@]}" --provenance 'mode="max' "$ctx"
+usage attest 'did you mean "provenance"?' build "${out[@]}" --attest 'type=provenace,"mode=max"' "$ctx"
 usage ulimit 'did you mean "nofile"?' build "${out[@]}" --ulimit nofiel=1 "$ctx"
 usage timeline 'does not exist' build "${out[@]}" --timeline "$T/no/such/dir/t.html" "$ctx"
 
