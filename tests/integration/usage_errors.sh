@@ -75,6 +75,20 @@ usage bakelist 'did you mean "targets"?' bake --list=target
 usage bakeset 'want TARGET.KEY=VALUE' bake --set nodot
 usage bakejobs '--jobs needs a positive number' bake -j x
 
+# Every flag --help lists is taken by its command (none lacks a handler), and none starts
+# work against a context that does not exist.
+for verb in build bake; do
+  "$OCIB" "$verb" --help >"$T/$verb.help"
+  while read -r flag takes; do
+    rc=0
+    if [[ -n $takes ]]; then args=("$flag=x"); else args=("$flag"); fi
+    OCIB_ROOT="$store" "$OCIB" "$verb" "${args[@]}" "$T/no-such-context" >"$T/f.out" 2>"$T/f.err" </dev/null || rc=$?
+    [[ $rc -ne 0 ]] || fail "ocib $verb ${args[*]} with a missing context succeeded"
+    if contains -F 'has no handler' "$T/f.err"; then fail "ocib $verb: $flag has no handler"; fi
+    [[ ! -e $store ]] || fail "ocib $verb ${args[*]}: the store was created"
+  done < <(sed -nE 's/^  (-[a-z], |    )(--[a-z-]+)( [^ ]|\[=)?.*/\2 \3/p' "$T/$verb.help" | grep -v -- '^--help')
+done
+
 # The same command line, corrected, builds; a quoted dest= holds a comma (buildx's CSV).
 OCIB_ROOT="$store" ocib_ok good build -o "type=local,\"dest=$T/out,1\"" --progress=plain --pull never "$ctx"
 assert_eq "$(cat "$T/out,1/marker")" "ran" "the RUN's marker in the output"
