@@ -74,15 +74,18 @@ int apply_flags(const Parsed& p, const Handlers& h) {
   return 0;
 }
 
-// Checked now, so a typo in the path fails before the build rather than after it.
-int check_timeline_path(const std::string& v) {
-  if (v.empty() || v == "-") return fail("--timeline needs a file name (FILE.html)", 2);
+// A file a build writes when it ends (--timeline, --metadata-file, --iidfile): checked now, so
+// a typo in the path fails before the build rather than after it.
+int check_output_file(const std::string& flag, const std::string& v, const std::string& example) {
+  if (v.empty() || v == "-") return fail(flag + " needs a file name (" + example + ")", 2);
   if (ocib::fs::is_dir(v))
-    return fail("--timeline " + v + ": is a directory (give a file name, e.g. " + ocib::fs::join(v, "timeline.html") + ")", 2);
+    return fail(flag + " " + v + ": is a directory (give a file name, e.g. " + ocib::fs::join(v, example) + ")", 2);
   if (std::string dir = ocib::fs::dirname(v); !ocib::fs::is_dir(dir))
-    return fail("--timeline " + v + ": directory " + dir + " does not exist", 2);
+    return fail(flag + " " + v + ": directory " + dir + " does not exist", 2);
   return 0;
 }
+
+int check_timeline_path(const std::string& v) { return check_output_file("--timeline", v, "timeline.html"); }
 
 // The defaults of a build from the configuration file (flags override them).
 void config_defaults(ocib::control::Options& o) {
@@ -309,8 +312,16 @@ int cmd_build(const Parsed& p) {
   });
   add("fix", [&](const std::string& v) { fix = v == "true"; return 0; });
   add("print", [&](const std::string& v) { print = v; return 0; });
-  add("iidfile", [&](const std::string& v) { o.iidfile = v; return 0; });
-  add("metadata-file", [&](const std::string& v) { o.metadata_file = v; return 0; });
+  add("iidfile", [&](const std::string& v) {
+    if (int rc = check_output_file("--iidfile", v, "iid.txt")) return rc;
+    o.iidfile = v;
+    return 0;
+  });
+  add("metadata-file", [&](const std::string& v) {
+    if (int rc = check_output_file("--metadata-file", v, "metadata.json")) return rc;
+    o.metadata_file = v;
+    return 0;
+  });
   add("timeline", [&](const std::string& v) {
     if (int rc = check_timeline_path(v)) return rc;
     o.timeline_file = v;
@@ -500,7 +511,11 @@ int cmd_bake(const Parsed& p) {
   h["load"] = [&](const std::string& v) { b.load = v == "true"; return 0; };
   h["check"] = [&](const std::string& v) { if (v == "true") b.check = true; return 0; };
   h["call"] = [&](const std::string& v) { b.check = v == "check"; return 0; };
-  h["metadata-file"] = [&](const std::string& v) { b.metadata_file = v; return 0; };
+  h["metadata-file"] = [&](const std::string& v) {
+    if (int rc = check_output_file("--metadata-file", v, "metadata.json")) return rc;
+    b.metadata_file = v;
+    return 0;
+  };
   h["timeline"] = [&](const std::string& v) {
     if (int rc = check_timeline_path(v)) return rc;
     b.timeline_file = v;

@@ -68,6 +68,8 @@ usage provquote 'unterminated quote' build "${out[@]}" --provenance 'mode="max' 
 usage attest 'did you mean "provenance"?' build "${out[@]}" --attest 'type=provenace,"mode=max"' "$ctx"
 usage ulimit 'did you mean "nofile"?' build "${out[@]}" --ulimit nofiel=1 "$ctx"
 usage timeline 'does not exist' build "${out[@]}" --timeline "$T/no/such/dir/t.html" "$ctx"
+usage metadata 'does not exist' build "${out[@]}" --metadata-file "$T/no/such/dir/m.json" "$ctx"
+usage iidfile 'is a directory' build "${out[@]}" --iidfile "$T" "$ctx"
 
 # bake: its flags are in the same table.
 usage bakeflag 'unknown flag --pussh; did you mean "--push"?' bake --pussh
