@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/spec.h"
 #include "control/control.h"
+#include "control/ssh_keys.h"
 #include "cache/cache_io.h"
 #include "exporter/daemon_load.h"
 #include "exporter/exporter.h"
@@ -151,28 +152,6 @@ int parse_secret(const std::string& v, ocib::control::Options& o) {
   return 0;
 }
 
-// buildx: default|ID[=SOCKET|KEY[,KEY]]; without a path the agent at $SSH_AUTH_SOCK.
-int parse_ssh(const std::string& v, ocib::control::Options& o) {
-  auto eq = v.find('=');
-  std::string id = v.substr(0, eq), path = eq == std::string::npos ? "" : v.substr(eq + 1);
-  if (id.empty()) return fail("--ssh \"" + v + "\": want default or ID[=SOCKET]", 2);
-  if (path.empty()) {
-    const char* sock = std::getenv("SSH_AUTH_SOCK");
-    if (!sock || !*sock) return fail("--ssh " + id + ": SSH_AUTH_SOCK is not set (start an agent, or give ID=SOCKET)", 2);
-    path = sock;
-  }
-  if (path.find(',') != std::string::npos)
-    return fail("--ssh " + v + ": key files are not supported; load the keys into an agent (ssh-add) and give its socket", 2);
-  struct stat sst;
-  if (::stat(path.c_str(), &sst) != 0) return fail("--ssh " + id + ": " + path + ": " + std::strerror(errno), 2);
-  if (!S_ISSOCK(sst.st_mode))
-    return fail("--ssh " + id + ": " + path + " is not an agent socket (key files are not supported; load the key with ssh-add and give the agent's socket)", 2);
-  char* real = ::realpath(path.c_str(), nullptr);
-  o.ssh[id] = real ? real : path;
-  std::free(real);
-  return 0;
-}
-
 // Docker's NAME=SOFT[:HARD] (-1: unlimited), e.g. nofile=1024:2048.
 int parse_ulimit(const std::string& v, ocib::control::Options& o) {
   static const std::map<std::string, int> kLimits = {
@@ -293,7 +272,11 @@ int cmd_build(const Parsed& p) {
     return 0;
   });
   add("secret", [&](const std::string& v) { return parse_secret(v, o); });
-  add("ssh", [&](const std::string& v) { return parse_ssh(v, o); });
+  // buildx: default|ID[=SOCKET|KEY[,KEY]]; without a path the agent at $SSH_AUTH_SOCK.
+  add("ssh", [&](const std::string& v) {
+    if (auto st = ocib::control::add_ssh_spec(v, o); !st.ok()) return fail(st.error().message(), 2);
+    return 0;
+  });
   add("insecure-registry", [&](const std::string& v) { o.insecure_registries.push_back(v); return 0; });
   add("registry-mirror", [&](const std::string& v) {
     auto eq = v.find('=');

@@ -249,12 +249,13 @@ std::vector<Command> make_table() {
             "*DOCKER_HOST* (unix:// or tcp:// without TLS) or _/var/run/docker.sock_; without a\n"
             "daemon, into podman (*podman load*). The same as *-o type=docker* without *dest*.\n"
             "Checked before the build: with neither, ocib fails at once."),
-        man(repeatable(val("ssh", 0, "default|ID[=SOCKET]",
-                           "an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")),
+        man(repeatable(val("ssh", 0, "default|ID[=SOCKET|KEY[,KEY]]",
+                           "an ssh agent (or key files) for RUN --mount=type=ssh")),
             "An ssh agent for *RUN --mount=type=ssh[,id=*_ID_*]*: its socket is bound at the\n"
             "mount's target (default _/run/buildkit/ssh_agent.N_) and *SSH_AUTH_SOCK* names the\n"
             "first one. Without _SOCKET_ the agent at *$SSH_AUTH_SOCK*. Never part of a layer or a\n"
-            "cache key. Key files are not accepted: load them into an agent with *ssh-add*.\n"
+            "cache key. Private key files are loaded into an *ssh-agent* ocib starts for the build and\n"
+            "stops after it; a passphrase-protected key is refused (add it to your agent with *ssh-add*).\n"
             "Repeatable."),
         pull_flag(),
         config(insecure_registry(), "registry.\"HOST\".insecure"),

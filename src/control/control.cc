@@ -1,4 +1,5 @@
 #include "control/control.h"
+#include "control/ssh_keys.h"
 
 #include <fcntl.h>
 #include <sys/utsname.h>
@@ -58,6 +59,15 @@ Result<BuildResult> run(const Options& opts) {
   const std::string started = oci::rfc3339(static_cast<int64_t>(::time(nullptr)));
   auto reporter = progress::make_reporter(opts.progress);
   OCIB_ASSIGN_OR_RETURN(std::optional<int64_t> epoch, source_date_epoch(opts));
+  // --ssh key files: an agent of the build's own holds them (a key that cannot be loaded is a
+  // usage error, before any work).
+  std::map<std::string, std::string> ssh = opts.ssh;
+  std::vector<KeyAgent> agents;  // alive until the build is done
+  for (const auto& [id, keys] : opts.ssh_keys) {
+    OCIB_ASSIGN_OR_RETURN(KeyAgent a, KeyAgent::start(id, keys));
+    ssh[id] = a.socket();
+    agents.push_back(std::move(a));
+  }
   if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
   OCIB_ASSIGN_OR_RETURN(std::string context, fs::real_path(opts.context));
   const std::string default_name = dockerfile::default_dockerfile(context);
@@ -188,7 +198,7 @@ Result<BuildResult> run(const Options& opts) {
   so.context_fd = ctx.get();
   so.context_filter = context_filter;
   so.secrets = opts.secrets;
-  so.ssh = opts.ssh;
+  so.ssh = ssh;
   so.no_cache = opts.no_cache;
   so.no_cache_filter = opts.no_cache_filter;
   so.cache_from = opts.cache_from;

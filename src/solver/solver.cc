@@ -256,13 +256,16 @@ Status Solver::execute() {
     if (s.cached || s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
     const auto& t = report_.timings[s.vid];
     if (report_.failed != s.vid)  // a failed step's time says nothing about its next run
-      durations.record(s.key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
+      durations.record(s.plan_key.empty() ? s.key : s.plan_key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
   }
   durations.save();
   return st;
 }
 
 Status Solver::run_step(plan::Step& s) {
+  OCIB_TRY(plan::effective_key(s, [this](const plan::Step& from, const std::vector<std::string>& patterns) {
+    return stage_digest(from, patterns);
+  }));
   if (s.kind == plan::Step::Kind::kLinked) {
     // The --link layer is ready (a dependency); this vertex only stacks it.
     plan::Step* src = s.link_src;
@@ -299,8 +302,16 @@ Status Solver::run_step(plan::Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  bool use_cache = !ignores_cache(s) &&
-                   std::none_of(s.deps.begin(), s.deps.end(), [](const plan::Step* d) { return d->fresh; });
+  // A dependency that ran without the cache taints what is built on it, unless it is only
+  // read by content (COPY --from, a bind from a stage): then the key holds what it produced.
+  auto by_content_only = [&s](const plan::Step* d) {
+    bool content = false, key = d == s.parent;
+    for (const auto& in : s.key_inputs) (in.content ? content : key) |= in.step == d;
+    return content && !key;
+  };
+  bool use_cache = !ignores_cache(s) && std::none_of(s.deps.begin(), s.deps.end(), [&](const plan::Step* d) {
+                     return d->fresh && !by_content_only(d);
+                   });
   s.fresh = !use_cache;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
@@ -358,8 +369,9 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   entry.snapshot = r.snapshot;
   entry.created = r.created;
   entry.name = s.name;
-  // Keep blobs of other compressions recorded by earlier builds.
-  if (auto old = store_.cache_get(s.key)) entry.blobs = old->blobs;
+  // Keep blobs of other compressions recorded by earlier builds of the same snapshot (a step
+  // that ran again, --no-cache, made a new one: the old blobs hold the old files).
+  if (auto old = store_.cache_get(s.key); old && old->snapshot == r.snapshot) entry.blobs = old->blobs;
   if (!r.digest.empty()) entry.blobs[blob_variant()] = r;
   return entry;
 }
@@ -419,6 +431,42 @@ Status Solver::seed_cache(const std::string& dir, const plan::RunMount& m, const
   });
   if (!done.ok()) return std::move(done).error().wrap("seeding cache mount " + m.target + " from its stage");
   return {};
+}
+
+Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  // Base layers only: the key already is the digest of their content.
+  bool only_base = true;
+  std::string chain;
+  for (const plan::Step* p = &from; p; p = p->parent) {
+    only_base = only_base && p->kind == plan::Step::Kind::kBase;
+    chain += p->result.snapshot + "\n";
+  }
+  if (only_base) return "layers:" + from.key;
+  // Snapshots never change: the digest of the same paths in the same chain is remembered.
+  std::string memo_key = chain;
+  for (const auto& p : patterns) memo_key += std::string(1, '\0') + p;
+  std::string memo = fs::join(store_.root(), "contenthash/" + Sha256::hex(memo_key));
+  if (auto known = fs::read_file(memo); known.ok() && known->size() == 64) return *known;
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  spec.etc_files = false;
+  sandbox::ReadOnlyView view;
+  view.layers = lowers_of(store_, &from);
+  spec.views = {view};
+  auto digest = run_function(spec, ids_, reporter_, 0, [patterns](const std::vector<int>& fds) -> Result<std::string> {
+    copy::SourceFilter f;
+    f.owners = true;
+    return copy::hash_sources(fds.at(0), patterns, f);
+  });
+  if (!digest.ok()) return std::move(digest).error();
+  if (Status made = fs::mkdirs(fs::dirname(memo), 0755); made.ok())
+    (void)fs::write_file_atomic(memo, *digest);
+  return *digest;
 }
 
 // Packs a committed snapshot into a layer blob and records it in the cache entry.

@@ -88,6 +88,9 @@ class Solver {
   std::string blob_variant() const;
   Status seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const;
   Result<bool> try_imported_cache(plan::Step& s);
+  /// plan::ContentDigest: the files matching `patterns` in step `from`'s image, digested in a
+  /// sandbox (owners as the image has them); remembered per snapshot chain in the store.
+  Result<std::string> stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const;
   bool ignores_cache(const plan::Step& s) const;
 
   const Options& opts_;
