@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Rewrites the files made from the command table (src/cli/table.cc): the bash, zsh and fish
 # completions and the generated OPTIONS sections of docs/man/ocib-*.1.scd, then checks the
-# README's usage block and build option table against it. table_test (ctest -R table_test)
+# README's usage block and build option table against it. table_test (ctest -R cli\.)
 # fails while any of them differs from the table.
-#   scripts/generate-cli.sh [build/src/cli/ocib]
+#   scripts/generate-cli.sh [build/src/cli/ocib]    (or: ninja -C build generate-cli)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ocib="${1:-$root/build/src/cli/ocib}"

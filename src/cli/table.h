@@ -2,7 +2,7 @@
 // ocib's command line as data: one table of commands and their flags. The parser, every
 // `--help`, the OPTIONS sections of the man pages (docs/man/*.1.scd), the README's build
 // option list and the bash/zsh/fish completions (completions/) are all made from it, so
-// they cannot drift apart (cli_table_test diffs the committed files against the generators;
+// they cannot drift apart (table_test, ctest -R cli., diffs the committed files against the generators;
 // `scripts/generate-cli.sh` rewrites them).
 //
 // The parser is ocib's own rather than CLI11's: the table must drive the help layout, the

@@ -26,6 +26,17 @@ for f in "${flags[@]}"; do
 done
 [[ ${#missing[@]} -eq 0 ]] || fail "completions lack: ${missing[*]}"
 
+# The zsh and fish files parse, and fish completes (when the shells are installed).
+if command -v zsh >/dev/null; then zsh -n "$comp/_ocib" || fail "completions/_ocib: zsh syntax error"; fi
+if command -v fish >/dev/null; then
+  fish --no-execute "$comp/ocib.fish" || fail "completions/ocib.fish: fish syntax error"
+  fc() { fish -c "source '$comp/ocib.fish'; complete -C '$1'" | cut -f1; }
+  fc 'ocib build --prog' | contains -x -- --progress || fail "fish: 'ocib build --prog' does not complete"
+  fc 'ocib build --progress=r' | contains -x -- --progress=rawjson || fail "fish: no --progress=rawjson"
+  fc 'ocib manifest ' | contains -x create || fail "fish: 'ocib manifest ' does not offer create"
+  fc 'ocib bake --li' | contains -x -- --list || fail "fish: 'ocib bake --li' does not complete"
+fi
+
 # Drive the bash completion the way bash does.
 bc=/usr/share/bash-completion/bash_completion
 [[ -f $bc ]] || skip "bash-completion not installed (apt-get install bash-completion): the static checks passed"
@@ -40,3 +51,8 @@ complete_words ocib build --progress r | contains -x rawjson || fail "'--progres
 complete_words ocib build --no-cache | contains -x -- --no-cache-filter || fail "no --no-cache-filter"
 complete_words ocib build --time | contains -x -- --timeline || fail "'ocib build --time' does not complete"
 complete_words ocib time | contains -x timeline || fail "'ocib time' does not complete"
+complete_words ocib manifest cr | contains -x create || fail "'ocib manifest cr' does not complete"
+complete_words ocib manifest inspect --r | contains -x -- --raw || fail "'ocib manifest inspect --r' does not complete"
+complete_words ocib bake --se | contains -x -- --set || fail "'ocib bake --se' does not complete"
+complete_words ocib build --network h | contains -x host || fail "'--network h' does not offer host"
+complete_words ocib build --isolation c | contains -x chroot || fail "'--isolation c' does not offer chroot"
