@@ -52,7 +52,7 @@ complete -c ocib -n '__fish_seen_subcommand_from build' -l provenance -x -a 'tru
 complete -c ocib -n '__fish_seen_subcommand_from build' -l sbom -x -a 'true false' -d 'True|false: an SPDX SBOM attestation of the image\'s packages (dpkg, apk)'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l attest -x -a 'type=provenance type=provenance,mode=max type=sbom' -d 'Type=provenance[,mode=max] | type=sbom'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l load -d 'Load the image into the docker daemon (DOCKER_HOST or...'
-complete -c ocib -n '__fish_seen_subcommand_from build' -l ssh -x -d 'An ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)'
+complete -c ocib -n '__fish_seen_subcommand_from build' -l ssh -x -d 'An ssh agent (or key files) for RUN --mount=type=ssh'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l pull -x -a 'always missing never true false' -d 'Base images from registries: always | missing | never (default:...'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l insecure-registry -x -d 'Allow plain HTTP / unverified TLS for this registry only'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l registry-mirror -x -d 'Try MIRROR (host[:port]) first for images of HOST (repeatable)'
