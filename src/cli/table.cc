@@ -196,8 +196,9 @@ std::vector<Command> make_table() {
         man(repeatable(val("ulimit", 0, "NAME=S[:H]", "resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)")),
             "A resource limit for every *RUN* step (*nofile*, *nproc*, ...; -1 is unlimited);\n"
             "part of the step's cache key, as in BuildKit. Repeatable."),
-        man(choice(val("isolation", 0, "MODE", "auto | full | procfs-less | chroot (= OCIB_ISOLATION; see ocib info)"),
-                   {"auto", "full", "procfs-less", "chroot"}),
+        man(config(choice(val("isolation", 0, "MODE", "auto | full | procfs-less | chroot (= OCIB_ISOLATION; see ocib info)"),
+                          {"auto", "full", "procfs-less", "chroot"}),
+                   "sandbox.isolation"),
             "*auto* (default), *full*, *procfs-less* or *chroot*: the isolation rung, as\n"
             "*OCIB_ISOLATION* (see *ocib info*)."),
         man(repeatable(val("add-host", 0, "HOST:IP", "an /etc/hosts entry for every RUN (repeatable)")),
