@@ -51,6 +51,7 @@ _ocib_value() {
     bake:--sbom) COMPREPLY=($(compgen -W 'true false' -- "$cur")) ;;
     bake:--call) COMPREPLY=($(compgen -W 'build check' -- "$cur")) ;;
     bake:-j | bake:--jobs) ;;
+    bake:--insecure-registry) ;;
     import:--platform) COMPREPLY=($(compgen -W 'linux/amd64 linux/arm64' -- "$cur")) ;;
     login:-u | login:--username) ;;
     login:-p | login:--password) ;;
@@ -93,7 +94,7 @@ _ocib() {
   local flags="" args="" subs=""
   case $verb in
     build) flags='-f --file -t --tag --target --label --build-context --build-arg --platform -o --output --annotation --ulimit --isolation --add-host --shm-size --check --call --push --iidfile --print --fix --secret --provenance --sbom --attest --load --ssh --pull --insecure-registry --registry-mirror --progress --metadata-file --timeline -j --jobs --no-cache --no-cache-filter --cache-to --cache-from --network --allow -q --quiet -h --help' args=dir ;;
-    bake) flags='-f --file --set --print --list --push --load --no-cache --pull --progress --metadata-file --timeline --allow --provenance --sbom --call --check -j --jobs -h --help' ;;
+    bake) flags='-f --file --set --print --list --push --load --no-cache --pull --progress --metadata-file --timeline --allow --provenance --sbom --call --check -j --jobs --insecure-registry -h --help' ;;
     images) flags='-h --help' ;;
     import) flags='--platform -h --help' args=file ;;
     du) flags='-h --help' ;;

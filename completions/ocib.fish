@@ -71,7 +71,7 @@ complete -c ocib -n '__fish_seen_subcommand_from build' -s h -l help -d 'Show he
 
 # ocib bake [OPTIONS] [TARGET|GROUP...]
 complete -c ocib -n '__fish_seen_subcommand_from bake' -s f -l file -r -F -d 'Bake file (repeatable; default: buildx\'s lookup)'
-complete -c ocib -n '__fish_seen_subcommand_from bake' -l set -x -d 'Override a target\'s attribute (TARGET may be * or a pattern)'
+complete -c ocib -n '__fish_seen_subcommand_from bake' -l set -x -d 'Override an attribute (TARGET may be a pattern:...'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -l print -d 'Print the resolved definition as JSON; build nothing'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -l list -x -a 'targets' -d 'List the targets and groups (targets); build nothing'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -l push -d 'Push every target\'s tags'
@@ -87,6 +87,7 @@ complete -c ocib -n '__fish_seen_subcommand_from bake' -l sbom -x -a 'true false
 complete -c ocib -n '__fish_seen_subcommand_from bake' -l call -x -a 'build check' -d 'Build (the default) | check: the same as --check'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -l check -d 'Lint every target instead of building: exit 1 on warnings'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -s j -l jobs -x -d 'Run at most N steps at once (default: max(4, CPUs))'
+complete -c ocib -n '__fish_seen_subcommand_from bake' -l insecure-registry -x -d 'Allow plain HTTP / unverified TLS for this registry only'
 complete -c ocib -n '__fish_seen_subcommand_from bake' -s h -l help -d 'Show help'
 
 # ocib images

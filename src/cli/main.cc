@@ -504,7 +504,10 @@ int cmd_bake(const Parsed& p) {
     b.timeline_file = v;
     return 0;
   };
+  h["insecure-registry"] = [&](const std::string& v) { b.common.insecure_registries.push_back(v); return 0; };
   if (int rc = apply_flags(p, h)) return rc;
+  if ((b.print ? 1 : 0) + (b.list_targets ? 1 : 0) + (b.check ? 1 : 0) > 1)
+    return fail("--print, --list and --check do not go together", 2);
   b.targets = p.args;
   if (b.load)
     if (auto t = ocib::exporter::load_target(); !t.ok()) return fail(t.error().str());
@@ -513,10 +516,14 @@ int cmd_bake(const Parsed& p) {
   auto r = ocib::bake::run(b, &out);
   std::fputs(out.c_str(), stdout);
   if (!r.ok()) {
+    // --check: the warnings are on stdout; their presence is the exit status.
+    if (b.check && r.error().code() == ocib::Errc::kFailedStep) return 1;
     if (ocib::cli::interrupted())
       return fail("bake interrupted: " + r.error().str(), ocib::cli::interrupted_exit_code());
     return fail(r.error().str(), r.error().code() == ocib::Errc::kInvalidArgument ? 2 : 1);
   }
+  if (ocib::cli::interrupted())
+    return fail("bake interrupted (its outputs were already written)", ocib::cli::interrupted_exit_code());
   return 0;
 }
 

@@ -350,7 +350,9 @@ std::vector<Command> make_table() {
         "group \"default\".";
     c.flags = {
         repeatable(file(val("file", 'f', "FILE", "bake file (repeatable; default: buildx's lookup)"))),
-        repeatable(val("set", 0, "TARGET.KEY=VALUE", "override a target's attribute (TARGET may be * or a pattern)")),
+        repeatable(val("set", 0, "TARGET.KEY=VALUE",
+                       "override an attribute (TARGET may be a pattern: *.platform=linux/arm64;\n"
+                       "args.NAME=V, labels.NAME=V, tags+=V appends; repeatable)")),
         sw("print", 0, "print the resolved definition as JSON; build nothing"),
         choice(val("list", 0, "WHAT", "list the targets and groups (targets); build nothing"), {"targets"}),
         sw("push", 0, "push every target's tags"),
@@ -367,6 +369,7 @@ std::vector<Command> make_table() {
         call_flag(),
         sw("check", 0, "lint every target instead of building: exit 1 on warnings"),
         jobs_flag(),
+        insecure_registry(),
     };
     c.examples = "ocib bake\nocib bake --set '*.platform=linux/amd64,linux/arm64' --push app";
     t.push_back(std::move(c));
