@@ -96,8 +96,12 @@ std::optional<Parsed> parse(const Command& cmd, const std::vector<std::string>& 
       std::string name = s.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
       spelling = "--" + name;
       if (eq != std::string::npos) attached = s.substr(eq + 1);
-      f = find_long(name);
-      if (!f || f->hidden) {
+      if (name == "help") {
+        p.help = true;
+        continue;
+      }
+      f = find_long(name);  // a hidden flag parses; it is only left out of help and suggestions
+      if (!f) {
         std::vector<std::string> names;
         for (const auto& g : cmd.flags)
           if (!g.hidden) names.push_back("--" + g.name);
