@@ -8,7 +8,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ocib="${1:-$root/build/src/cli/ocib}"
 [[ -x $ocib ]] || { echo "generate-cli.sh: no ocib binary at $ocib (build first)" >&2; exit 1; }
-export OCIB_CONFIG=/dev/null  # the table only: no configuration file can make a command fail
+# The table only: no configuration file of this machine can make a command fail.
+OCIB_CONFIG=$(mktemp)
+export OCIB_CONFIG
+trap 'rm -f "$OCIB_CONFIG"' EXIT
 
 "$ocib" __generate bash >"$root/completions/ocib.bash"
 "$ocib" __generate zsh >"$root/completions/_ocib"

@@ -367,7 +367,10 @@ std::string man_heading(const Flag& f) {
 
 // The help text as one sentence-cased paragraph.
 std::string man_from_help(const Flag& f) {
-  std::string s = capital(replace_all(f.help, "\n", " "));
+  std::string s = replace_all(f.help, "\n", " ");
+  // A sentence starts with a capital, unless it starts with a value ("true|false: ...").
+  size_t word = s.find_first_not_of("abcdefghijklmnopqrstuvwxyz");
+  if (word != std::string::npos && word > 0 && s[word] == ' ') s = capital(s);
   for (const char* c : {"*", "_"}) s = replace_all(s, c, std::string("\\") + c);
   if (!s.empty() && s.back() != '.' && s.back() != ')') s += ".";
   else if (!s.empty() && s.back() == ')') s += ".";

@@ -84,17 +84,24 @@ Flag jobs_flag() {
 }
 
 Flag allow_flag() {
-  Flag f = choice(repeatable(val("allow", 0, "ENTITLEMENT",
+  Flag f = man(choice(repeatable(val("allow", 0, "ENTITLEMENT",
                                  "security.insecure: let RUN --security=insecure run with every\n"
                                  "capability of its user namespace and no seccomp filter;\n"
                                  "network.host: let RUN use the host's network (--network=host)")),
-                  {"security.insecure", "network.host"});
+                  {"security.insecure", "network.host"}),
+               "An entitlement (a comma list, or repeated). *network.host*: let *RUN* steps use the\n"
+               "host's network (*--network=host*, *RUN --network=host*); without it they still do,\n"
+               "with a warning. *security.insecure*: let *RUN --security=insecure* steps run. Such a\n"
+               "step keeps every capability of its user namespace and runs without the seccomp filter\n"
+               "and without no_new_privs; it is still rootless and in its own namespaces. Without the\n"
+               "entitlement such a step is an error that names its line.");
   f.list = true;
   return f;
 }
 
 Flag call_flag() {
-  return choice(val("call", 0, "WHAT", "build (the default) | check: the same as --check"), {"build", "check"});
+  return man(choice(val("call", 0, "WHAT", "build (the default) | check: the same as --check"), {"build", "check"}),
+             "What to run, as buildx's *--call*: *build* (the default), or *check*, the same as *--check*.");
 }
 
 std::vector<Command> make_table() {
@@ -243,8 +250,10 @@ std::vector<Command> make_table() {
                   {"true", "false"}),
             "*true*: an SPDX 2.3 SBOM attestation of the final filesystem's dpkg and apk\n"
             "packages, attached as *--provenance* is."),
-        offer(repeatable(val("attest", 0, "SPEC", "type=provenance[,mode=max] | type=sbom")),
-              {"type=provenance", "type=provenance,mode=max", "type=sbom"}),
+        man(offer(repeatable(val("attest", 0, "SPEC", "type=provenance[,mode=max] | type=sbom")),
+                  {"type=provenance", "type=provenance,mode=max", "type=sbom"}),
+            "An attestation as buildx's *--attest*: *type=provenance*[*,mode=max*] is *--provenance*,\n"
+            "*type=sbom* is *--sbom=true*. Repeatable."),
         man(sw("load", 0, "load the image into the docker daemon (DOCKER_HOST or /var/run/docker.sock), else podman"),
             "Load the image (one platform) into the docker daemon, through its API at\n"
             "*DOCKER_HOST* (unix:// or tcp:// without TLS) or _/var/run/docker.sock_; without a\n"
