@@ -136,7 +136,9 @@ Result<BuildResult> run(const Options& opts) {
 
   // Context file digests by (path, size, mtime, ctime, inode, mode): a no-op rebuild reads no
   // file contents.
-  auto hashes = copy::HashCache::load(fs::join(st.root(), "ctxhash/" + Sha256::hex(context).substr(0, 32) + ".json"));
+  const std::string hash_cache = fs::join(st.root(), "ctxhash/" + Sha256::hex(context).substr(0, 32));
+  ::unlink((hash_cache + ".json").c_str());  // the earlier (JSON) format's file
+  auto hashes = copy::HashCache::load(hash_cache + ".v2");
   copy::SourceFilter context_filter;
   context_filter.hashes = hashes;
   if (ignore) {

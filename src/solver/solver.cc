@@ -240,7 +240,18 @@ Status Solver::execute() {
   for (auto& s : plan_.steps) {
     dag::Vertex v;
     v.name = s.name;
-    for (plan::Step* d : s.deps) v.deps.push_back(d->vid);
+    // A base layer unpacks into a snapshot of its own: it needs no other layer, so the layers
+    // of a base unpack side by side; what is built on a layer waits for every layer below it.
+    std::set<const plan::Step*> added;
+    auto add = [&](const plan::Step* d) {
+      if (added.insert(d).second) v.deps.push_back(d->vid);
+    };
+    for (plan::Step* d : s.deps) {
+      if (s.kind == plan::Step::Kind::kBase && d == s.parent && d->kind == plan::Step::Kind::kBase) continue;
+      add(d);
+      if (s.kind != plan::Step::Kind::kBase)
+        for (const plan::Step* b = d; b && b->kind == plan::Step::Kind::kBase; b = b->parent) add(b);
+    }
     plan::Step* sp = &s;
     v.run = [this, sp]() { return run_step(*sp); };
     double guess = s.kind == plan::Step::Kind::kRun ? 1.0 : s.kind == plan::Step::Kind::kBase ? 0.5 : 0.1;
@@ -248,6 +259,10 @@ Status Solver::execute() {
     s.vid = graph_.add(std::move(v));
   }
   if (top) targets.push_back(top->vid);
+  // A target that is a base image's top layer: its other layers are targets too (they are no
+  // longer its dependencies).
+  for (const plan::Step* b = top; b && b->kind == plan::Step::Kind::kBase; b = b->parent)
+    if (b != top) targets.push_back(b->vid);
   int jobs = opts_.jobs > 0 ? opts_.jobs : std::max(4, static_cast<int>(std::thread::hardware_concurrency()));
   dag::Scheduler sched(jobs, [] { sandbox::cancel_all(); }, slots_);
   Status st = sched.run(graph_, targets, &report_);
@@ -263,9 +278,18 @@ Status Solver::execute() {
 }
 
 Status Solver::run_step(plan::Step& s) {
-  OCIB_TRY(plan::effective_key(s, [this](const plan::Step& from, const std::vector<std::string>& patterns) {
-    return stage_digest(from, patterns);
+  // A COPY from a stage digests what it copies while copying, when the digest is not known
+  // yet (the stage ran in this build): one sandbox instead of two.
+  const bool copy_digests = s.kind == plan::Step::Kind::kCopy &&
+                            std::any_of(s.key_inputs.begin(), s.key_inputs.end(), [](const auto& in) { return in.content; });
+  bool deferred = false;
+  OCIB_TRY(plan::effective_key(s, [&](const plan::Step& from, const std::vector<std::string>& patterns) -> Result<std::string> {
+    if (!copy_digests) return stage_digest(from, patterns);
+    if (auto known = known_stage_digest(from, patterns)) return *known;
+    deferred = true;
+    return Error(Errc::kNotFound, "digested while copying");
   }));
+  if (deferred) return copy_then_key(s);
   if (s.kind == plan::Step::Kind::kLinked) {
     // The --link layer is ready (a dependency); this vertex only stacks it.
     plan::Step* src = s.link_src;
@@ -302,16 +326,7 @@ Status Solver::run_step(plan::Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  // A dependency that ran without the cache taints what is built on it, unless it is only
-  // read by content (COPY --from, a bind from a stage): then the key holds what it produced.
-  auto by_content_only = [&s](const plan::Step* d) {
-    bool content = false, key = d == s.parent;
-    for (const auto& in : s.key_inputs) (in.content ? content : key) |= in.step == d;
-    return content && !key;
-  };
-  bool use_cache = !ignores_cache(s) && std::none_of(s.deps.begin(), s.deps.end(), [&](const plan::Step* d) {
-                     return d->fresh && !by_content_only(d);
-                   });
+  bool use_cache = may_use_cache(s);
   s.fresh = !use_cache;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
@@ -347,6 +362,76 @@ Status Solver::run_step(plan::Step& s) {
     if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);  // as BuildKit's source map: the failing line
     return e.wrap(s.name);
   }
+  s.result = *r;
+  s.ran = true;
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  if (exported_.count(&s)) start_pack(s);
+  reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return {};
+}
+
+bool Solver::may_use_cache(const plan::Step& s) const {
+  // A dependency that ran without the cache taints what is built on it, unless it is only
+  // read by content (COPY --from, a bind from a stage): then the key holds what it produced.
+  auto by_content_only = [&s](const plan::Step* d) {
+    bool content = false, key = d == s.parent;
+    for (const auto& in : s.key_inputs) (in.content ? content : key) |= in.step == d;
+    return content && !key;
+  };
+  return !ignores_cache(s) && std::none_of(s.deps.begin(), s.deps.end(), [&](const plan::Step* d) {
+           return d->fresh && !by_content_only(d);
+         });
+}
+
+Status Solver::copy_then_key(plan::Step& s) {
+  const bool use_cache = may_use_cache(s);
+  auto t0 = std::chrono::steady_clock::now();
+  std::string digest;
+  auto r = execute_step(s, &digest);
+  if (!r.ok()) {
+    Error e = std::move(r).error();
+    reporter_.started(s.display_id, s.name);
+    reporter_.failed(s.display_id, e.message());
+    if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);
+    return e.wrap(s.name);
+  }
+  if (!digest.empty() && s.from_top) {
+    std::string memo = stage_digest_memo(*s.from_top, s.copy.sources);
+    if (fs::mkdirs(fs::dirname(memo), 0755).ok()) (void)fs::write_file_atomic(memo, digest);
+  }
+  // Keyed now (the digest is remembered); without one the planned key stays.
+  OCIB_TRY(plan::effective_key(s, [this](const plan::Step& from, const std::vector<std::string>& patterns) -> Result<std::string> {
+    if (auto known = known_stage_digest(from, patterns)) return *known;
+    return Error(Errc::kNotFound, "not digested");
+  }));
+  s.fresh = !use_cache;
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  if (use_cache) {
+    if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
+      // The same files as an earlier build copied: its result stays (and with it its layer
+      // and everything cached on it); this run's copy goes.
+      if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
+        log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
+      s.result = {};
+      s.result.snapshot = hit->snapshot;
+      s.result.created = hit->created;
+      if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) static_cast<oci::LayerBlob&>(s.result) = e->second;
+      s.cached = true;
+      if ((s.result.digest.empty() || !store_.has_blob(s.result.digest)) && exported_.count(&s)) start_pack(s);
+      reporter_.cached(s.display_id, s.name);
+      return {};
+    }
+    if (!imported_cache_.empty()) {
+      OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
+      if (hit) {
+        if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
+          log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
+        reporter_.cached(s.display_id, s.name + " (imported cache)");
+        return {};
+      }
+    }
+  }
+  reporter_.started(s.display_id, s.name);
   s.result = *r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
@@ -433,20 +518,27 @@ Status Solver::seed_cache(const std::string& dir, const plan::RunMount& m, const
   return {};
 }
 
-Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
+std::string Solver::stage_digest_memo(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  // Snapshots never change: the digest of the same paths in the same chain is remembered
+  // (prune forgets them all when it removes snapshots).
+  std::string memo_key;
+  for (const plan::Step* p = &from; p; p = p->parent) memo_key += p->result.snapshot + "\n";
+  for (const auto& p : patterns) memo_key += std::string(1, '\0') + p;
+  return fs::join(store_.root(), "contenthash/" + Sha256::hex(memo_key));
+}
+
+std::optional<std::string> Solver::known_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
   // Base layers only: the key already is the digest of their content.
   bool only_base = true;
-  std::string chain;
-  for (const plan::Step* p = &from; p; p = p->parent) {
-    only_base = only_base && p->kind == plan::Step::Kind::kBase;
-    chain += p->result.snapshot + "\n";
-  }
+  for (const plan::Step* p = &from; p; p = p->parent) only_base = only_base && p->kind == plan::Step::Kind::kBase;
   if (only_base) return "layers:" + from.key;
-  // Snapshots never change: the digest of the same paths in the same chain is remembered.
-  std::string memo_key = chain;
-  for (const auto& p : patterns) memo_key += std::string(1, '\0') + p;
-  std::string memo = fs::join(store_.root(), "contenthash/" + Sha256::hex(memo_key));
-  if (auto known = fs::read_file(memo); known.ok() && known->size() == 64) return *known;
+  if (auto known = fs::read_file(stage_digest_memo(from, patterns)); known.ok() && known->size() == 64) return *known;
+  return std::nullopt;
+}
+
+Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  if (auto known = known_stage_digest(from, patterns)) return *known;
+  std::string memo = stage_digest_memo(from, patterns);
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
   Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
@@ -610,7 +702,7 @@ Result<cache::CacheRecords> Solver::cache_records(const std::string& mode) const
   return out;
 }
 
-Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
+Result<plan::LayerResult> Solver::execute_step(plan::Step& s, std::string* digest) {
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
   Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
@@ -679,15 +771,24 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
       view.layers = lowers_of(store_, s.from_top);
       spec.views = {view};
     }
-    fn = [op](const std::vector<int>& fds) -> Result<std::string> {
+    const bool digest_sources = digest && !s.from_context;
+    fn = [op, digest_sources](const std::vector<int>& fds) -> Result<std::string> {
+      std::string d;
+      if (digest_sources) {
+        // What stage_digest would give; a source it cannot digest fails in copy_into's words.
+        copy::SourceFilter f;
+        f.owners = true;
+        if (auto h = copy::hash_sources(fds.at(0), op.sources, f); h.ok()) d = *h;
+      }
       OCIB_TRY(copy::copy_into(fds.at(0), op));
-      return std::string();
+      return d;
     };
   }
 
   auto t_run = std::chrono::steady_clock::now();
   if (fn) {
     auto done = run_function(spec, ids_, reporter_, s.display_id, std::move(fn));
+    if (done.ok() && digest) *digest = *done;
     if (!done.ok()) {
       // The copy's own error, code kept (a changed context is kCorrupt); a Dockerfile-level
       // refusal found only now is a failed step, not a usage error.
