@@ -15,6 +15,7 @@ PACKAGES=(
   qemu-user-static # multiplatform test: arm64 RUN steps through binfmt_misc
   util-linux # findmnt, setpriv, unshare
   bash-completion # completions test drives the bash completion
+  zsh fish # completions test: the zsh file parses, the fish one parses and completes
   passwd     # useradd
   openssh-client # ssh_forward test: a real ssh-agent forwarded with --ssh
   docker.io podman # load test: --load into a private dockerd and into podman

@@ -71,7 +71,11 @@ Status bool_or_keys(const std::string& flag, const std::string& value, bool* on,
     return {};
   }
   *on = true;
-  for (const auto& part : split_commas(value)) {
+  // buildx reads these as CSV: builder-id="a,b" is one field.
+  auto fields = split_csv(value);
+  if (!fields.ok()) return Error::invalid(flag + " " + value + ": " + fields.error().message());
+  for (const auto& part : *fields) {
+    if (part.empty()) continue;
     auto eq = part.find('=');
     if (eq == std::string::npos) return Error::invalid(flag + " " + value + ": want true, false or KEY=VALUE pairs");
     OCIB_TRY(key(part.substr(0, eq), part.substr(eq + 1)));
@@ -111,9 +115,22 @@ Status parse_sbom(const std::string& value, AttestOptions& o) {
 
 Status parse_attest(const std::string& value, AttestOptions& o) {
   std::string type, rest;
-  for (const auto& part : split_commas(value)) {
-    if (part.rfind("type=", 0) == 0) type = part.substr(5);
-    else rest += (rest.empty() ? "" : ",") + part;
+  auto fields = split_csv(value);
+  if (!fields.ok()) return Error::invalid("--attest " + value + ": " + fields.error().message());
+  for (const auto& part : *fields) {
+    if (part.empty()) continue;
+    if (part.rfind("type=", 0) == 0) {
+      type = part.substr(5);
+      continue;
+    }
+    // Passed on as CSV again: a field holding a comma or a quote stays one field.
+    std::string field = part;
+    if (field.find_first_of(",\"") != std::string::npos) {
+      std::string q = "\"";
+      for (char c : field) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      field = q + "\"";
+    }
+    rest += (rest.empty() ? "" : ",") + field;
   }
   if (type == "provenance") return parse_provenance(rest.empty() ? "true" : rest, o);
   if (type == "sbom") return parse_sbom(rest.empty() ? "true" : rest, o);
