@@ -546,7 +546,8 @@ constexpr uint64_t kMaxEntries = 4'000'000;  // past this the walk stops (noted)
 constexpr size_t kMaxDepth = 96;
 constexpr uint64_t kMaxMetadata = 4 << 20;    // package.json, METADATA, status.d files
 constexpr uint64_t kMaxLock = 64 << 20;        // package-lock.json, dpkg status, apk db
-constexpr uint64_t kMaxRpmdb = 1024ull << 20;  // rpmdb.sqlite
+constexpr uint64_t kMaxRpmdb = 512ull << 20;   // rpmdb.sqlite (a full Fedora's is ~100 MiB)
+constexpr uint64_t kMaxTotal = 2048ull << 20;  // all metadata files together (noted when hit)
 
 class Scanner {
  public:
@@ -602,6 +603,13 @@ class Scanner {
   bool read_all(int fd, const std::string& where, uint64_t max, std::string* out) {
     struct stat st;
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    if (r_.stats.bytes_read + static_cast<uint64_t>(st.st_size) > kMaxTotal) {
+      if (!budget_noted_)
+        r_.notes.push_back(where + " and later files: over the scanner's total of " + std::to_string(kMaxTotal) +
+                           " bytes read (not read)");
+      budget_noted_ = true;
+      return false;
+    }
     if (static_cast<uint64_t>(st.st_size) > max) {
       r_.notes.push_back(where + ": " + std::to_string(st.st_size) + " bytes, over the scanner's limit of " +
                          std::to_string(max) + " (not read)");
@@ -816,6 +824,7 @@ class Scanner {
   int root_;
   std::string distro_;
   bool stopped_ = false;
+  bool budget_noted_ = false;
   ScanReport r_;
 };
 
