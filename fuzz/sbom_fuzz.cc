@@ -32,8 +32,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 2: {
       auto nl = in.find('\n');
-      auto bi = parse_go_modinfo(in.substr(0, nl), nl == std::string::npos ? "" : in.substr(nl + 1));
-      for (const auto& m : bi.deps) (void)Package{"golang", m.path, m.version, "", "", "", ""}.purl();
+      auto bi =
+          parse_go_modinfo(in.substr(0, nl), nl == std::string::npos ? "" : in.substr(nl + 1));
+      for (const auto& m : bi.deps)
+        (void)Package{"golang", m.path, m.version, "", "", "", ""}.purl();
       break;
     }
     case 3:
@@ -51,7 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 6: {
       size_t bad = 0;
       // Only inputs that look like an SQLite file reach sqlite's own (fuzzed) parser.
-      if (in.size() >= 100) (void)read_rpmdb_sqlite("SQLite format 3" + std::string(1, '\0') + in.substr(16), &bad);
+      if (in.size() >= 100)
+        (void)read_rpmdb_sqlite("SQLite format 3" + std::string(1, '\0') + in.substr(16), &bad);
       break;
     }
     default:

@@ -177,16 +177,16 @@ json sbom_statement(const std::string& subject_name, const std::string& manifest
     // The same module in two Go binaries is two packages (syft): the location is in the id.
     id += "-" + Sha256::hex(purl + "\n" + p.location).substr(0, 16);
     json pkg = {{"name", p.name},
-                    {"SPDXID", id},
-                    {"versionInfo", p.version_info()},
-                    {"downloadLocation", "NOASSERTION"},
-                    {"filesAnalyzed", false},
-                    {"licenseConcluded", "NOASSERTION"},
-                    {"licenseDeclared", "NOASSERTION"},
-                    {"copyrightText", "NOASSERTION"},
-                    {"externalRefs", json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
-                                                   {"referenceType", "purl"},
-                                                   {"referenceLocator", purl}}})}};
+                {"SPDXID", id},
+                {"versionInfo", p.version_info()},
+                {"downloadLocation", "NOASSERTION"},
+                {"filesAnalyzed", false},
+                {"licenseConcluded", "NOASSERTION"},
+                {"licenseDeclared", "NOASSERTION"},
+                {"copyrightText", "NOASSERTION"},
+                {"externalRefs", json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
+                                               {"referenceType", "purl"},
+                                               {"referenceLocator", purl}}})}};
     if (!p.location.empty()) pkg["sourceInfo"] = "acquired package info from " + p.location;
     pkgs.push_back(std::move(pkg));
     rels.push_back({{"spdxElementId", "SPDXRef-DOCUMENT"}, {"relationshipType", "DESCRIBES"}, {"relatedSpdxElement", id}});

@@ -32,7 +32,8 @@ std::string pct_encode(std::string_view s, bool keep_slash) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
+        (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -84,7 +85,9 @@ std::string os_release_id(std::string_view text) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("ID=", 0) == 0) {
       std::string id = line.substr(3);
-      id.erase(std::remove_if(id.begin(), id.end(), [](char c) { return c == '"' || c == '\'' || c == '\r'; }), id.end());
+      id.erase(std::remove_if(id.begin(), id.end(),
+                              [](char c) { return c == '"' || c == '\'' || c == '\r'; }),
+               id.end());
       return id;
     }
   return "";
@@ -117,10 +120,14 @@ std::vector<Package> parse_dpkg_status(std::string_view text, const std::string&
     if (c == std::string::npos) continue;
     std::string k = line.substr(0, c), v = line.substr(c + 1);
     while (!v.empty() && (v[0] == ' ' || v[0] == '\t')) v.erase(0, 1);
-    if (k == "Package") p.name = v;
-    else if (k == "Version") p.version = v;
-    else if (k == "Architecture") p.arch = v;
-    else if (k == "Status") st = v.empty() ? "?" : v;
+    if (k == "Package")
+      p.name = v;
+    else if (k == "Version")
+      p.version = v;
+    else if (k == "Architecture")
+      p.arch = v;
+    else if (k == "Status")
+      st = v.empty() ? "?" : v;
   }
   return out;
 }
@@ -141,9 +148,12 @@ std::vector<Package> parse_apk_installed(std::string_view text, const std::strin
     }
     if (line.size() < 2 || line[1] != ':') continue;
     std::string v = line.substr(2);
-    if (line[0] == 'P') p.name = v;
-    else if (line[0] == 'V') p.version = v;
-    else if (line[0] == 'A') p.arch = v;
+    if (line[0] == 'P')
+      p.name = v;
+    else if (line[0] == 'V')
+      p.version = v;
+    else if (line[0] == 'A')
+      p.arch = v;
   }
   return out;
 }
@@ -156,8 +166,8 @@ uint32_t be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-constexpr uint32_t kRpmTagName = 1000, kRpmTagVersion = 1001, kRpmTagRelease = 1002, kRpmTagEpoch = 1003,
-                   kRpmTagArch = 1022;
+constexpr uint32_t kRpmTagName = 1000, kRpmTagVersion = 1001, kRpmTagRelease = 1002,
+                   kRpmTagEpoch = 1003, kRpmTagArch = 1022;
 constexpr uint32_t kRpmInt32 = 4, kRpmString = 6, kRpmStringArray = 8, kRpmI18nString = 9;
 // rpm's own limits (header.c): at most 0xffff tags and 256 MiB of data.
 constexpr uint32_t kRpmMaxTags = 0xffff, kRpmMaxData = 256u << 20;
@@ -179,24 +189,36 @@ std::optional<RpmHeader> parse_rpm_header(std::string_view blob) {
     if (off >= dl) return std::nullopt;
     const void* nul = std::memchr(data + off, '\0', dl - off);
     if (!nul) return std::nullopt;
-    return std::string(reinterpret_cast<const char*>(data + off), static_cast<const unsigned char*>(nul) - (data + off));
+    return std::string(reinterpret_cast<const char*>(data + off),
+                       static_cast<const unsigned char*>(nul) - (data + off));
   };
   for (uint32_t i = 0; i < il; ++i) {
     const unsigned char* e = b + 8 + uint64_t{i} * 16;
     const uint32_t tag = be32(e), type = be32(e + 4), off = be32(e + 8), count = be32(e + 12);
     std::string* field = nullptr;
     switch (tag) {
-      case kRpmTagName: field = &h.name; break;
-      case kRpmTagVersion: field = &h.version; break;
-      case kRpmTagRelease: field = &h.release; break;
-      case kRpmTagArch: field = &h.arch; break;
+      case kRpmTagName:
+        field = &h.name;
+        break;
+      case kRpmTagVersion:
+        field = &h.version;
+        break;
+      case kRpmTagRelease:
+        field = &h.release;
+        break;
+      case kRpmTagArch:
+        field = &h.arch;
+        break;
       case kRpmTagEpoch:
-        if (type != kRpmInt32 || count < 1 || off % 4 != 0 || uint64_t{off} + 4 > dl) return std::nullopt;
+        if (type != kRpmInt32 || count < 1 || off % 4 != 0 || uint64_t{off} + 4 > dl)
+          return std::nullopt;
         h.epoch = be32(data + off);
         continue;
-      default: continue;
+      default:
+        continue;
     }
-    if ((type != kRpmString && type != kRpmStringArray && type != kRpmI18nString) || count < 1) return std::nullopt;
+    if ((type != kRpmString && type != kRpmStringArray && type != kRpmI18nString) || count < 1)
+      return std::nullopt;
     auto s = string_at(off);
     if (!s) return std::nullopt;
     *field = std::move(*s);
@@ -237,7 +259,8 @@ Result<std::vector<RpmHeader>> read_rpmdb_sqlite(std::string bytes, size_t* bad)
   if (bytes[18] == 2) bytes[18] = 1;
   if (bytes[19] == 2) bytes[19] = 1;
   SqliteDb d;
-  if (sqlite3_open_v2(":memory:", &d.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK)
+  if (sqlite3_open_v2(":memory:", &d.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK)
     return Error(Errc::kIo, "sqlite: cannot open an in-memory database");
   sqlite3_db_config(d.db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(d.db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
@@ -251,13 +274,15 @@ Result<std::vector<RpmHeader>> read_rpmdb_sqlite(std::string bytes, size_t* bad)
   bytes.clear();
   bytes.shrink_to_fit();
   // FREEONCLOSE hands `mem` to sqlite whatever the result.
-  int rc = sqlite3_deserialize(d.db, "main", mem, size, size, SQLITE_DESERIALIZE_READONLY | SQLITE_DESERIALIZE_FREEONCLOSE);
+  int rc = sqlite3_deserialize(d.db, "main", mem, size, size,
+                               SQLITE_DESERIALIZE_READONLY | SQLITE_DESERIALIZE_FREEONCLOSE);
   if (rc != SQLITE_OK) return Error(Errc::kCorrupt, std::string("sqlite: ") + sqlite3_errmsg(d.db));
   int64_t budget = 50'000'000 / 1000;  // progress callbacks, one per 1000 VM steps
   sqlite3_progress_handler(d.db, 1000, progress_budget, &budget);
   {
     SqliteStmt q;
-    if (sqlite3_prepare_v2(d.db, "SELECT type FROM sqlite_master WHERE name = 'Packages'", -1, &q.st, nullptr) != SQLITE_OK)
+    if (sqlite3_prepare_v2(d.db, "SELECT type FROM sqlite_master WHERE name = 'Packages'", -1,
+                           &q.st, nullptr) != SQLITE_OK)
       return Error(Errc::kCorrupt, std::string("sqlite: ") + sqlite3_errmsg(d.db));
     rc = sqlite3_step(q.st);
     if (rc != SQLITE_ROW) return Error(Errc::kCorrupt, "no Packages table");
@@ -275,12 +300,16 @@ Result<std::vector<RpmHeader>> read_rpmdb_sqlite(std::string bytes, size_t* bad)
     }
     const void* p = sqlite3_column_blob(q.st, 0);
     const int n = sqlite3_column_bytes(q.st, 0);
-    auto h = p && n > 0 ? parse_rpm_header(std::string_view(static_cast<const char*>(p), static_cast<size_t>(n)))
+    auto h = p && n > 0 ? parse_rpm_header(
+                              std::string_view(static_cast<const char*>(p), static_cast<size_t>(n)))
                         : std::nullopt;
-    if (h) out.push_back(std::move(*h));
-    else ++*bad;
+    if (h)
+      out.push_back(std::move(*h));
+    else
+      ++*bad;
   }
-  if (rc != SQLITE_DONE) return Error(Errc::kCorrupt, std::string("sqlite: ") + sqlite3_errmsg(d.db));
+  if (rc != SQLITE_DONE)
+    return Error(Errc::kCorrupt, std::string("sqlite: ") + sqlite3_errmsg(d.db));
   return out;
 }
 
@@ -321,7 +350,10 @@ std::optional<std::pair<uint64_t, size_t>> uvarint(std::string_view b) {
 std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const ReadAt& read) {
   std::string h;
   if (size < 52 || !read(0, 64 < size ? 64 : size, h) || h.size() < 52) return std::nullopt;
-  if (h.compare(0, 4, "\x7f" "ELF") != 0) return std::nullopt;
+  if (h.compare(0, 4,
+                "\x7f"
+                "ELF") != 0)
+    return std::nullopt;
   Elf e;
   if (h[4] != 1 && h[4] != 2) return std::nullopt;
   if (h[5] != 1 && h[5] != 2) return std::nullopt;
@@ -336,23 +368,31 @@ std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const 
   const uint64_t sh_need = e.is64 ? 64 : 40, ph_need = e.is64 ? 56 : 32;
   auto inside = [size](uint64_t off, uint64_t len) { return off <= size && len <= size - off; };
   // Section headers: find .go.buildinfo by name. Sizes are capped before anything is read.
-  if (shnum > 0 && shentsize >= sh_need && shentsize <= 4096 && shstrndx < shnum && shnum * shentsize <= (4u << 20) &&
-      inside(shoff, shnum * shentsize)) {
+  if (shnum > 0 && shentsize >= sh_need && shentsize <= 4096 && shstrndx < shnum &&
+      shnum * shentsize <= (4u << 20) && inside(shoff, shnum * shentsize)) {
     std::string sh;
     if (read(shoff, static_cast<size_t>(shnum * shentsize), sh)) {
       // sh_name @0 (4), sh_type @4 (4), sh_offset @16 (4) / @24 (8), sh_size @20 (4) / @32 (8).
       auto at = [&](uint64_t i, size_t off) { return static_cast<size_t>(i * shentsize) + off; };
       auto name_off = [&](uint64_t i) { return e.get(sh, at(i, 0), 4); };
       auto type_of = [&](uint64_t i) { return e.get(sh, at(i, 4), 4); };
-      auto offset_of = [&](uint64_t i) { return e.is64 ? e.get(sh, at(i, 24), 8) : e.get(sh, at(i, 16), 4); };
-      auto size_of = [&](uint64_t i) { return e.is64 ? e.get(sh, at(i, 32), 8) : e.get(sh, at(i, 20), 4); };
-      const uint64_t stro = offset_of(shstrndx), strs = std::min<uint64_t>(size_of(shstrndx), 1 << 20);
+      auto offset_of = [&](uint64_t i) {
+        return e.is64 ? e.get(sh, at(i, 24), 8) : e.get(sh, at(i, 16), 4);
+      };
+      auto size_of = [&](uint64_t i) {
+        return e.is64 ? e.get(sh, at(i, 32), 8) : e.get(sh, at(i, 20), 4);
+      };
+      const uint64_t stro = offset_of(shstrndx),
+                     strs = std::min<uint64_t>(size_of(shstrndx), 1 << 20);
       std::string strtab;
-      if (type_of(shstrndx) != 8 /* NOBITS */ && inside(stro, strs) && read(stro, static_cast<size_t>(strs), strtab)) {
+      if (type_of(shstrndx) != 8 /* NOBITS */ && inside(stro, strs) &&
+          read(stro, static_cast<size_t>(strs), strtab)) {
         static const std::string want(".go.buildinfo", sizeof ".go.buildinfo");  // with its NUL
         for (uint64_t i = 0; i < shnum; ++i) {
           const uint64_t no = name_off(i);
-          if (no >= strtab.size() || strtab.compare(static_cast<size_t>(no), want.size(), want) != 0) continue;
+          if (no >= strtab.size() ||
+              strtab.compare(static_cast<size_t>(no), want.size(), want) != 0)
+            continue;
           if (type_of(i) == 8) return std::nullopt;
           const uint64_t off = offset_of(i), len = size_of(i);
           if (!inside(off, len)) return std::nullopt;
@@ -388,7 +428,8 @@ std::optional<GoBuildInfo> read_go_buildinfo(uint64_t size, const ReadAt& read, 
   if (!range) return std::nullopt;
   std::string data;
   const uint64_t window = std::min<uint64_t>(range->second, kGoSearch);
-  if (window < kGoHeader || !read(range->first, static_cast<size_t>(window), data)) return std::nullopt;
+  if (window < kGoHeader || !read(range->first, static_cast<size_t>(window), data))
+    return std::nullopt;
   // The magic at a 16-byte boundary (debug/buildinfo's search).
   size_t at = std::string::npos;
   for (size_t from = 0;;) {
@@ -455,7 +496,8 @@ GoBuildInfo parse_go_modinfo(std::string_view go_version, std::string_view modin
       }
     } else if (f[0] == "=>" && f.size() >= 2 && last) {
       // A versioned replacement is what was built; a local directory keeps the original.
-      if (f.size() >= 3 && !f[2].empty() && !f[1].empty()) *last = {f[1], f[2], f.size() >= 4 ? f[3] : ""};
+      if (f.size() >= 3 && !f[2].empty() && !f[1].empty())
+        *last = {f[1], f[2], f.size() >= 4 ? f[3] : ""};
       last = nullptr;
     } else {
       last = nullptr;
@@ -489,7 +531,8 @@ void lock_v1_deps(const json& deps, std::vector<Package>& out, int depth) {
     if (v != it->end() && v->is_string() && !it.key().empty()) {
       std::string ver = v->get<std::string>();
       // "file:..", "git+https://..": not a registry version.
-      if (!ver.empty() && ver.find(':') == std::string::npos) out.push_back({"npm", it.key(), ver, "", "", "", ""});
+      if (!ver.empty() && ver.find(':') == std::string::npos)
+        out.push_back({"npm", it.key(), ver, "", "", "", ""});
     }
     if (auto d = it->find("dependencies"); d != it->end()) lock_v1_deps(*d, out, depth + 1);
   }
@@ -506,7 +549,7 @@ std::vector<Package> parse_package_lock(std::string_view text) {
       const std::string& key = it.key();
       if (key.empty() || !it->is_object()) continue;  // "": the project itself
       auto at = key.rfind("node_modules/");
-      if (at == std::string::npos) continue;  // a workspace folder
+      if (at == std::string::npos) continue;   // a workspace folder
       if (it->value("link", false)) continue;  // a symlink to a workspace: listed at its target
       std::string name = it->value("name", key.substr(at + 13));
       auto v = it->find("version");
@@ -531,8 +574,10 @@ std::optional<Package> parse_python_metadata(std::string_view text) {
     std::string k = lower(line.substr(0, c)), v = line.substr(c + 1);
     while (!v.empty() && v[0] == ' ') v.erase(0, 1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
-    if (k == "name" && p.name.empty()) p.name = v;
-    else if (k == "version" && p.version.empty()) p.version = v;
+    if (k == "name" && p.name.empty())
+      p.name = v;
+    else if (k == "version" && p.version.empty())
+      p.version = v;
   }
   if (p.name.empty() || p.version.empty()) return std::nullopt;
   return p;
@@ -545,8 +590,9 @@ namespace {
 constexpr uint64_t kMaxEntries = 4'000'000;  // past this the walk stops (noted)
 constexpr size_t kMaxDepth = 96;
 constexpr uint64_t kMaxMetadata = 4 << 20;    // package.json, METADATA, status.d files
-constexpr uint64_t kMaxLock = 64 << 20;        // package-lock.json, dpkg status, apk db
-constexpr uint64_t kMaxRpmdb = 512ull << 20;   // rpmdb.sqlite (a full Fedora's is ~100 MiB)
+constexpr uint64_t kMaxLock = 64 << 20;       // package-lock.json, dpkg status, apk db
+constexpr uint64_t kMaxRpmdb = 512ull << 20;  // rpmdb.sqlite (a full Fedora's is ~100 MiB)
+constexpr size_t kMaxNotes = 100;
 constexpr uint64_t kMaxTotal = 2048ull << 20;  // all metadata files together (noted when hit)
 
 class Scanner {
@@ -565,19 +611,23 @@ class Scanner {
       std::vector<std::string> path;
       walk(top.get(), path);
     } else {
-      r_.notes.push_back("the image root could not be opened: " + std::string(std::strerror(errno)));
+      note("the image root could not be opened: " + std::string(std::strerror(errno)));
     }
     std::sort(r_.packages.begin(), r_.packages.end(), [](const Package& a, const Package& b) {
-      return std::tie(a.type, a.name, a.version, a.arch, a.location) < std::tie(b.type, b.name, b.version, b.arch, b.location);
+      return std::tie(a.type, a.name, a.version, a.arch, a.location) <
+             std::tie(b.type, b.name, b.version, b.arch, b.location);
     });
     r_.packages.erase(std::unique(r_.packages.begin(), r_.packages.end(),
                                   [](const Package& a, const Package& b) {
-                                    return a.type == b.type && a.name == b.name && a.version == b.version &&
-                                           a.arch == b.arch && a.location == b.location;
+                                    return a.type == b.type && a.name == b.name &&
+                                           a.version == b.version && a.arch == b.arch &&
+                                           a.location == b.location;
                                   }),
                       r_.packages.end());
+    if (dropped_notes_) r_.notes.push_back("and " + std::to_string(dropped_notes_) + " more notes");
     r_.stats.millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     return std::move(r_);
   }
 
@@ -591,7 +641,8 @@ class Scanner {
     // O_PATH first so that a FIFO or device is never opened for reading.
     open_how path_how = how;
     path_how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-    UniqueFd p(static_cast<int>(::syscall(SYS_openat2, root_, rel.c_str(), &path_how, sizeof path_how)));
+    UniqueFd p(
+        static_cast<int>(::syscall(SYS_openat2, root_, rel.c_str(), &path_how, sizeof path_how)));
     if (!p.valid()) return false;
     struct stat st;
     if (::fstat(p.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
@@ -605,14 +656,14 @@ class Scanner {
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
     if (r_.stats.bytes_read + static_cast<uint64_t>(st.st_size) > kMaxTotal) {
       if (!budget_noted_)
-        r_.notes.push_back(where + " and later files: over the scanner's total of " + std::to_string(kMaxTotal) +
-                           " bytes read (not read)");
+        note(where + " and later files: over the scanner's total of " + std::to_string(kMaxTotal) +
+             " bytes read (not read)");
       budget_noted_ = true;
       return false;
     }
     if (static_cast<uint64_t>(st.st_size) > max) {
-      r_.notes.push_back(where + ": " + std::to_string(st.st_size) + " bytes, over the scanner's limit of " +
-                         std::to_string(max) + " (not read)");
+      note(where + ": " + std::to_string(st.st_size) + " bytes, over the scanner's limit of " +
+           std::to_string(max) + " (not read)");
       return false;
     }
     out->clear();
@@ -651,16 +702,16 @@ class Scanner {
       rpm_read = true;
       const std::string where = std::string("/") + p;
       struct stat wal;
-      if (::fstatat(root_, (std::string(p) + "-wal").c_str(), &wal, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(wal.st_mode) &&
-          wal.st_size > 0)
-        r_.notes.push_back(where + "-wal: a write-ahead log not checkpointed into the db (not read)");
+      if (::fstatat(root_, (std::string(p) + "-wal").c_str(), &wal, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(wal.st_mode) && wal.st_size > 0)
+        note(where + "-wal: a write-ahead log not checkpointed into the db (not read)");
       size_t bad = 0;
       auto headers = read_rpmdb_sqlite(std::move(text), &bad);
       if (!headers.ok()) {
-        r_.notes.push_back(where + ": " + headers.error().message());
+        note(where + ": " + headers.error().message());
         continue;
       }
-      if (bad) r_.notes.push_back(where + ": " + std::to_string(bad) + " package headers could not be read");
+      if (bad) note(where + ": " + std::to_string(bad) + " package headers could not be read");
       std::vector<Package> pkgs;
       for (const auto& h : *headers) {
         if (h.name == "gpg-pubkey") continue;  // an imported signing key, not a package
@@ -675,13 +726,13 @@ class Scanner {
       }
       add(std::move(pkgs), where);
     }
-    for (const char* p : {"var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages", "var/lib/rpm/Packages.db",
-                          "usr/lib/sysimage/rpm/Packages.db"}) {
+    for (const char* p : {"var/lib/rpm/Packages", "usr/lib/sysimage/rpm/Packages",
+                          "var/lib/rpm/Packages.db", "usr/lib/sysimage/rpm/Packages.db"}) {
       struct stat st;
       if (::fstatat(root_, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-        r_.notes.push_back(std::string("/") + p + ": an rpm " +
-                           (std::string(p).ends_with(".db") ? "ndb" : "BerkeleyDB") +
-                           " database, not supported (only rpmdb.sqlite is read)");
+        note(std::string("/") + p + ": an rpm " +
+             (std::string(p).ends_with(".db") ? "ndb" : "BerkeleyDB") +
+             " database, not supported (only rpmdb.sqlite is read)");
     }
   }
 
@@ -692,20 +743,24 @@ class Scanner {
   }
 
   static bool has_python_root(const std::vector<std::string>& path) {
-    return std::any_of(path.begin(), path.end(),
-                       [](const std::string& c) { return c == "site-packages" || c == "dist-packages"; });
+    return std::any_of(path.begin(), path.end(), [](const std::string& c) {
+      return c == "site-packages" || c == "dist-packages";
+    });
   }
 
   // Opens `name` in `dir` for reading, never through a symlink nor a FIFO/device.
   static UniqueFd open_file(int dir, const std::string& name) {
-    return UniqueFd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    return UniqueFd(
+        ::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   }
 
-  void file(int dir, const std::vector<std::string>& path, const std::string& name, const struct stat& st) {
+  void file(int dir, const std::vector<std::string>& path, const std::string& name,
+            const struct stat& st) {
     const size_t d = path.size();
     std::string text;
     if (name == "package.json" && d >= 2 &&
-        (path[d - 2] == "node_modules" || (d >= 3 && path[d - 2][0] == '@' && path[d - 3] == "node_modules"))) {
+        (path[d - 2] == "node_modules" ||
+         (d >= 3 && path[d - 2][0] == '@' && path[d - 3] == "node_modules"))) {
       UniqueFd f = open_file(dir, name);
       if (f.valid() && read_all(f.get(), join(path, name), kMaxMetadata, &text))
         if (auto p = parse_package_json(text)) add({*p}, join(path, name));
@@ -717,18 +772,21 @@ class Scanner {
       struct stat nm;
       if (::fstatat(dir, "node_modules", &nm, AT_SYMLINK_NOFOLLOW) == 0) return;
       UniqueFd f = open_file(dir, name);
-      if (f.valid() && read_all(f.get(), join(path, name), kMaxLock, &text)) add(parse_package_lock(text), join(path, name));
+      if (f.valid() && read_all(f.get(), join(path, name), kMaxLock, &text))
+        add(parse_package_lock(text), join(path, name));
       return;
     }
     if (d >= 1 && has_python_root(path) &&
         ((name == "METADATA" && path[d - 1].ends_with(".dist-info")) ||
-         (name == "PKG-INFO" && path[d - 1].ends_with(".egg-info")) || (name.ends_with(".egg-info")))) {
+         (name == "PKG-INFO" && path[d - 1].ends_with(".egg-info")) ||
+         (name.ends_with(".egg-info")))) {
       UniqueFd f = open_file(dir, name);
       if (f.valid() && read_all(f.get(), join(path, name), kMaxMetadata, &text))
         if (auto p = parse_python_metadata(text)) add({*p}, join(path, name));
       return;
     }
-    if (d == 4 && path[0] == "var" && path[1] == "lib" && path[2] == "dpkg" && path[3] == "status.d") {
+    if (d == 4 && path[0] == "var" && path[1] == "lib" && path[2] == "dpkg" &&
+        path[3] == "status.d") {
       if (name.find('.') != std::string::npos) return;  // NAME.md5sums beside NAME
       UniqueFd f = open_file(dir, name);
       if (f.valid() && read_all(f.get(), join(path, name), kMaxMetadata, &text))
@@ -738,7 +796,8 @@ class Scanner {
     if ((st.st_mode & 0111) && st.st_size >= 64) go_binary(dir, path, name, st);
   }
 
-  void go_binary(int dir, const std::vector<std::string>& path, const std::string& name, const struct stat& st) {
+  void go_binary(int dir, const std::vector<std::string>& path, const std::string& name,
+                 const struct stat& st) {
     UniqueFd f = open_file(dir, name);
     if (!f.valid()) return;
     struct stat fst;
@@ -759,15 +818,19 @@ class Scanner {
       return true;
     };
     std::string magic;
-    if (!read(0, 4, magic) || magic != "\x7f" "ELF") return;
+    if (!read(0, 4, magic) || magic !=
+                                  "\x7f"
+                                  "ELF")
+      return;
     ++r_.stats.elf;
-    std::string note;
-    auto bi = read_go_buildinfo(size, read, &note);
+    std::string why;
+    auto bi = read_go_buildinfo(size, read, &why);
     const std::string where = join(path, name);
-    if (!note.empty()) r_.notes.push_back(where + ": " + note);
+    if (!why.empty()) note(where + ": " + why);
     if (!bi) return;
     std::vector<Package> pkgs;
-    if (bi->main && !bi->main->path.empty()) pkgs.push_back({"golang", bi->main->path, bi->main->version, "", "", "", ""});
+    if (bi->main && !bi->main->path.empty())
+      pkgs.push_back({"golang", bi->main->path, bi->main->version, "", "", "", ""});
     for (const auto& m : bi->deps) pkgs.push_back({"golang", m.path, m.version, "", "", "", ""});
     // The toolchain's standard library, as syft lists it (pkg:golang/stdlib@1.21.5).
     std::string v = bi->go_version.substr(2);
@@ -779,7 +842,8 @@ class Scanner {
   void walk(int dir, std::vector<std::string>& path) {
     if (stopped_) return;
     if (path.size() >= kMaxDepth) {
-      r_.notes.push_back(join(path, "") + ": deeper than " + std::to_string(kMaxDepth) + " directories (not walked)");
+      note(join(path, "") + ": deeper than " + std::to_string(kMaxDepth) +
+           " directories (not walked)");
       return;
     }
     ++r_.stats.dirs;
@@ -797,7 +861,7 @@ class Scanner {
       names.push_back(std::move(n));
       if (++r_.stats.entries > kMaxEntries) {
         stopped_ = true;
-        r_.notes.push_back("more than " + std::to_string(kMaxEntries) + " files: the walk stopped early");
+        note("more than " + std::to_string(kMaxEntries) + " files: the walk stopped early");
         break;
       }
     }
@@ -821,8 +885,18 @@ class Scanner {
     }
   }
 
+  // At most kMaxNotes notes (a hostile image could make one per file); then one that counts the
+  // rest.
+  void note(std::string text) {
+    if (r_.notes.size() < kMaxNotes)
+      r_.notes.push_back(std::move(text));
+    else
+      ++dropped_notes_;
+  }
+
   int root_;
   std::string distro_;
+  uint64_t dropped_notes_ = 0;
   bool stopped_ = false;
   bool budget_noted_ = false;
   ScanReport r_;
@@ -835,14 +909,24 @@ ScanReport scan_image(int root_fd) { return Scanner(root_fd).run(); }
 json report_to_json(const ScanReport& r) {
   json pk = json::array();
   for (const auto& p : r.packages)
-    pk.push_back({{"type", p.type}, {"name", p.name}, {"version", p.version}, {"arch", p.arch},
-                  {"distro", p.distro}, {"epoch", p.epoch}, {"location", p.location}});
+    pk.push_back({{"type", p.type},
+                  {"name", p.name},
+                  {"version", p.version},
+                  {"arch", p.arch},
+                  {"distro", p.distro},
+                  {"epoch", p.epoch},
+                  {"location", p.location}});
   const auto& s = r.stats;
   return {{"packages", pk},
           {"notes", r.notes},
           {"stats",
-           {{"dirs", s.dirs}, {"entries", s.entries}, {"executables", s.executables}, {"elf", s.elf},
-            {"files_read", s.files_read}, {"bytes_read", s.bytes_read}, {"millis", s.millis}}}};
+           {{"dirs", s.dirs},
+            {"entries", s.entries},
+            {"executables", s.executables},
+            {"elf", s.elf},
+            {"files_read", s.files_read},
+            {"bytes_read", s.bytes_read},
+            {"millis", s.millis}}}};
 }
 
 ScanReport report_from_json(const json& j) {
@@ -855,8 +939,8 @@ ScanReport report_from_json(const json& j) {
   if (auto pk = j.find("packages"); pk != j.end() && pk->is_array())
     for (const auto& p : *pk)
       if (p.is_object())
-        r.packages.push_back({str(p, "type"), str(p, "name"), str(p, "version"), str(p, "arch"), str(p, "distro"),
-                              str(p, "epoch"), str(p, "location")});
+        r.packages.push_back({str(p, "type"), str(p, "name"), str(p, "version"), str(p, "arch"),
+                              str(p, "distro"), str(p, "epoch"), str(p, "location")});
   if (auto n = j.find("notes"); n != j.end() && n->is_array())
     for (const auto& x : *n)
       if (x.is_string()) r.notes.push_back(x.get<std::string>());
@@ -865,7 +949,12 @@ ScanReport report_from_json(const json& j) {
       auto it = s->find(k);
       return it != s->end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
     };
-    r.stats = {num("dirs"), num("entries"), num("executables"), num("elf"), num("files_read"), num("bytes_read"),
+    r.stats = {num("dirs"),
+               num("entries"),
+               num("executables"),
+               num("elf"),
+               num("files_read"),
+               num("bytes_read"),
                static_cast<int64_t>(num("millis"))};
   }
   return r;
@@ -875,8 +964,9 @@ std::string describe_stats(const ScanStats& s) {
   char mib[32];
   std::snprintf(mib, sizeof mib, "%.1f", static_cast<double>(s.bytes_read) / (1 << 20));
   return std::to_string(s.entries) + " entries in " + std::to_string(s.dirs) + " directories, " +
-         std::to_string(s.executables) + " executables looked at (" + std::to_string(s.elf) + " ELF), " +
-         std::to_string(s.files_read) + " metadata files, " + mib + " MiB read, " + std::to_string(s.millis) + " ms";
+         std::to_string(s.executables) + " executables looked at (" + std::to_string(s.elf) +
+         " ELF), " + std::to_string(s.files_read) + " metadata files, " + mib + " MiB read, " +
+         std::to_string(s.millis) + " ms";
 }
 
 }  // namespace ocib::exporter

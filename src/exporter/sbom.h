@@ -13,12 +13,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -48,8 +47,8 @@ struct ScanStats {
 };
 
 struct ScanReport {
-  std::vector<Package> packages;     // sorted by type, name, version, location
-  std::vector<std::string> notes;    // what was seen but not read (unsupported formats, caps hit)
+  std::vector<Package> packages;   // sorted by type, name, version, location
+  std::vector<std::string> notes;  // what was seen but not read (unsupported formats, caps hit)
   ScanStats stats;
 };
 

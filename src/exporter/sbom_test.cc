@@ -21,8 +21,9 @@ void put_be32(std::string& s, uint32_t v) {
 }
 
 // An rpm header blob as the sqlite rpmdb stores it.
-std::string rpm_header(const std::string& name, const std::string& version, const std::string& release,
-                       const std::string& arch, std::optional<uint32_t> epoch) {
+std::string rpm_header(const std::string& name, const std::string& version,
+                       const std::string& release, const std::string& arch,
+                       std::optional<uint32_t> epoch) {
   std::string data, index;
   auto add_string = [&](uint32_t tag, const std::string& v) {
     put_be32(index, tag);
@@ -69,9 +70,12 @@ const std::string kInfoEnd("\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41
 
 // A little-endian ELF64 whose .go.buildinfo holds `vers` and `mod` (Go >= 1.18 inline
 // strings); `sections` false: no section headers, the data found through a writable PT_LOAD.
-std::string go_elf(const std::string& vers, const std::string& mod, bool sections = true, uint8_t flags = 2) {
+std::string go_elf(const std::string& vers, const std::string& mod, bool sections = true,
+                   uint8_t flags = 2) {
   std::string f(64, '\0');
-  f.replace(0, 4, "\x7f" "ELF");
+  f.replace(0, 4,
+            "\x7f"
+            "ELF");
   f[4] = 2;  // 64-bit
   f[5] = 1;  // little-endian
   f[6] = 1;
@@ -115,7 +119,7 @@ std::string go_elf(const std::string& vers, const std::string& mod, bool section
       put_le(f, b + 8, off, 8);
       put_le(f, b + 32, size, 8);
     };
-    ph(0, 1, 5, 0, bi_off);              // text: r-x
+    ph(0, 1, 5, 0, bi_off);                  // text: r-x
     ph(1, 1, 6, bi_off, f.size() - bi_off);  // data: rw-
     put_le(f, 32, ph_off, 8);
     put_le(f, 54, 56, 2);
@@ -147,7 +151,8 @@ const std::string kModinfo = kInfoStart +
 
 TEST(Sbom, DpkgStatusInstalledOnly) {
   auto p = parse_dpkg_status(
-      "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: amd64\nDescription: x\n y\n\n"
+      "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: "
+      "amd64\nDescription: x\n y\n\n"
       "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n"
       "Package: never\nStatus: purge ok not-installed\n\n"
       "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n",
@@ -158,13 +163,15 @@ TEST(Sbom, DpkgStatusInstalledOnly) {
   EXPECT_EQ(p[0].purl(), "pkg:deb/debian/bash@5.2.15-2+b2?arch=amd64");
   EXPECT_EQ(p[1].name, "libc6");
   // A distroless status.d file has no Status field.
-  auto d = parse_dpkg_status("Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n", "debian");
+  auto d =
+      parse_dpkg_status("Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n", "debian");
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].version, "2024a-0+deb12u1");
 }
 
 TEST(Sbom, ApkAndOsRelease) {
-  auto p = parse_apk_installed("C:Q1=\nP:musl\nV:1.2.4-r2\nA:x86_64\n\nP:busybox\nV:1.36.1-r5\n", "alpine");
+  auto p = parse_apk_installed("C:Q1=\nP:musl\nV:1.2.4-r2\nA:x86_64\n\nP:busybox\nV:1.36.1-r5\n",
+                               "alpine");
   ASSERT_EQ(p.size(), 2u);
   EXPECT_EQ(p[0].purl(), "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64");
   EXPECT_EQ(os_release_id("NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=40\n"), "fedora");
@@ -236,14 +243,19 @@ TEST(Sbom, RpmHeaderHostileInputNeverReadsOutOfBounds) {
 }
 
 // An sqlite rpmdb made with the sqlite API (the schema rpm's sqlite backend creates), as bytes.
-std::string make_rpmdb(const std::vector<std::string>& blobs, bool wal, const std::string& extra_sql = "") {
-  auto path = std::filesystem::temp_directory_path() / ("sbom-test-" + std::to_string(::getpid()) + ".sqlite");
+std::string make_rpmdb(const std::vector<std::string>& blobs, bool wal,
+                       const std::string& extra_sql = "") {
+  auto path = std::filesystem::temp_directory_path() /
+              ("sbom-test-" + std::to_string(::getpid()) + ".sqlite");
   std::filesystem::remove(path);
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  std::string sql = std::string(wal ? "PRAGMA journal_mode=WAL;" : "") +
-                    "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);" + extra_sql;
-  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  std::string sql =
+      std::string(wal ? "PRAGMA journal_mode=WAL;" : "") +
+      "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);" +
+      extra_sql;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
   for (const auto& b : blobs) {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db, "INSERT INTO Packages (blob) VALUES (?)", -1, &st, nullptr);
@@ -260,10 +272,11 @@ std::string make_rpmdb(const std::vector<std::string>& blobs, bool wal, const st
 
 TEST(Sbom, RpmdbSqlite) {
   for (bool wal : {false, true}) {
-    std::string bytes = make_rpmdb({rpm_header("bash", "5.2.26", "1.fc40", "x86_64", std::nullopt),
-                                    std::string("\x00\x00\x00\x01garbage", 11),
-                                    rpm_header("fedora-release", "40", "39", "noarch", std::nullopt)},
-                                   wal);
+    std::string bytes =
+        make_rpmdb({rpm_header("bash", "5.2.26", "1.fc40", "x86_64", std::nullopt),
+                    std::string("\x00\x00\x00\x01garbage", 11),
+                    rpm_header("fedora-release", "40", "39", "noarch", std::nullopt)},
+                   wal);
     if (wal) {
       ASSERT_EQ(bytes[18], 2) << "the db is not in WAL mode";
     }
@@ -276,15 +289,19 @@ TEST(Sbom, RpmdbSqlite) {
     EXPECT_EQ(bad, 1u);
   }
   size_t bad = 0;
-  EXPECT_FALSE(read_rpmdb_sqlite("not a database at all, not at all, not at all, not at all, not at all, "
-                                 "not at all, not at all, not at all",
-                                 &bad)
-                   .ok());
+  EXPECT_FALSE(
+      read_rpmdb_sqlite("not a database at all, not at all, not at all, not at all, not at all, "
+                        "not at all, not at all, not at all",
+                        &bad)
+          .ok());
   // A Packages that is a view (hostile schema) is refused, not run.
-  std::string v = make_rpmdb({}, false, "CREATE TABLE P2 (blob BLOB); DROP TABLE Packages; CREATE VIEW Packages AS SELECT blob FROM P2;");
+  std::string v = make_rpmdb({}, false,
+                             "CREATE TABLE P2 (blob BLOB); DROP TABLE Packages; CREATE VIEW "
+                             "Packages AS SELECT blob FROM P2;");
   EXPECT_FALSE(read_rpmdb_sqlite(v, &bad).ok());
   // Truncated and corrupted copies of a real db: errors or fewer rows, never a crash.
-  std::string good = make_rpmdb({rpm_header("bash", "5.2.26", "1.fc40", "x86_64", std::nullopt)}, false);
+  std::string good =
+      make_rpmdb({rpm_header("bash", "5.2.26", "1.fc40", "x86_64", std::nullopt)}, false);
   for (size_t n = 0; n < good.size(); n += 97) (void)read_rpmdb_sqlite(good.substr(0, n), &bad);
   std::mt19937 rng(3);
   for (int round = 0; round < 300; ++round) {
@@ -383,16 +400,21 @@ TEST(Sbom, GoRealBinaryIfInstalled) {
 TEST(Sbom, GoPurls) {
   EXPECT_EQ((Package{"golang", "github.com/pkg/errors", "v0.9.1", "", "", "", ""}).purl(),
             "pkg:golang/github.com/pkg/errors@v0.9.1");
-  EXPECT_EQ((Package{"golang", "github.com/docker/distribution", "v2.8.1+incompatible", "", "", "", ""}).purl(),
-            "pkg:golang/github.com/docker/distribution@v2.8.1+incompatible");
-  EXPECT_EQ((Package{"golang", "example.com/app", "(devel)", "", "", "", ""}).purl(), "pkg:golang/example.com/app@%28devel%29");
-  EXPECT_EQ((Package{"golang", "stdlib", "go1.21.5", "", "", "", ""}).purl(), "pkg:golang/stdlib@1.21.5");
+  EXPECT_EQ(
+      (Package{"golang", "github.com/docker/distribution", "v2.8.1+incompatible", "", "", "", ""})
+          .purl(),
+      "pkg:golang/github.com/docker/distribution@v2.8.1+incompatible");
+  EXPECT_EQ((Package{"golang", "example.com/app", "(devel)", "", "", "", ""}).purl(),
+            "pkg:golang/example.com/app@%28devel%29");
+  EXPECT_EQ((Package{"golang", "stdlib", "go1.21.5", "", "", "", ""}).purl(),
+            "pkg:golang/stdlib@1.21.5");
 }
 
 // ---- npm, python ---------------------------------------------------------------------------
 
 TEST(Sbom, Npm) {
-  auto p = parse_package_json(R"({"name": "@babel/core", "version": "7.24.0", "dependencies": {}})");
+  auto p =
+      parse_package_json(R"({"name": "@babel/core", "version": "7.24.0", "dependencies": {}})");
   ASSERT_TRUE(p);
   EXPECT_EQ(p->purl(), "pkg:npm/%40babel/core@7.24.0");
   EXPECT_FALSE(parse_package_json(R"({"name": "x"})"));
@@ -418,7 +440,8 @@ TEST(Sbom, Npm) {
 
 TEST(Sbom, Python) {
   auto p = parse_python_metadata(
-      "Metadata-Version: 2.1\r\nName: Typing_Extensions\r\nVersion: 4.9.0 \r\nSummary: x\r\n\r\nName: not-this\n");
+      "Metadata-Version: 2.1\r\nName: Typing_Extensions\r\nVersion: 4.9.0 \r\nSummary: "
+      "x\r\n\r\nName: not-this\n");
   ASSERT_TRUE(p);
   EXPECT_EQ(p->name, "Typing_Extensions");
   EXPECT_EQ(p->version, "4.9.0");
@@ -437,7 +460,8 @@ void write(const std::filesystem::path& p, const std::string& data, mode_t mode 
 
 TEST(Sbom, WalkFindsEachKindAndFollowsNoSymlink) {
   auto root = std::filesystem::temp_directory_path() / ("sbom-walk-" + std::to_string(::getpid()));
-  auto outside = std::filesystem::temp_directory_path() / ("sbom-outside-" + std::to_string(::getpid()));
+  auto outside =
+      std::filesystem::temp_directory_path() / ("sbom-outside-" + std::to_string(::getpid()));
   std::filesystem::remove_all(root);
   std::filesystem::remove_all(outside);
   write(root / "usr/lib/os-release", "ID=fedora\n");
@@ -447,15 +471,23 @@ TEST(Sbom, WalkFindsEachKindAndFollowsNoSymlink) {
         make_rpmdb({rpm_header("bash", "5.2.26", "1.fc40", "x86_64", std::nullopt)}, true));
   std::filesystem::create_directories(root / "var/lib");
   std::filesystem::create_symlink("../../usr/lib/sysimage/rpm", root / "var/lib/rpm");
-  write(root / "var/lib/dpkg/status.d/tzdata", "Package: tzdata\nVersion: 2024a\nArchitecture: all\n");
+  write(root / "var/lib/dpkg/status.d/tzdata",
+        "Package: tzdata\nVersion: 2024a\nArchitecture: all\n");
   write(root / "var/lib/dpkg/status.d/tzdata.md5sums", "abc  /usr/share/zoneinfo/UTC\n");
-  write(root / "app/node_modules/left-pad/package.json", R"({"name":"left-pad","version":"1.3.0"})");
-  write(root / "app/node_modules/@scope/pkg/package.json", R"({"name":"@scope/pkg","version":"2.0.0"})");
-  write(root / "app/package.json", R"({"name":"app","version":"9.9.9"})");  // the project, not installed
-  write(root / "app/package-lock.json", R"({"lockfileVersion":3,"packages":{"node_modules/other":{"version":"1.0.0"}}})");
-  write(root / "srv/package-lock.json", R"({"lockfileVersion":3,"packages":{"node_modules/lonely":{"version":"0.1.0"}}})");
-  write(root / "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", "Name: six\nVersion: 1.16.0\n\nbody\n");
-  write(root / "usr/lib/python3.11/site-packages/old.egg-info/PKG-INFO", "Name: old\nVersion: 0.1\n");
+  write(root / "app/node_modules/left-pad/package.json",
+        R"({"name":"left-pad","version":"1.3.0"})");
+  write(root / "app/node_modules/@scope/pkg/package.json",
+        R"({"name":"@scope/pkg","version":"2.0.0"})");
+  write(root / "app/package.json",
+        R"({"name":"app","version":"9.9.9"})");  // the project, not installed
+  write(root / "app/package-lock.json",
+        R"({"lockfileVersion":3,"packages":{"node_modules/other":{"version":"1.0.0"}}})");
+  write(root / "srv/package-lock.json",
+        R"({"lockfileVersion":3,"packages":{"node_modules/lonely":{"version":"0.1.0"}}})");
+  write(root / "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+        "Name: six\nVersion: 1.16.0\n\nbody\n");
+  write(root / "usr/lib/python3.11/site-packages/old.egg-info/PKG-INFO",
+        "Name: old\nVersion: 0.1\n");
   write(root / "opt/not-site/x.dist-info/METADATA", "Name: nope\nVersion: 1\n");
   write(root / "usr/local/bin/app", go_elf("go1.21.5", kModinfo), 0755);
   write(root / "usr/local/bin/app-noexec", go_elf("go1.21.5", kModinfo), 0644);
