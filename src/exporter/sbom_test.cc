@@ -533,3 +533,30 @@ TEST(Sbom, WalkFindsEachKindAndFollowsNoSymlink) {
 
 }  // namespace
 }  // namespace ocib::exporter
+
+namespace ocib::exporter {
+namespace {
+
+TEST(Sbom, WalkNotesWhatItCannotRead) {
+  auto root = std::filesystem::temp_directory_path() / ("sbom-notes-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  write(root / "var/lib/rpm/Packages", std::string(4096, '\0'));  // BerkeleyDB: not read
+  write(root / "usr/lib/sysimage/rpm/rpmdb.sqlite", "SQLite format 3 but not really, and too short");
+  write(root / "usr/bin/old-go", go_elf("go1.16", kModinfo, true, 0), 0755);
+  write(root / "usr/bin/c-tool", std::string("\x7f" "ELF") + std::string(200, '\0'), 0755);
+  int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ScanReport r = scan_image(fd);
+  ::close(fd);
+  EXPECT_TRUE(r.packages.empty());
+  std::string all;
+  for (const auto& n : r.notes) all += n + "\n";
+  EXPECT_NE(all.find("/var/lib/rpm/Packages: an rpm BerkeleyDB database, not supported"), std::string::npos) << all;
+  EXPECT_NE(all.find("/usr/lib/sysimage/rpm/rpmdb.sqlite: not an SQLite 3 database"), std::string::npos) << all;
+  EXPECT_NE(all.find("/usr/bin/old-go: Go build info in the pre-1.18 pointer format"), std::string::npos) << all;
+  EXPECT_EQ(r.stats.elf, 2u);
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace ocib::exporter
