@@ -130,6 +130,7 @@ Result<ScanReport> scan_built_image(const solver::Solver& build, const plan::Ste
   if (!j.is_object()) return Error(Errc::kCorrupt, "sbom: the image scan returned no report");
   ScanReport r = report_from_json(j);
   reporter.note("sbom: " + std::to_string(r.packages.size()) + " packages (" + describe_stats(r.stats) + ")");
+  // Notes name image paths; the reporters escape what they show.
   for (const auto& n : r.notes) reporter.note("sbom: " + n);
   return r;
 }

@@ -194,6 +194,35 @@ contains -F "sbom: 13 packages (" "$T/root.err" || fail "no scan report in the b
 log "root: $(grep -o 'sbom: 13 packages.*' "$T/root.err" | head -n 1)"
 log "the Go binary's modinfo path per strings: $go_path"
 
+# ---- a hostile image: garbage where the scanner looks ---------------------------------------
+# A corrupt rpmdb.sqlite, a BerkeleyDB Packages, a truncated Go ELF, a FIFO named package.json,
+# a package.json symlinked to a FIFO, directories nested past the walk's depth: the build
+# succeeds, the SBOM lists the one good package and the SPDX comment says what was not read.
+hctx="$T/hctx"
+make_ctx "$hctx"
+mkdir -p "$hctx/root/usr/lib/sysimage/rpm" "$hctx/root/var/lib/rpm" "$hctx/root/usr/bin" "$hctx/root/app/node_modules/ok"
+{ printf 'SQLite format 3\0'; head -c 8192 /dev/urandom; } >"$hctx/root/usr/lib/sysimage/rpm/rpmdb.sqlite"
+head -c 4096 /dev/zero >"$hctx/root/var/lib/rpm/Packages"
+head -c 4096 "$gobin" >"$hctx/root/usr/bin/truncated-go"
+chmod 0755 "$hctx/root/usr/bin/truncated-go"
+echo '{"name":"ok","version":"1.0.0"}' >"$hctx/root/app/node_modules/ok/package.json"
+deep=$(printf 'd/%.0s' $(seq 1 100))
+chmod -R a+rX "$hctx"
+cat >"$hctx/Dockerfile" <<DF
+FROM scratch
+COPY busybox /bin/busybox
+COPY root/ /
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir -p /app/node_modules/fifo /app/node_modules/link /$deep && /bin/busybox mkfifo /app/node_modules/fifo/package.json /tmp-fifo && /bin/busybox ln -s /tmp-fifo /app/node_modules/link/package.json"]
+DF
+ocib_ok hostile build --progress=plain --sbom=true -o type=oci,dest="$T/hostile.tar" "$hctx"
+sbom_of hostile "$T/hostile.tar"
+assert_eq "$(jq -r '[.packages[].externalRefs[0].referenceLocator] | join(" ")' "$T/hostile.spdx.json")" "pkg:npm/ok@1.0.0" "the hostile image's packages"
+comment=$(jq -r '.creationInfo.comment' "$T/hostile.spdx.json")
+for want_note in "/usr/lib/sysimage/rpm/rpmdb.sqlite: " "/var/lib/rpm/Packages: an rpm BerkeleyDB database, not supported" "directories (not walked)"; do
+  [[ $comment == *"$want_note"* ]] || fail "the hostile image's SPDX comment lacks \"$want_note\": $comment"
+done
+log "hostile: $(grep -o 'sbom: [0-9]* packages.*' "$T/hostile.err" | head -n 1)"
+
 # ---- rootless: the rpm db owned by a subordinate id, mode 0600 -------------------------------
 if [[ $(id -u) -ne 0 ]] || ! command -v newuidmap >/dev/null 2>&1; then
   log "PASS (rootless part skipped: needs root and newuidmap)"
