@@ -319,6 +319,14 @@ namespace {
 
 constexpr std::string_view kGoMagic("\xff Go buildinf:", 14);
 constexpr size_t kGoHeader = 32, kGoAlign = 16, kGoSearch = 64 << 10, kGoMaxString = 4 << 20;
+// Without section headers (sstrip), the data segment is searched further: an externally linked
+// binary's .data (cgo) sits before .go.buildinfo.
+constexpr uint64_t kGoSearchStripped = 4 << 20;
+
+struct GoRange {
+  uint64_t off = 0, len = 0;
+  bool section = false;  // .go.buildinfo itself, or a whole data segment
+};
 
 struct Elf {
   bool is64 = false, big = false;
@@ -346,8 +354,9 @@ std::optional<std::pair<uint64_t, size_t>> uvarint(std::string_view b) {
   return std::nullopt;
 }
 
-// Where to look for the magic: .go.buildinfo, else the first writable PT_LOAD.
-std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const ReadAt& read) {
+// Where to look for the magic: .go.buildinfo; when the file has no section headers, the first
+// writable PT_LOAD. An ELF whose sections are there without .go.buildinfo is not a Go binary.
+std::optional<GoRange> go_data_range(uint64_t size, const ReadAt& read) {
   std::string h;
   if (size < 52 || !read(0, 64 < size ? 64 : size, h) || h.size() < 52) return std::nullopt;
   if (h.compare(0, 4,
@@ -396,8 +405,9 @@ std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const 
           if (type_of(i) == 8) return std::nullopt;
           const uint64_t off = offset_of(i), len = size_of(i);
           if (!inside(off, len)) return std::nullopt;
-          return std::make_pair(off, len);
+          return GoRange{off, len, true};
         }
+        return std::nullopt;  // sections read, none is .go.buildinfo
       }
     }
   }
@@ -412,9 +422,9 @@ std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const 
       const uint64_t flags = e.is64 ? e.get(ph, b + 4, 4) : e.get(ph, b + 24, 4);
       const uint64_t off = e.is64 ? e.get(ph, b + 8, 8) : e.get(ph, b + 4, 4);
       const uint64_t filesz = e.is64 ? e.get(ph, b + 32, 8) : e.get(ph, b + 16, 4);
-      if (type == 1 /* PT_LOAD */ && (flags & 2) /* PF_W */) {
+      if (type == 1 /* PT_LOAD */ && (flags & 3) == 2 /* PF_W without PF_X, as debug/buildinfo */) {
         if (!inside(off, filesz)) return std::nullopt;
-        return std::make_pair(off, filesz);
+        return GoRange{off, filesz, false};
       }
     }
   }
@@ -426,29 +436,34 @@ std::optional<std::pair<uint64_t, uint64_t>> go_data_range(uint64_t size, const 
 std::optional<GoBuildInfo> read_go_buildinfo(uint64_t size, const ReadAt& read, std::string* note) {
   auto range = go_data_range(size, read);
   if (!range) return std::nullopt;
+  // The magic at a 16-byte boundary (debug/buildinfo's search), read in 64 KiB chunks that
+  // overlap by a header so that one across a chunk's end is seen.
+  const uint64_t limit = std::min<uint64_t>(range->len, range->section ? kGoSearch : kGoSearchStripped);
+  std::optional<uint64_t> magic;
   std::string data;
-  const uint64_t window = std::min<uint64_t>(range->second, kGoSearch);
-  if (window < kGoHeader || !read(range->first, static_cast<size_t>(window), data))
-    return std::nullopt;
-  // The magic at a 16-byte boundary (debug/buildinfo's search).
-  size_t at = std::string::npos;
-  for (size_t from = 0;;) {
-    size_t i = data.find(kGoMagic, from);
-    if (i == std::string::npos || data.size() - i < kGoHeader) return std::nullopt;
-    if (i % kGoAlign == 0) {
-      at = i;
-      break;
+  unsigned char flags = 0;
+  for (uint64_t base = 0; base < limit && !magic; base += kGoSearch) {
+    const uint64_t n = std::min<uint64_t>(kGoSearch + kGoHeader, range->len - base);
+    if (n < kGoHeader || !read(range->off + base, static_cast<size_t>(n), data)) return std::nullopt;
+    for (size_t from = 0;;) {
+      size_t i = data.find(kGoMagic, from);
+      if (i == std::string::npos || data.size() - i < kGoHeader) break;
+      if (i % kGoAlign == 0) {
+        magic = range->off + base + i;
+        flags = static_cast<unsigned char>(data[i + 15]);
+        break;
+      }
+      from = (i + kGoAlign - 1) & ~(kGoAlign - 1);
     }
-    from = (i + kGoAlign - 1) & ~(kGoAlign - 1);
   }
-  const auto flags = static_cast<unsigned char>(data[at + 15]);
+  if (!magic) return std::nullopt;
   if (!(flags & 2)) {
     if (note) *note = "Go build info in the pre-1.18 pointer format (not read)";
     return std::nullopt;
   }
   // Two varint-prefixed strings after the header; they may run past the search window.
-  uint64_t pos = range->first + at + kGoHeader;
-  const uint64_t end = range->first + range->second;
+  uint64_t pos = *magic + kGoHeader;
+  const uint64_t end = range->off + range->len;
   auto next_string = [&](std::string& out) -> bool {
     if (pos >= end) return false;
     std::string lenbuf;

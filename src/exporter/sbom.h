@@ -96,11 +96,12 @@ struct GoBuildInfo {
 };
 /// Reads `n` bytes at `off` into `out`; false when they are not all there.
 using ReadAt = std::function<bool(uint64_t off, size_t n, std::string& out)>;
-/// The build info of the ELF file of `size` bytes that `read` reads: the .go.buildinfo section,
-/// else the first writable PT_LOAD segment, searched for the "\xff Go buildinf:" magic (16-byte
-/// aligned, in its first 64 KiB), then the varint-prefixed version and modinfo strings (each at
-/// most 4 MiB). nullopt: not ELF, not Go, or malformed. `*note` says why a Go binary was not read
-/// (the pre-1.18 pointer format).
+/// The build info of the ELF file of `size` bytes that `read` reads: the .go.buildinfo section
+/// (an ELF whose section headers lack it is not Go), or, without section headers (sstrip), the
+/// first writable non-executable PT_LOAD segment, searched for the "\xff Go buildinf:" magic
+/// (16-byte aligned; the section's first 64 KiB, a segment's first 4 MiB, in 64 KiB reads),
+/// then the varint-prefixed version and modinfo strings (each at most 4 MiB). nullopt: not ELF,
+/// not Go, or malformed. `*note` says why a Go binary was not read (the pre-1.18 pointer format).
 std::optional<GoBuildInfo> read_go_buildinfo(uint64_t size, const ReadAt& read, std::string* note);
 /// The modinfo string (sentinels stripped when present): "path", "mod", "dep", "=>" lines.
 /// A "=>" line replaces the module before it when it names a versioned module (a local

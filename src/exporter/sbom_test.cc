@@ -395,6 +395,16 @@ TEST(Sbom, GoRealBinaryIfInstalled) {
   ASSERT_TRUE(bi);
   EXPECT_EQ(bi->go_version.rfind("go1.", 0), 0u);
   EXPECT_EQ(bi->path, "github.com/docker/distribution/cmd/registry");
+  // The same binary with its section headers gone (e_shnum = 0, as sstrip leaves it): found
+  // through the first writable, non-executable PT_LOAD.
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 64u);
+  bytes[60] = bytes[61] = 0;
+  auto stripped = read_go_buildinfo(bytes.size(), reader(bytes), nullptr);
+  ASSERT_TRUE(stripped);
+  EXPECT_EQ(stripped->go_version, bi->go_version);
+  EXPECT_EQ(stripped->path, bi->path);
 }
 
 TEST(Sbom, GoPurls) {
