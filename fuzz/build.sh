@@ -15,3 +15,7 @@ $CXX $FLAGS -o "$OUT/dockerfile_fuzz" \
   "$SRC/src/dockerfile/json.cc" "$SRC/src/dockerfile/dockerignore.cc" \
   "$SRC/src/base/error.cc"
 echo "built $OUT/dockerfile_fuzz"
+# shellcheck disable=SC2086
+$CXX $FLAGS -o "$OUT/sbom_fuzz" \
+  "$SRC/fuzz/sbom_fuzz.cc" "$SRC/src/exporter/sbom.cc" "$SRC/src/base/error.cc" -lsqlite3
+echo "built $OUT/sbom_fuzz"

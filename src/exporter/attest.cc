@@ -5,7 +5,7 @@
 
 #include "base/sha256.h"
 #include "base/spec.h"
-#include "solver/userdb.h"
+#include "solver/solver.h"
 #include "store/store.h"
 
 namespace ocib::exporter {
@@ -138,68 +138,18 @@ Status parse_attest(const std::string& value, AttestOptions& o) {
                         did_you_mean(type, {"provenance", "sbom"}));
 }
 
-std::vector<Package> scan_packages(const std::vector<std::string>& lowers) {
-  std::vector<Package> out;
-  std::string distro = "debian";
-  if (auto os = solver::read_image_file(lowers, "etc/os-release")) {
-    std::istringstream in(*os);
-    for (std::string line; std::getline(in, line);)
-      if (line.rfind("ID=", 0) == 0) {
-        distro = line.substr(3);
-        distro.erase(std::remove(distro.begin(), distro.end(), '"'), distro.end());
-      }
-  }
-  if (auto status = solver::read_image_file(lowers, "var/lib/dpkg/status")) {
-    // Paragraphs of "Field: value" lines; continuation lines start with a space.
-    std::istringstream in(*status + "\n\n");
-    Package p;
-    std::string st;
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) {
-        if (!p.name.empty() && st.find("installed") != std::string::npos && st.find("not-installed") == std::string::npos &&
-            st.find("config-files") == std::string::npos) {
-          p.type = "deb";
-          p.distro = distro;
-          out.push_back(p);
-        }
-        p = Package();
-        st.clear();
-        continue;
-      }
-      if (line[0] == ' ' || line[0] == '\t') continue;
-      auto c = line.find(": ");
-      if (c == std::string::npos) continue;
-      std::string k = line.substr(0, c), v = line.substr(c + 2);
-      if (k == "Package") p.name = v;
-      else if (k == "Version") p.version = v;
-      else if (k == "Architecture") p.arch = v;
-      else if (k == "Status") st = v;
-    }
-  }
-  if (auto db = solver::read_image_file(lowers, "lib/apk/db/installed")) {
-    std::istringstream in(*db + "\n\n");
-    Package p;
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) {
-        if (!p.name.empty()) {
-          p.type = "apk";
-          p.distro = distro == "debian" ? "alpine" : distro;
-          out.push_back(p);
-        }
-        p = Package();
-        continue;
-      }
-      if (line.size() < 2 || line[1] != ':') continue;
-      std::string v = line.substr(2);
-      if (line[0] == 'P') p.name = v;
-      else if (line[0] == 'V') p.version = v;
-      else if (line[0] == 'A') p.arch = v;
-    }
-  }
-  std::sort(out.begin(), out.end(), [](const Package& a, const Package& b) {
-    return std::tie(a.type, a.name, a.arch) < std::tie(b.type, b.name, b.arch);
+Result<ScanReport> scan_built_image(const solver::Solver& build, const plan::Step* top, progress::Reporter& reporter) {
+  auto payload = build.in_image_view(top, [](int root_fd) -> Result<std::string> {
+    return report_to_json(scan_image(root_fd)).dump(-1, ' ', false, json::error_handler_t::replace);
   });
-  return out;
+  if (!payload.ok()) return std::move(payload).error().wrap("sbom: scanning the image");
+  json j = json::parse(*payload, nullptr, false);
+  if (!j.is_object()) return Error(Errc::kCorrupt, "sbom: the image scan returned no report");
+  ScanReport r = report_from_json(j);
+  reporter.note("sbom: " + std::to_string(r.packages.size()) + " packages (" + describe_stats(r.stats) + ")");
+  // Notes name image paths; the reporters escape what they show.
+  for (const auto& n : r.notes) reporter.note("sbom: " + n);
+  return r;
 }
 
 json provenance_statement(const std::string& subject_name, const std::string& manifest_digest,
@@ -235,25 +185,28 @@ json provenance_statement(const std::string& subject_name, const std::string& ma
 }
 
 json sbom_statement(const std::string& subject_name, const std::string& manifest_digest,
-                    const std::vector<Package>& packages, const std::string& created) {
+                    const std::vector<Package>& packages, const std::string& created,
+                    const std::vector<std::string>& notes) {
   json pkgs = json::array(), rels = json::array();
   for (const auto& p : packages) {
-    std::string purl = "pkg:" + p.type + "/" + p.distro + "/" + p.name + "@" + p.version +
-                       (p.arch.empty() ? "" : "?arch=" + p.arch);
+    const std::string purl = p.purl();
     std::string id = "SPDXRef-Package-" + p.type + "-";
     for (char c : p.name) id += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '-';
-    id += "-" + Sha256::hex(purl).substr(0, 16);
-    pkgs.push_back({{"name", p.name},
-                    {"SPDXID", id},
-                    {"versionInfo", p.version},
-                    {"downloadLocation", "NOASSERTION"},
-                    {"filesAnalyzed", false},
-                    {"licenseConcluded", "NOASSERTION"},
-                    {"licenseDeclared", "NOASSERTION"},
-                    {"copyrightText", "NOASSERTION"},
-                    {"externalRefs", json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
-                                                   {"referenceType", "purl"},
-                                                   {"referenceLocator", purl}}})}});
+    // The same module in two Go binaries is two packages (syft): the location is in the id.
+    id += "-" + Sha256::hex(purl + "\n" + p.location).substr(0, 16);
+    json pkg = {{"name", p.name},
+                {"SPDXID", id},
+                {"versionInfo", p.version_info()},
+                {"downloadLocation", "NOASSERTION"},
+                {"filesAnalyzed", false},
+                {"licenseConcluded", "NOASSERTION"},
+                {"licenseDeclared", "NOASSERTION"},
+                {"copyrightText", "NOASSERTION"},
+                {"externalRefs", json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
+                                               {"referenceType", "purl"},
+                                               {"referenceLocator", purl}}})}};
+    if (!p.location.empty()) pkg["sourceInfo"] = "acquired package info from " + p.location;
+    pkgs.push_back(std::move(pkg));
     rels.push_back({{"spdxElementId", "SPDXRef-DOCUMENT"}, {"relationshipType", "DESCRIBES"}, {"relatedSpdxElement", id}});
   }
   json doc = {{"spdxVersion", "SPDX-2.3"},
@@ -264,6 +217,11 @@ json sbom_statement(const std::string& subject_name, const std::string& manifest
               {"creationInfo", {{"created", created}, {"creators", json::array({"Tool: ocib"})}}},
               {"packages", pkgs},
               {"relationships", rels}};
+  if (!notes.empty()) {
+    std::string c;
+    for (const auto& n : notes) c += (c.empty() ? "" : "\n") + n;
+    doc["creationInfo"]["comment"] = c;
+  }
   return {{"_type", kStatementType}, {"predicateType", kSpdxType},
           {"subject", subject(subject_name, manifest_digest)}, {"predicate", doc}};
 }

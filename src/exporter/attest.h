@@ -12,10 +12,20 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "exporter/sbom.h"
 #include "oci/image.h"
 
 namespace ocib::store {
 class Store;
+}
+namespace ocib::solver {
+class Solver;
+}
+namespace ocib::plan {
+struct Step;
+}
+namespace ocib::progress {
+class Reporter;
 }
 
 namespace ocib::exporter {
@@ -46,15 +56,9 @@ struct BuildFacts {
   std::vector<Material> materials;  // base images
 };
 
-/// One package of the final filesystem for the SBOM.
-struct Package {
-  std::string type;  // "deb", "apk"
-  std::string name, version, arch, distro;
-};
-
-/// The packages of an image filesystem whose layers are `lowers` (topmost first): dpkg's status
-/// file (installed packages), apk's installed database.
-std::vector<Package> scan_packages(const std::vector<std::string>& lowers);
+/// The packages of the image that `build` built (step `top`), scanned in a sandbox over a
+/// read-only view of its layers (sbom.h); the scan's cost is reported as a note.
+Result<ScanReport> scan_built_image(const solver::Solver& build, const plan::Step* top, progress::Reporter& reporter);
 
 /// The statements' subject name, as BuildKit writes it: pkg:docker/NAME?platform=linux%2Famd64.
 std::string subject_name(const std::string& image_name, const oci::Platform& p);
@@ -63,7 +67,8 @@ std::string subject_name(const std::string& image_name, const oci::Platform& p);
 nlohmann::json provenance_statement(const std::string& subject_name, const std::string& manifest_digest,
                                     const oci::Platform& platform, const BuildFacts& facts, const std::string& mode);
 nlohmann::json sbom_statement(const std::string& subject_name, const std::string& manifest_digest,
-                              const std::vector<Package>& packages, const std::string& created);
+                              const std::vector<Package>& packages, const std::string& created,
+                              const std::vector<std::string>& notes = {});
 
 /// Writes the statements as blobs plus their attestation manifest (and its config) into the
 /// store; returns the manifest's descriptor for the index (annotations set) and every blob.

@@ -248,9 +248,10 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
               f.materials.push_back({images::normalize_name(stg.base), stg.base_digest, stg.platform});
           statements.push_back(provenance_statement(subject, im.manifest_digest, im.platform, f, opts_.attest.provenance_mode));
         }
-        if (opts_.attest.sbom)
-          statements.push_back(sbom_statement(subject, im.manifest_digest,
-                                              scan_packages(solver::lowers_of(store_, pl.top())), facts.finished));
+        if (opts_.attest.sbom) {
+          OCIB_ASSIGN_OR_RETURN(ScanReport scan, scan_built_image(*builds[i], pl.top(), reporter_));
+          statements.push_back(sbom_statement(subject, im.manifest_digest, scan.packages, facts.finished, scan.notes));
+        }
         std::vector<std::string> blobs;
         OCIB_ASSIGN_OR_RETURN(oci::Descriptor att, store_attestation_manifest(store_, im.manifest_digest, statements, &blobs));
         for (const auto& b : blobs) add_blob(b);

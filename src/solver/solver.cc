@@ -579,6 +579,23 @@ Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vect
   return *digest;
 }
 
+Result<std::string> Solver::in_image_view(const plan::Step* top,
+                                          std::function<Result<std::string>(int root_fd)> fn) const {
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  spec.etc_files = false;
+  sandbox::ReadOnlyView view;
+  view.layers = lowers_of(store_, top);
+  spec.views = {view};
+  return run_function(spec, ids_, reporter_, 0,
+                      [fn = std::move(fn)](const std::vector<int>& fds) -> Result<std::string> { return fn(fds.at(0)); });
+}
+
 // Packs a committed snapshot into a layer blob and records it in the cache entry.
 Status Solver::pack_step(plan::Step& s) const {
   static std::counting_semaphore<64> slots(std::max(1u, std::thread::hardware_concurrency()));

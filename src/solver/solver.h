@@ -4,6 +4,7 @@
 // each RUN/COPY/WORKDIR in the sandbox; packs each committed snapshot into a layer blob off the
 // critical path.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,6 +73,10 @@ class Solver {
   /// When each step ran (indexed by Step::vid).
   const dag::Report& report() const { return report_; }
   const plan::Plan& plan() const { return plan_; }
+  /// Runs `fn` in a sandbox of its own over a read-only merged view of step `top`'s image (the
+  /// view's root as an O_PATH directory fd; owners mapped as in the build, so an unprivileged
+  /// build reads its subordinate ids' files) and returns its payload (the SBOM scan).
+  Result<std::string> in_image_view(const plan::Step* top, std::function<Result<std::string>(int root_fd)> fn) const;
 
  private:
   Status run_step(plan::Step& s);

@@ -172,7 +172,13 @@ sidx=$(jq -r '.manifests[0].digest' "$T/sbom-lay/index.json")
 satt=$(jq -r '.manifests[] | select(.annotations."vnd.docker.reference.type" == "attestation-manifest") | .digest' "$T/sbom-lay/blobs/sha256/${sidx#sha256:}")
 [[ -n $satt ]] || fail "the --sbom image has no attestation manifest"
 slayer=$(jq -r '.layers[] | select(.annotations."in-toto.io/predicate-type" == "https://spdx.dev/Document") | .digest' "$T/sbom-lay/blobs/sha256/${satt#sha256:}")
-jq -r '.predicate.packages[] | .name + " " + .versionInfo' "$T/sbom-lay/blobs/sha256/${slayer#sha256:}" | sort >"$T/sbom-pkgs"
+# The dpkg packages (the scanner also reads Go binaries, npm and Python packages: a minbase
+# image has none, and any it lists are shown).
+sdoc="$T/sbom-lay/blobs/sha256/${slayer#sha256:}"
+jq -r '.predicate.packages[] | select(.externalRefs[0].referenceLocator | startswith("pkg:deb/")) | .name + " " + .versionInfo' "$sdoc" | sort >"$T/sbom-pkgs"
+others=$(jq -r '.predicate.packages[] | .externalRefs[0].referenceLocator | select(startswith("pkg:deb/") | not)' "$sdoc")
+[[ -z $others ]] || log "the SBOM's other packages: $(echo $others)"
+log "SBOM scan: $(grep -o 'sbom: [0-9]* packages.*' "$T/sbom.err" | head -n 1)"
 # The image's dpkg status: the last layer that has one (the apt RUN's).
 simg=$(jq -r '.manifests[] | select(.platform.os == "linux") | .digest' "$T/sbom-lay/blobs/sha256/${sidx#sha256:}")
 : >"$T/status"
