@@ -49,7 +49,7 @@ complete -c ocib -n '__fish_seen_subcommand_from build' -l print -x -a 'graph gr
 complete -c ocib -n '__fish_seen_subcommand_from build' -l fix -d 'With --print=lint: rewrite the Dockerfile into the parallel shape'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l secret -x -d 'Id=ID,src=FILE | id=ID,env=VAR: for RUN --mount=type=secret'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l provenance -x -a 'true false mode=min mode=max' -d 'True|false|mode=min|max: a SLSA provenance attestation (default for...'
-complete -c ocib -n '__fish_seen_subcommand_from build' -l sbom -x -a 'true false' -d 'True|false: an SPDX SBOM attestation of the image\'s packages (dpkg, apk)'
+complete -c ocib -n '__fish_seen_subcommand_from build' -l sbom -x -a 'true false' -d 'True|false: an SPDX SBOM attestation of the image\'s packages'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l attest -x -a 'type=provenance type=provenance,mode=max type=sbom' -d 'Type=provenance[,mode=max] | type=sbom'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l load -d 'Load the image into the docker daemon (DOCKER_HOST or...'
 complete -c ocib -n '__fish_seen_subcommand_from build' -l ssh -x -d 'An ssh agent (or key files) for RUN --mount=type=ssh'

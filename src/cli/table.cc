@@ -246,10 +246,15 @@ std::vector<Command> make_table() {
             "index holding, per platform, an attestation manifest (platform unknown/unknown,\n"
             "annotated *vnd.docker.reference.type=attestation-manifest*) whose layers are\n"
             "in-toto statements naming the image manifest as subject."),
-        man(offer(val("sbom", 0, "V", "true|false: an SPDX SBOM attestation of the image's packages (dpkg, apk)"),
+        man(offer(val("sbom", 0, "V", "true|false: an SPDX SBOM attestation of the image's packages"),
                   {"true", "false"}),
-            "*true*: an SPDX 2.3 SBOM attestation of the final filesystem's dpkg and apk\n"
-            "packages, attached as *--provenance* is."),
+            "*true*: an SPDX 2.3 SBOM attestation of the final filesystem's packages, attached as\n"
+            "*--provenance* is: dpkg (status and distroless status.d), apk, rpm (rpmdb.sqlite; the\n"
+            "BerkeleyDB and ndb formats are noted as unsupported), the modules in Go binaries'\n"
+            "build info, installed npm packages (node_modules/**/package.json; a package-lock.json\n"
+            "only where no node_modules sits beside it) and Python distributions (*.dist-info*,\n"
+            "*.egg-info* under site-packages or dist-packages), scanned in a sandbox over a\n"
+            "read-only view of the image."),
         man(offer(repeatable(val("attest", 0, "SPEC", "type=provenance[,mode=max] | type=sbom")),
                   {"type=provenance", "type=provenance,mode=max", "type=sbom"}),
             "An attestation as buildx's *--attest*: *type=provenance*[*,mode=max*] is *--provenance*,\n"
