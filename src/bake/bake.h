@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "bake/definition.h"
+#include "bake/files.h"
 #include "base/error.h"
 #include "control/control.h"
 
@@ -22,12 +24,35 @@ struct Options {
   bool check = false;                // --call=check / --check: lint every target
   std::string metadata_file;         // --metadata-file: one object keyed by target name
   std::string timeline_file;         // --timeline FILE.html: all targets on one chart
+  bool provenance_given = false;     // --provenance/--attest type=provenance given (no default provenance on push)
   /// Settings common to every target (store, registries, network, progress, -j, --allow,
   /// --no-cache, --pull, --provenance/--sbom): each target's build starts from these.
   control::Options common;
 };
 
-/// Runs the bake. `out` receives what goes to stdout (--print / --list).
+/// The bake files in buildx's default lookup order that exist in `dir`: compose.yaml,
+/// compose.yml, docker-compose.yml, docker-compose.yaml, docker-bake.json, docker-bake.hcl,
+/// docker-bake.override.json, docker-bake.override.hcl (all found are read, in this order).
+std::vector<std::string> default_files(const std::string& dir);
+
+/// What a bake is about to do: the resolved definition and, unless printing or listing,
+/// each target's build options.
+struct Loaded {
+  Config config;
+  Resolved resolved;
+  std::vector<std::pair<std::string, control::Options>> builds;  // in the order asked for
+};
+
+/// Reads the files, resolves the targets and checks every target's options: every error
+/// here is a usage error (exit 2) and is found before any work starts. `env`: the
+/// environment variables override `variable` defaults and feed compose interpolation.
+Result<Loaded> load(const Options& opts, const Env& env = process_env());
+
+/// Prints, lists, checks or builds what `load` resolved. `out` receives what goes to stdout
+/// (--print, --list, --check's warnings).
+Status execute(const Options& opts, const Loaded& loaded, std::string* out);
+
+/// load + execute.
 Status run(const Options& opts, std::string* out);
 
 }  // namespace ocib::bake

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bake/bake.h"
 #include "base/idmap.h"
 #include "base/log.h"
 #include "control/control.h"
@@ -132,6 +133,7 @@ constexpr const char* kMainHelp = R"(Usage: ocib COMMAND [ARGS]
 A daemonless, rootless OCI image builder.
 
 Commands:
+  bake       Build several targets from a bake file (HCL, JSON, compose) at once
   build      Build an image from a Dockerfile
   images     List the images in the local store
   import     Import a rootfs tar or OCI archive as an image
@@ -562,6 +564,131 @@ int cmd_build(const Args& a) {
   // -q prints the digest, like `docker build -q`, unless an output streams to stdout.
   // As buildx: -q prints the image ID, the same value --iidfile holds.
   if (o.progress == "quiet" && !stdout_taken) std::printf("%s\n", r->image_id.c_str());
+  return 0;
+}
+
+constexpr const char* kBakeHelp = R"(Usage: ocib bake [OPTIONS] [TARGET|GROUP...]
+
+Build the targets of a bake file (docker buildx bake): docker-bake.hcl, docker-bake.json or
+a compose file's build sections. All targets plan onto one store and run together: a step
+two targets share runs once, -j bounds the whole run, one summary shows the critical path.
+Without TARGET the group "default" is built. Without -f the files found here are read and
+merged in buildx's order: compose.yaml, compose.yml, docker-compose.yml,
+docker-compose.yaml, docker-bake.json, docker-bake.hcl, docker-bake.override.json,
+docker-bake.override.hcl. Relative paths in a file are relative to its directory.
+
+Options:
+  -f, --file FILE          bake file (repeatable; merged in order)
+      --set T.KEY=VALUE    override an attribute (T may be a pattern: *.platform=linux/arm64;
+                           args.NAME=V, labels.NAME=V, tags+=V appends; repeatable)
+      --print              print the resolved definition as JSON, build nothing
+      --list=targets       list the targets and groups, build nothing
+      --push               push every target to its tags
+      --load               load every target into docker (or podman)
+      --no-cache           run every step again
+      --pull               re-pull every base image
+      --progress MODE      auto, tty, plain, rawjson, quiet
+      --metadata-file FILE one JSON object keyed by target name
+      --timeline FILE      every target's steps on one HTML timeline
+      --allow ENTITLEMENT  security.insecure, network.host (every target)
+      --provenance V, --sbom V   attestations for every target (as ocib build)
+      --call=check, --check      lint every target instead of building
+  -j, --jobs N             at most N steps at once over all targets
+
+Examples:
+  ocib bake --print
+  ocib bake -f docker-bake.hcl --set '*.platform=linux/arm64' app
+)";
+
+int cmd_bake(const Args& a) {
+  ocib::bake::Options o;
+  ocib::control::Options& c = o.common;
+  if (g_config.jobs) c.jobs = *g_config.jobs;
+  if (g_config.progress) c.progress = *g_config.progress;
+  if (g_config.network == "none") c.network = ocib::sandbox::Network::kNone;
+  if (g_config.network == "host") c.network = ocib::sandbox::Network::kHost;
+  c.insecure_registries = g_config.insecure_registries;
+  c.registry_mirrors = g_config.mirrors;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::string v;
+    const std::string& s = a[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(kBakeHelp, stdout);
+      return 0;
+    }
+    bool needs_value = s == "-f" || s == "--file" || s == "--set" || s == "--progress" || s == "--metadata-file" ||
+                       s == "--timeline" || s == "--allow" || s == "--provenance" || s == "--sbom" || s == "-j" ||
+                       s == "--jobs" || s == "--list";
+    if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
+    if (take_value(a, i, "--file", "-f", &v)) {
+      o.files.push_back(v);
+    } else if (take_value(a, i, "--set", "", &v)) {
+      o.set.push_back(v);
+    } else if (s == "--print") {
+      o.print = true;
+    } else if (take_value(a, i, "--list", "", &v)) {
+      if (v != "targets") return fail("--list " + v + ": only --list=targets is supported", 2);
+      o.list_targets = true;
+    } else if (s == "--push" || s == "--push=true") {
+      o.push = true;
+    } else if (s == "--load" || s == "--load=true") {
+      o.load = true;
+    } else if (s == "--no-cache") {
+      c.no_cache = true;
+    } else if (s == "--pull" || s == "--pull=true") {
+      c.pull = "always";
+    } else if (take_value(a, i, "--progress", "", &v)) {
+      if (v != "auto" && v != "tty" && v != "plain" && v != "rawjson" && v != "quiet")
+        return fail("unknown --progress mode \"" + v + "\" (auto, tty, plain, rawjson, quiet)", 2);
+      c.progress = v;
+    } else if (take_value(a, i, "--metadata-file", "", &v)) {
+      o.metadata_file = v;
+    } else if (take_value(a, i, "--timeline", "", &v)) {
+      if (v.empty() || v == "-" || ocib::fs::is_dir(v) || !ocib::fs::is_dir(ocib::fs::dirname(v)))
+        return fail("--timeline " + v + ": want a file name in an existing directory (FILE.html)", 2);
+      o.timeline_file = v;
+    } else if (take_value(a, i, "--allow", "", &v)) {
+      for (const auto& e : ocib::split_commas(v)) {
+        if (e != "security.insecure" && e != "network.host")
+          return fail("--allow: unknown entitlement \"" + e + "\" (security.insecure, network.host)", 2);
+        c.allow.push_back(e);
+      }
+    } else if (take_value(a, i, "--provenance", "", &v)) {
+      if (auto p = ocib::exporter::parse_provenance(v, c.attest); !p.ok()) return fail(p.error().str(), 2);
+      o.provenance_given = true;
+    } else if (take_value(a, i, "--sbom", "", &v)) {
+      if (auto p = ocib::exporter::parse_sbom(v, c.attest); !p.ok()) return fail(p.error().str(), 2);
+    } else if (s == "--check" || s == "--call=check" || (s == "--call" && i + 1 < a.size() && a[i + 1] == "check")) {
+      if (s == "--call") ++i;
+      o.check = true;
+    } else if (s == "--call" || s.rfind("--call=", 0) == 0) {
+      std::string m = s == "--call" ? (i + 1 < a.size() ? a[i + 1] : "") : s.substr(7);
+      if (m != "build") return fail("--call " + m + ": only build (the default) and check are supported", 2);
+      if (s == "--call") ++i;
+    } else if (take_value(a, i, "--jobs", "-j", &v)) {
+      c.jobs = std::atoi(v.c_str());
+      if (c.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (!s.empty() && s[0] == '-') {
+      return fail("unknown flag " + s + " (see 'ocib bake --help')", 2);
+    } else {
+      o.targets.push_back(s);
+    }
+  }
+  if ((o.print ? 1 : 0) + (o.list_targets ? 1 : 0) + (o.check ? 1 : 0) > 1)
+    return fail("--print, --list and --check do not go together", 2);
+  // Reading and resolving the files is all checking: its errors are usage errors.
+  auto loaded = ocib::bake::load(o);
+  if (!loaded.ok()) return fail(loaded.error().str(), 2);
+  if (!o.print && !o.list_targets && !o.check) ocib::cli::install_signal_handlers();
+  std::string out;
+  auto done = ocib::bake::execute(o, *loaded, &out);
+  std::fputs(out.c_str(), stdout);
+  if (!done.ok()) {
+    if (o.check && done.error().code() == ocib::Errc::kFailedStep) return 1;
+    if (ocib::cli::interrupted()) return fail("bake interrupted: " + done.error().str(), ocib::cli::interrupted_exit_code());
+    return fail(done.error().str());
+  }
+  if (ocib::cli::interrupted()) return fail("bake interrupted (its outputs were already written)", ocib::cli::interrupted_exit_code());
   return 0;
 }
 
@@ -1126,7 +1253,7 @@ int cmd_manifest(const Args& a) {
 }
 
 int main(int argc, char** argv) {
-  const Command commands[] = {{"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
+  const Command commands[] = {{"bake", cmd_bake}, {"build", cmd_build}, {"du", cmd_du},       {"images", cmd_images},
                               {"inspect", cmd_inspect}, {"login", cmd_login}, {"logout", cmd_logout}, {"manifest", cmd_manifest},
                               {"rmi", cmd_rmi}, {"tag", cmd_tag},
                               {"import", cmd_import}, {"info", cmd_info}, {"prune", cmd_prune}, {"pull", cmd_pull}, {"push", cmd_push},
