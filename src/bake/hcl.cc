@@ -671,7 +671,8 @@ Result<json> eval(const Expr& e, const Scope& sc, int depth = 0) {
 }
 
 bool valid_name(const std::string& n) {
-  if (n.empty() || !std::isalnum(static_cast<unsigned char>(n[0]))) return false;
+  // buildx's rule: ^[a-zA-Z0-9_-]+$
+  if (n.empty()) return false;
   for (char c : n)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
   return true;
@@ -887,7 +888,7 @@ Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const En
       if (b.labels.size() != 1) return Error::at(b.loc, "a " + b.type + " block takes one name: " + b.type + " \"NAME\" { ... }");
       const std::string& name = b.labels[0];
       if (!valid_name(name))
-        return Error::at(b.loc, "invalid " + b.type + " name \"" + name + "\" (letters, digits, _ and -, not starting with _ or -)");
+        return Error::at(b.loc, "invalid " + b.type + " name \"" + name + "\" (letters, digits, _ and -)");
       if (b.type == "group") {
         Group g;
         g.name = name;

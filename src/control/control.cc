@@ -240,6 +240,7 @@ Status Build::make_solvers(std::shared_ptr<dag::JobSlots> slots) {
   so.cache_from = opts.cache_from;
   so.jobs = opts.jobs;
   so.source_date_epoch = x.epoch;
+  so.executed = session_.executed();
   for (const auto& o : opts.outputs) {
     if (auto c = o.attrs.find("compression"); c != o.attrs.end()) {
       if (c->second == "zstd") so.compression = layers::Compression::kZstd;

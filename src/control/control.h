@@ -105,6 +105,8 @@ class Session {
   store::Store& store() { return *store_; }
   const IdMapping& ids() const { return ids_; }
   registry::Client& client() { return *client_; }
+  /// The keys this session's solvers executed: a step they share runs once, --no-cache too.
+  const std::shared_ptr<solver::ExecutedKeys>& executed() const { return executed_; }
 
  private:
   std::unique_ptr<progress::Reporter> reporter_;
@@ -112,6 +114,7 @@ class Session {
   std::unique_ptr<fs::FileLock> gc_;
   IdMapping ids_;
   std::unique_ptr<registry::Client> client_;
+  std::shared_ptr<solver::ExecutedKeys> executed_ = std::make_shared<solver::ExecutedKeys>();
 };
 
 /// One build (one Dockerfile, context and set of platforms) in phases, so that several can

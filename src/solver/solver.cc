@@ -299,9 +299,15 @@ Status Solver::run_step(plan::Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  bool use_cache = !ignores_cache(s) &&
-                   std::none_of(s.deps.begin(), s.deps.end(), [](const plan::Step* d) { return d->fresh; });
-  s.fresh = !use_cache;
+  // A step another Solver of this run executed (under the key lock we now hold) is reused
+  // even when the cache is ignored: --no-cache runs it again once, not once per target.
+  bool executed_in_run = opts_.executed && opts_.executed->has(s.key);
+  // Its result is as fresh as a run here would be (so what builds on it is not taken from
+  // an older cache either).
+  bool use_cache = executed_in_run ||
+                   (!ignores_cache(s) &&
+                    std::none_of(s.deps.begin(), s.deps.end(), [](const plan::Step* d) { return d->fresh; }));
+  s.fresh = !use_cache || executed_in_run;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
       plan::LayerResult r;
@@ -339,6 +345,7 @@ Status Solver::run_step(plan::Step& s) {
   s.result = *r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  if (opts_.executed) opts_.executed->add(s.key);
   if (exported_.count(&s)) start_pack(s);
   reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {};

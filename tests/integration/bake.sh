@@ -94,8 +94,9 @@ grep -qi 'critical path' "$T/bake1.err" || { show_err bake1; fail "no summary wi
 [[ $(grep -ci 'critical path' "$T/bake1.err") -eq 1 ]] || fail "expected one summary for the whole bake"
 for t in web api worker; do
   oci_extract "$T/$t.tar" "$T/l-$t"
-  assert_eq "$(oci_ref "$T/l-$t")" "$t:1" "$t's image name"
-  oci_validate "$T/l-$t" "$t:1"
+  assert_eq "$(oci_ref "$T/l-$t")" "1" "$t's image's ref.name"
+  assert_eq "$(jq -r --arg t "$t" '.[$t]["image.name"]' "$T/meta1.json")" "$t:1" "$t's image name"
+  oci_validate "$T/l-$t" 1
   assert_eq "$(layer_file "$T/l-$t" -1 who)" "$t" "/who in $t's image"
   assert_eq "$(layer_file "$T/l-$t" -2 shared.txt)" "shared-payload" "/shared.txt in $t's image"
   assert_eq "$(jq -r --arg t "$t" '.[$t]["containerimage.digest"] | startswith("sha256:")' "$T/meta1.json")" true \
@@ -231,7 +232,7 @@ assert_eq "$(jq -c '.group.app.targets' "$T/mx.json")" '["app-alpine","app-debia
 
 # ---- usage errors: exit 2 before any work --------------------------------------------------
 rc=0
-(cd "$ctx" && "$OCIB" bake wbe >"$T/e1.out" 2>"$T/e1.err") || rc=$?
+(cd "$ctx" && "$OCIB" bake wev >"$T/e1.out" 2>"$T/e1.err") || rc=$?
 assert_eq "$rc" 2 "exit status of an unknown target"
 assert_file_contains "$T/e1.err" 'did you mean "web"' "the unknown target's error"
 printf 'target "a" {\n  tags = ["x"\n  context = "."\n}\n' >"$T/bad.hcl"
