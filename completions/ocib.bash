@@ -6,7 +6,7 @@ _ocib() {
   local cur prev words cword
   _init_completion -n = || return
 
-  local commands="build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help"
+  local commands="bake build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help"
 
   # The verb is the first word after "ocib" that is not a global option.
   local verb="" i
@@ -28,6 +28,31 @@ _ocib() {
 
   case $verb in
     build) ;;
+    bake)
+      # ocib bake [OPTIONS] [TARGET|GROUP...]
+      if [[ $cur == --*=* ]]; then
+        prev=${cur%%=*}
+        cur=${cur#*=}
+      fi
+      case $prev in
+        -f | --file | --metadata-file | --timeline) _filedir; return ;;
+        --progress) COMPREPLY=($(compgen -W 'auto tty plain rawjson quiet' -- "$cur")); return ;;
+        --list) COMPREPLY=($(compgen -W 'targets' -- "$cur")); return ;;
+        --call) COMPREPLY=($(compgen -W 'build check' -- "$cur")); return ;;
+        --allow) COMPREPLY=($(compgen -W 'security.insecure network.host' -- "$cur")); return ;;
+        --set | -j | --jobs | --provenance | --sbom) return ;;
+      esac
+      if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W '-f --file --set --print --list --push --load --no-cache --pull --progress
+          --metadata-file --timeline --allow --provenance --sbom --call --check -j --jobs -h --help' -- "$cur"))
+      else
+        # The targets and groups of the bake file here (what --list=targets prints).
+        local names
+        names=$(ocib bake --list=targets 2>/dev/null | awk 'NR > 1 {print $1}')
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+      fi
+      return
+      ;;
     timeline)
       # ocib timeline METADATA.json: the file --metadata-file wrote.
       if [[ $cur == -* ]]; then

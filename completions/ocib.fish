@@ -1,6 +1,6 @@
 # fish completion for ocib(1). Installed in fish's vendor_completions.d.
 
-set -l ocib_commands build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help
+set -l ocib_commands bake build du images import info inspect login logout manifest prune pull push rmi store tag timeline version help
 
 complete -c ocib -f
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -s h -l help -d 'Show help'
@@ -21,6 +21,7 @@ complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a push -d 
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a rmi -d 'Remove image names from the store'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a store -d 'Verify the store'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a tag -d 'Give a stored image another name'
+complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a bake -d 'Build several targets from a bake file'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a timeline -d 'Draw a metadata file as an HTML timeline page'
 complete -c ocib -n "not __fish_seen_subcommand_from $ocib_commands" -a help -d 'Show help'
 
@@ -71,3 +72,25 @@ complete -c ocib -n $b -l network -x -a 'none host default' -d 'Network of RUN s
 complete -c ocib -n $b -l allow -x -a 'security.insecure network.host' -d 'Grant an entitlement'
 complete -c ocib -n $b -s q -l quiet -d 'Same as --progress=quiet'
 complete -c ocib -n $b -s h -l help -d 'Show help'
+
+# ocib bake
+set -l k '__fish_seen_subcommand_from bake'
+complete -c ocib -n $k -s f -l file -r -F -d 'Bake file (repeatable)'
+complete -c ocib -n $k -l set -r -d 'Override TARGET.KEY=VALUE'
+complete -c ocib -n $k -l print -d 'Print the resolved definition as JSON'
+complete -c ocib -n $k -l list -x -a targets -d 'List the targets'
+complete -c ocib -n $k -l push -d 'Push every target'
+complete -c ocib -n $k -l load -d 'Load every target into docker'
+complete -c ocib -n $k -l no-cache -d 'Do not use the build cache'
+complete -c ocib -n $k -l pull -d 'Re-pull base images'
+complete -c ocib -n $k -l progress -x -a 'auto tty plain rawjson quiet' -d 'Progress output'
+complete -c ocib -n $k -l metadata-file -r -F -d 'Build metadata keyed by target'
+complete -c ocib -n $k -l timeline -r -F -d 'HTML timeline of every target'
+complete -c ocib -n $k -l allow -x -a 'security.insecure network.host' -d 'Allow an entitlement'
+complete -c ocib -n $k -l provenance -x -a 'true false mode=min mode=max' -d 'Provenance attestation'
+complete -c ocib -n $k -l sbom -x -a 'true false' -d 'SBOM attestation'
+complete -c ocib -n $k -l call -x -a 'build check' -d 'What to run'
+complete -c ocib -n $k -l check -d 'Lint every target instead of building'
+complete -c ocib -n $k -s j -l jobs -x -d 'At most N steps at once'
+complete -c ocib -n $k -s h -l help -d 'Show help'
+complete -c ocib -n $k -f -a '(ocib bake --list=targets 2>/dev/null | awk \'NR > 1 {print $1}\')' -d 'Target or group'
