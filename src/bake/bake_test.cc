@@ -350,6 +350,9 @@ TEST(BakeFormats, JsonAndComposeErrorsNameTheFile) {
   auto bad = read_compose("services: [\n", "compose.yaml", env_of({}));
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().str().rfind("compose.yaml:", 0), 0u);
+  auto v = json_file(R"({"target": {"a": {"tags": ["${NOPE}"]}}})");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().str(), "docker-bake.json (target \"a\", tags): unknown variable \"NOPE\"");
   auto u = json_file(R"({"target": {"a": {"tag": ["x"]}}})");
   ASSERT_FALSE(u.ok());
   EXPECT_NE(u.error().str().find("target \"a\""), std::string::npos) << u.error().str();

@@ -492,6 +492,9 @@ class Parser {
         std::string padded = std::string(static_cast<size_t>(std::max(col, 0) + 1), ' ');
         Lexer lx(std::string(static_cast<size_t>(std::max(line, 1) - 1), '\n') + padded + inner, path_);
         OCIB_ASSIGN_OR_RETURN(std::vector<Token> toks, lx.run());
+        // A JSON file's strings have no positions: their parts are named by the string's.
+        if (loc.line <= 0)
+          for (auto& tk : toks) tk.loc = loc;
         Parser sub(std::move(toks), path_);
         OCIB_ASSIGN_OR_RETURN(ExprPtr x, sub.expr(depth + 1));
         if (!sub.at_end()) return Error::at(sub.peek().loc, "unexpected " + describe(sub.peek()) + " in ${ }");
