@@ -367,6 +367,12 @@ std::optional<RunSummary> summarize(const std::vector<const solver::Solver*>& so
   std::optional<clock::time_point> first, last;
   RunSummary out;
   double busy = 0, longest = -1;
+  // Keys some solver executed: on another solver's path that step waited for it, so it is
+  // shown as run (its time there is the wait), not as a cache hit.
+  std::set<std::string> executed;
+  for (const solver::Solver* b : solved)
+    for (const auto& s : b->plan().steps)
+      if (s.ran && !s.cached) executed.insert(s.key);
   for (const solver::Solver* b : solved) {
     StepTimes times = step_times(*b);
     for (const auto& [s, d] : times.dur) {
@@ -384,7 +390,7 @@ std::optional<RunSummary> summarize(const std::vector<const solver::Solver*>& so
     out.summary.path.clear();
     out.critical_ids.clear();
     for (const plan::Step* s : times.critical) {
-      out.summary.path.push_back({s->name, times.dur[s], s->cached});
+      out.summary.path.push_back({s->name, times.dur[s], s->cached && !executed.count(s->key)});
       out.critical_ids.push_back(s->display_id);
     }
   }
