@@ -40,11 +40,11 @@ _ocib() {
         --list) COMPREPLY=($(compgen -W 'targets' -- "$cur")); return ;;
         --call) COMPREPLY=($(compgen -W 'build check' -- "$cur")); return ;;
         --allow) COMPREPLY=($(compgen -W 'security.insecure network.host' -- "$cur")); return ;;
-        --set | -j | --jobs | --provenance | --sbom) return ;;
+        --set | -j | --jobs | --provenance | --sbom | --insecure-registry) return ;;
       esac
       if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W '-f --file --set --print --list --push --load --no-cache --pull --progress
-          --metadata-file --timeline --allow --provenance --sbom --call --check -j --jobs -h --help' -- "$cur"))
+          --metadata-file --timeline --allow --provenance --sbom --call --check -j --jobs --insecure-registry -h --help' -- "$cur"))
       else
         # The targets and groups of the bake file here (what --list=targets prints).
         local names

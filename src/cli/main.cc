@@ -594,6 +594,7 @@ Options:
       --provenance V, --sbom V   attestations for every target (as ocib build)
       --call=check, --check      lint every target instead of building
   -j, --jobs N             at most N steps at once over all targets
+      --insecure-registry HOST[:PORT]   plain HTTP / unverified TLS for that registry
 
 Examples:
   ocib bake --print
@@ -618,7 +619,7 @@ int cmd_bake(const Args& a) {
     }
     bool needs_value = s == "-f" || s == "--file" || s == "--set" || s == "--progress" || s == "--metadata-file" ||
                        s == "--timeline" || s == "--allow" || s == "--provenance" || s == "--sbom" || s == "-j" ||
-                       s == "--jobs" || s == "--list";
+                       s == "--jobs" || s == "--list" || s == "--insecure-registry";
     if (needs_value && i + 1 >= a.size()) return fail("flag " + s + " needs a value", 2);
     if (take_value(a, i, "--file", "-f", &v)) {
       o.files.push_back(v);
@@ -668,6 +669,8 @@ int cmd_bake(const Args& a) {
     } else if (take_value(a, i, "--jobs", "-j", &v)) {
       c.jobs = std::atoi(v.c_str());
       if (c.jobs < 1) return fail("--jobs needs a positive number", 2);
+    } else if (take_value(a, i, "--insecure-registry", "", &v)) {
+      c.insecure_registries.push_back(v);
     } else if (!s.empty() && s[0] == '-') {
       return fail("unknown flag " + s + " (see 'ocib bake --help')", 2);
     } else {

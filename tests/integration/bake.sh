@@ -113,6 +113,13 @@ jq '[.[] | .["ocib.vertices"][]] | group_by(.key) | map(select((map(select(.cach
   "$T/meta1.json" >"$T/badkeys"
 assert_eq "$(cat "$T/badkeys")" 0 "keys that did not run exactly once"
 
+# Each target is tagged in the store under its own name.
+ocib_ok images images
+for t in web api worker; do
+  assert_eq "$(awk -v n="$t:1" '$1 == n {print $2}' "$T/images.out")" \
+    "$(jq -r --arg t "$t" '.[$t]["containerimage.digest"]' "$T/meta1.json")" "store tag $t:1"
+done
+
 # A second bake is fully cached.
 PORT=$HTTP_PORT ocib_ok bake2 bake --progress=plain --allow network.host --metadata-file "$T/meta2.json"
 assert_eq "$(runs)" 1 "executions of the shared RUN after the second bake"
@@ -130,6 +137,22 @@ jq '[.[] | .["ocib.vertices"][] | select(.cached == false)] | sort_by(.started) 
     [range(1; length) as $i | select(.[$i].started < .[$i - 1].completed - 0.05)] | length' "$T/meta3.json" >"$T/overlaps"
 assert_eq "$(cat "$T/overlaps")" 0 "overlapping steps under -j 1"
 assert_eq "$(jq -r 'keys | join(",")' "$T/meta3.json")" "api,worker" "targets of the group backend"
+
+# --push: each target to its own tags on a loopback registry, from the cache.
+if [[ -x /usr/bin/docker-registry ]]; then
+  start_registry "$T/registry"
+  PORT=$HTTP_PORT ocib_ok push bake --progress=plain --allow network.host --insecure-registry "$REG" --push \
+    --set "web.tags=$REG/bake/web:1" --set "api.tags=$REG/bake/api:1" --set "worker.tags=$REG/bake/worker:1" \
+    --set '*.output=type=oci,dest=/dev/null' --metadata-file "$T/metapush.json"
+  assert_eq "$(runs)" 2 "executions of the shared RUN after the push"
+  for t in web api worker; do
+    code=$(curl -s -o "$T/m-$t.json" -w '%{http_code}' -H 'Accept: application/vnd.oci.image.index.v1+json' \
+      -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/bake/$t/manifests/1")
+    assert_eq "$code" 200 "manifest of $t in the registry"
+  done
+else
+  log "docker-registry not installed: --push not checked"
+fi
 
 # ---- --print: the three formats agree -------------------------------------------------------
 mkdir -p "$T/fmt/hcl" "$T/fmt/json" "$T/fmt/compose"
