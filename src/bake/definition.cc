@@ -84,7 +84,7 @@ Result<std::string> scalar_string(const json& v, const std::string& what, const 
   if (v.is_boolean()) return std::string(v.get<bool>() ? "true" : "false");
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number()) {
-    std::string s = v.dump();
+    std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
     return s;
   }
   return Error::at(loc, what + ": want a string, not " + std::string(v.type_name()));
@@ -102,7 +102,7 @@ Result<json> coerce(const Field& f, const json& v, const SourceLoc& loc) {
     case Kind::kBool:
       if (v.is_boolean()) return v;
       if (v.is_string() && (v == "true" || v == "false")) return json(v == "true");
-      return Error::at(loc, what + ": want true or false, not " + v.dump());
+      return Error::at(loc, what + ": want true or false, not " + v.dump(-1, ' ', false, json::error_handler_t::replace));
     case Kind::kList: {
       if (!v.is_array()) return Error::at(loc, what + ": want a list of strings, not " + std::string(v.type_name()));
       json out = json::array();
@@ -326,7 +326,7 @@ std::string print_json(const Resolved& r) {
       // Go's omitempty: empty lists and maps, and false... bools are pointers in buildx, so
       // a false that was set is printed.
       if ((v.is_array() || v.is_object()) && v.empty()) continue;
-      o[f.name] = ojson::parse(v.dump());
+      o[f.name] = ojson::parse(v.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     targets[n] = o;
   }

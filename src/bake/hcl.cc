@@ -558,7 +558,7 @@ Result<std::string> to_text(const json& v, const SourceLoc& loc) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return std::string(v.get<bool>() ? "true" : "false");
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  if (v.is_number()) return v.dump();
+  if (v.is_number()) return v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (v.is_null()) return std::string();
   return Error::at(loc, std::string("cannot interpolate a ") + v.type_name() + " into a string");
 }
@@ -624,7 +624,7 @@ Result<json> eval(const Expr& e, const Scope& sc, int depth = 0) {
     }
     case Expr::Op::kCond: {
       OCIB_ASSIGN_OR_RETURN(json c, eval(*e.items[0], sc, depth + 1));
-      if (!c.is_boolean()) return Error::at(e.items[0]->loc, "a condition must be true or false, not " + c.dump());
+      if (!c.is_boolean()) return Error::at(e.items[0]->loc, "a condition must be true or false, not " + c.dump(-1, ' ', false, json::error_handler_t::replace));
       return eval(*e.items[c.get<bool>() ? 1 : 2], sc, depth + 1);
     }
     case Expr::Op::kCall: {
@@ -758,6 +758,8 @@ Result<Document> parse_json(const std::string& text, const std::string& path) {
   json j;
   try {
     j = json::parse(text);
+  } catch (const json::out_of_range& e) {  // a number too large
+    return Error::at({path, 0, 0}, std::string("invalid JSON: ") + e.what());
   } catch (const json::parse_error& e) {
     // The byte offset as a line and column.
     int line = 1, col = 1;
@@ -772,6 +774,8 @@ Result<Document> parse_json(const std::string& text, const std::string& path) {
     std::string what = e.what();
     if (auto c = what.find("syntax error"); c != std::string::npos) what = what.substr(c);
     return Error::at({path, line, col}, "invalid JSON: " + what);
+  } catch (const json::exception& e) {
+    return Error::at({path, 0, 0}, std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) return Error::at({path, 1, 1}, "a bake file in JSON is an object ({\"target\": {...}})");
   Parser p({Token{}}, path);
@@ -949,7 +953,7 @@ Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const En
         inner.locals = &locals;
         OCIB_ASSIGN_OR_RETURN(json nv, eval(*name_attr->value, inner));
         if (!nv.is_string() || !valid_name(nv.get<std::string>()))
-          return Error::at(name_attr->loc, "matrix name " + nv.dump() + " is not a valid target name (letters, digits, _ and -)");
+          return Error::at(name_attr->loc, "matrix name " + nv.dump(-1, ' ', false, json::error_handler_t::replace) + " is not a valid target name (letters, digits, _ and -)");
         std::string tn = nv.get<std::string>();
         Config one;
         Target& t = one.targets[tn];
