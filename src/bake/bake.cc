@@ -339,27 +339,30 @@ Status execute(const Options& opts, const Loaded& l, std::string* out) {
     *out += print_json(l.resolved);
     return {};
   }
-  if (opts.check) {
-    // --call=check: each target's lint, its warnings prefixed by the target's name.
-    size_t warnings = 0;
-    for (const auto& [name, o] : l.builds) {
-      OCIB_ASSIGN_OR_RETURN(std::string lint, control::print_plan(o, "lint"));
-      size_t start = 0;
-      while (start < lint.size()) {
-        size_t e = lint.find('\n', start);
-        if (e == std::string::npos) e = lint.size();
-        *out += "[" + name + "] " + lint.substr(start, e - start) + "\n";
-        ++warnings;
-        start = e + 1;
-      }
-    }
-    if (warnings == 0) {
-      *out += "Check complete, no warnings found.\n";
-      return {};
-    }
-    *out += "Check complete, " + std::to_string(warnings) + (warnings == 1 ? " warning has been found!\n" : " warnings have been found!\n");
-    return Error(Errc::kFailedStep, "check found warnings").with_exit_code(1);
+  // --call=check (or a target's call = "check"): the lint instead of the build.
+  std::vector<const std::pair<std::string, control::Options>*> lint, build;
+  for (const auto& b : l.builds) {
+    const Target& t = l.resolved.targets.at(b.first);
+    (opts.check || str(t, "call").value_or("") == "check" ? lint : build).push_back(&b);
   }
+  size_t warnings = 0;
+  for (const auto* b : lint) {
+    OCIB_ASSIGN_OR_RETURN(std::string text, control::print_plan(b->second, "lint"));
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t e = text.find('\n', start);
+      if (e == std::string::npos) e = text.size();
+      *out += "[" + b->first + "] " + text.substr(start, e - start) + "\n";
+      ++warnings;
+      start = e + 1;
+    }
+  }
+  if (!lint.empty()) {
+    if (warnings == 0) *out += "Check complete, no warnings found.\n";
+    else *out += "Check complete, " + std::to_string(warnings) + (warnings == 1 ? " warning has been found!\n" : " warnings have been found!\n");
+  }
+  Status checked = warnings ? Status(Error(Errc::kFailedStep, kCheckWarnings).with_exit_code(1)) : Status();
+  if (build.empty()) return checked;
 
   // One session (reporter, store, ids, registry client) and one pool of -j slots for every
   // target; each target plans into its own Build with display ids after the previous one's.
@@ -379,8 +382,9 @@ Status execute(const Options& opts, const Loaded& l, std::string* out) {
     const char* t = std::getenv("TMPDIR");
     OCIB_ASSIGN_OR_RETURN(tmp, fs::make_temp_dir(t && *t ? t : "/tmp", "ocib-bake-"));
   }
-  for (const auto& [name, o] : l.builds) {
-    control::Options bo = o;
+  for (const auto* nb : build) {
+    const std::string& name = nb->first;
+    control::Options bo = nb->second;
     if (!tmp.empty()) {
       bo.metadata_file = fs::join(tmp, name + ".json");
       metadata.push_back({name, bo.metadata_file});
@@ -417,7 +421,8 @@ Status execute(const Options& opts, const Loaded& l, std::string* out) {
   // One summary for the whole bake: its critical path runs through whichever target was longest.
   auto sum = exporter::summarize(solved);
   if (sum) session.reporter().summary(sum->summary);
-  return write_outputs(opts, metadata, sum, session.reporter());
+  OCIB_TRY(write_outputs(opts, metadata, sum, session.reporter()));
+  return checked;
 }
 
 Status run(const Options& opts, std::string* out) {

@@ -52,6 +52,10 @@ Result<Loaded> load(const Options& opts, const Env& env = process_env());
 /// (--print, --list, --check's warnings).
 Status execute(const Options& opts, const Loaded& loaded, std::string* out);
 
+/// The message of the error execute returns when --check (or a target's call = "check")
+/// found warnings: the exit status is then 1, the warnings are in `out`.
+inline constexpr const char* kCheckWarnings = "check found warnings";
+
 /// load + execute.
 Status run(const Options& opts, std::string* out);
 

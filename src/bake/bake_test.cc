@@ -230,6 +230,12 @@ EOT
   ASSERT_TRUE(parse_hcl(text, "f.hcl").ok());
 }
 
+TEST(BakePrint, InvalidUtf8IsReplacedNotThrown) {
+  auto c = hcl("target \"a\" { description = \"x\xee\xeey\" }\n");
+  std::string s = print(c, {"a"});
+  EXPECT_NE(s.find("\"description\": \"x\xef\xbf\xbd"), std::string::npos) << s;
+}
+
 TEST(BakeResolve, UnknownTargetSuggests) {
   auto c = hcl("target \"frontend\" {}\n");
   ASSERT_TRUE(c.ok());

@@ -687,7 +687,7 @@ int cmd_bake(const Args& a) {
   auto done = ocib::bake::execute(o, *loaded, &out);
   std::fputs(out.c_str(), stdout);
   if (!done.ok()) {
-    if (o.check && done.error().code() == ocib::Errc::kFailedStep) return 1;
+    if (done.error().code() == ocib::Errc::kFailedStep && done.error().message() == ocib::bake::kCheckWarnings) return 1;
     if (ocib::cli::interrupted()) return fail("bake interrupted: " + done.error().str(), ocib::cli::interrupted_exit_code());
     return fail(done.error().str());
   }

@@ -253,6 +253,33 @@ assert_eq "$(jq -r '.target | keys | join(",")' "$T/mx.json")" "app-alpine,app-d
 assert_eq "$(jq -r '.target["app-debian"].args.FLAVOR' "$T/mx.json")" "debian" "matrix value"
 assert_eq "$(jq -c '.group.app.targets' "$T/mx.json")" '["app-alpine","app-debian"]' "matrix group"
 
+# --check lints every target (warnings prefixed by the target, exit 1); a target's
+# call = "check" lints it while the others build.
+mkdir -p "$T/lint"
+make_ctx "$T/lint"
+printf 'FROM scratch AS base\nCOPY busybox /bin/\nFROM base AS b1\nRUN ["/bin/busybox","true"]\nFROM b1 AS b2\nRUN ["/bin/busybox","true"]\nFROM base\nCOPY --from=b1 /bin /b1\nCOPY --from=b2 /bin /b2\n' \
+  >"$T/lint/Dockerfile"
+printf 'FROM scratch\nCOPY busybox /bin/\n' >"$T/lint/clean.Dockerfile"
+cat >"$T/lint/docker-bake.hcl" <<HCL
+group "default" { targets = ["serial", "clean"] }
+target "serial" {}
+target "clean" {
+  dockerfile = "clean.Dockerfile"
+  output = ["type=oci,dest=$T/clean.tar"]
+}
+HCL
+rc=0
+(cd "$T/lint" && "$OCIB" bake --check >"$T/check.out" 2>"$T/check.err") || rc=$?
+assert_eq "$rc" 1 "exit status of bake --check with a warning"
+assert_file_contains "$T/check.out" '[serial] Dockerfile:5: stage "b2" builds FROM "b1"' "bake --check"
+contains -F '[clean]' "$T/check.out" && fail "the clean target has warnings: $(cat "$T/check.out")"
+[[ ! -e $T/clean.tar ]] || fail "bake --check built something"
+rc=0
+(cd "$T/lint" && "$OCIB" bake --set serial.call=check >"$T/call.out" 2>"$T/call.err") || rc=$?
+assert_eq "$rc" 1 "exit status of a call=check target with a warning"
+assert_file_contains "$T/call.out" '[serial] Dockerfile:5:' "call=check"
+[[ -s $T/clean.tar ]] || { cat "$T/call.err" >&2; fail "the other target was not built next to the call=check one"; }
+
 # ---- usage errors: exit 2 before any work --------------------------------------------------
 rc=0
 (cd "$ctx" && "$OCIB" bake wev >"$T/e1.out" 2>"$T/e1.err") || rc=$?
