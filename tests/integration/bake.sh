@@ -280,6 +280,24 @@ assert_eq "$rc" 1 "exit status of a call=check target with a warning"
 assert_file_contains "$T/call.out" '[serial] Dockerfile:5:' "call=check"
 [[ -s $T/clean.tar ]] || { cat "$T/call.err" >&2; fail "the other target was not built next to the call=check one"; }
 
+# A compose file builds too, its paths relative to its own directory (bake run elsewhere).
+mkdir -p "$T/cb/svc"
+make_ctx "$T/cb/svc"
+printf 'FROM scratch\nARG GREETING\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","sh","-c","echo $GREETING > /greeting"]\n' >"$T/cb/svc/Dockerfile"
+cat >"$T/cb/compose.yaml" <<'YAML'
+services:
+  hello:
+    image: hello:${HELLO_TAG:-dev}
+    build:
+      context: svc
+      args:
+        GREETING: bonjour
+YAML
+(cd / && HELLO_TAG=3 "$OCIB" bake -f "$T/cb/compose.yaml" --progress=plain >"$T/cb.out" 2>"$T/cb.err") ||
+  { cat "$T/cb.err" >&2; fail "bake of a compose file from another directory"; }
+ocib_ok images2 images
+contains -E '^hello:3 ' "$T/images2.out" || fail "the compose service's image is not in the store: $(cat "$T/images2.out")"
+
 # ---- usage errors: exit 2 before any work --------------------------------------------------
 rc=0
 (cd "$ctx" && "$OCIB" bake wev >"$T/e1.out" 2>"$T/e1.err") || rc=$?
