@@ -236,6 +236,17 @@ assert_eq "$(jq -c '[.target.api.platforms, .target.web.platforms]' "$T/set.json
 assert_eq "$(jq -r '.target | keys | join(",")' "$T/one.json")" "web" "targets of bake web"
 assert_eq "$(jq -c '.group.default.targets' "$T/one.json")" '["web"]' "default group of bake web"
 
+# The default lookup reads every file found, in buildx's order: compose.yaml, then
+# docker-bake.hcl, then docker-bake.override.hcl over them.
+mkdir -p "$T/ov"
+printf 'services:\n  app:\n    image: app:compose\n    build:\n      context: .\n      args:\n        A: compose\n' >"$T/ov/compose.yaml"
+printf 'target "app" {\n  args = { B = "hcl" }\n}\n' >"$T/ov/docker-bake.hcl"
+printf 'target "app" {\n  tags = ["app:override"]\n  args = { A = "override" }\n}\n' >"$T/ov/docker-bake.override.hcl"
+(cd "$T/ov" && "$OCIB" bake --print >"$T/ov.json")
+assert_eq "$(jq -c '.target.app | [.tags, .args]' "$T/ov.json")" '[["app:override"],{"A":"override","B":"hcl"}]' \
+  "compose.yaml + docker-bake.hcl + docker-bake.override.hcl"
+assert_eq "$(jq -c '.group.default.targets' "$T/ov.json")" '["app"]' "the compose file's default group"
+
 # A matrix: one target per combination, the matrix name a group.
 mkdir -p "$T/mx"
 cat >"$T/mx/docker-bake.hcl" <<'HCL'
