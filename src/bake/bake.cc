@@ -74,16 +74,23 @@ Result<control::Options> build_options(const Options& opts, const Target& t) {
   const std::string pre = "target \"" + t.name + "\": ";
   auto bad = [&](const std::string& m) { return Error::at(t.loc, pre + m); };
   std::string context = str(t, "context").value_or(".");
-  if (is_remote(context)) return bad("context \"" + context + "\": remote contexts are not supported by ocib bake yet");
-  o.context = resolve_path(t.dir, context);
-  if (!fs::is_dir(o.context)) return bad("context \"" + context + "\" (" + o.context + ") is not a directory");
+  // A git URL (as ocib build takes one) is checked out when the bake runs; its dockerfile
+  // is a file in the checkout.
+  const bool git = control::is_git_url(context);
+  if (!git && is_remote(context)) return bad("context \"" + context + "\": only directories and git URLs are supported");
+  o.context = git ? context : resolve_path(t.dir, context);
+  if (!git && !fs::is_dir(o.context)) return bad("context \"" + context + "\" (" + o.context + ") is not a directory");
   if (auto inl = str(t, "dockerfile-inline")) {
     o.dockerfile = "-";
     o.dockerfile_text = *inl;
   } else if (auto df = str(t, "dockerfile"); df && *df != "Dockerfile") {
-    // As buildx: relative to the context.
-    o.dockerfile = (*df)[0] == '/' ? *df : fs::join(o.context, *df);
-    if (!fs::exists(o.dockerfile)) return bad("dockerfile \"" + *df + "\" (" + o.dockerfile + ") does not exist");
+    // As buildx: relative to the context (a git context's: joined to the checkout in execute).
+    if (git) {
+      o.dockerfile = *df;
+    } else {
+      o.dockerfile = (*df)[0] == '/' ? *df : fs::join(o.context, *df);
+      if (!fs::exists(o.dockerfile)) return bad("dockerfile \"" + *df + "\" (" + o.dockerfile + ") does not exist");
+    }
   }
   o.target = str(t, "target").value_or("");
   for (auto& [k, v] : smap(t, "args")) o.build_args[k] = v;
@@ -382,9 +389,25 @@ Status execute(const Options& opts, const Loaded& l, std::string* out) {
     const char* t = std::getenv("TMPDIR");
     OCIB_ASSIGN_OR_RETURN(tmp, fs::make_temp_dir(t && *t ? t : "/tmp", "ocib-bake-"));
   }
+  std::vector<std::string> checkouts;  // git contexts' temp dirs
+  struct CheckoutGuard {
+    std::vector<std::string>* dirs;
+    ~CheckoutGuard() {
+      for (const auto& d : *dirs) (void)fs::remove_all(d);
+    }
+  } checkout_guard{&checkouts};
   for (const auto* nb : build) {
     const std::string& name = nb->first;
     control::Options bo = nb->second;
+    if (control::is_git_url(bo.context)) {
+      const char* t = std::getenv("TMPDIR");
+      OCIB_ASSIGN_OR_RETURN(std::string dir, fs::make_temp_dir(t && *t ? t : "/tmp", "ocib-git-"));
+      checkouts.push_back(dir);
+      auto ctx = control::git_context(bo.context, dir);
+      if (!ctx.ok()) return std::move(ctx).error().wrap("target " + name);
+      bo.context = *ctx;
+      if (!bo.dockerfile.empty() && bo.dockerfile != "-" && bo.dockerfile[0] != '/') bo.dockerfile = fs::join(*ctx, bo.dockerfile);
+    }
     if (!tmp.empty()) {
       bo.metadata_file = fs::join(tmp, name + ".json");
       metadata.push_back({name, bo.metadata_file});

@@ -309,6 +309,30 @@ YAML
 ocib_ok images2 images
 contains -E '^hello:3 ' "$T/images2.out" || fail "the compose service's image is not in the store: $(cat "$T/images2.out")"
 
+# A git URL as a target's context is checked out, its dockerfile a file in the checkout.
+if command -v git >/dev/null; then
+  repo="$T/repo"
+  mkdir -p "$repo"
+  echo from-git >"$repo/version"
+  printf 'FROM scratch\nCOPY version /version\n' >"$repo/Git.Dockerfile"
+  gitc() { command git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main "$@"; }
+  gitc -C "$repo" init -q && gitc -C "$repo" add -A && gitc -C "$repo" commit -qm one
+  gitc clone -q --bare "$repo" "$T/www/app.git" && gitc -C "$T/www/app.git" update-server-info
+  mkdir -p "$T/gb"
+  cat >"$T/gb/docker-bake.hcl" <<HCL
+target "g" {
+  context = "http://127.0.0.1:$HTTP_PORT/app.git#main"
+  dockerfile = "Git.Dockerfile"
+  output = ["type=oci,dest=$T/g.tar"]
+}
+HCL
+  (cd "$T/gb" && "$OCIB" bake g --progress=plain >"$T/gb.out" 2>"$T/gb.err") || { cat "$T/gb.err" >&2; fail "bake of a git context"; }
+  oci_extract "$T/g.tar" "$T/l-g"
+  assert_eq "$(layer_file "$T/l-g" -1 version)" "from-git" "/version from the git context"
+else
+  log "git not installed: git contexts not checked"
+fi
+
 # ---- usage errors: exit 2 before any work --------------------------------------------------
 rc=0
 (cd "$ctx" && "$OCIB" bake wev >"$T/e1.out" 2>"$T/e1.err") || rc=$?
