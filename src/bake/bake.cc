@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/spec.h"
 #include "control/inspect.h"
+#include "control/ssh_keys.h"
 #include "exporter/daemon_load.h"
 #include "exporter/exporter.h"
 #include "exporter/timeline.h"
@@ -140,16 +141,8 @@ Result<control::Options> build_options(const Options& opts, const Target& t) {
     if (sec.file.empty() && sec.env.empty()) sec.env = id;
     o.secrets[id] = sec;
   }
-  for (const auto& s : strings(t, "ssh")) {
-    auto eq = s.find('=');
-    std::string id = s.substr(0, eq), path = eq == std::string::npos ? "" : s.substr(eq + 1);
-    if (path.empty()) {
-      const char* sock = std::getenv("SSH_AUTH_SOCK");
-      if (!sock || !*sock) return bad("ssh " + id + ": SSH_AUTH_SOCK is not set (start an agent, or give ID=SOCKET)");
-      path = sock;
-    }
-    o.ssh[id] = path;
-  }
+  for (const auto& s : strings(t, "ssh"))  // default | ID[=SOCKET] | ID=KEY[,KEY], as --ssh
+    if (auto st = control::add_ssh_spec(s, o); !st.ok()) return bad("ssh: " + st.error().message());
   if (auto p = boolean(t, "pull"); p && *p) o.pull = "always";
   if (auto n = boolean(t, "no-cache"); n && *n) o.no_cache = true;
   if (auto n = str(t, "network")) {

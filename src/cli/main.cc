@@ -17,6 +17,7 @@
 #include "base/idmap.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "control/ssh_keys.h"
 #include "cache/cache_io.h"
 #include "exporter/daemon_load.h"
 #include "exporter/exporter.h"
@@ -91,7 +92,7 @@ Options:
       --sbom V             true|false: an SPDX SBOM attestation of the image's packages (dpkg, apk)
       --attest SPEC        type=provenance[,mode=max] | type=sbom
       --load               load the image into the docker daemon (DOCKER_HOST or /var/run/docker.sock), else podman
-      --ssh default|ID[=SOCKET]  an ssh agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)
+      --ssh default|ID[=SOCKET|KEY[,KEY]]  an ssh agent (or key files) for RUN --mount=type=ssh
       --pull[=POLICY]      base images from registries: always | missing | never
                            (default: re-resolve the tag with a HEAD, pull if it moved)
       --insecure-registry HOST[:PORT]
@@ -286,23 +287,7 @@ int cmd_build(const Args& a) {
       o.secrets[id] = sec;
     } else if (take_value(a, i, "--ssh", "", &v)) {
       // buildx: default|ID[=SOCKET|KEY[,KEY]]; without a path the agent at $SSH_AUTH_SOCK.
-      auto eq = v.find('=');
-      std::string id = v.substr(0, eq), path = eq == std::string::npos ? "" : v.substr(eq + 1);
-      if (id.empty()) return fail("--ssh \"" + v + "\": want default or ID[=SOCKET]", 2);
-      if (path.empty()) {
-        const char* sock = std::getenv("SSH_AUTH_SOCK");
-        if (!sock || !*sock) return fail("--ssh " + id + ": SSH_AUTH_SOCK is not set (start an agent, or give ID=SOCKET)", 2);
-        path = sock;
-      }
-      if (path.find(',') != std::string::npos)
-        return fail("--ssh " + v + ": key files are not supported; load the keys into an agent (ssh-add) and give its socket", 2);
-      struct stat sst;
-      if (::stat(path.c_str(), &sst) != 0) return fail("--ssh " + id + ": " + path + ": " + std::strerror(errno), 2);
-      if (!S_ISSOCK(sst.st_mode))
-        return fail("--ssh " + id + ": " + path + " is not an agent socket (key files are not supported; load the key with ssh-add and give the agent's socket)", 2);
-      char* real = ::realpath(path.c_str(), nullptr);
-      o.ssh[id] = real ? real : path;
-      std::free(real);
+      if (auto st = ocib::control::add_ssh_spec(v, o); !st.ok()) return fail(st.error().message(), 2);
     } else if (s == "--pull") {
       o.pull = "always";
     } else if (s.rfind("--pull=", 0) == 0) {

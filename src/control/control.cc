@@ -1,4 +1,5 @@
 #include "control/control.h"
+#include "control/ssh_keys.h"
 
 #include <fcntl.h>
 #include <sys/utsname.h>
@@ -93,6 +94,8 @@ Status Session::open(const Options& common) {
 struct Build::State {
   std::string started;
   std::optional<int64_t> epoch;
+  std::map<std::string, std::string> ssh;  // --ssh, key files' agents included
+  std::vector<KeyAgent> agents;            // alive until the build is done
   std::string context;
   std::string text;   // the Dockerfile
   std::string shown;  // its name in errors
@@ -121,6 +124,14 @@ Result<std::unique_ptr<Build>> Build::read(const Options& opts, Session& session
   State& x = *b->st_;
   x.started = oci::rfc3339(static_cast<int64_t>(::time(nullptr)));
   OCIB_ASSIGN_OR_RETURN(x.epoch, source_date_epoch(opts));
+  // --ssh key files: an agent of the build's own holds them (a key that cannot be loaded is a
+  // usage error, before any work).
+  x.ssh = opts.ssh;
+  for (const auto& [id, keys] : opts.ssh_keys) {
+    OCIB_ASSIGN_OR_RETURN(KeyAgent a, KeyAgent::start(id, keys));
+    x.ssh[id] = a.socket();
+    x.agents.push_back(std::move(a));
+  }
   if (!fs::is_dir(opts.context)) return Error::invalid("build context \"" + opts.context + "\" is not a directory");
   OCIB_ASSIGN_OR_RETURN(x.context, fs::real_path(opts.context));
   const std::string default_name = dockerfile::default_dockerfile(x.context);
@@ -165,7 +176,9 @@ Status Build::plan(int id_base) {
 
   // Context file digests by (path, size, mtime, ctime, inode, mode): a no-op rebuild reads no
   // file contents.
-  auto hashes = copy::HashCache::load(fs::join(st.root(), "ctxhash/" + Sha256::hex(x.context).substr(0, 32) + ".json"));
+  const std::string hash_cache = fs::join(st.root(), "ctxhash/" + Sha256::hex(x.context).substr(0, 32));
+  ::unlink((hash_cache + ".json").c_str());  // the earlier (JSON) format's file
+  auto hashes = copy::HashCache::load(hash_cache + ".v2");
   x.context_filter.hashes = hashes;
   if (auto ignore = x.ignore) {
     x.context_filter.excluded = [ignore](const std::string& rel, bool is_dir) { return ignore->excluded(rel, is_dir); };
@@ -234,7 +247,7 @@ Status Build::make_solvers(std::shared_ptr<dag::JobSlots> slots) {
   so.context_fd = x.ctx.get();
   so.context_filter = x.context_filter;
   so.secrets = opts.secrets;
-  so.ssh = opts.ssh;
+  so.ssh = x.ssh;
   so.no_cache = opts.no_cache;
   so.no_cache_filter = opts.no_cache_filter;
   so.cache_from = opts.cache_from;

@@ -46,6 +46,9 @@ struct Options {
   std::map<std::string, Secret> secrets;
   /// --ssh default|ID[=SOCKET]: ssh id -> agent socket (default: $SSH_AUTH_SOCK).
   std::map<std::string, std::string> ssh;
+  /// --ssh ID=KEY[,KEY...] with private key files: loaded into an agent ocib starts for the
+  /// build (ssh_keys.h), forwarded like `ssh`.
+  std::map<std::string, std::vector<std::string>> ssh_keys;
   /// --pull: "" (default: re-resolve tags of registry bases), always, missing, never.
   std::string pull;
   /// Registries (host[:port]) that may use plain HTTP or unverified TLS.

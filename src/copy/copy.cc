@@ -244,6 +244,11 @@ Status hash_walk(int parent_fd, const std::string& name, const std::string& rel,
   item.bytes = rel;
   item.bytes.push_back('\0');
   item.rel_len = item.bytes.size();
+  if (filter.owners) {
+    // A stage's files keep their owners (and a device its number) when copied.
+    uint64_t who[3] = {st.st_uid, st.st_gid, S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? st.st_rdev : 0};
+    item.bytes.append(reinterpret_cast<const char*>(who), sizeof who);
+  }
   if (S_ISREG(st.st_mode)) {
     item.bytes += fingerprint(st, nullptr, 0);
     item.file = static_cast<int>(files.size());

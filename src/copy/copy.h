@@ -28,6 +28,9 @@ struct SourceFilter {
   /// Bytes of file content read for hashing so far and in all (files the cache knows are
   /// not read). Called from hashing threads; must be thread-safe.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  /// hash_sources also digests owners (and device numbers): for a stage's files, which keep
+  /// their owners when copied (a context's are reset to 0:0).
+  bool owners = false;
   bool skip(const std::string& rel, bool is_dir) const {
     return excluded && rel != "." && excluded(rel, is_dir) && !(is_dir && descend && descend(rel));
   }

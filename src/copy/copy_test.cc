@@ -1,4 +1,5 @@
 #include "copy/copy.h"
+#include "copy/hash_cache.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -79,6 +80,37 @@ TEST_F(CopyTest, HashChangesWithContentOnly) {
   write(ctx_ + "/dir/sub/y", "Y2");
   EXPECT_NE(*hash_sources(fd_, {"dir"}), *h1);
   EXPECT_EQ(hash_sources(fd_, {"nope"}).error().code(), Errc::kNotFound);
+}
+
+TEST_F(CopyTest, HashCacheRoundTripsAndSurvivesDamage) {
+  struct stat a{}, b{};
+  ASSERT_EQ(::stat((ctx_ + "/a.txt").c_str(), &a), 0);
+  ASSERT_EQ(::stat((ctx_ + "/b.txt").c_str(), &b), 0);
+  std::string path = fs::join(tmp_.path(), "hc/cache.v2");
+  auto c = HashCache::load(path);
+  c->put("a.txt", a, "sha256:aaaa");
+  c->put("dir/b \xff name", b, "sha256:bbbb");
+  ASSERT_TRUE(c->save().ok());
+  auto d = HashCache::load(path);
+  EXPECT_EQ(d->get("a.txt", a).value_or(""), "sha256:aaaa");
+  EXPECT_EQ(d->get("dir/b \xff name", b).value_or(""), "sha256:bbbb");
+  EXPECT_FALSE(d->get("a.txt", b).has_value());  // other metadata: not known
+  EXPECT_FALSE(d->get("c.txt", a).has_value());
+  // Entries not looked up are dropped on save.
+  ASSERT_TRUE(d->save().ok());
+  auto e = HashCache::load(path);
+  EXPECT_TRUE(e->get("a.txt", a).has_value());
+  EXPECT_TRUE(e->get("dir/b \xff name", b).has_value());
+  // A truncated or foreign file is an empty (or shorter) cache, never a crash.
+  auto data = fs::read_file(path);
+  ASSERT_TRUE(data.ok());
+  for (size_t n = 0; n < data->size(); ++n) {
+    write(path, data->substr(0, n));
+    auto t = HashCache::load(path);
+    (void)t->get("a.txt", a);
+  }
+  write(path, "{\"version\":1,\"files\":{}}");
+  EXPECT_FALSE(HashCache::load(path)->get("a.txt", a).has_value());
 }
 
 TEST_F(CopyTest, FileToFileAndIntoDir) {

@@ -1,12 +1,12 @@
 #include "copy/hash_cache.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
+#include <cstring>
+#include <string_view>
 
 #include "base/fs.h"
 
 namespace ocib::copy {
-
-using nlohmann::json;
 
 HashCache::Entry HashCache::key_of(const struct stat& st) {
   Entry e;
@@ -18,28 +18,49 @@ HashCache::Entry HashCache::key_of(const struct stat& st) {
   return e;
 }
 
+// The file: a magic line, then one record per file: u32 path length, the path, size, inode,
+// mode, mtime_ns, ctime_ns (8 bytes each, little-endian as written on this machine), u16 digest
+// length and the digest. Read with bounds checks: a damaged cache loses entries, never throws.
+namespace {
+constexpr std::string_view kMagic = "ocib-hash-cache-v2\n";
+
+template <typename T>
+bool take(std::string_view& in, T* out) {
+  if (in.size() < sizeof(T)) return false;
+  std::memcpy(out, in.data(), sizeof(T));
+  in.remove_prefix(sizeof(T));
+  return true;
+}
+template <typename T>
+void put_raw(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+}  // namespace
+
 std::shared_ptr<HashCache> HashCache::load(const std::string& path) {
   auto c = std::make_shared<HashCache>();
   c->path_ = path;
   auto data = fs::read_file(path);
   if (!data.ok()) return c;
-  auto j = json::parse(*data, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("files") || !j["files"].is_object()) return c;
-  for (auto it = j["files"].begin(); it != j["files"].end(); ++it) {
-    const json& v = it.value();
-    // A damaged cache file loses entries; it never throws.
-    if (!v.is_array() || v.size() != 6 || !v[5].is_string()) continue;
-    bool numbers = true;
-    for (size_t i = 0; i < 5; ++i) numbers = numbers && v[i].is_number_integer();
-    if (!numbers) continue;
+  std::string_view in(*data);
+  if (in.substr(0, kMagic.size()) != kMagic) return c;
+  in.remove_prefix(kMagic.size());
+  uint64_t count = 0;
+  if (!take(in, &count)) return c;
+  c->entries_.reserve(static_cast<size_t>(std::min<uint64_t>(count, in.size() / 40)));
+  while (!in.empty()) {
+    uint32_t len = 0;
+    uint16_t dlen = 0;
     Entry e;
-    e.size = v[0].get<uint64_t>();
-    e.ino = v[1].get<uint64_t>();
-    e.mode = v[2].get<uint64_t>();
-    e.mtime_ns = v[3].get<int64_t>();
-    e.ctime_ns = v[4].get<int64_t>();
-    e.digest = v[5].get<std::string>();
-    c->entries_.emplace(it.key(), std::move(e));
+    if (!take(in, &len) || in.size() < len) return c;
+    std::string rel(in.substr(0, len));
+    in.remove_prefix(len);
+    if (!take(in, &e.size) || !take(in, &e.ino) || !take(in, &e.mode) || !take(in, &e.mtime_ns) ||
+        !take(in, &e.ctime_ns) || !take(in, &dlen) || in.size() < dlen)
+      return c;
+    e.digest.assign(in.substr(0, dlen));
+    in.remove_prefix(dlen);
+    c->entries_.emplace(std::move(rel), std::move(e));
   }
   return c;
 }
@@ -78,12 +99,22 @@ Status HashCache::save() {
     }
   }
   if (!dirty_ && !pruned) return {};
-  json files = json::object();
-  for (const auto& [rel, e] : entries_)
-    files[rel] = json::array({e.size, e.ino, e.mode, e.mtime_ns, e.ctime_ns, e.digest});
+  std::string out(kMagic);
+  put_raw<uint64_t>(out, entries_.size());
+  for (const auto& [rel, e] : entries_) {
+    put_raw<uint32_t>(out, static_cast<uint32_t>(rel.size()));
+    out += rel;
+    put_raw(out, e.size);
+    put_raw(out, e.ino);
+    put_raw(out, e.mode);
+    put_raw(out, e.mtime_ns);
+    put_raw(out, e.ctime_ns);
+    put_raw<uint16_t>(out, static_cast<uint16_t>(e.digest.size()));
+    out += e.digest;
+  }
   OCIB_TRY(fs::mkdirs(fs::dirname(path_)));
   dirty_ = false;
-  return fs::write_file_atomic(path_, json({{"version", 1}, {"files", files}}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return fs::write_file_atomic(path_, out);
 }
 
 }  // namespace ocib::copy

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "base/error.h"
 
@@ -36,7 +37,7 @@ class HashCache {
   static Entry key_of(const struct stat& st);
   std::string path_;
   mutable std::mutex mu_;
-  mutable std::map<std::string, Entry> entries_;
+  mutable std::unordered_map<std::string, Entry> entries_;
   bool dirty_ = false;
 };
 

@@ -133,7 +133,9 @@ Status Planner::plan_config(StageState& st, const dockerfile::Stage& stage, size
     s.user = st.config.user;
     json k = {{"v", kKeyVersion}, {"op", "workdir"}, {"parent", s.parent ? s.parent->key : ""},
               {"path", s.workdir}, {"user", s.user}};
-    s.key = Sha256::hex(key_text(k));
+    std::vector<Step::KeyInput> key_inputs;
+    if (s.parent) key_inputs.push_back({"/parent", s.parent, "", false, {}});
+    set_key(s, k, std::move(key_inputs));
     if (s.parent) s.deps.push_back(s.parent);
     Step* p = add_step(std::move(s));
     st.top = p;

@@ -140,6 +140,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     chown_shown = s.chown_spec;
   }
   std::string src_key;
+  bool from_stage = false;  // --from names a stage of this Dockerfile
   if (const auto* f = ins.flag("from")) {
     // As BuildKit: --from is not expanded; a value that would change under expansion is refused.
     auto unexpanded = dockerfile::process_word(f->value, {}, df_->escape);
@@ -173,6 +174,7 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       st.uses.push_back({*from, ins.line});
       OCIB_TRY(plan_stage(*from));
       s.from_top = plan_.stages[*from].top;
+      from_stage = true;
       src_key = "stage:" + (s.from_top ? s.from_top->key : std::string("empty"));
     } else {
       // Not a stage: an image, resolved like a FROM base; its layers are the source view.
@@ -211,7 +213,12 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   if (!excludes.empty()) k["exclude"] = excludes;
   if (s.copy.parents) k["parents"] = true;
   if (link) k["link"] = s.user_from ? s.user_from->key : "";
-  s.key = Sha256::hex(key_text(k));
+  std::vector<Step::KeyInput> key_inputs;
+  if (s.parent) key_inputs.push_back({"/parent", s.parent, "", false, {}});
+  // From a stage: keyed by the files it copies once the stage has run (effective_key).
+  if (from_stage && s.from_top) key_inputs.push_back({"/src", s.from_top, "stage:", true, s.copy.sources});
+  if (link && s.user_from) key_inputs.push_back({"/link", s.user_from, "", false, {}});
+  set_key(s, k, std::move(key_inputs));
   if (s.parent) s.deps.push_back(s.parent);
   if (s.user_from) s.deps.push_back(s.user_from);
   Step* p = add_step(std::move(s));
@@ -223,6 +230,13 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     l.stage = st.display;
     l.parent = st.top;
     l.link_src = p;
+    json lk = {{"v", kKeyVersion}, {"op", "linked"}, {"parent", st.top ? st.top->key : ""}, {"layer", p->key}};
+    std::vector<Step::KeyInput> linked_inputs;
+    if (st.top) linked_inputs.push_back({"/parent", st.top, "", false, {}});
+    linked_inputs.push_back({"/layer", p, "", false, {}});
+    set_key(l, lk, std::move(linked_inputs));
+    // The planned key keeps its earlier spelling (stores stay warm); a run-time key is made
+    // from `lk` (effective_key).
     l.key = Sha256::hex(std::string(kKeyVersion) + " linked " + (st.top ? st.top->key : "") + " " + p->key);
     if (l.parent) l.deps.push_back(l.parent);
     l.deps.push_back(p);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -109,6 +110,25 @@ struct Step {
   // WORKDIR
   std::string workdir;
 
+  /// How `key` was made, so the solver can make it again from what its inputs turned out to
+  /// be (BuildKit's content-based "slow cache"): the key's definition (CBOR), and the places
+  /// in it that hold another step's key. A `content` input is a stage read through COPY
+  /// --from or RUN --mount=type=bind,from=: at run time its place holds the digest of the
+  /// files read (`patterns` in that stage's root) instead of the stage's key, so a stage that
+  /// re-ran but produced the same files keeps everything built from them cached. The other
+  /// places take the input's run-time key. See effective_key().
+  struct KeyInput {
+    std::string pointer;  // JSON pointer into the definition ("/parent", "/mounts/2/from")
+    Step* step = nullptr;
+    std::string prefix;   // put before the value ("stage:")
+    bool content = false;
+    std::vector<std::string> patterns;  // content: paths read, relative to the stage's root
+  };
+  std::string key_def;
+  std::vector<KeyInput> key_inputs;
+  /// The key as planned when the run-time key differs from it ("" = the same).
+  std::string plan_key;
+
   // Written by the solver while it runs the step; read by dependents afterwards.
   dag::VertexId vid = 0;
   LayerResult result;  // kBase: the layer's blob is known at plan time
@@ -173,6 +193,16 @@ struct Plan {
   const Step* top() const { return stages[target].top; }
   Step* top() { return stages[target].top; }
 };
+
+/// The digest of the files matching `patterns` in the root of step `from`'s image (with
+/// owners), as the solver reads it from the store.
+using ContentDigest = std::function<Result<std::string>(const Step& from, const std::vector<std::string>& patterns)>;
+
+/// Makes `s.key` its run-time key once its inputs have run: the definition with each input's
+/// run-time key, and the digest of the files a content input reads (see Step::KeyInput).
+/// Unchanged when no input changed and none is read by content. When the content cannot be
+/// digested (a path that is not there) the planned key stays: the step runs and fails itself.
+Status effective_key(Step& s, const ContentDigest& content);
 
 /// The steps of `plan` as JSON objects (id, name, stage, kind, key, deps, target), appended to
 /// `out`: what --print=plan shows.

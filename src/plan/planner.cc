@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "base/duration.h"
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -76,6 +77,13 @@ std::string key_text(const json& k) {
     std::vector<uint8_t> cbor = json::to_cbor(k);
     return "cbor:" + std::string(cbor.begin(), cbor.end());
   }
+}
+
+void set_key(Step& s, const json& k, std::vector<Step::KeyInput> inputs) {
+  s.key = Sha256::hex(key_text(k));
+  std::vector<uint8_t> cbor = json::to_cbor(k);
+  s.key_def.assign(cbor.begin(), cbor.end());
+  s.key_inputs = std::move(inputs);
 }
 
 std::string shell_join(const std::vector<std::string>& argv) {
@@ -449,6 +457,34 @@ Status Planner::check_flags(const dockerfile::Instruction& ins) const {
 
 
 }  // namespace detail
+
+Status effective_key(Step& s, const ContentDigest& content) {
+  bool changed = false;
+  for (const auto& in : s.key_inputs) changed = changed || in.content || !in.step->plan_key.empty();
+  if (!changed || s.key_def.empty()) return {};
+  json def = json::from_cbor(s.key_def);
+  for (const auto& in : s.key_inputs) {
+    std::string value;
+    if (in.content) {
+      auto d = content(*in.step, in.patterns);
+      // Not digestible (a path that is not there): the planned key stays and the step, run,
+      // reports the problem itself.
+      if (!d.ok()) {
+        log::debug(s.name + ": keyed as planned: " + d.error().str());
+        return {};
+      }
+      value = in.prefix + "content:" + *d;
+    } else {
+      value = in.prefix + in.step->key;
+    }
+    def[json::json_pointer(in.pointer)] = value;
+  }
+  std::string key = Sha256::hex(detail::key_text(def));
+  if (key == s.key) return {};
+  if (s.plan_key.empty()) s.plan_key = s.key;
+  s.key = std::move(key);
+  return {};
+}
 
 Result<Plan> make_plan(const dockerfile::Dockerfile& df, const Request& request, Sources& sources) {
   detail::Planner p(df, request, sources);

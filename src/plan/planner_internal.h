@@ -21,6 +21,9 @@ inline constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin
 
 /// The text a cache key is hashed from (see planner.cc).
 std::string key_text(const json& k);
+/// Sets s.key to the digest of `k` and keeps `k` and the places in it that hold other steps'
+/// keys (Step::KeyInput), for effective_key().
+void set_key(Step& s, const json& k, std::vector<Step::KeyInput> inputs);
 std::string shell_join(const std::vector<std::string>& argv);
 /// BuildKit's isGitURL for ADD sources.
 bool is_git_url(const std::string& s);

@@ -175,6 +175,7 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   std::vector<std::string> shell =
       st.config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st.config.shell;
   json mount_key = json::array();
+  std::vector<Step::KeyInput> key_inputs;
   for (const auto& f : ins.flags) {
     if (f.name != "mount") continue;
     // As BuildKit: from= is not expanded (a '$' anywhere but at its end is refused).
@@ -202,7 +203,12 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
     if (m.type == RunMount::Type::kBind) {
       if (m.from_stage) {
         mk["from"] = m.from_top ? m.from_top->key : "empty";
-        if (m.from_top) s.deps.push_back(m.from_top);
+        if (m.from_top) {
+          s.deps.push_back(m.from_top);
+          // Keyed by the files it mounts once the stage has run (effective_key).
+          key_inputs.push_back({"/mounts/" + std::to_string(mount_key.size()) + "/from", m.from_top, "", true,
+                                {m.source.empty() ? "." : m.source}});
+        }
       } else {
         // Bind mounts of the context: their content is an input of the step.
         auto h = m.context_fd >= 0 ? sources_.hash(m.context_fd, {m.source.empty() ? "." : m.source}, copy::SourceFilter{}, nullptr)
@@ -299,7 +305,8 @@ Status Planner::plan_run(StageState& st, const std::string& label, const dockerf
   if (!mount_key.empty()) k["mounts"] = mount_key;  // secrets by id only, never by value
   for (const auto& m : s.mounts)
     if (m.type == RunMount::Type::kPipe) k["pipe"] = Sha256::hex(m.source);
-  s.key = Sha256::hex(key_text(k));
+  if (s.parent) key_inputs.push_back({"/parent", s.parent, "", false, {}});
+  set_key(s, k, std::move(key_inputs));
   if (s.parent) s.deps.push_back(s.parent);
   Step* p = add_step(std::move(s));
   st.top = p;

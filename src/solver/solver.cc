@@ -256,13 +256,25 @@ Status Solver::execute() {
     if (s.cached || s.vid >= report_.timings.size() || !report_.timings[s.vid].ran) continue;
     const auto& t = report_.timings[s.vid];
     if (report_.failed != s.vid)  // a failed step's time says nothing about its next run
-      durations.record(s.key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
+      durations.record(s.plan_key.empty() ? s.key : s.plan_key, s.name, std::chrono::duration<double>(t.completed - t.started).count());
   }
   durations.save();
   return st;
 }
 
 Status Solver::run_step(plan::Step& s) {
+  // A COPY from a stage digests what it copies while copying, when the digest is not known
+  // yet (the stage ran in this build): one sandbox instead of two.
+  const bool copy_digests = s.kind == plan::Step::Kind::kCopy &&
+                            std::any_of(s.key_inputs.begin(), s.key_inputs.end(), [](const auto& in) { return in.content; });
+  bool deferred = false;
+  OCIB_TRY(plan::effective_key(s, [&](const plan::Step& from, const std::vector<std::string>& patterns) -> Result<std::string> {
+    if (!copy_digests) return stage_digest(from, patterns);
+    if (auto known = known_stage_digest(from, patterns)) return *known;
+    deferred = true;
+    return Error(Errc::kNotFound, "digested while copying");
+  }));
+  if (deferred) return copy_then_key(s);
   if (s.kind == plan::Step::Kind::kLinked) {
     // The --link layer is ready (a dependency); this vertex only stacks it.
     plan::Step* src = s.link_src;
@@ -300,13 +312,11 @@ Status Solver::run_step(plan::Step& s) {
     return {};
   }
   // A step another Solver of this run executed (under the key lock we now hold) is reused
-  // even when the cache is ignored: --no-cache runs it again once, not once per target.
+  // even when the cache is ignored: --no-cache runs it again once, not once per target. Its
+  // result is as fresh as a run here would be (what builds on it is not taken from an older
+  // cache either).
   bool executed_in_run = opts_.executed && opts_.executed->has(s.key);
-  // Its result is as fresh as a run here would be (so what builds on it is not taken from
-  // an older cache either).
-  bool use_cache = executed_in_run ||
-                   (!ignores_cache(s) &&
-                    std::none_of(s.deps.begin(), s.deps.end(), [](const plan::Step* d) { return d->fresh; }));
+  bool use_cache = executed_in_run || may_use_cache(s);
   s.fresh = !use_cache || executed_in_run;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
@@ -351,6 +361,80 @@ Status Solver::run_step(plan::Step& s) {
   return {};
 }
 
+bool Solver::may_use_cache(const plan::Step& s) const {
+  // A dependency that ran without the cache taints what is built on it, unless it is only
+  // read by content (COPY --from, a bind from a stage): then the key holds what it produced.
+  auto by_content_only = [&s](const plan::Step* d) {
+    bool content = false, key = d == s.parent;
+    for (const auto& in : s.key_inputs) (in.content ? content : key) |= in.step == d;
+    return content && !key;
+  };
+  return !ignores_cache(s) && std::none_of(s.deps.begin(), s.deps.end(), [&](const plan::Step* d) {
+           return d->fresh && !by_content_only(d);
+         });
+}
+
+Status Solver::copy_then_key(plan::Step& s) {
+  bool use_cache = may_use_cache(s);
+  auto t0 = std::chrono::steady_clock::now();
+  std::string digest;
+  auto r = execute_step(s, &digest);
+  if (!r.ok()) {
+    Error e = std::move(r).error();
+    reporter_.started(s.display_id, s.name);
+    reporter_.failed(s.display_id, e.message());
+    if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);
+    return e.wrap(s.name);
+  }
+  if (!digest.empty() && s.from_top) {
+    std::string memo = stage_digest_memo(*s.from_top, s.copy.sources);
+    if (fs::mkdirs(fs::dirname(memo), 0755).ok()) (void)fs::write_file_atomic(memo, digest);
+  }
+  // Keyed now (the digest is remembered); without one the planned key stays.
+  OCIB_TRY(plan::effective_key(s, [this](const plan::Step& from, const std::vector<std::string>& patterns) -> Result<std::string> {
+    if (auto known = known_stage_digest(from, patterns)) return *known;
+    return Error(Errc::kNotFound, "not digested");
+  }));
+  OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  // As in run_step: what another Solver of this run made under this key is reused.
+  const bool executed_in_run = opts_.executed && opts_.executed->has(s.key);
+  s.fresh = !use_cache || executed_in_run;
+  use_cache = use_cache || executed_in_run;
+  if (use_cache) {
+    if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
+      // The same files as an earlier build copied: its result stays (and with it its layer
+      // and everything cached on it); this run's copy goes.
+      if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
+        log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
+      s.result = {};
+      s.result.snapshot = hit->snapshot;
+      s.result.created = hit->created;
+      if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) static_cast<oci::LayerBlob&>(s.result) = e->second;
+      s.cached = true;
+      if ((s.result.digest.empty() || !store_.has_blob(s.result.digest)) && exported_.count(&s)) start_pack(s);
+      reporter_.cached(s.display_id, s.name);
+      return {};
+    }
+    if (!imported_cache_.empty()) {
+      OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
+      if (hit) {
+        if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
+          log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
+        reporter_.cached(s.display_id, s.name + " (imported cache)");
+        return {};
+      }
+    }
+  }
+  reporter_.started(s.display_id, s.name);
+  s.result = *r;
+  s.ran = true;
+  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  if (opts_.executed) opts_.executed->add(s.key);
+  if (exported_.count(&s)) start_pack(s);
+  reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return {};
+}
+
 // The recorded blobs of a step differ by compression and by the SOURCE_DATE_EPOCH their file
 // times were clamped to: a clamped build never reuses an unclamped blob, nor the reverse.
 std::string Solver::blob_variant() const {
@@ -365,8 +449,9 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
   entry.snapshot = r.snapshot;
   entry.created = r.created;
   entry.name = s.name;
-  // Keep blobs of other compressions recorded by earlier builds.
-  if (auto old = store_.cache_get(s.key)) entry.blobs = old->blobs;
+  // Keep blobs of other compressions recorded by earlier builds of the same snapshot (a step
+  // that ran again, --no-cache, made a new one: the old blobs hold the old files).
+  if (auto old = store_.cache_get(s.key); old && old->snapshot == r.snapshot) entry.blobs = old->blobs;
   if (!r.digest.empty()) entry.blobs[blob_variant()] = r;
   return entry;
 }
@@ -426,6 +511,49 @@ Status Solver::seed_cache(const std::string& dir, const plan::RunMount& m, const
   });
   if (!done.ok()) return std::move(done).error().wrap("seeding cache mount " + m.target + " from its stage");
   return {};
+}
+
+std::string Solver::stage_digest_memo(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  // Snapshots never change: the digest of the same paths in the same chain is remembered
+  // (prune forgets them all when it removes snapshots).
+  std::string memo_key;
+  for (const plan::Step* p = &from; p; p = p->parent) memo_key += p->result.snapshot + "\n";
+  for (const auto& p : patterns) memo_key += std::string(1, '\0') + p;
+  return fs::join(store_.root(), "contenthash/" + Sha256::hex(memo_key));
+}
+
+std::optional<std::string> Solver::known_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  // Base layers only: the key already is the digest of their content.
+  bool only_base = true;
+  for (const plan::Step* p = &from; p; p = p->parent) only_base = only_base && p->kind == plan::Step::Kind::kBase;
+  if (only_base) return "layers:" + from.key;
+  if (auto known = fs::read_file(stage_digest_memo(from, patterns)); known.ok() && known->size() == 64) return *known;
+  return std::nullopt;
+}
+
+Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
+  if (auto known = known_stage_digest(from, patterns)) return *known;
+  std::string memo = stage_digest_memo(from, patterns);
+  OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
+  Staging upper_guard(upper, ids_);
+  OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
+  Staging scratch_guard(scratch, ids_);
+  sandbox::Spec spec;
+  spec.upperdir = upper;
+  spec.scratch = scratch;
+  spec.etc_files = false;
+  sandbox::ReadOnlyView view;
+  view.layers = lowers_of(store_, &from);
+  spec.views = {view};
+  auto digest = run_function(spec, ids_, reporter_, 0, [patterns](const std::vector<int>& fds) -> Result<std::string> {
+    copy::SourceFilter f;
+    f.owners = true;
+    return copy::hash_sources(fds.at(0), patterns, f);
+  });
+  if (!digest.ok()) return std::move(digest).error();
+  if (Status made = fs::mkdirs(fs::dirname(memo), 0755); made.ok())
+    (void)fs::write_file_atomic(memo, *digest);
+  return *digest;
 }
 
 // Packs a committed snapshot into a layer blob and records it in the cache entry.
@@ -569,7 +697,7 @@ Result<cache::CacheRecords> Solver::cache_records(const std::string& mode) const
   return out;
 }
 
-Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
+Result<plan::LayerResult> Solver::execute_step(plan::Step& s, std::string* digest) {
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
   Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
@@ -638,15 +766,24 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s) {
       view.layers = lowers_of(store_, s.from_top);
       spec.views = {view};
     }
-    fn = [op](const std::vector<int>& fds) -> Result<std::string> {
+    const bool digest_sources = digest && !s.from_context;
+    fn = [op, digest_sources](const std::vector<int>& fds) -> Result<std::string> {
+      std::string d;
+      if (digest_sources) {
+        // What stage_digest would give; a source it cannot digest fails in copy_into's words.
+        copy::SourceFilter f;
+        f.owners = true;
+        if (auto h = copy::hash_sources(fds.at(0), op.sources, f); h.ok()) d = *h;
+      }
       OCIB_TRY(copy::copy_into(fds.at(0), op));
-      return std::string();
+      return d;
     };
   }
 
   auto t_run = std::chrono::steady_clock::now();
   if (fn) {
     auto done = run_function(spec, ids_, reporter_, s.display_id, std::move(fn));
+    if (done.ok() && digest) *digest = *done;
     if (!done.ok()) {
       // The copy's own error, code kept (a changed context is kCorrupt); a Dockerfile-level
       // refusal found only now is a failed step, not a usage error.

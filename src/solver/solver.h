@@ -92,7 +92,14 @@ class Solver {
 
  private:
   Status run_step(plan::Step& s);
-  Result<plan::LayerResult> execute_step(plan::Step& s);
+  /// Runs the step in the sandbox and commits its snapshot. For a COPY from a stage,
+  /// `digest` (if given) receives the digest of the files it copied (stage_digest's), taken in
+  /// the same sandbox; "" when they could not be digested.
+  Result<plan::LayerResult> execute_step(plan::Step& s, std::string* digest = nullptr);
+  /// A COPY from a stage whose files' digest is not known yet: it copies and digests in one
+  /// sandbox, then takes its run-time key and looks it up; a hit keeps the cached result.
+  Status copy_then_key(plan::Step& s);
+  bool may_use_cache(const plan::Step& s) const;
   Result<plan::LayerResult> unpack_base(plan::Step& s);
   Status add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                         std::vector<fs::FileLock>& locks);
@@ -105,6 +112,13 @@ class Solver {
   std::string blob_variant() const;
   Status seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const;
   Result<bool> try_imported_cache(plan::Step& s);
+  /// plan::ContentDigest: the files matching `patterns` in step `from`'s image, digested in a
+  /// sandbox (owners as the image has them); remembered per snapshot chain in the store.
+  Result<std::string> stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const;
+  /// The digest stage_digest would give when it needs no sandbox (base layers only, or
+  /// remembered); and where it is remembered.
+  std::optional<std::string> known_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const;
+  std::string stage_digest_memo(const plan::Step& from, const std::vector<std::string>& patterns) const;
   bool ignores_cache(const plan::Step& s) const;
 
   const Options& opts_;

@@ -222,6 +222,9 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
     ++r.snapshots;
     r.bytes += bytes;
   }
+  // The remembered digests of files in snapshot chains (solver: content-based keys) name
+  // snapshots by id; a removed id may be made again with other files: forget them all.
+  if (r.snapshots > 0) (void)fs::remove_all(fs::join(st.root(), "contenthash"));
   std::string blobs = fs::join(st.root(), "blobs/sha256");
   for (const auto& hex : list(blobs)) {
     if (is_tmp_name(hex)) {

@@ -99,6 +99,43 @@ grep -qE '^#[0-9]+ CACHED' "$T/ncf2.err" || fail "nothing was cached with --no-c
 ocib_ok ncf3 build -t cache:1 --no-cache-filter nosuchstage -o type=oci,dest="$T/ncf3.tar" "$ctx"
 grep -q 'no stage named "nosuchstage"' "$T/ncf3.err" || fail "no warning for an unknown --no-cache-filter stage: $(cat "$T/ncf3.err")"
 
+got=$(ncf ncf4 b2)
+# b2's RUN re-ran and wrote the same /two: what reads b2 by content (final's COPY --from=b2)
+# is keyed by the files it copies (BuildKit's content-based cache), so final stays cached.
+assert_eq "$got" "b1:true b2:false base:true final:true" "stage/cached pairs with --no-cache-filter b2 (same output)"
+
+# A stage that re-runs (its key changed) but produces the same files: what binds or copies
+# them is served from the cache, and so is what is built on that; different files re-run it.
+kctx="$T/kctx"
+make_ctx "$kctx"
+cat >"$kctx/Dockerfile" <<'DF'
+FROM scratch AS base
+COPY busybox /bin/busybox
+FROM base AS gen
+ARG V=1
+ARG OUT=same
+RUN ["/bin/busybox","sh","-c","echo $OUT > /out; echo $V > /other"]
+FROM base AS final
+RUN --mount=type=bind,from=gen,source=/out,target=/m ["/bin/busybox","sh","-c","cat /m > /got; cat /proc/sys/kernel/random/uuid >> /got"]
+COPY --from=gen /out /copied
+RUN ["/bin/busybox","sh","-c","cat /proc/sys/kernel/random/uuid > /after"]
+DF
+ck() { # NAME ARGS...: builds kctx; prints the cached flags of final's steps
+  local name=$1
+  shift
+  ocib_ok "$name" build "$@" -o type=local,dest="$T/$name-fs" --metadata-file "$T/$name.json" --progress=plain "$kctx"
+  jq -r '[.["ocib.vertices"][] | select(.stage == "final") | .cached] | map(tostring) | join(" ")' "$T/$name.json"
+}
+ck k1 >/dev/null
+assert_eq "$(ck k2 --build-arg V=2)" "true true true" "final's steps after gen re-ran with the same /out"
+assert_eq "$(jq -r '[.["ocib.vertices"][] | select(.stage == "gen") | .cached] | map(tostring) | join(" ")' "$T/k2.json")" \
+  "false" "gen's RUN with a new V"
+cmp "$T/k1-fs/got" "$T/k2-fs/got" || fail "the bind-mount RUN re-ran although the mounted file was the same"
+cmp "$T/k1-fs/after" "$T/k2-fs/after" || fail "the step after the COPY --from re-ran although the copied file was the same"
+assert_eq "$(ck k3 --build-arg V=2 --build-arg OUT=other)" "false false false" "final's steps after gen wrote a different /out"
+assert_eq "$(head -n1 "$T/k3-fs/got") $(cat "$T/k3-fs/copied")" "other other" "the re-run steps' view of gen's new /out"
+assert_eq "$(ck k4 --build-arg V=2 --build-arg OUT=other)" "true true true" "a no-op rebuild after the content-keyed steps"
+
 # Cache export/import through a local directory: a fresh store with --cache-from re-executes
 # no step whose result is in the imported cache, and produces the same image.
 ocib_ok exp build -t cache:1 --cache-to type=local,dest="$T/cachedir",mode=max \

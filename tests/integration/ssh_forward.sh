@@ -5,7 +5,8 @@
 # default target /run/buildkit/ssh_agent.0 with SSH_AUTH_SOCK set; --ssh ID=SOCKET at a given
 # target; an optional mount without --ssh is left out, a required one fails naming the id; the
 # mountpoint lands in no layer and the socket path in no cache key (another socket, same key);
-# bad --ssh values exit 2 before any work; the same under the chroot isolation.
+# --ssh ID=KEY,KEY loads key files into an agent ocib starts and stops (a passphrase-protected
+# key is a usage error); bad --ssh values exit 2 before any work; the same under the chroot isolation.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -100,8 +101,24 @@ env -u SSH_AUTH_SOCK "$OCIB" build -f "$ctx/Dockerfile.req" "$ctx" >"$T/req.out"
 [[ $rc -ne 0 ]] || fail "a required ssh mount without --ssh built"
 contains -F 'no SSH key "other" forwarded' "$T/req.err" || fail "the missing required ssh id is not named: $(tail -3 "$T/req.err")"
 
+# Key files (buildx's ID=KEY[,KEY]): ocib loads them into an agent of its own for the build;
+# the step sees one agent holding both keys, and the agent is gone afterwards.
+ssh-keygen -q -t ed25519 -N '' -C ocib-test-2 -f "$T/key2"
+ssh-keygen -q -t ed25519 -N 'secret' -C ocib-test-3 -f "$T/key3"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY agentq /bin/agentq\nRUN --mount=type=ssh,id=k,required ["/bin/busybox", "sh", "-c", "/bin/agentq > /keys.txt"]\n' >"$ctx/Dockerfile.keys"
+env -u SSH_AUTH_SOCK "$OCIB" build --ssh k="$T/key,$T/key2" -f "$ctx/Dockerfile.keys" -o type=local,dest="$T/keys-fs" "$ctx" \
+  >"$T/keys.out" 2>"$T/keys.err" || { tail "$T/keys.err" >&2; fail "--ssh ID=KEY,KEY failed"; }
+assert_eq "$(cut -d' ' -f2 "$T/keys-fs/keys.txt")" 2 "keys in the agent ocib started for --ssh k=KEY,KEY"
+if pgrep -f "ocib-ssh-.*/agent.sock" >/dev/null; then fail "the build's ssh-agent outlived the build"; fi
+rc=0
+env -u SSH_AUTH_SOCK "$OCIB" build --ssh k="$T/key3" -f "$ctx/Dockerfile.keys" "$ctx" >"$T/k3.out" 2>"$T/k3.err" || rc=$?
+assert_eq "$rc" 2 "exit status of --ssh with a passphrase-protected key"
+contains -F 'passphrase' "$T/k3.err" || fail "a passphrase-protected key is not explained: $(cat "$T/k3.err")"
+if contains -F '#1' "$T/k3.err"; then fail "--ssh with an unusable key: work started before the error"; fi
+
 # Bad values: exit 2 before any work.
-for bad in "default" "x=$T/nothere" "x=$T/key" "x=$T/key,$T/key"; do
+mkdir -p "$T/adir"
+for bad in "default" "x=$T/nothere" "x=$T/adir" "x=$T/agent.sock,$T/key" "x=$T/key,"; do
   rc=0
   env -u SSH_AUTH_SOCK "$OCIB" build --ssh "$bad" "$ctx" >"$T/bad.out" 2>"$T/bad.err" || rc=$?
   assert_eq "$rc" 2 "exit status of --ssh $bad"
