@@ -300,7 +300,9 @@ Result<Loaded> load(const Options& opts, const Env& env) {
       }
     }
   }
-  OCIB_ASSIGN_OR_RETURN(std::vector<Config> evaluated, evaluate(docs, env));
+  // buildx's built-in variable: the platform of this machine.
+  OCIB_ASSIGN_OR_RETURN(std::vector<Config> evaluated,
+                        evaluate(docs, env, {{"BAKE_LOCAL_PLATFORM", json(oci::str(oci::host()))}}));
   Loaded l;
   for (size_t i = 0; i < files.size(); ++i)
     merge_config(l.config, composed[i] ? *composed[i] : evaluated[static_cast<size_t>(doc_of[i])]);

@@ -139,6 +139,19 @@ target "app" {
   EXPECT_NE(bad.error().str().find("is not a bool"), std::string::npos);
 }
 
+TEST(BakeHcl, BuiltinVariablesYieldToTheFile) {
+  auto d = parse_hcl("target \"a\" { platforms = [BAKE_LOCAL_PLATFORM] }\n", "f.hcl");
+  ASSERT_TRUE(d.ok());
+  auto cs = evaluate({*d}, env_of({}), {{"BAKE_LOCAL_PLATFORM", "linux/riscv64"}});
+  ASSERT_TRUE(cs.ok()) << cs.error().str();
+  EXPECT_EQ(printed(cs->at(0), {"a"})["target"]["a"]["platforms"], json({"linux/riscv64"}));
+  auto own = parse_hcl("BAKE_LOCAL_PLATFORM = \"mine\"\ntarget \"a\" { tags = [BAKE_LOCAL_PLATFORM] }\n", "f.hcl");
+  ASSERT_TRUE(own.ok());
+  auto cs2 = evaluate({*own}, env_of({}), {{"BAKE_LOCAL_PLATFORM", "linux/riscv64"}});
+  ASSERT_TRUE(cs2.ok());
+  EXPECT_EQ(printed(cs2->at(0), {"a"})["target"]["a"]["tags"], json({"mine"}));
+}
+
 TEST(BakeHcl, InheritsMergeRules) {
   auto c = hcl(R"(
 target "base" {

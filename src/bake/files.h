@@ -14,6 +14,7 @@
 // per combination, and the matrix target's own name becomes a group of them.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,8 +74,10 @@ Result<Document> parse_json(const std::string& text, const std::string& path);
 
 /// Evaluates documents together (a variable of one is seen by all; a later file's variable
 /// default wins; the environment wins over defaults): one Config per document, in order.
-/// `dirs[i]` is document i's directory (targets' relative paths).
-Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const Env& env);
+/// `builtins` are variables every file sees unless it defines one of the same name (buildx's
+/// BAKE_LOCAL_PLATFORM).
+Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const Env& env,
+                                     const std::map<std::string, nlohmann::json>& builtins = {});
 
 /// A compose file's services with a `build` section (string or map: context, dockerfile,
 /// dockerfile_inline, args, labels, tags, target, cache_from, cache_to, platforms, network,

@@ -806,7 +806,8 @@ Result<Document> parse_json(const std::string& text, const std::string& path) {
   return d;
 }
 
-Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const Env& env) {
+Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const Env& env,
+                                     const std::map<std::string, json>& builtins) {
   // Variables: blocks (a later file's wins) and top-level attributes.
   struct VarDef {
     ExprPtr def;
@@ -833,6 +834,8 @@ Result<std::vector<Config>> evaluate(const std::vector<Document>& docs, const En
     }
   }
   std::map<std::string, json> vars;
+  for (const auto& [k, v] : builtins)
+    if (!defs.count(k)) vars[k] = v;
   std::set<std::string> evaluating;
   Scope sc;
   sc.vars = &vars;
