@@ -121,7 +121,8 @@ for t in web api worker; do
 done
 
 # A second bake is fully cached.
-PORT=$HTTP_PORT ocib_ok bake2 bake --progress=plain --allow network.host --metadata-file "$T/meta2.json"
+PORT=$HTTP_PORT ocib_ok bake2 bake --progress=plain --allow network.host --metadata-file "$T/meta2.json" \
+  --timeline "$T/timeline.html"
 assert_eq "$(runs)" 1 "executions of the shared RUN after the second bake"
 assert_eq "$(jq '[.[] | .["ocib.vertices"][] | select(.cached == false)] | length' "$T/meta2.json")" 0 \
   "steps that ran in the second bake"
@@ -129,6 +130,11 @@ for t in web api worker; do
   assert_eq "$(jq -r --arg t "$t" '.[$t]["containerimage.digest"]' "$T/meta2.json")" \
     "$(jq -r --arg t "$t" '.[$t]["containerimage.digest"]' "$T/meta1.json")" "$t's digest on the cached bake"
 done
+
+# The timeline is one chart of every target's steps.
+sed -n 's|.*<script type="application/json" id="ocib-metadata">\(.*\)</script>.*|\1|p' "$T/timeline.html" >"$T/timeline.json"
+assert_eq "$(jq -r '[.["ocib.vertices"][].target] | unique | join(",")' "$T/timeline.json")" "api,web,worker" \
+  "targets on the timeline"
 
 # -j 1 bounds the whole bake: with --no-cache no two steps of any targets overlap.
 PORT=$HTTP_PORT ocib_ok bake3 bake --progress=plain --allow network.host -j 1 --no-cache --metadata-file "$T/meta3.json" backend
