@@ -171,33 +171,16 @@ Result<control::Options> build_options(const Options& opts, const Target& t) {
     return bad("shm-size and ulimits are not supported by ocib bake yet (ocib build --shm-size/--ulimit are)");
   if (auto c = str(t, "call"); c && *c != "build" && *c != "check") return bad("call \"" + *c + "\" (build, check)");
 
-  if (opts.load) {
-    auto out = exporter::parse_output("type=docker");
-    if (!out.ok()) return out.error();
-    o.outputs.push_back(*out);
-  }
   for (const auto& out : o.outputs)
     if (out.type == "docker" && out.get("dest").empty())
       if (auto lt = exporter::load_target(); !lt.ok()) return bad(lt.error().str());
-  // As the build command: --push (and an output type=registry) pushes to the tags.
-  bool pushed = false;
+  // As the build command: an output that pushes (type=registry, type=image,push=true; --push
+  // made them) pushes to the tags unless it names its own.
   for (auto& out : o.outputs)
-    if (out.type == "registry" || out.type == "image") {
-      if (opts.push) out.attrs["push"] = "true";
-      if (out.type == "registry" && !out.attrs.count("name") && !o.tags.empty()) out.attrs["name"] = join(o.tags, ",");
-      if (out.type == "image" && out.get("push") == "true" && !out.attrs.count("name") && !o.tags.empty())
-        out.attrs["name"] = join(o.tags, ",");
-      if (out.get("push") == "true" || out.type == "registry") {
-        if (!out.attrs.count("name")) return bad("output " + out.type + " needs a name to push to: tags, or name=");
-      }
-      pushed = true;
+    if (out.type == "registry" || (out.type == "image" && out.get("push") == "true")) {
+      if (!out.attrs.count("name") && !o.tags.empty()) out.attrs["name"] = join(o.tags, ",");
+      if (!out.attrs.count("name")) return bad("output " + out.type + " needs a name to push to: tags, or name=");
     }
-  if (opts.push && !pushed) {
-    if (o.tags.empty()) return bad("--push needs a name to push to: tags (or an output type=image,name=REF)");
-    auto out = exporter::parse_output("type=image,push=true,\"name=" + join(o.tags, ",") + "\"");
-    if (!out.ok()) return out.error();
-    o.outputs.push_back(*out);
-  }
   if (!provenance_given && !std::getenv("BUILDX_NO_DEFAULT_ATTESTATIONS"))
     for (const auto& out : o.outputs)
       if (out.type == "registry" || (out.type == "image" && out.get("push") == "true")) o.attest.provenance = true;
@@ -311,6 +294,9 @@ Result<Loaded> load(const Options& opts, const Env& env) {
     OCIB_ASSIGN_OR_RETURN(Override o, parse_override(s));
     overrides.push_back(std::move(o));
   }
+  // As buildx: --push and --load are the overrides *.push=true and *.load=true, after --set.
+  if (opts.push) overrides.push_back({"*", "push", "true", false});
+  if (opts.load) overrides.push_back({"*", "load", "true", false});
   if (opts.list_targets) return l;
   OCIB_ASSIGN_OR_RETURN(l.resolved, resolve(l.config, opts.targets, overrides));
   if (opts.print) return l;

@@ -273,9 +273,13 @@ target "b" { tags = ["b:1"] })");
   EXPECT_EQ(j["target"]["a"]["args"]["X"], "1");
   EXPECT_EQ(j["target"]["a"]["tags"], json({"a:2", "a:3"}));
   EXPECT_EQ(j["target"]["b"]["tags"], json({"b:1", "b:2"}));
-  EXPECT_EQ(j["target"]["b"]["output"], json({"type=registry"}));
+  EXPECT_EQ(j["target"]["b"]["output"], json({"type=image,push=true"}));
   EXPECT_EQ(j["target"]["a"]["no-cache"], true);
   EXPECT_EQ(j["target"]["b"]["context"], "sub");
+  // push marks the image outputs there are; load adds type=docker once.
+  auto d = hcl("target \"a\" { output = [\"type=oci,dest=x.tar\", \"type=image,name=r/a\"] }\n");
+  json k = printed(d, {"a"}, {"a.push=true", "a.load=true", "a.load=true"});
+  EXPECT_EQ(k["target"]["a"]["output"], json({"type=oci,dest=x.tar", "type=image,name=r/a,push=true", "type=docker"}));
   ASSERT_TRUE(c.ok());
   auto bad = parse_override("a.tags");
   EXPECT_FALSE(bad.ok());

@@ -171,7 +171,27 @@ Status apply_overrides(Target& t, const std::vector<const Override*>& ovs) {
     }
     if (key == "push" || key == "load") {
       if (o->value != "true" && o->value != "false") return Error::invalid("--set " + spec + ": want true or false");
-      if (o->value == "true") t.attrs["output"].push_back(key == "push" ? "type=registry" : "type=docker");
+      if (o->value != "true") continue;
+      // As buildx's push/load overrides: push=true on the image outputs there are (a
+      // registry output pushes anyway), else a new type=image,push=true; load adds a
+      // type=docker output unless there is one.
+      json& outs = t.attrs["output"];
+      if (!outs.is_array()) outs = json::array();
+      auto type_of = [](const json& e) {
+        auto parsed = e.is_string() ? parse_typed_spec(e.get<std::string>()) : Result<TypedSpec>(Error::invalid(""));
+        return parsed.ok() ? parsed->type : std::string();
+      };
+      bool found = false;
+      for (auto& e : outs) {
+        std::string ty = type_of(e);
+        if (key == "push" && (ty == "image" || ty == "registry")) {
+          found = true;
+          auto parsed = parse_typed_spec(e.get<std::string>());
+          if (ty == "image" && parsed.ok() && parsed->get("push") != "true") e = e.get<std::string>() + ",push=true";
+        }
+        if (key == "load" && ty == "docker") found = true;
+      }
+      if (!found) outs.push_back(key == "push" ? "type=image,push=true" : "type=docker");
       continue;
     }
     const Field* f = find_field(key);
