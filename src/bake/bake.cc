@@ -20,6 +20,7 @@
 #include "exporter/exporter.h"
 #include "exporter/timeline.h"
 #include "oci/platform.h"
+#include "registry/reference.h"
 
 namespace ocib::bake {
 
@@ -103,6 +104,8 @@ Result<control::Options> build_options(const Options& opts, const Target& t) {
     o.build_contexts[k] = dir ? resolve_path(t.dir, v) : v;
   }
   o.tags = strings(t, "tags");
+  for (const auto& tag : o.tags)  // checked now, not when the image is tagged after the build
+    if (auto r = registry::Reference::parse(tag); !r.ok()) return bad("tags: " + r.error().message());
   for (const auto& p : strings(t, "platforms")) {
     auto ps = oci::parse_list(p);
     if (!ps.ok()) return bad("platforms: " + ps.error().str());

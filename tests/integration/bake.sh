@@ -354,6 +354,10 @@ rc=0
 assert_eq "$rc" 2 "exit status of a bad --set key"
 assert_file_contains "$T/e3.err" 'did you mean "platform"' "the bad --set key's error"
 rc=0
+(cd "$ctx" && PORT=$HTTP_PORT "$OCIB" bake --no-cache --set 'api.tags=Not:A:Tag' >"$T/e5.out" 2>"$T/e5.err") || rc=$?
+assert_eq "$rc" 2 "exit status of an invalid tag"
+assert_file_contains "$T/e5.err" 'invalid image reference "Not:A:Tag"' "the invalid tag's error"
+rc=0
 (cd "$T" && "$OCIB" bake >"$T/e4.out" 2>"$T/e4.err") || rc=$?
 assert_eq "$rc" 2 "exit status without a bake file"
 assert_eq "$(runs)" 2 "no RUN happened during the usage errors"
