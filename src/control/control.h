@@ -125,11 +125,11 @@ class Session {
 class Build {
  public:
   ~Build();
-  /// Reads and parses the Dockerfile and .dockerignore (no store access). Errors render the
-  /// Dockerfile line.
+  /// Reads and parses the Dockerfile and .dockerignore and starts the agents of --ssh key
+  /// files (no store access). Errors render the Dockerfile line.
   static Result<std::unique_ptr<Build>> read(const Options& opts, Session& session);
-  /// Plans every platform; display ids start after `id_base`. For plan_only, `plan_json`
-  /// then holds the step graph.
+  /// Plans every platform (on the Session, which must be open); display ids start after
+  /// `id_base`. plan_json() then describes the step graph (--print=plan).
   Status plan(int id_base);
   /// The display ids this build's steps took (the next build's id_base starts after them).
   int steps() const;
