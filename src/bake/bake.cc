@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iostream>
+#include <iterator>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -260,12 +262,21 @@ Result<Loaded> load(const Options& opts, const Env& env) {
   std::vector<Document> docs;
   std::vector<std::optional<Config>> composed(files.size());
   std::vector<int> doc_of(files.size(), -1);
+  bool read_stdin = false;
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string& f = files[i];
-    if (f == "-") return Error::invalid("-f -: reading a bake file from stdin is not supported yet");
-    if (fs::is_dir(f)) return Error::invalid("bake file " + f + " is a directory");
-    auto text = fs::read_file(f);
-    if (!text.ok()) return Error::invalid("cannot read bake file " + f + ": " + text.error().message());
+    Result<std::string> text = std::string();
+    if (f == "-") {
+      // As buildx: standard input holds the definition (its paths relative to the current
+      // directory; the format is told by its contents).
+      if (read_stdin) return Error::invalid("-f - is given twice");
+      read_stdin = true;
+      text = std::string((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    } else {
+      if (fs::is_dir(f)) return Error::invalid("bake file " + f + " is a directory");
+      text = fs::read_file(f);
+      if (!text.ok()) return Error::invalid("cannot read bake file " + f + ": " + text.error().message());
+    }
     switch (format_of(f, *text)) {
       case Format::kCompose: {
         OCIB_ASSIGN_OR_RETURN(Config c, read_compose(*text, f, env));

@@ -14,7 +14,7 @@
 namespace ocib::bake {
 
 struct Options {
-  std::vector<std::string> files;    // -f/--file (repeatable, in order); empty: buildx's default lookup
+  std::vector<std::string> files;    // -f/--file (repeatable, in order; "-": stdin); empty: buildx's default lookup
   std::vector<std::string> targets;  // TARGET|GROUP arguments; empty: "default"
   std::vector<std::string> set;      // --set TARGET.KEY=VALUE (as given; TARGET may be * or a pattern)
   bool print = false;                // --print: the resolved definition as JSON, build nothing

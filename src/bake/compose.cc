@@ -129,7 +129,7 @@ struct Reader {
     t.name = name;
     t.loc = loc_of(path, svc);
     auto slash = path.rfind('/');
-    t.dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    t.dir = slash == std::string::npos || path == "-" ? "." : slash == 0 ? "/" : path.substr(0, slash);
     const YAML::Node b = svc["build"];
     json tags = json::array();
     if (svc["image"]) {

@@ -682,6 +682,7 @@ bool valid_name(const std::string& n) {
 }
 
 std::string dir_of(const std::string& path) {
+  if (path == "-") return ".";  // standard input
   auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";

@@ -227,6 +227,9 @@ assert_eq "$(jq -c '.group' "$T/print-hcl.json")" '{"default":{"targets":["api",
 assert_eq "$(jq -r '.target.web | keys_unsorted | join(",")' "$T/print-hcl.json")" \
   "context,dockerfile,args,tags,target,platforms" "attribute order of web"
 assert_eq "$(jq -r '.target.web.context' "$T/print-hcl.json")" "." "default context"
+# -f - reads the definition from standard input (its format told by its contents).
+(cd "$T/fmt/json" && "$OCIB" bake -f - --print <docker-bake.json >"$T/print-stdin.json")
+cmp "$T/print-hcl.json" "$T/print-stdin.json" || fail "bake -f - prints differently"
 # A variable from the environment.
 assert_eq "$(jq -r '.target.web.tags[0]' "$T/print9-json.json")" "web:9" "TAG from the environment"
 
