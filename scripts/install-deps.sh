@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
   libseccomp-dev libcap-dev libarchive-dev libssl-dev nlohmann-json3-dev libgtest-dev
-  libzstd-dev zlib1g-dev libcurl4-openssl-dev libtoml11-dev libsqlite3-dev
+  libzstd-dev zlib1g-dev libcurl4-openssl-dev libtoml11-dev libsqlite3-dev libyaml-cpp-dev
   # integration tests and the example
   busybox-static uidmap skopeo umoci oci-image-tool runc jq zstd python3
   docker-registry apache2-utils openssl  # registry tests: a real registry on 127.0.0.1

@@ -511,22 +511,14 @@ int cmd_bake(const Parsed& p) {
   b.targets = p.args;
   if (b.load)
     if (auto t = ocib::exporter::load_target(); !t.ok()) return fail(t.error().str());
-#if __has_include("bake/definition.h")
-  // The bake implementation (branch bake): reading and resolving the files is all checking,
-  // so its errors are usage errors, found before any work; then the run.
+  // Reading and resolving the files is all checking, so its errors are usage errors, found
+  // before any work; then the run.
   b.provenance_given = provenance_given;
   auto loaded = ocib::bake::load(b);
   if (!loaded.ok()) return fail(loaded.error().str(), 2);
   if (!b.print && !b.list_targets && !b.check) ocib::cli::install_signal_handlers();
   std::string out;
   auto r = ocib::bake::execute(b, *loaded, &out);
-#else
-  // main's interface stub (bake::run); remove this branch when the implementation lands.
-  (void)provenance_given;
-  if (!b.print && !b.list_targets && !b.check) ocib::cli::install_signal_handlers();
-  std::string out;
-  auto r = ocib::bake::run(b, &out);
-#endif
   std::fputs(out.c_str(), stdout);
   if (!r.ok()) {
     // --check: the warnings are on stdout; their presence is the exit status.

@@ -4,6 +4,7 @@
 // (exporter/). The CLI fills Options from its flags.
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,8 +86,79 @@ struct BuildResult {
   std::string plan;  // plan_only: JSON, one object per step (id, name, stage, kind, key, deps)
 };
 
-/// Runs a whole build. Errors name the Dockerfile line or the failing step.
+/// Runs a whole build. Errors name the Dockerfile line or the failing step. The composition
+/// of the phases below: Session, Build::read, Session::open, Build::plan, Build::make_solvers,
+/// solve, Build::export_images.
 Result<BuildResult> run(const Options& opts);
+
+/// What several builds share when they run in one process (`ocib bake`'s targets): the
+/// reporter, the store (with the gc lock held shared), the id mapping and the registry client.
+/// Steps with the same cache key in two builds run once: each step takes the store's per-key
+/// flock (one open file description per taker, so it excludes within a process too), and the
+/// second finds the first's cache entry.
+class Session {
+ public:
+  /// The reporter only (from `common.progress`); nothing on disk is touched yet.
+  explicit Session(const Options& common);
+  /// Opens the store, holds the gc lock shared, probes the snapshot driver and isolation (not
+  /// for `plan_only`), cleans stale staging, makes the registry client (`common`'s
+  /// registries and mirrors).
+  Status open(const Options& common);
+  progress::Reporter& reporter() { return *reporter_; }
+  store::Store& store() { return *store_; }
+  const IdMapping& ids() const { return ids_; }
+  registry::Client& client() { return *client_; }
+  /// The keys this session's solvers executed: a step they share runs once, --no-cache too.
+  const std::shared_ptr<solver::ExecutedKeys>& executed() const { return executed_; }
+
+ private:
+  std::unique_ptr<progress::Reporter> reporter_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<fs::FileLock> gc_;
+  IdMapping ids_;
+  std::unique_ptr<registry::Client> client_;
+  std::shared_ptr<solver::ExecutedKeys> executed_ = std::make_shared<solver::ExecutedKeys>();
+};
+
+/// One build (one Dockerfile, context and set of platforms) in phases, so that several can
+/// be solved together on one Session.
+class Build {
+ public:
+  ~Build();
+  /// Reads and parses the Dockerfile and .dockerignore and starts the agents of --ssh key
+  /// files (no store access). Errors render the Dockerfile line.
+  static Result<std::unique_ptr<Build>> read(const Options& opts, Session& session);
+  /// Plans every platform (on the Session, which must be open); display ids start after
+  /// `id_base`. plan_json() then describes the step graph (--print=plan).
+  Status plan(int id_base);
+  /// The display ids this build's steps took (the next build's id_base starts after them).
+  int steps() const;
+  std::vector<plan::Plan>& plans() { return plans_; }
+  std::string plan_json() const;
+  /// Checks the cache specs and makes one Solver per platform on `slots` (null: a pool of
+  /// its own when there are several platforms), reading --cache-from.
+  Status make_solvers(std::shared_ptr<dag::JobSlots> slots);
+  std::vector<solver::Solver*> solvers() const;
+  /// A failed step's error with its Dockerfile line shown, as for parse errors.
+  Error located(const Error& e) const;
+  /// Makes the images and writes the outputs, tags, metadata, iidfile; `summary`: print the
+  /// end-of-build summary (bake prints one for all its builds instead).
+  Result<BuildResult> export_images(bool summary = true);
+  const Options& options() const { return opts_; }
+
+ private:
+  Build(const Options& opts, Session& session);
+  struct State;
+  Options opts_;
+  Session& session_;
+  std::unique_ptr<State> st_;
+  std::vector<plan::Plan> plans_;
+};
+
+/// Executes every build's solvers concurrently (they share the JobSlots given to
+/// make_solvers). A failure cancels the rest; the error returned is the first that was not
+/// a cancellation, located in its Dockerfile.
+Status solve(const std::vector<Build*>& builds);
 
 /// `docker build -` / buildx's "-" context: `data` (stdin) is a tar archive, extracted into
 /// `dir` (a new, empty directory) with the archive's names kept beneath it (absolute names,

@@ -304,7 +304,8 @@ Result<ExportResult> Exporter::export_outputs(const std::vector<const solver::So
   if (multi)
     for (const auto& im : images) reporter_.note(oci::str(im.platform) + " image digest " + im.manifest_digest);
   reporter_.note((multi ? "image index digest " : "image digest ") + manifest_digest);
-  for (const solver::Solver* b : builds) print_summary(*b);
+  if (opts_.summary)
+    for (const solver::Solver* b : builds) print_summary(*b);
   ExportResult r;
   r.manifest_digest = manifest_digest;
   r.config_digest = config_digest;
@@ -362,6 +363,44 @@ void Exporter::print_summary(const solver::Solver& solved) {
   sum.critical = times.critical_length;
   for (const plan::Step* s : times.critical) sum.path.push_back({s->name, times.dur[s], s->cached});
   reporter_.summary(sum);
+}
+
+std::optional<RunSummary> summarize(const std::vector<const solver::Solver*>& solved) {
+  using clock = std::chrono::system_clock;
+  std::optional<clock::time_point> first, last;
+  RunSummary out;
+  double busy = 0, longest = -1;
+  // Keys some solver executed: on another solver's path that step waited for it, so it is
+  // shown as run (its time there is the wait), not as a cache hit.
+  std::set<std::string> executed;
+  for (const solver::Solver* b : solved)
+    for (const auto& s : b->plan().steps)
+      if (s.ran && !s.cached) executed.insert(s.key);
+  for (const solver::Solver* b : solved) {
+    StepTimes times = step_times(*b);
+    for (const auto& [s, d] : times.dur) {
+      const auto& t = b->report().timings[s->vid];
+      // A step another solver ran (same key) waited for it and is cached here: its wait is
+      // not work.
+      if (!s->cached) busy += d;
+      (s->cached ? out.summary.cached : out.summary.ran)++;
+      if (!first || t.started < *first) first = t.started;
+      if (!last || t.completed > *last) last = t.completed;
+    }
+    if (!b->plan().top() || times.critical_length <= longest) continue;
+    longest = times.critical_length;
+    out.summary.critical = times.critical_length;
+    out.summary.path.clear();
+    out.critical_ids.clear();
+    for (const plan::Step* s : times.critical) {
+      out.summary.path.push_back({s->name, times.dur[s], s->cached && !executed.count(s->key)});
+      out.critical_ids.push_back(s->display_id);
+    }
+  }
+  if (!first) return std::nullopt;
+  out.summary.wall = std::chrono::duration<double>(*last - *first).count();
+  out.summary.parallelism = out.summary.wall > 0 ? busy / out.summary.wall : 1.0;
+  return out;
 }
 
 // The target's merged filesystem, copied out through a read-only overlay view inside the

@@ -48,7 +48,19 @@ struct Options {
   /// --provenance / --sbom / --attest: attestation manifests in the image index (attest.h).
   AttestOptions attest;
   BuildFacts facts;  // what the provenance records (started, args, base images are added here)
+  /// Print the end-of-build summary (one per platform); `ocib bake` prints one for all its
+  /// targets (summarize) instead.
+  bool summary = true;
 };
+
+/// The summary of solvers that ran together (several targets of a bake): wall time from the
+/// first step's start to the last one's end, steps run and cached over all of them, and the
+/// longest of their critical paths, with its steps' display ids (first first).
+struct RunSummary {
+  progress::BuildSummary summary;
+  std::vector<int> critical_ids;
+};
+std::optional<RunSummary> summarize(const std::vector<const solver::Solver*>& solved);
 
 /// One platform's image, written to the store by make_image.
 struct BuiltImage {

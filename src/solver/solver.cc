@@ -344,8 +344,13 @@ Status Solver::run_step(plan::Step& s) {
     reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return {};
   }
-  bool use_cache = may_use_cache(s);
-  s.fresh = !use_cache;
+  // A step another Solver of this run executed (under the key lock we now hold) is reused
+  // even when the cache is ignored: --no-cache runs it again once, not once per target. Its
+  // result is as fresh as a run here would be (what builds on it is not taken from an older
+  // cache either).
+  bool executed_in_run = opts_.executed && opts_.executed->has(s.key);
+  bool use_cache = executed_in_run || may_use_cache(s);
+  s.fresh = !use_cache || executed_in_run;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key)) {
       plan::LayerResult r;
@@ -383,6 +388,7 @@ Status Solver::run_step(plan::Step& s) {
   s.result = *r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  if (opts_.executed) opts_.executed->add(s.key);
   if (exported_.count(&s)) start_pack(s);
   reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {};
@@ -402,7 +408,7 @@ bool Solver::may_use_cache(const plan::Step& s) const {
 }
 
 Status Solver::copy_then_key(plan::Step& s) {
-  const bool use_cache = may_use_cache(s);
+  bool use_cache = may_use_cache(s);
   auto t0 = std::chrono::steady_clock::now();
   std::string digest;
   auto r = execute_step(s, &digest);
@@ -422,8 +428,11 @@ Status Solver::copy_then_key(plan::Step& s) {
     if (auto known = known_stage_digest(from, patterns)) return *known;
     return Error(Errc::kNotFound, "not digested");
   }));
-  s.fresh = !use_cache;
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(s.key));
+  // As in run_step: what another Solver of this run made under this key is reused.
+  const bool executed_in_run = opts_.executed && opts_.executed->has(s.key);
+  s.fresh = !use_cache || executed_in_run;
+  use_cache = use_cache || executed_in_run;
   if (use_cache) {
     if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
       // The same files as an earlier build copied: its result stays (and with it its layer
@@ -453,6 +462,7 @@ Status Solver::copy_then_key(plan::Step& s) {
   s.result = *r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
+  if (opts_.executed) opts_.executed->add(s.key);
   if (exported_.count(&s)) start_pack(s);
   reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return {};

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -34,6 +35,21 @@ struct Secret {
   std::string env;   // or: from this environment variable
 };
 
+/// The keys the Solvers of one run have executed (shared by them): a step that several
+/// platforms or bake targets share runs once even with --no-cache, the others reuse it.
+struct ExecutedKeys {
+  bool has(const std::string& key) const {
+    std::lock_guard<std::mutex> lk(mu);
+    return keys.count(key) > 0;
+  }
+  void add(const std::string& key) {
+    std::lock_guard<std::mutex> lk(mu);
+    keys.insert(key);
+  }
+  mutable std::mutex mu;
+  std::set<std::string> keys;
+};
+
 struct Options {
   std::string context;  // real path of the build context directory
   int context_fd = -1;
@@ -48,6 +64,7 @@ struct Options {
   layers::Compression compression = layers::Compression::kGzip;
   int compression_level = -1;
   std::optional<int64_t> source_date_epoch;
+  std::shared_ptr<ExecutedKeys> executed;  // may be null
 };
 
 /// "gzip", "zstd", "uncompressed": the name blobs of a compression are recorded under.
