@@ -25,6 +25,7 @@
 #include "layers/unpack.h"
 #include "solver/durations.h"
 #include "solver/emulation.h"
+#include "solver/flatten.h"
 #include "solver/pack_snapshot.h"
 #include "solver/sandboxed.h"
 #include "solver/userdb.h"
@@ -108,7 +109,8 @@ Result<std::optional<std::string>> ignore_mask(int root_fd, const copy::SourceFi
 
 Solver::Solver(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
                plan::Plan& plan, registry::Client& client, std::shared_ptr<dag::JobSlots> slots)
-    : opts_(opts), store_(st), reporter_(reporter), ids_(ids), plan_(plan), client_(client), slots_(std::move(slots)) {}
+    : opts_(opts), store_(st), reporter_(reporter), ids_(ids), plan_(plan), client_(client), slots_(std::move(slots)),
+      flattener_(flatten::attach(st, ids)) {}
 
 // Turns the step's mounts into sandbox mounts. Secrets are read now and stay in memory (a tmpfs
 // of the step's own); env-style secrets reach only the process.
