@@ -380,11 +380,17 @@ Solver::~Solver() {
 }
 
 void Solver::start_pack(plan::Step& s) const {
-  s.packed = std::async(std::launch::async, [this, &s] {
-               // Per thread on Linux; the compression threads it starts inherit it.
-               (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
-               return pack_step(s);
-             }).share();
+  // A detached thread rather than std::async: an async thread stays unjoined (its stack mapped)
+  // until its future is waited for at export, so a build of hundreds of steps kept hundreds of
+  // stacks, and every sandbox fork copied their page tables (per-step cost grew with the step
+  // count: issue 20).
+  auto task = std::make_shared<std::packaged_task<Status()>>([this, &s] {
+    // Per thread on Linux; the compression threads it starts inherit it.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
+    return pack_step(s);
+  });
+  s.packed = task->get_future().share();
+  std::thread([task] { (*task)(); }).detach();
 }
 
 void Solver::mark_exported() {

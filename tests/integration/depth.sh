@@ -4,7 +4,7 @@
 # Every RUN writes, overwrites, deletes, chmods, chowns, links, symlinks, turns files into
 # directories and back, or recreates a directory (an opaque one), so whiteouts and overrides
 # cross the flatten boundaries.
-#  - the image's final filesystem is compared file by file (type, mode, owner, link count,
+#  - the image's final filesystem is compared file by file (type, mode, owner,
 #    symlink target, contents) with the same commands run in a plain directory;
 #  - layers unchanged: the layer digests of the first 200 steps equal those of a build of just
 #    those 200 steps with flattening off (OCIB_FLATTEN=0) on a fresh store;
@@ -62,9 +62,10 @@ expect_tree() {
   (umask 022 && /bin/busybox sh "$T/expect.sh") || fail "the expected tree's commands failed"
 }
 
-# describe DIR: one line per entry (file data compared separately with diff -r).
+# describe DIR: one line per entry (file data compared separately with diff -r; not link counts:
+# a type=tar output holds no hardlinks).
 describe() {
-  (cd "$1" && find . -mindepth 1 -printf '%P %y %m %U:%G %n %l\n' | LC_ALL=C sort)
+  (cd "$1" && find . -mindepth 1 -printf '%P %y %m %U:%G %l\n' | LC_ALL=C sort)
 }
 
 # fs_of ARCHIVE DIR: the image's /w from a type=tar output.
