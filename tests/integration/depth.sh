@@ -17,8 +17,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
 need_root "the flattened tree is compared with one made as root"
+need_cmd umoci
 
 # step_cmd I: the shell command of RUN step I (relative paths: run in /w, or a host directory).
+# (No 2>/dev/null: a rootless RUN cannot open /dev/null for writing here, a separate bug.)
 step_cmd() {
   local i=$1
   case $((i % 10)) in
@@ -27,10 +29,10 @@ step_cmd() {
     2) echo "mkdir -p d$((i % 11))/s && echo $i > d$((i % 11))/s/x$((i % 3))" ;;
     3) echo "rm -rf d$(((i * 3) % 11))" ;;
     4) echo "ln -sf f$((i % 37)) l$((i % 13))" ;;
-    5) echo "chmod 6$((i % 3))$((i % 5)) f$(((i * 5) % 37)) 2>/dev/null || true" ;;
+    5) echo "if [ -e f$(((i * 5) % 37)) ]; then chmod 6$((i % 3))$((i % 5)) f$(((i * 5) % 37)); fi" ;;
     6) echo "rm -rf o && mkdir o && echo $i > o/v$((i % 4))" ;;
     7) echo "mkdir -p h && rm -f h/a && echo $i > h/a && ln -f h/a h/b$((i % 3))" ;;
-    8) echo "chown $((i % 3)):$((i % 2)) f$(((i * 11) % 37)) 2>/dev/null || true" ;;
+    8) echo "if [ -e f$(((i * 11) % 37)) ]; then chown $((i % 3)):$((i % 2)) f$(((i * 11) % 37)); fi" ;;
     9) if ((i % 20 == 9)); then
          echo "echo $i >> log && rm -rf g$((i % 7)) && mkdir g$((i % 7)) && echo $i > g$((i % 7))/in"
        else
@@ -141,14 +143,17 @@ m=100
 make_df "$T/ctx-user" 0 "$m"
 chmod -R a+rX "$T/ctx-user"
 OCIB_AS=(as_user "$IT_USER" env OCIB_FLATTEN_AFTER=10 OCIB_FLATTEN_EVERY=1000 OCIB_FLATTEN_MAX=12 OCIB_DEBUG=1)
-ocib_ok user build --network=none $SDE -o type=oci,dest="$T/u/flat.tar" -o type=tar,dest="$T/u/fs.tar" "$T/ctx-user"
+ocib_ok user build --network=none $SDE -t depth:user -o type=oci,dest="$T/u/flat.tar" "$T/ctx-user"
 contains -F 'flatten: ' "$T/user.err" || fail "the rootless build made no flat"
 uflats=$(find "$OCIB_ROOT/f" -mindepth 1 -maxdepth 1 -type d | wc -l)
 ((uflats > 10)) || fail "only $uflats flats with OCIB_FLATTEN_MAX=12 over $m steps"
 log "rootless: $uflats flattened lowers"
 expect_tree "$T/expect-user" "$m"
-fs_of "$T/u/fs.tar" "$T/got-user"
-same_tree "$T/got-user/w" "$T/expect-user" "the rootless $m-step image's /w"
+# Unpacked from its layers (a rootless type=tar output maps every owner to root, another bug).
+oci_extract "$T/u/flat.tar" "$T/user-layout"
+umoci unpack --image "$T/user-layout:$(oci_ref "$T/user-layout")" "$T/user-bundle" >"$T/umoci.log" 2>&1 ||
+  { cat "$T/umoci.log" >&2; fail "umoci unpack of the rootless image failed"; }
+same_tree "$T/user-bundle/rootfs/w" "$T/expect-user" "the rootless $m-step image's /w"
 OCIB_AS=(as_user "$IT_USER" env OCIB_ROOT="$T/u/store-plain" OCIB_FLATTEN=0)
 ocib_ok user-plain build --network=none $SDE -o type=oci,dest="$T/u/plain.tar" "$T/ctx-user"
 assert_eq "$(layers_of "$T/u/flat.tar")" "$(layers_of "$T/u/plain.tar")" "rootless layer digests, flattened vs not"
