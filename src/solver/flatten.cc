@@ -113,9 +113,18 @@ std::vector<std::string> Flattener::lowers(const std::vector<std::string>& chain
   std::vector<std::string> ids = flat_ids(bottom_up);
   const size_t want = n / policy_.every * policy_.every;
   size_t best = 0;
-  for (size_t b = want; b > 0 && b >= policy_.every; b -= policy_.every)
+  {
+    // Flats this process made or saw at any depth (a synchronous one need not be at a multiple
+    // of `every`), then the store's at those multiples (other processes').
+    std::lock_guard lk(mu_);
+    for (size_t b = n; b > 0 && !best; --b)
+      if (known_.count(ids[b])) best = b;
+  }
+  for (size_t b = want; b > best && b >= policy_.every; b -= policy_.every)
     if (store_.has_flat(ids[b])) {
       best = b;
+      std::lock_guard lk(mu_);
+      known_.insert(ids[b]);
       break;
     }
   if (want > best && !failed(ids[want])) {
@@ -123,8 +132,9 @@ std::vector<std::string> Flattener::lowers(const std::vector<std::string>& chain
     (void)enqueue(std::move(part), ids[want], false);
   }
   if (n - best + (best ? 1 : 0) > policy_.max_lowers) {
-    // This step cannot be mounted with what is ready: flatten now, deep enough.
-    size_t depth = std::max(want, n + 1 - policy_.max_lowers);
+    // This step cannot be mounted with what is ready: flatten now, at the boundary if that is
+    // enough, else the whole chain (so the next steps stack on it too).
+    size_t depth = want > 0 && n - want + 1 <= policy_.max_lowers ? want : n;
     auto made = make(chain, depth);
     if (made.ok()) {
       best = depth;
@@ -227,6 +237,15 @@ void Flattener::worker() {
 }
 
 Status Flattener::build(const std::vector<std::string>& bottom_up, const std::string& id) {
+  Status st = build_flat(bottom_up, id);
+  if (st.ok()) {
+    std::lock_guard lk(mu_);
+    known_.insert(id);
+  }
+  return st;
+}
+
+Status Flattener::build_flat(const std::vector<std::string>& bottom_up, const std::string& id) {
   if (store_.has_flat(id)) return {};
   OCIB_ASSIGN_OR_RETURN(fs::FileLock lock, store_.lock_key(id));  // another process makes it: wait
   if (store_.has_flat(id)) return {};

@@ -69,6 +69,7 @@ class Flattener {
   };
   std::shared_future<Status> enqueue(std::vector<std::string> bottom_up, const std::string& id, bool front);
   Status build(const std::vector<std::string>& bottom_up, const std::string& id);
+  Status build_flat(const std::vector<std::string>& bottom_up, const std::string& id);
   void worker();
   bool failed(const std::string& id);
 
@@ -80,6 +81,7 @@ class Flattener {
   std::deque<Job> queue_;
   std::map<std::string, std::shared_future<Status>> inflight_;
   std::set<std::string> failed_;  // background flattens that failed
+  std::set<std::string> known_;   // flats that exist (made or seen by this process)
   bool stop_ = false;
   std::thread thread_;
 };

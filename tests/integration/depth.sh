@@ -11,8 +11,8 @@
 #  - flats are reused: the same build again with one more step makes no new flat;
 #  - with flattening off, a step past the limit fails with an error that names it and the fix;
 #  - as an unprivileged user with a subordinate id range, a 100-step build whose flats are made
-#    synchronously at odd depths (a small OCIB_FLATTEN_MAX) gives the same layers as the same
-#    build unflattened, and prune collects the flats with their chain.
+#    synchronously (a small OCIB_FLATTEN_MAX) gives the same layers as the same build
+#    unflattened and the expected tree, and prune collects the flats with their chain.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -135,7 +135,8 @@ OCIB_ROOT="$T/store-plain" OCIB_FLATTEN=0 ocib_ok plain build --network=none $SD
 [[ ! -d $T/store-plain/f ]] || [[ -z $(ls -A "$T/store-plain/f") ]] || fail "OCIB_FLATTEN=0 made a flat"
 assert_eq "$(layers_of "$T/plain.tar")" "$(head -n 203 "$T/deep.layers")" "layer digests of 200 steps, unflattened vs flattened"
 
-# Rootless: flats made synchronously (every step past 12 lowers), unprivileged, with files
+# Rootless: flats made synchronously (no background boundary below depth 1000, so a step that
+# would stack more than 12 lowers flattens the whole chain below it), unprivileged, with files
 # owned by subordinate ids; the same layers as without flattening.
 ensure_test_user
 user_area "$IT_USER"
@@ -146,7 +147,7 @@ OCIB_AS=(as_user "$IT_USER" env OCIB_FLATTEN_AFTER=10 OCIB_FLATTEN_EVERY=1000 OC
 ocib_ok user build --network=none $SDE -t depth:user -o type=oci,dest="$T/u/flat.tar" "$T/ctx-user"
 contains -F 'flatten: ' "$T/user.err" || fail "the rootless build made no flat"
 uflats=$(find "$OCIB_ROOT/f" -mindepth 1 -maxdepth 1 -type d | wc -l)
-((uflats > 10)) || fail "only $uflats flats with OCIB_FLATTEN_MAX=12 over $m steps"
+((uflats >= 5)) || fail "only $uflats flats with OCIB_FLATTEN_MAX=12 over $m steps"
 log "rootless: $uflats flattened lowers"
 expect_tree "$T/expect-user" "$m"
 # Unpacked from its layers (a rootless type=tar output maps every owner to root, another bug).
