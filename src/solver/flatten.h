@@ -11,6 +11,7 @@
 // not be mounted otherwise. Layers and digests do not change: a step's layer is still its own
 // upperdir, and the root it runs on shows the same files, owners, modes and times.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -26,6 +27,10 @@
 #include "base/error.h"
 #include "base/idmap.h"
 #include "store/store.h"
+
+namespace ocib::solver {
+class Staging;
+}
 
 namespace ocib::solver::flatten {
 
@@ -70,6 +75,8 @@ class Flattener {
   std::shared_future<Status> enqueue(std::vector<std::string> bottom_up, const std::string& id, bool front);
   Status build(const std::vector<std::string>& bottom_up, const std::string& id);
   Status build_flat(const std::vector<std::string>& bottom_up, const std::string& id);
+  Status commit(Staging& guard, const std::string& dest, const std::vector<std::string>& bottom_up,
+                const std::string& id, size_t merged, std::chrono::steady_clock::time_point t0);
   void worker();
   bool failed(const std::string& id);
 
