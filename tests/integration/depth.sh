@@ -20,7 +20,8 @@ need_root "the flattened tree is compared with one made as root"
 need_cmd umoci
 
 # step_cmd I: the shell command of RUN step I (relative paths: run in /w, or a host directory).
-# (No 2>/dev/null: a rootless RUN cannot open /dev/null for writing here, a separate bug.)
+# (No 2>/dev/null: a rootless RUN failed to open it once while something on the shared test
+# machine replaced the host's /dev/null; the steps test their operands instead.)
 step_cmd() {
   local i=$1
   case $((i % 10)) in
@@ -150,7 +151,7 @@ uflats=$(find "$OCIB_ROOT/f" -mindepth 1 -maxdepth 1 -type d | wc -l)
 ((uflats >= 5)) || fail "only $uflats flats with OCIB_FLATTEN_MAX=12 over $m steps"
 log "rootless: $uflats flattened lowers"
 expect_tree "$T/expect-user" "$m"
-# Unpacked from its layers (a rootless type=tar output maps every owner to root, another bug).
+# Unpacked from its layers: a rootless type=tar output maps every owner to root (so on main too).
 oci_extract "$T/u/flat.tar" "$T/user-layout"
 umoci unpack --image "$T/user-layout:$(oci_ref "$T/user-layout")" "$T/user-bundle" >"$T/umoci.log" 2>&1 ||
   { cat "$T/umoci.log" >&2; fail "umoci unpack of the rootless image failed"; }
