@@ -1847,12 +1847,19 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     if (e.index >= 0 && static_cast<size_t>(e.index) < p.mounts.size())
       step += " " + p.mounts[static_cast<size_t>(e.index)].display;
     if (e.step == kStepMountOverlay || e.step == kStepBindRoot) step += " on " + p.root.target;
-    // overlayfs stacks at most 500 lower layers (FILESYSTEM_MAX_STACK_DEPTH and the lowerdir
-    // limit): name it rather than a bare EINVAL.
+    // overlayfs stacks at most 500 lower layers (OVL_MAX_STACK), and before Linux 6.8 takes
+    // them in one page of mount options: name the limit and the fix rather than a bare EINVAL.
     if (e.step == kStepMountOverlay && e.err == EINVAL && p.spec->lowerdirs.size() >= 128)
       step += " (" + std::to_string(p.spec->lowerdirs.size()) +
-              " snapshot layers: overlayfs stacks at most 500; join RUN steps with && or build from an image "
-              "of the earlier stages so the chain is shorter)";
+              " snapshot layers: overlayfs stacks at most 500 lower layers; ocib flattens the bottom of a "
+              "deeper chain into one merged lower unless OCIB_FLATTEN=0 or OCIB_FLATTEN_MAX is set above "
+              "the limit, so unset those; else join RUN steps with &&)";
+    else if (e.step == kStepMountOverlay && e.err == EINVAL && p.root.legacy_data.size() >= 4096)
+      step += " (" + std::to_string(p.spec->lowerdirs.size()) + " snapshot layers make " +
+              std::to_string(p.root.legacy_data.size()) +
+              " bytes of overlay mount options, and before Linux 6.8 they must fit in a page (4096 "
+              "bytes): use a shorter store path (OCIB_ROOT), or leave flattening on (OCIB_FLATTEN, "
+              "OCIB_FLATTEN_MAX) so the chain stays short)";
     if (e.step == kStepMountProc && !p.outer_proc)
       step += " (a fresh /proc is refused here, as inside a container with masked /proc paths; "
               "OCIB_ISOLATION=auto or procfs-less binds the outer /proc instead)";

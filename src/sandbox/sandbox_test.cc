@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "sandbox/snapshotter.h"
 
 namespace ocib::sandbox {
 namespace {
@@ -844,6 +845,165 @@ std::string describe_upper(const std::string& root) {
   };
   walk("");
   return out.str();
+}
+
+// A tree as a step sees it, from inside the sandbox (container ids): type, mode, owner, times,
+// xattrs other than overlay's, contents, link targets, device numbers, and which names share an
+// inode.
+std::string describe_tree(const std::string& root) {
+  std::ostringstream out;
+  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
+  std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+    std::string abs = rel.empty() ? root + "/." : root + "/" + rel;  // root may be a /proc/self/fd link
+    struct stat st;
+    if (lstat(abs.c_str(), &st) != 0) {
+      out << rel << " missing\n";
+      return;
+    }
+    out << (rel.empty() ? "." : rel) << " " << std::oct << st.st_mode << std::dec << " " << st.st_uid << ":"
+        << st.st_gid;
+    if (!S_ISLNK(st.st_mode)) out << " t=" << st.st_mtim.tv_sec;
+    char names_buf[1024];
+    ssize_t len = llistxattr(abs.c_str(), names_buf, sizeof names_buf);
+    std::vector<std::string> xs;
+    for (ssize_t i = 0; i < len; i += static_cast<ssize_t>(strlen(names_buf + i)) + 1) xs.push_back(names_buf + i);
+    std::sort(xs.begin(), xs.end());
+    for (const auto& x : xs) {
+      if (x.rfind("user.overlay.", 0) == 0 || x.rfind("trusted.overlay.", 0) == 0) continue;
+      char v[256];
+      ssize_t vl = lgetxattr(abs.c_str(), x.c_str(), v, sizeof v);
+      out << " " << x << "=" << std::string(v, vl > 0 ? static_cast<size_t>(vl) : 0);
+    }
+    if (S_ISREG(st.st_mode)) {
+      auto [it, fresh] = inodes.try_emplace({st.st_dev, st.st_ino}, rel);
+      if (!fresh) out << " link to " << it->second;
+      else {
+        auto data = fs::read_file(abs);
+        out << " \"" << (data.ok() ? *data : std::string("?")) << "\"";
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      char t[256];
+      ssize_t tl = readlink(abs.c_str(), t, sizeof t);
+      out << " -> " << std::string(t, tl > 0 ? static_cast<size_t>(tl) : 0);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      out << " dev " << major(st.st_rdev) << "," << minor(st.st_rdev);
+    }
+    out << "\n";
+    if (!S_ISDIR(st.st_mode)) return;
+    DIR* d = opendir(abs.c_str());
+    std::vector<std::string> names;
+    while (dirent* de = d ? readdir(d) : nullptr)
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) names.push_back(de->d_name);
+    if (d) closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) walk(rel.empty() ? n : rel + "/" + n);
+  };
+  walk("");
+  return out.str();
+}
+
+void set_mtime(const std::string& path, time_t t) {
+  timespec ts[2] = {{t, 0}, {t, 0}};
+  utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+}
+
+// snapshot::flatten makes the one directory an overlay of the layers shows (what a deep chain's
+// bottom is replaced by): whiteouts of files and directories, an opaque directory, a directory
+// replacing a file and the reverse, overwritten and untouched hardlinks, symlinks, a device node,
+// a fifo, modes, owners, xattrs and times; and flattening onto an earlier flat gives the same.
+TEST_F(SandboxTest, FlattenIsTheOverlayView) {
+  std::string l1 = layer("l1"), l2 = layer("l2"), l3 = layer("l3");
+  for (const char* dir : {"/d/sub", "/e", "/o/keep", "/repdir"}) ASSERT_TRUE(fs::mkdirs(l1 + dir).ok());
+  for (const char* f : {"/d/sub/s", "/d/f", "/e/y", "/gone", "/o/old", "/o/keep/k", "/hl1", "/hl3", "/rep",
+                        "/repdir/child", "/m"})
+    write_text(l1 + f, f);
+  ASSERT_EQ(link((l1 + "/hl1").c_str(), (l1 + "/hl2").c_str()), 0);
+  ASSERT_EQ(link((l1 + "/hl3").c_str(), (l1 + "/hl4").c_str()), 0);
+  ASSERT_EQ(symlink("d/f", (l1 + "/sym").c_str()), 0);
+  // A device node needs CAP_MKNOD on the host (an unprivileged run goes without one).
+  const bool dev = mknod((l1 + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0;
+  if (dev) chmod((l1 + "/null").c_str(), 0666);
+  ASSERT_EQ(mkfifo((l1 + "/fifo").c_str(), 0600), 0);
+  chmod((l1 + "/e").c_str(), 0750);
+  if (setxattr((l1 + "/e").c_str(), "user.e", "1", 1, 0) != 0 || setxattr((l1 + "/m").c_str(), "user.m", "2", 1, 0) != 0)
+    GTEST_SKIP() << "no user xattrs in " << l1 << ": " << strerror(errno);
+  uint32_t ids = 0;
+  for (const auto& r : g_ids.uids) ids += r.count;
+  if (ids > 1 && geteuid() == 0) {
+    // Owned by container uid/gid 1 (a subordinate id when the sandbox maps a range).
+    auto h = g_ids.container_to_host_uid(1), g = g_ids.container_to_host_gid(1);
+    ASSERT_TRUE(h && g);
+    ASSERT_EQ(lchown((l1 + "/m").c_str(), *h, *g), 0);
+    ASSERT_EQ(lchown((l1 + "/e").c_str(), *h, *g), 0);
+  }
+  chmod((l1 + "/m").c_str(), 04750);  // after chown, which clears set-user-ID
+  // l2: a whiteout, an opaque directory, a file become a directory and the reverse, a changed
+  // directory mode, an overwrite, a new file in a merged directory.
+  ASSERT_EQ(mknod((l2 + "/gone").c_str(), S_IFCHR, makedev(0, 0)), 0) << strerror(errno);
+  for (const char* dir : {"/o", "/rep", "/d", "/e"}) ASSERT_TRUE(fs::mkdirs(l2 + dir).ok());
+  ASSERT_EQ(setxattr((l2 + "/o").c_str(), "user.overlay.opaque", "y", 1, 0), 0);
+  for (const char* f : {"/o/new", "/rep/x", "/repdir", "/d/f", "/e/newfile"}) write_text(l2 + f, std::string("2") + f);
+  chmod((l2 + "/d").c_str(), 0711);
+  // l3: a directory whited out, a directory where a whiteout was, an overwritten hardlink.
+  ASSERT_TRUE(fs::mkdirs(l3 + "/d").ok());
+  ASSERT_TRUE(fs::mkdirs(l3 + "/gone").ok());
+  ASSERT_TRUE(fs::mkdirs(l3 + "/o").ok());
+  ASSERT_EQ(mknod((l3 + "/d/sub").c_str(), S_IFCHR, makedev(0, 0)), 0);
+  for (const char* f : {"/gone/z", "/hl1", "/o/new2"}) write_text(l3 + f, std::string("3") + f);
+  chmod((l2 + "/d").c_str(), 0711);
+  chmod((l3 + "/d").c_str(), 0711);
+  set_mtime(l1 + "/e", 1200000000);
+  set_mtime(l1 + "/m", 1300000000);
+  set_mtime(l2 + "/d", 1000000000);
+  set_mtime(l3 + "/d", 1000000001);
+  set_mtime(l3, 1100000000);
+  for (const char* f : {"/flat", "/flat12", "/flat3", "/out"}) ASSERT_TRUE(fs::mkdirs(step_ + f).ok());
+
+  spec_.views = {ReadOnlyView{{l3, l2, l1}}};
+  spec_.host_dirs = {step_};
+  spec_.in_sandbox = [](const std::vector<int>& fds) {
+    const std::string view = "/proc/self/fd/" + std::to_string(fds.at(0));
+    const std::string dir = "/proc/self/fd/" + std::to_string(fds.at(1));
+    if (!snapshot::flatten({dir + "/l3", dir + "/l2", dir + "/l1"}, dir + "/flat").ok()) return 1;
+    if (!snapshot::flatten({dir + "/l2", dir + "/l1"}, dir + "/flat12").ok()) return 2;
+    if (!snapshot::flatten({dir + "/l3", dir + "/flat12"}, dir + "/flat3").ok()) return 3;
+    if (!fs::write_file_atomic(dir + "/out/view", describe_tree(view)).ok()) return 4;
+    if (!fs::write_file_atomic(dir + "/out/flat", describe_tree(dir + "/flat")).ok()) return 5;
+    if (!fs::write_file_atomic(dir + "/out/flat3", describe_tree(dir + "/flat3")).ok()) return 6;
+    return 0;
+  };
+  auto r = go();
+  ASSERT_EQ(r.outcome.exit_code, 0) << r.output;
+  const std::string view = *fs::read_file(step_ + "/out/view");
+  EXPECT_EQ(*fs::read_file(step_ + "/out/flat"), view);
+  EXPECT_EQ(*fs::read_file(step_ + "/out/flat3"), view);
+  // What the overlay shows, spelled out for the parts that matter most.
+  if (dev) {
+    EXPECT_NE(view.find("\nnull 20666 0:0 t="), std::string::npos) << view;
+  }
+  for (const char* want : {"\nd 40711 ", "\nd/f 100644 0:0 t=", "\ngone/z ", "\nhl2 100644 0:0 t=",
+                           "\nhl4 100644 0:0 t=", "\no/new2 ", "\nrepdir 100644 ",
+                           "\nrep/x ", "\nsym 120777 0:0 -> d/f\n", " user.m=2 \"/m\"\n", "\nfifo 10600 "})
+    EXPECT_NE(view.find(want), std::string::npos) << want << " not in\n" << view;
+  for (const char* gone : {"\nd/sub", "\no/old", "\no/keep", "\nrepdir/child"})
+    EXPECT_EQ(view.find(gone), std::string::npos) << gone << "\n" << view;
+  EXPECT_NE(view.find("\ne/y "), std::string::npos) << view;
+  EXPECT_NE(view.find("\ne/newfile "), std::string::npos) << view;
+  EXPECT_NE(view.find(" link to hl3\n"), std::string::npos) << view;
+  EXPECT_NE(view.find(". 40755 0:0 t=1100000000"), std::string::npos) << view;
+  EXPECT_NE(view.find("\nd 40711 0:0 t=1000000001"), std::string::npos) << view;
+  EXPECT_NE(view.find("\ne 40755 0:0 t="), std::string::npos) << view;  // l2's version, not l1's
+  EXPECT_NE(view.find(" 104750 " + std::string(ids > 1 && geteuid() == 0 ? "1:1" : "0:0") + " t=1300000000 user.m=2"),
+            std::string::npos)
+      << view;
+  // Non-directories are the snapshots' own inodes; no overlay marker is left.
+  struct stat a, b;
+  ASSERT_EQ(lstat((l1 + "/hl3").c_str(), &a), 0);
+  ASSERT_EQ(lstat((step_ + "/flat/hl4").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  char v[8];
+  EXPECT_LT(lgetxattr((step_ + "/flat/o").c_str(), "user.overlay.opaque", v, sizeof v), 0);
+  EXPECT_FALSE(fs::exists(step_ + "/flat/gone/.wh..wh..opq"));
 }
 
 // The same step under every driver leaves the same upperdir (so the same layer): deletions,

@@ -448,6 +448,82 @@ Status normalize_dir(const std::vector<std::string>& dirs, const std::string& up
   return {};
 }
 
+
+// ---- flatten ----------------------------------------------------------------------------------
+
+class Flattener {
+ public:
+  explicit Flattener(std::string dest) : dest_(std::move(dest)) {}
+
+  Status layer(const std::string& root) {
+    dirs_[""] = root;  // the topmost layer's root is the merged root
+    return walk(root, dest_, "");
+  }
+
+  // Directory metadata last, children before parents (a descendant sorts after its ancestor),
+  // as adding entries changed the times.
+  Status finish() {
+    for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+      struct stat st;
+      if (::lstat(it->second.c_str(), &st) != 0) return Error::from_errno("lstat " + it->second, errno);
+      OCIB_ASSIGN_OR_RETURN(XattrList xs, read_xattrs(it->second));
+      OCIB_TRY(apply_meta(it->first.empty() ? dest_ : fs::join(dest_, it->first), st, xs));
+    }
+    return {};
+  }
+
+ private:
+  Status walk(const std::string& src, const std::string& dst, const std::string& rel) {
+    OCIB_ASSIGN_OR_RETURN(std::vector<std::string> names, list_dir(src));
+    for (const auto& name : names) {
+      const std::string s = fs::join(src, name), d = fs::join(dst, name);
+      const std::string r = rel.empty() ? name : rel + "/" + name;
+      struct stat st;
+      if (::lstat(s.c_str(), &st) != 0) return Error::from_errno("lstat " + s, errno);
+      if (is_whiteout(s, st)) {
+        OCIB_TRY(remove(d, r));
+        continue;
+      }
+      struct stat have;
+      const bool exists = ::lstat(d.c_str(), &have) == 0;
+      if (!exists && errno != ENOENT) return Error::from_errno("lstat " + d, errno);
+      if (S_ISDIR(st.st_mode)) {
+        // A directory merges with one below unless it is opaque; anything else it replaces.
+        if (!exists || !S_ISDIR(have.st_mode) || is_opaque(s)) {
+          if (exists) OCIB_TRY(remove(d, r));
+          if (::mkdir(d.c_str(), 0700) != 0) return Error::from_errno("mkdir " + d, errno);
+        }
+        dirs_[r] = s;
+        OCIB_TRY(walk(s, d, r));
+        continue;
+      }
+      if (exists) OCIB_TRY(remove(d, r));
+      if (::link(s.c_str(), d.c_str()) == 0) continue;
+      if (errno != EMLINK && errno != EXDEV && errno != EPERM) return Error::from_errno("link " + s + " to " + d, errno);
+      OCIB_TRY(copy_nondir(s, d));  // EPERM: protected_hardlinks outside a user namespace
+    }
+    return {};
+  }
+
+  // Removes what a whiteout or a replacing entry hides (nothing there is fine).
+  Status remove(const std::string& d, const std::string& r) {
+    struct stat st;
+    if (::lstat(d.c_str(), &st) != 0) return errno == ENOENT ? Status{} : Error::from_errno("lstat " + d, errno);
+    if (!S_ISDIR(st.st_mode)) {
+      if (::unlink(d.c_str()) != 0) return Error::from_errno("unlink " + d, errno);
+      return {};
+    }
+    OCIB_TRY(fs::remove_all(d));
+    dirs_.erase(r);
+    const std::string prefix = r + "/";
+    for (auto it = dirs_.lower_bound(prefix); it != dirs_.end() && it->first.starts_with(prefix);) it = dirs_.erase(it);
+    return {};
+  }
+
+  std::string dest_;
+  std::map<std::string, std::string> dirs_;  // merged directory (relative) -> its topmost version
+};
+
 }  // namespace
 
 Result<CopyState> copy_merged(const std::vector<std::string>& lowers, const std::string& dest,
@@ -464,6 +540,12 @@ Status diff_to_upper(const std::vector<std::string>& lowers, const std::string& 
   UpperDir top{nullptr, upper, true};
   Differ d(state);
   return d.dir(lowers, root, top, "");
+}
+
+Status flatten(const std::vector<std::string>& lowers, const std::string& dest) {
+  Flattener f(dest);
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) OCIB_TRY(f.layer(*it));
+  return f.finish();
 }
 
 Status normalize_fuse_upper(const std::vector<std::string>& lowers, const std::string& upper) {

@@ -45,4 +45,14 @@ Status diff_to_upper(const std::vector<std::string>& lowers, const std::string& 
 /// and user.fuseoverlayfs.* xattrs removed. Directory times are kept.
 Status normalize_fuse_upper(const std::vector<std::string>& lowers, const std::string& upper);
 
+/// Merges `lowers` (overlay snapshots, topmost first; the bottom one may itself be a merge) into
+/// `dest`, an existing empty directory on the same filesystem, as the one directory an overlay
+/// of them shows: whiteouts applied, opaque directories hiding what is below, no overlay marker
+/// left, so it can stand for the whole stack as its bottom lower. Non-directories are hardlinked
+/// from the snapshots (the same inodes: owners, modes, times, xattrs, file capabilities, device
+/// nodes and hardlinks between names are kept; copied only past the filesystem's link limit);
+/// directories are created with the topmost version's owner, mode, xattrs and times. Layers are
+/// applied bottom first, so the work is the size of the layers, not names times depth.
+Status flatten(const std::vector<std::string>& lowers, const std::string& dest);
+
 }  // namespace ocib::sandbox::snapshot

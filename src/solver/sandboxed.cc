@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "solver/flatten.h"
 
 namespace ocib::solver {
 
@@ -145,9 +146,9 @@ Result<std::string> run_function(sandbox::Spec& spec, const IdMapping& ids, prog
 }
 
 std::vector<std::string> lowers_of(const store::Store& st, const plan::Step* s) {
-  std::vector<std::string> out;
-  for (; s; s = s->parent) out.push_back(st.snapshot_path(s->result.snapshot));
-  return out;
+  std::vector<std::string> chain;
+  for (; s; s = s->parent) chain.push_back(s->result.snapshot);
+  return flatten::lowers(st, chain);  // a deep chain's bottom as one flattened lower
 }
 
 }  // namespace ocib::solver

@@ -57,7 +57,9 @@ Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, progr
 Result<std::string> run_function(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id,
                                  SandboxFunction fn);
 
-/// The snapshot directories of `s` and the steps below it, topmost first (overlay lowerdirs).
+/// The snapshot directories of `s` and the steps below it, topmost first (overlay lowerdirs); for
+/// a deep chain, the bottom of it as a flattened lower (solver/flatten.h) when a Solver is
+/// attached to the store.
 std::vector<std::string> lowers_of(const store::Store& st, const plan::Step* s);
 
 }  // namespace ocib::solver

@@ -25,6 +25,7 @@
 #include "layers/unpack.h"
 #include "solver/durations.h"
 #include "solver/emulation.h"
+#include "solver/flatten.h"
 #include "solver/pack_snapshot.h"
 #include "solver/sandboxed.h"
 #include "solver/userdb.h"
@@ -108,7 +109,8 @@ Result<std::optional<std::string>> ignore_mask(int root_fd, const copy::SourceFi
 
 Solver::Solver(const Options& opts, store::Store& st, progress::Reporter& reporter, const IdMapping& ids,
                plan::Plan& plan, registry::Client& client, std::shared_ptr<dag::JobSlots> slots)
-    : opts_(opts), store_(st), reporter_(reporter), ids_(ids), plan_(plan), client_(client), slots_(std::move(slots)) {}
+    : opts_(opts), store_(st), reporter_(reporter), ids_(ids), plan_(plan), client_(client), slots_(std::move(slots)),
+      flattener_(flatten::attach(st, ids)) {}
 
 // Turns the step's mounts into sandbox mounts. Secrets are read now and stay in memory (a tmpfs
 // of the step's own); env-style secrets reach only the process.
@@ -503,11 +505,17 @@ Solver::~Solver() {
 }
 
 void Solver::start_pack(plan::Step& s) const {
-  s.packed = std::async(std::launch::async, [this, &s] {
-               // Per thread on Linux; the compression threads it starts inherit it.
-               (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
-               return pack_step(s);
-             }).share();
+  // A detached thread rather than std::async: an async thread stays unjoined (its stack mapped)
+  // until its future is waited for at export, so a build of hundreds of steps kept hundreds of
+  // stacks, and every sandbox fork copied their page tables (per-step cost grew with the step
+  // count: issue 20).
+  auto task = std::make_shared<std::packaged_task<Status()>>([this, &s] {
+    // Per thread on Linux; the compression threads it starts inherit it.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
+    return pack_step(s);
+  });
+  s.packed = task->get_future().share();
+  std::thread([task] { (*task)(); }).detach();
 }
 
 void Solver::mark_exported() {

@@ -29,6 +29,10 @@
 
 namespace ocib::solver {
 
+namespace flatten {
+class Flattener;
+}
+
 /// --secret id=ID,src=FILE | id=ID,env=VAR: where a secret's value comes from.
 struct Secret {
   std::string file;  // read at use time
@@ -137,6 +141,7 @@ class Solver {
   std::set<const plan::Step*> exported_;  // the target's chain: packed as soon as committed
   dag::Graph graph_;
   dag::Report report_;
+  std::shared_ptr<flatten::Flattener> flattener_;  // deep chains (flatten.h); lowers_of() uses it
 };
 
 }  // namespace ocib::solver

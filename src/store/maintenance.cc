@@ -222,6 +222,38 @@ Result<PruneReport> prune(Store& st, const PruneOptions& opts,
     ++r.snapshots;
     r.bytes += bytes;
   }
+  // A flattened lower goes with its chain: kept while every snapshot it merges is kept. Its
+  // files are hardlinks of the snapshots' (only its directories take space of their own).
+  std::string flats = fs::join(st.root(), "f");
+  const std::vector<std::string> flat_names = list(flats);
+  const std::set<std::string> present(flat_names.begin(), flat_names.end());
+  for (const auto& name : flat_names) {
+    if (is_tmp_name(name)) {
+      (void)remove_abandoned_tmp(flats, name, now_s);
+      continue;
+    }
+    const bool is_chain = name.size() > 6 && name.ends_with(".chain");
+    std::string p = fs::join(flats, name);
+    if (is_chain) {
+      // A chain file whose directory never appeared (a flatten interrupted before the rename).
+      if (!present.count(name.substr(0, name.size() - 6))) ::unlink(p.c_str());
+      continue;
+    }
+    bool keep = false;
+    if (auto chain = fs::read_file(p + ".chain"); chain.ok()) {
+      keep = true;
+      for (size_t pos = 0; pos < chain->size();) {
+        size_t nl = chain->find('\n', pos);
+        if (nl == std::string::npos) nl = chain->size();
+        if (nl > pos && !keep_snapshots.count(chain->substr(pos, nl - pos))) keep = false;
+        pos = nl + 1;
+      }
+    }
+    if (keep) continue;
+    OCIB_TRY(remove_tree(p));
+    ::unlink((p + ".chain").c_str());
+    ++r.snapshots;
+  }
   // The remembered digests of files in snapshot chains (solver: content-based keys) name
   // snapshots by id; a removed id may be made again with other files: forget them all.
   if (r.snapshots > 0) (void)fs::remove_all(fs::join(st.root(), "contenthash"));

@@ -40,7 +40,7 @@ Result<Store> Store::open(const std::string& root) {
     if (!getcwd(cwd, sizeof cwd)) return Error::from_errno("getcwd", errno);
     abs = fs::join(cwd, abs);
   }
-  for (const char* sub : {"blobs/sha256", "s", "cache", "locks", "tmp"})
+  for (const char* sub : {"blobs/sha256", "s", "f", "cache", "locks", "tmp"})
     OCIB_TRY(fs::mkdirs(fs::join(abs, sub)));
   // The store holds snapshot directories that become container roots: keep it private.
   ::chmod(abs.c_str(), 0700);
@@ -98,6 +98,23 @@ Status Store::commit_snapshot(const std::string& staged_dir, std::string_view id
   std::string dst = snapshot_path(id);
   if (::rename(staged_dir.c_str(), dst.c_str()) != 0) {
     if (errno == EEXIST || errno == ENOTEMPTY) return fs::remove_all(staged_dir);
+    return Error::from_errno("rename " + staged_dir + " -> " + dst, errno);
+  }
+  return {};
+}
+
+std::string Store::flat_path(std::string_view id) const { return fs::join(root_, "f/" + std::string(id)); }
+
+bool Store::has_flat(std::string_view id) const { return is_hex(id) && fs::is_dir(flat_path(id)); }
+
+Status Store::commit_flat(const std::string& staged_dir, std::string_view id, const std::vector<std::string>& chain) {
+  if (!is_hex(id)) return Error(Errc::kCorrupt, "bad flat id " + std::string(id));
+  std::string list;
+  for (const auto& c : chain) list += c + "\n";
+  OCIB_TRY(fs::write_file_atomic(flat_path(id) + ".chain", list));
+  std::string dst = flat_path(id);
+  if (::rename(staged_dir.c_str(), dst.c_str()) != 0) {
+    if (errno == ENOTEMPTY) errno = EEXIST;  // the caller removes its staged copy (subordinate ids)
     return Error::from_errno("rename " + staged_dir + " -> " + dst, errno);
   }
   return {};

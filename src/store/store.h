@@ -3,6 +3,9 @@
 //   blobs/sha256/<hex>     content-addressed blobs (layers, configs, manifests)
 //   s/<id>/                snapshots: the overlay upperdir a step produced (short paths keep
 //                          overlay mount options small)
+//   f/<id>/, f/<id>.chain  flattened lowers: the merged view of the bottom of a snapshot chain
+//                          (one directory that stands for many snapshots in a deep stack),
+//                          keyed by the chain it merges; .chain lists its snapshot ids
 //   cache/<key>.json       cache index: vertex cache key -> result (snapshot + layer blob)
 //   locks/<key>.lock       per-vertex flock so concurrent ocib processes compute a vertex once
 //   images.json            tag -> manifest digest
@@ -49,6 +52,13 @@ class Store {
   bool has_snapshot(std::string_view id) const;
   /// Renames a staged upperdir into place as snapshot `id` (a no-op if it already exists).
   Status commit_snapshot(const std::string& staged_dir, std::string_view id);
+
+  /// Flattened lowers (solver/flatten.h): `id` names the snapshot chain the directory merges,
+  /// `chain` its snapshot ids, bottom first. Written before the directory appears (rename), so a
+  /// flat that exists always has its chain file, which prune reads to collect it with its chain.
+  std::string flat_path(std::string_view id) const;
+  bool has_flat(std::string_view id) const;
+  Status commit_flat(const std::string& staged_dir, std::string_view id, const std::vector<std::string>& chain);
 
   /// Looks up a cache entry; nullopt on miss. A corrupt entry is treated as a miss.
   std::optional<CacheEntry> cache_get(std::string_view key) const;

@@ -125,5 +125,45 @@ TEST_F(StoreTest, PruneRemovesOnlyAbandonedTempFiles) {
   EXPECT_EQ(r->cache_entries, 0u);
 }
 
+// A flattened lower is kept by prune while every snapshot of its chain is, and goes with it.
+TEST_F(StoreTest, FlatsAreCollectedWithTheirChain) {
+  std::string key1 = Sha256::hex("k1"), key2 = Sha256::hex("k2");
+  for (const char* id : {"aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb"}) {
+    auto up = store_->make_tmp_dir("up-");
+    ASSERT_TRUE(up.ok());
+    ASSERT_TRUE(store_->commit_snapshot(*up, id).ok());
+  }
+  CacheEntry e1, e2;
+  e1.snapshot = "aaaaaaaaaaaaaaaaaaaa";
+  e2.snapshot = "bbbbbbbbbbbbbbbbbbbb";
+  ASSERT_TRUE(store_->cache_put(key1, e1).ok());
+  ASSERT_TRUE(store_->cache_put(key2, e2).ok());
+  auto flat = [&](const char* id, std::vector<std::string> chain) {
+    auto d = store_->make_tmp_dir("flat-");
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(fs::write_file_atomic(fs::join(*d, "f"), "x").ok());
+    ASSERT_TRUE(store_->commit_flat(*d, id, chain).ok());
+    EXPECT_TRUE(store_->has_flat(id));
+  };
+  flat("cccccccccccccccccccc", {"aaaaaaaaaaaaaaaaaaaa"});
+  flat("dddddddddddddddddddd", {"aaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbb"});
+  EXPECT_FALSE(store_->has_flat("../s"));
+  // An interrupted flatten's chain file without its directory.
+  ASSERT_TRUE(fs::write_file_atomic(store_->flat_path("eeeeeeeeeeeeeeeeeeee") + ".chain", "aa\n").ok());
+  ASSERT_EQ(::unlink(fs::join(store_->root(), "cache/" + key2 + ".json").c_str()), 0);
+  PruneOptions keep_recent;
+  keep_recent.older_than_seconds = 3600;
+  auto r = prune(*store_, keep_recent, [](const std::string& p) { return fs::remove_all(p); });
+  ASSERT_TRUE(r.ok()) << r.error().str();
+  EXPECT_TRUE(store_->has_flat("cccccccccccccccccccc"));
+  EXPECT_TRUE(fs::exists(store_->flat_path("cccccccccccccccccccc") + ".chain"));
+  EXPECT_FALSE(store_->has_flat("dddddddddddddddddddd"));  // bbbb… went
+  EXPECT_FALSE(fs::exists(store_->flat_path("dddddddddddddddddddd") + ".chain"));
+  EXPECT_FALSE(fs::exists(store_->flat_path("eeeeeeeeeeeeeeeeeeee") + ".chain"));
+  r = prune(*store_, {}, [](const std::string& p) { return fs::remove_all(p); });
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(store_->has_flat("cccccccccccccccccccc"));
+}
+
 }  // namespace
 }  // namespace ocib::store
