@@ -1,6 +1,8 @@
 #include "exporter/exporter.h"
+#include "solver/pack_snapshot.h"
 #include "exporter/daemon_load.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -405,7 +407,7 @@ std::optional<RunSummary> summarize(const std::vector<const solver::Solver*>& so
 
 // The target's merged filesystem, copied out through a read-only overlay view inside the
 // sandbox. As root the owners are kept; rootless, files belong to the caller.
-Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest_dir) {
+Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest_dir, bool keep_owners) {
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
   solver::Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
@@ -417,12 +419,12 @@ Status Exporter::export_filesystem(const plan::Plan& pl, const std::string& dest
   view.layers = solver::lowers_of(store_, pl.top());
   spec.views = {view};
   spec.host_dirs = {dest_dir};
-  bool root = ::geteuid() == 0;
-  auto done = solver::run_function(spec, ids_, reporter_, 0, [root](const std::vector<int>& fds) -> Result<std::string> {
+  bool owners = keep_owners || ::geteuid() == 0;
+  auto done = solver::run_function(spec, ids_, reporter_, 0, [owners](const std::vector<int>& fds) -> Result<std::string> {
     copy::CopyOp op;
     op.sources = {"."};
     op.dest = "/proc/self/fd/" + std::to_string(fds.at(1)) + "/";
-    op.preserve_owner = root;
+    op.preserve_owner = owners;
     OCIB_TRY(copy::copy_into(fds.at(0), op));
     return std::string();
   });
@@ -571,13 +573,17 @@ Status Exporter::write_image(const TypedSpec& out, const Subject& x) {
 Status Exporter::write_filesystem(const TypedSpec& out, const Subject& x) {
   const std::string dest = out.get("dest");
   reporter_.note("exporting filesystem to " + out.type + " " + dest);
+  // A tar carries the image's owners in its headers, also for a rootless build (whose staging
+  // copy then belongs to subordinate ids and is packed in the user namespace); a local
+  // directory as a user gets the user's own files, as BuildKit's local exporter gives them.
+  const bool tar = out.type != "local";
   auto export_all = [&](const std::string& dir) -> Status {
-    if (x.images.size() == 1) return export_filesystem(x.builds.front()->plan(), dir);
+    if (x.images.size() == 1) return export_filesystem(x.builds.front()->plan(), dir, tar);
     for (size_t i = 0; i < x.builds.size(); ++i) {
       std::string sub = oci::str(x.images[i].platform);
       std::replace(sub.begin(), sub.end(), '/', '_');
       OCIB_TRY(fs::mkdirs(fs::join(dir, sub)));
-      OCIB_TRY(export_filesystem(x.builds[i]->plan(), fs::join(dir, sub)));
+      OCIB_TRY(export_filesystem(x.builds[i]->plan(), fs::join(dir, sub), tar));
     }
     return {};
   };
@@ -593,8 +599,39 @@ Status Exporter::write_filesystem(const TypedSpec& out, const Subject& x) {
   po.ids = &ids_;
   po.clamp_mtime = opts_.source_date_epoch;
   std::string path = dest == "-" ? "/dev/stdout" : dest;
-  auto packed = layers::pack_dir(dir, path, po);
+  if (!ids_.needs_helpers) {
+    auto packed = layers::pack_dir(dir, path, po);
+    if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest);
+    return {};
+  }
+  // Files of subordinate ids (which the caller may not be able to read on the host): packed in
+  // the user namespace into the store, then written to dest.
+  OCIB_ASSIGN_OR_RETURN(std::string staging, store_.make_tmp_dir("pack-"));
+  solver::Staging staging_guard(staging, ids_);
+  std::string packed_path = fs::join(staging, "fs.tar");
+  auto packed = solver::pack_snapshot(dir, packed_path, po, ids_, staging);
   if (!packed.ok()) return std::move(packed).error().wrap("writing " + dest);
+  OCIB_ASSIGN_OR_RETURN(UniqueFd in, fs::open_file(packed_path, O_RDONLY));
+  UniqueFd o;
+  if (dest == "-") {
+    o.reset(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));  // not reopened: it may not be ours to open
+    if (!o.valid()) return Error::from_errno("dup stdout", errno);
+  } else {
+    OCIB_ASSIGN_OR_RETURN(o, fs::open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+  }
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("read " + packed_path, errno);
+    if (n == 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(o.get(), buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return Error::from_errno("write " + dest, errno);
+      off += w;
+    }
+  }
   return {};
 }
 

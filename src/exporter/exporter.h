@@ -122,7 +122,9 @@ class Exporter {
   Status write_image(const TypedSpec& out, const Subject& x);
   Status write_filesystem(const TypedSpec& out, const Subject& x);
   oci::TransferProgress progress();
-  Status export_filesystem(const plan::Plan& pl, const std::string& dest_dir);
+  /// The image's files into `dest_dir`; `keep_owners`: with the image's owners (for a tar,
+  /// whose headers carry them), else as root keeps them and a user gets its own files.
+  Status export_filesystem(const plan::Plan& pl, const std::string& dest_dir, bool keep_owners = false);
   /// The --annotation values of `level` that apply to platform `p` (null: no platform).
   std::map<std::string, std::string> annotations_for(const std::string& level, const oci::Platform* p) const;
   Status write_metadata(const ExportResult& r, const std::vector<const solver::Solver*>& builds,

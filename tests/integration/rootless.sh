@@ -67,3 +67,20 @@ assert_eq "$(cat "$rootfs/probe/id")" "0" "uid inside RUN"
 assert_file_contains "$rootfs/probe/status" "$(printf 'Seccomp:\t2')" "RUN's /proc/self/status"
 assert_file_contains "$rootfs/probe/status" "$(printf 'NoNewPrivs:\t1')" "RUN's /proc/self/status"
 assert_eq "$(cat "$rootfs/one")$(cat "$rootfs/two")" "onetwo" "files copied from the branches"
+
+# A filesystem tar keeps the image's owners in its headers, as BuildKit's tar exporter does
+# (the staging copy belongs to subordinate ids, a 0700 directory of another id included: it is
+# packed in the user namespace); a local directory as a user gets the user's own files.
+cat >"$ctx/Dockerfile.owners" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox mkdir -p /o/private && /bin/busybox echo x > /o/private/f && /bin/busybox chown -R 1234:567 /o && /bin/busybox chmod 700 /o/private"]
+DF
+chmod a+r "$ctx/Dockerfile.owners"
+ocib_ok owners build -f "$ctx/Dockerfile.owners" -o type=tar,dest="$T/u/fs.tar" -o type=local,dest="$T/u/fsdir" "$ctx"
+assert_eq "$(tar -tvf "$T/u/fs.tar" | awk '$6 == "o/private/f" {print $2}')" "1234/567" "owner of o/private/f in the rootless type=tar"
+assert_eq "$(tar -tvf "$T/u/fs.tar" | awk '$6 == "o/private/" {print $1}')" "drwx------" "mode of o/private/ in the rootless type=tar"
+assert_eq "$(stat -c %u "$T/u/fsdir/o/private/f")" "$uid" "owner of a file of the rootless type=local output"
+"${OCIB_AS[@]}" "$OCIB" build -q -f "$ctx/Dockerfile.owners" -o type=tar,dest=- "$ctx" 2>"$T/u/stdout.err" >"$T/u/stdout.tar" ||
+  { cat "$T/u/stdout.err" >&2; fail "rootless type=tar,dest=- failed"; }
+assert_eq "$(tar -tvf "$T/u/stdout.tar" | awk '$6 == "o/private/f" {print $2}')" "1234/567" "owner in the rootless type=tar on stdout"
