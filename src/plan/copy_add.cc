@@ -1,4 +1,8 @@
 #include "plan/planner_internal.h"
+#include <algorithm>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -155,11 +159,10 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
       // A named local directory: copied like the main context (its own files and .dockerignore).
       s.from_context = true;
       s.context_dir = nc->dir;
-      auto expected = std::make_shared<copy::SourceManifest>();  // checked by copy_into
       s.copy.filter = nc->filter;
       auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                      : sources_.hash(nc->fd->get(), s.copy.sources, hash_filter(s.copy), expected.get());
-      s.copy.expected = std::move(expected);
+                                      : sources_.hash(nc->fd->get(), s.copy.sources, hash_filter(s.copy), nullptr);
+      if (h.ok() && !s.copy.sources.empty()) s.expected_sources = expected_sources(nc->fd, s.copy, *h);
       if (!h.ok()) {
         return at(ins, kw + " failed: " + h.error().message() + " in build context \"" + ref + "\"" +
                            (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
@@ -185,11 +188,9 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
     if (s.from_top) s.deps.push_back(s.from_top);
   } else {
     s.copy.filter = req_.context_filter;
-    auto expected = std::make_shared<copy::SourceManifest>();  // checked by copy_into
     auto h = s.copy.sources.empty() ? Result<std::string>(std::string("none"))
-                                    : sources_.hash(req_.context_fd, s.copy.sources, hash_filter(s.copy),
-                                                   expected.get());
-    s.copy.expected = std::move(expected);
+                                    : sources_.hash(req_.context_fd, s.copy.sources, hash_filter(s.copy), nullptr);
+    if (h.ok() && !s.copy.sources.empty()) s.expected_sources = expected_sources(nullptr, s.copy, *h);
     if (!h.ok()) {
       return at(ins, kw + " failed: " + h.error().message() + " in build context" +
                          (h.error().code() == Errc::kNotFound ? " (file not found)" : ""));
@@ -256,6 +257,43 @@ Status Planner::plan_copy(StageState& st, const std::string& label, const docker
   st.history.push_back({created_by, p, "", false});
   return {};
 
+}
+
+// The manifest a COPY from a context checks what it copies against (copy::CopyOp::expected),
+// made when the step runs: planning only digests (a cached COPY of a big context builds no
+// per-file manifest). The sources are digested again, with the hash cache; a digest other than
+// the key's means the context changed after planning.
+std::function<Result<std::shared_ptr<const copy::SourceManifest>>()> Planner::expected_sources(
+    std::shared_ptr<UniqueFd> dir, const copy::CopyOp& op, const std::string& digest) const {
+  Sources* sources = &sources_;
+  int fd = dir ? dir->get() : req_.context_fd;
+  struct timespec planned {};
+  ::clock_gettime(CLOCK_REALTIME, &planned);
+  return [sources, dir, fd, patterns = op.sources, filter = hash_filter(op), digest,
+          planned]() -> Result<std::shared_ptr<const copy::SourceManifest>> {
+    auto m = std::make_shared<copy::SourceManifest>();
+    auto h = sources->hash(fd, patterns, filter, m.get());
+    if (!h.ok()) return Error(Errc::kCorrupt, "build context changed during the build: " + h.error().message());
+    if (*h == digest) return std::shared_ptr<const copy::SourceManifest>(std::move(m));
+    // Named by what changed since planning (its inode's change time); a removed file is not
+    // there to name.
+    // Files first: a directory changes with its entries.
+    std::vector<std::string> changed, dirs;
+    for (const auto& [rel, fp] : m->entries) {
+      struct stat st;
+      if (::fstatat(fd, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (st.st_ctim.tv_sec > planned.tv_sec ||
+          (st.st_ctim.tv_sec == planned.tv_sec && st.st_ctim.tv_nsec >= planned.tv_nsec))
+        (S_ISDIR(st.st_mode) ? dirs : changed).push_back(rel);
+    }
+    if (changed.empty()) changed = std::move(dirs);
+    std::sort(changed.begin(), changed.end());
+    std::string names;
+    for (size_t i = 0; i < changed.size() && i < 3; ++i) names += (i ? ", " : "") + changed[i];
+    if (changed.size() > 3) names += " and " + std::to_string(changed.size() - 3) + " more";
+    return Error(Errc::kCorrupt, "build context changed during the build: " +
+                                     (names.empty() ? std::string("its sources no longer match the step's cache key") : names));
+  };
 }
 
 }  // namespace ocib::plan::detail

@@ -100,6 +100,10 @@ struct Step {
 
   // COPY
   copy::CopyOp copy;
+  /// A COPY from a context directory: when the step runs (never for a cached one), what its
+  /// key saw, for copy::CopyOp::expected: the sources digested again with a manifest; an error
+  /// (kCorrupt) when they no longer match the key.
+  std::function<Result<std::shared_ptr<const copy::SourceManifest>>()> expected_sources;
   std::string chown_spec;  // --chown as written after expansion; resolved at run time
   bool from_context = true;
   std::string context_dir;   // from_context: a named --build-context directory ("" = the context)

@@ -62,6 +62,8 @@ class Planner {
   Result<RunMount> parse_mount(const std::string& spec, StageState& st, const dockerfile::Instruction& ins);
   std::map<std::string, std::string> vars_for(const StageState& st) const;
   copy::SourceFilter hash_filter(const copy::CopyOp& op) const;
+  std::function<Result<std::shared_ptr<const copy::SourceManifest>>()> expected_sources(
+      std::shared_ptr<UniqueFd> dir, const copy::CopyOp& op, const std::string& digest) const;
   Result<std::string> word(const std::string& raw, const StageState& st, const dockerfile::Instruction& ins) const;
   Step* add_step(Step s);
   size_t stage_index(const StageState& st) const { return static_cast<size_t>(&st - plan_.stages.data()); }

@@ -126,9 +126,17 @@ TEST(Planner, CopyKeyFollowsTheContextDigest) {
   const Step* cb = find(*b, Step::Kind::kCopy, "COPY");
   ASSERT_TRUE(ca && cb);
   EXPECT_NE(ca->key, cb->key);
-  // What the key saw travels with the op, for the copy to check against.
-  ASSERT_TRUE(ca->copy.expected);
-  EXPECT_EQ(ca->copy.expected->entries.count("app"), 1u);
+  // What the key saw is made when the step runs, for the copy to check against (planning
+  // builds no manifest); sources that changed since fail it.
+  EXPECT_FALSE(ca->copy.expected);
+  ASSERT_TRUE(cb->expected_sources);
+  auto seen = cb->expected_sources();
+  ASSERT_TRUE(seen.ok()) << seen.error().str();
+  EXPECT_EQ((*seen)->entries.count("app"), 1u);
+  src.digests["app"] = "sha256:three";
+  auto changed = cb->expected_sources();
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.error().code(), Errc::kCorrupt);
   EXPECT_EQ(ca->copy.dest, "/app");
 
   auto missing = plan_text("FROM scratch\nWORKDIR /w\nCOPY nope ./\n", src, req);

@@ -809,6 +809,9 @@ Result<plan::LayerResult> Solver::execute_step(plan::Step& s, std::string* diges
     };
   } else {
     copy::CopyOp op = s.copy;
+    if (s.from_context && s.expected_sources) {
+      OCIB_ASSIGN_OR_RETURN(op.expected, s.expected_sources());
+    }
     if (!s.chown_spec.empty()) {
       OCIB_ASSIGN_OR_RETURN(auto ids, resolve_chown(s.user_from ? lowers_of(store_, s.user_from) : spec.lowerdirs, s.chown_spec));
       op.uid = ids.first;
