@@ -77,16 +77,6 @@ Result<CacheRecords> parse_index(const json& j, const std::string& what) {
   return out;
 }
 
-registry::BlobSink store_sink(store::Store& st) {
-  registry::BlobSink sink;
-  sink.temp_path = [&st]() -> Result<std::string> { return st.tmp_file_path("cache-"); };
-  sink.commit = [&st](const std::string& tmp, const std::string& digest) {
-    return st.adopt_blob(tmp, digest);
-  };
-  sink.has = [&st](const std::string& digest) { return st.has_blob(digest); };
-  return sink;
-}
-
 std::string mode_of(const TypedSpec& o) { return o.attrs.count("mode") ? o.attrs.at("mode") : "min"; }
 
 void add_all(const CacheRecords& records, const ImportedRecord& proto,
@@ -151,7 +141,7 @@ Status import_registry(const TypedSpec& from, store::Store& st, registry::Client
     OCIB_ASSIGN_OR_RETURN(bool found, import_from_store_image(name, st, platform, note, into));
     if (found) return {};
   }
-  auto pulled = client.pull_manifest(ref, platform, store_sink(st));
+  auto pulled = client.pull_manifest(ref, platform, images::store_sink(st, "cache-"));
   if (!pulled.ok()) {
     if (pulled.error().code() == Errc::kCorrupt)
       return std::move(pulled).error().wrap("importing cache from " + name);
@@ -377,7 +367,7 @@ Status fetch_cache_blob(const ImportedRecord& r, store::Store& st, registry::Cli
   if (!r.ref.empty()) {
     OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(r.ref));
     return client.pull_blob(ref, {r.record.media_type, digest, r.record.size, {}, {}},
-                            store_sink(st));
+                            images::store_sink(st, "cache-"));
   }
   if (r.dir.empty()) return Error(Errc::kNotFound, "cache blob " + digest + " is not in the store");
   std::string src = fs::join(r.dir, "blobs/sha256/" + digest.substr(7));

@@ -376,12 +376,17 @@ std::string oci_layer_media_type(const std::string& mt) {
   return mt;
 }
 
-Result<std::string> pull_image(store::Store& st, registry::Client& client, const registry::Reference& ref,
-                               const oci::Platform& platform) {
+registry::BlobSink store_sink(store::Store& st, const std::string& prefix) {
   registry::BlobSink sink;
-  sink.temp_path = [&st]() -> Result<std::string> { return st.tmp_file_path("pull-"); };
+  sink.temp_path = [&st, prefix]() -> Result<std::string> { return st.tmp_file_path(prefix); };
   sink.commit = [&st](const std::string& tmp, const std::string& digest) { return st.adopt_blob(tmp, digest); };
   sink.has = [&st](const std::string& digest) { return st.has_blob(digest); };
+  return sink;
+}
+
+Result<std::string> pull_image(store::Store& st, registry::Client& client, const registry::Reference& ref,
+                               const oci::Platform& platform) {
+  registry::BlobSink sink = store_sink(st);
   OCIB_ASSIGN_OR_RETURN(registry::PulledImage img, client.pull(ref, platform, sink));
   OCIB_ASSIGN_OR_RETURN(std::string cd, st.put_blob(img.config_bytes));
   if (cd != img.config_digest) return Error(Errc::kCorrupt, "config of " + ref.str() + " does not match its digest");
@@ -398,10 +403,7 @@ namespace {
 // The manifest and config of `ref` for `platform` into the store, without the layers.
 Result<std::string> pull_image_manifest(store::Store& st, registry::Client& client, const registry::Reference& ref,
                                         const oci::Platform& platform) {
-  registry::BlobSink sink;
-  sink.temp_path = [&st]() -> Result<std::string> { return st.tmp_file_path("pull-"); };
-  sink.commit = [&st](const std::string& tmp, const std::string& digest) { return st.adopt_blob(tmp, digest); };
-  sink.has = [&st](const std::string& digest) { return st.has_blob(digest); };
+  registry::BlobSink sink = store_sink(st);
   OCIB_ASSIGN_OR_RETURN(registry::PulledImage img, client.pull_manifest(ref, platform, sink));
   if (!st.has_blob(img.config_digest)) {
     OCIB_ASSIGN_OR_RETURN(std::string cd, st.put_blob(img.config_bytes));

@@ -82,6 +82,9 @@ Result<std::string> push_image(const store::Store& st, registry::Client& client,
 Result<std::string> create_index(registry::Client& client, const registry::Reference& dest,
                                  const std::vector<registry::Reference>& sources);
 
+/// A registry::BlobSink into the store's blobs (temp files named `prefix`...).
+registry::BlobSink store_sink(store::Store& st, const std::string& prefix = "pull-");
+
 /// Docker schema2 layer media types map onto their OCI equivalents (same bytes).
 std::string oci_layer_media_type(const std::string& media_type);
 

@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "images/images.h"
 #include "layers/unpack.h"
 #include "solver/durations.h"
 #include "solver/emulation.h"
@@ -318,12 +319,8 @@ Status Solver::run_step(plan::Step& s) {
       if (store_.has_blob(s.result.digest)) return {};
       if (s.pull_from.empty()) return Error(Errc::kNotFound, "layer " + s.result.digest + " is not in the store");
       OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(s.pull_from));
-      registry::BlobSink sink;
-      sink.temp_path = [this]() -> Result<std::string> { return store_.tmp_file_path("pull-"); };
-      sink.commit = [this](const std::string& tmp, const std::string& digest) { return store_.adopt_blob(tmp, digest); };
-      sink.has = [this](const std::string& digest) { return store_.has_blob(digest); };
       oci::Descriptor d{s.result.media_type, s.result.digest, s.result.size, {}, std::nullopt};
-      return client_.pull_blob(ref, d, sink);
+      return client_.pull_blob(ref, d, images::store_sink(store_));
     };
     if (store_.has_snapshot(s.result.snapshot)) {
       if (exported_.count(&s)) OCIB_TRY(fetch());
@@ -354,40 +351,42 @@ Status Solver::run_step(plan::Step& s) {
   bool use_cache = executed_in_run || may_use_cache(s);
   s.fresh = !use_cache || executed_in_run;
   if (use_cache) {
-    if (auto hit = store_.cache_get(s.key)) {
-      plan::LayerResult r;
-      r.snapshot = hit->snapshot;
-      r.created = hit->created;
-      // Blobs are kept per compression: a zstd build after a gzip one packs again.
-      if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) {
-        static_cast<oci::LayerBlob&>(r) = e->second;
-      }
-      if (store_.has_snapshot(r.snapshot)) {
-        s.result = r;
-        s.cached = true;
-        if ((r.digest.empty() || !store_.has_blob(r.digest)) && exported_.count(&s)) start_pack(s);
-        reporter_.cached(s.display_id, s.name);
-        return {};
-      }
-    }
-  }
-  if (use_cache && !imported_cache_.empty()) {
-    OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
-    if (hit) {
-      reporter_.cached(s.display_id, s.name + " (imported cache)");
-      return {};
-    }
+    OCIB_ASSIGN_OR_RETURN(bool hit, take_cached(s));
+    if (hit) return {};
   }
   reporter_.started(s.display_id, s.name);
   auto t0 = std::chrono::steady_clock::now();
   auto r = execute_step(s);
-  if (!r.ok()) {
-    Error e = std::move(r).error();
-    reporter_.failed(s.display_id, e.message());
-    if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);  // as BuildKit's source map: the failing line
-    return e.wrap(s.name);
+  if (!r.ok()) return step_failed(s, std::move(r).error());
+  return record_run(s, *r, t0);
+}
+
+Result<bool> Solver::take_cached(plan::Step& s) {
+  if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
+    s.result = {};
+    s.result.snapshot = hit->snapshot;
+    s.result.created = hit->created;
+    // Blobs are kept per compression: a zstd build after a gzip one packs again.
+    if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) static_cast<oci::LayerBlob&>(s.result) = e->second;
+    s.cached = true;
+    if ((s.result.digest.empty() || !store_.has_blob(s.result.digest)) && exported_.count(&s)) start_pack(s);
+    reporter_.cached(s.display_id, s.name);
+    return true;
   }
-  s.result = *r;
+  if (imported_cache_.empty()) return false;
+  OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
+  if (hit) reporter_.cached(s.display_id, s.name + " (imported cache)");
+  return hit;
+}
+
+Error Solver::step_failed(const plan::Step& s, Error e) {
+  reporter_.failed(s.display_id, e.message());
+  if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);  // as BuildKit's source map: the failing line
+  return e.wrap(s.name);
+}
+
+Status Solver::record_run(plan::Step& s, const plan::LayerResult& r, std::chrono::steady_clock::time_point t0) {
+  s.result = r;
   s.ran = true;
   OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
   if (opts_.executed) opts_.executed->add(s.key);
@@ -415,16 +414,10 @@ Status Solver::copy_then_key(plan::Step& s) {
   std::string digest;
   auto r = execute_step(s, &digest);
   if (!r.ok()) {
-    Error e = std::move(r).error();
     reporter_.started(s.display_id, s.name);
-    reporter_.failed(s.display_id, e.message());
-    if (!e.loc() && s.loc.line > 0) e.with_loc(s.loc);
-    return e.wrap(s.name);
+    return step_failed(s, std::move(r).error());
   }
-  if (!digest.empty() && s.from_top) {
-    std::string memo = stage_digest_memo(*s.from_top, s.copy.sources);
-    if (fs::mkdirs(fs::dirname(memo), 0755).ok()) (void)fs::write_file_atomic(memo, digest);
-  }
+  if (!digest.empty() && s.from_top) remember_stage_digest(*s.from_top, s.copy.sources, digest);
   // Keyed now (the digest is remembered); without one the planned key stays.
   OCIB_TRY(plan::effective_key(s, [this](const plan::Step& from, const std::vector<std::string>& patterns) -> Result<std::string> {
     if (auto known = known_stage_digest(from, patterns)) return *known;
@@ -436,38 +429,17 @@ Status Solver::copy_then_key(plan::Step& s) {
   s.fresh = !use_cache || executed_in_run;
   use_cache = use_cache || executed_in_run;
   if (use_cache) {
-    if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
-      // The same files as an earlier build copied: its result stays (and with it its layer
-      // and everything cached on it); this run's copy goes.
+    // The same files as an earlier build copied: its result stays (and with it its layer and
+    // everything cached on it); this run's copy goes.
+    OCIB_ASSIGN_OR_RETURN(bool hit, take_cached(s));
+    if (hit) {
       if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
         log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
-      s.result = {};
-      s.result.snapshot = hit->snapshot;
-      s.result.created = hit->created;
-      if (auto e = hit->blobs.find(blob_variant()); e != hit->blobs.end()) static_cast<oci::LayerBlob&>(s.result) = e->second;
-      s.cached = true;
-      if ((s.result.digest.empty() || !store_.has_blob(s.result.digest)) && exported_.count(&s)) start_pack(s);
-      reporter_.cached(s.display_id, s.name);
       return {};
-    }
-    if (!imported_cache_.empty()) {
-      OCIB_ASSIGN_OR_RETURN(bool hit, try_imported_cache(s));
-      if (hit) {
-        if (Status gone = sandbox::remove_tree(store_.snapshot_path(r->snapshot), ids_); !gone.ok())
-          log::warn("could not remove " + store_.snapshot_path(r->snapshot) + ": " + gone.error().str());
-        reporter_.cached(s.display_id, s.name + " (imported cache)");
-        return {};
-      }
     }
   }
   reporter_.started(s.display_id, s.name);
-  s.result = *r;
-  s.ran = true;
-  OCIB_TRY(store_.cache_put(s.key, cache_entry(s)));
-  if (opts_.executed) opts_.executed->add(s.key);
-  if (exported_.count(&s)) start_pack(s);
-  reporter_.done(s.display_id, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  return {};
+  return record_run(s, *r, t0);
 }
 
 // The recorded blobs of a step differ by compression and by the SOURCE_DATE_EPOCH their file
@@ -574,7 +546,6 @@ std::optional<std::string> Solver::known_stage_digest(const plan::Step& from, co
 
 Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const {
   if (auto known = known_stage_digest(from, patterns)) return *known;
-  std::string memo = stage_digest_memo(from, patterns);
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
   Staging upper_guard(upper, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string scratch, store_.make_tmp_dir("run-"));
@@ -592,9 +563,15 @@ Result<std::string> Solver::stage_digest(const plan::Step& from, const std::vect
     return copy::hash_sources(fds.at(0), patterns, f);
   });
   if (!digest.ok()) return std::move(digest).error();
-  if (Status made = fs::mkdirs(fs::dirname(memo), 0755); made.ok())
-    (void)fs::write_file_atomic(memo, *digest);
+  remember_stage_digest(from, patterns, *digest);
   return *digest;
+}
+
+void Solver::remember_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns,
+                                   const std::string& digest) const {
+  // Best effort: a digest not remembered is taken again by the next build.
+  std::string memo = stage_digest_memo(from, patterns);
+  if (fs::mkdirs(fs::dirname(memo), 0755).ok()) (void)fs::write_file_atomic(memo, digest);
 }
 
 Result<std::string> Solver::in_image_view(const plan::Step* top,

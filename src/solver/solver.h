@@ -4,6 +4,7 @@
 // each RUN/COPY/WORKDIR in the sandbox; packs each committed snapshot into a layer blob off the
 // critical path.
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -109,6 +110,13 @@ class Solver {
   /// sandbox, then takes its run-time key and looks it up; a hit keeps the cached result.
   Status copy_then_key(plan::Step& s);
   bool may_use_cache(const plan::Step& s) const;
+  /// The step's result from the store's cache (its snapshot still there) or the imported one,
+  /// reported as cached; false on a miss.
+  Result<bool> take_cached(plan::Step& s);
+  /// A failed step: reported, located at its Dockerfile line, named.
+  Error step_failed(const plan::Step& s, Error e);
+  /// A step that ran: its result recorded in the cache, packed if an output needs it, reported.
+  Status record_run(plan::Step& s, const plan::LayerResult& r, std::chrono::steady_clock::time_point t0);
   Result<plan::LayerResult> unpack_base(plan::Step& s);
   Status add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                         std::vector<fs::FileLock>& locks);
@@ -128,6 +136,8 @@ class Solver {
   /// remembered); and where it is remembered.
   std::optional<std::string> known_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns) const;
   std::string stage_digest_memo(const plan::Step& from, const std::vector<std::string>& patterns) const;
+  void remember_stage_digest(const plan::Step& from, const std::vector<std::string>& patterns,
+                             const std::string& digest) const;
   bool ignores_cache(const plan::Step& s) const;
 
   const Options& opts_;
