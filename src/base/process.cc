@@ -1,7 +1,10 @@
 #include "base/process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +53,16 @@ Result<int> run_captured(const std::vector<std::string>& args, std::string* outp
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void run_at_idle_priority() {
+  sched_param p{};
+  p.sched_priority = 0;
+  if (::sched_setscheduler(0, SCHED_IDLE, &p) != 0)
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+  // ioprio_set(IOPRIO_WHO_PROCESS, this thread, IOPRIO_CLASS_IDLE): no glibc wrapper.
+  constexpr int kWhoProcess = 1, kClassIdle = 3, kClassShift = 13;
+  (void)::syscall(SYS_ioprio_set, kWhoProcess, static_cast<int>(::syscall(SYS_gettid)), kClassIdle << kClassShift);
 }
 
 }  // namespace ocib

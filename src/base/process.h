@@ -15,4 +15,12 @@ namespace ocib {
 Result<int> run_captured(const std::vector<std::string>& argv, std::string* output,
                          const std::vector<std::string>& extra_env = {});
 
+/// Makes the calling thread, and the threads and processes it starts afterwards, run only on
+/// CPU time nothing else wants (SCHED_IDLE) and in the idle I/O class: for speculative work
+/// (packing layers before the export needs them) that must not slow the build's own steps. Nice 10
+/// was not enough: its CFS weight still took ~10% of each core from two parallel compiles.
+/// One way: an unprivileged thread cannot leave SCHED_IDLE (RLIMIT_NICE), so call it on a thread
+/// that does only such work. Best effort: where it is refused the thread keeps its priority.
+void run_at_idle_priority();
+
 }  // namespace ocib

@@ -21,6 +21,7 @@
 
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "base/sha256.h"
 #include "images/images.h"
 #include "layers/unpack.h"
@@ -464,9 +465,9 @@ store::CacheEntry Solver::cache_entry(const plan::Step& s) const {
 }
 
 // Only the layers an output needs are packed as their steps commit (BuildKit compresses at
-// export): the target's chain. The packing threads run at a lower CPU priority, so on a busy
-// machine the build's own steps (a compiler) come first and packing takes the idle cores; the
-// export waits for what is left. Other steps are packed when something asks for them
+// export): the target's chain. The packing threads run at idle priority (SCHED_IDLE), so on a
+// busy machine the build's own steps (a compiler) come first and packing takes only idle CPU;
+// the export waits for what is left. Other steps are packed when something asks for them
 // (--cache-to mode=max), from their snapshots.
 Solver::~Solver() {
   // A failed or interrupted build returns while layers may still be packing; their threads
@@ -482,8 +483,8 @@ void Solver::start_pack(plan::Step& s) const {
   // stacks, and every sandbox fork copied their page tables (per-step cost grew with the step
   // count: issue 20).
   auto task = std::make_shared<std::packaged_task<Status()>>([this, &s] {
-    // Per thread on Linux; the compression threads it starts inherit it.
-    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), kPackNice);
+    // Per thread on Linux; the sandbox and compression threads it starts inherit it.
+    run_at_idle_priority();
     return pack_step(s);
   });
   s.packed = task->get_future().share();

@@ -123,8 +123,6 @@ class Solver {
   void start_pack(plan::Step& s) const;
   Status pack_step(plan::Step& s) const;
   void mark_exported();
-  /// The nice value of packing threads (see start_pack).
-  static constexpr int kPackNice = 10;
   store::CacheEntry cache_entry(const plan::Step& s) const;
   std::string blob_variant() const;
   Status seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const;
