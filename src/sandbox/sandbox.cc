@@ -817,13 +817,20 @@ pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
   // cancel_all() kills.
   CHILD_CHECK(setsid(), kStepPdeathsig);
   // A new session is a new scheduler autogroup, and autogroups share the CPU as equals whatever
-  // the policy of the tasks inside: a sandbox started by idle-priority work (packing a layer
-  // early) would take a full share beside a compiling RUN step (25% of the machine, measured).
-  // Its autogroup gets the lowest weight instead (raising nice needs no privilege).
-  if (sched_getscheduler(0) == SCHED_IDLE) {
+  // the priority of the tasks inside: a sandbox started by lowered-priority work (packing a
+  // layer early, flattening a chain) would take a full share beside a compiling RUN step (25%
+  // of the machine, measured). Its autogroup gets the thread's lower priority instead (raising
+  // nice needs no privilege); SCHED_IDLE becomes the lowest weight.
+  errno = 0;
+  int nice_value = getpriority(PRIO_PROCESS, 0);
+  if (errno != 0) nice_value = 0;
+  if (sched_getscheduler(0) == SCHED_IDLE) nice_value = 19;
+  if (nice_value > 0 && nice_value <= 19) {
     int ag = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
     if (ag >= 0) {
-      (void)!write(ag, "19", 2);
+      char digits[3] = {static_cast<char>('0' + nice_value / 10), static_cast<char>('0' + nice_value % 10), 0};
+      const char* text = nice_value >= 10 ? digits : digits + 1;
+      (void)!write(ag, text, nice_value >= 10 ? 2 : 1);
       close(ag);
     }
   }
