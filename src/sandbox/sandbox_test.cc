@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "base/process.h"
 #include "sandbox/snapshotter.h"
 
 namespace ocib::sandbox {
@@ -151,6 +152,27 @@ TEST_F(SandboxTest, DeathBySignalIsReported) {
   auto r = go();
   EXPECT_EQ(r.outcome.signal, SIGILL);
   EXPECT_EQ(r.outcome.exit_code, 128 + SIGILL);
+}
+
+// A step is a session of its own, so a scheduler autogroup of its own, which the kernel weighs
+// as an equal of every other: started from a lowered-priority thread (early packing at
+// SCHED_IDLE, `nice ocib build`), the step's autogroup must keep that lower priority.
+TEST_F(SandboxTest, StepAutogroupKeepsTheCallersLowerPriority) {
+  if (auto on = fs::read_file("/proc/sys/kernel/sched_autogroup_enabled"); !on.ok() || on->rfind("1", 0) != 0)
+    GTEST_SKIP() << "scheduler autogroups are off on this kernel";
+  auto in_thread = [&](auto setup) {
+    Ran ran;
+    std::thread t([&] {
+      setup();
+      ran = sh("cat /proc/self/autogroup");
+    });
+    t.join();
+    return ran.output;
+  };
+  EXPECT_NE(in_thread([] {}).find(" nice 0"), std::string::npos);
+  EXPECT_NE(in_thread([] { ASSERT_EQ(setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 7), 0); }).find(" nice 7"),
+            std::string::npos);
+  EXPECT_NE(in_thread([] { run_at_idle_priority(); }).find(" nice 19"), std::string::npos);
 }
 
 TEST_F(SandboxTest, CommandIsPidOne) { EXPECT_EQ(sh("echo $$").output, "1\n"); }
