@@ -43,6 +43,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/log.h"
 #include "sandbox/internal.h"
 #include "sandbox/snapshotter.h"
 
@@ -1422,6 +1423,7 @@ Status start_shared_stack(SharedNs& sh) {
   while (n < 0 && errno == EINTR);
   if (n != 1 || c != '1') return failed("exited before it was ready");
   sh.stack_exit = std::move(exit_w);
+  log::debug("default network: " + bin + " started (pid " + std::to_string(pid) + ")");
   return ok_status();
 }
 
@@ -2190,6 +2192,12 @@ IdMapping id_mapping() {
     return m;
   }
   return IdMapping::detect();
+}
+
+void prepare_default_network(const IdMapping& ids) {
+  if (!network_stack_unavailable().empty()) return;
+  // An error here is met again, and reported, by the step that needs the network.
+  (void)shared_namespaces(ids, true);
 }
 
 std::string network_stack_unavailable() {

@@ -251,6 +251,11 @@ std::string network_stack_path();
 /// then use the host's network (in their user namespace).
 std::string network_stack_unavailable();
 
+/// Starts this process's shared default network (the user + network namespace pair and its
+/// slirp4netns, 50-120 ms) now, so the first kDefault step does not wait for it; a no-op when
+/// it exists or when network_stack_unavailable(). For a caller that knows such a step will run.
+void prepare_default_network(const IdMapping& ids);
+
 /// Checks once per process that user namespaces and a snapshot driver work here (that is,
 /// snapshot_driver(ids) succeeds); the error explains what is missing (e.g. "unprivileged user
 /// namespaces are disabled: kernel.unprivileged_userns_clone=0").

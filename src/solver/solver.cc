@@ -236,6 +236,19 @@ Status Solver::add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vec
 
 Status Solver::execute() {
   mark_exported();
+  // The shared default network starts while the first steps run (a COPY, a base layer) when a
+  // RUN with it will run: not found in the cache under its planned key, or the cache ignored.
+  // Steps keyed by content at run time are left out (their planned key says nothing), so a
+  // no-op rebuild starts no network stack. The future waits for it before execute returns.
+  std::future<void> network;
+  if (std::any_of(plan_.steps.begin(), plan_.steps.end(), [this](const plan::Step& s) {
+        if (s.kind != plan::Step::Kind::kRun || s.network != plan::Network::kDefault) return false;
+        if (std::any_of(s.key_inputs.begin(), s.key_inputs.end(), [](const auto& in) { return in.content; })) return false;
+        if (ignores_cache(s)) return true;
+        auto hit = store_.cache_get(s.key);
+        return !hit || !store_.has_snapshot(hit->snapshot);
+      }))
+    network = std::async(std::launch::async, [this] { sandbox::prepare_default_network(ids_); });
   plan::Step* top = plan_.top();
   std::vector<dag::VertexId> targets;
   // Among ready steps the scheduler starts the one on the longest remaining path; lengths

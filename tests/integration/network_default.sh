@@ -57,6 +57,16 @@ assert_eq "$(ifaces "$T/none")" "lo " "interfaces with --network=none"
 assert_eq "$(cat "$T/none/r/loopback")" "unreachable" "the host's loopback with --network=none"
 assert_eq "$(grep -c nameserver "$T/none/r/resolv" || true)" "0" "nameservers with --network=none"
 
+# ---- the stack is started with a build that will run a RUN (while its first steps run), and a
+# no-op rebuild starts none ---------------------------------------------------------------------
+nonce="warm-$$-$RANDOM"
+OCIB_DEBUG=1 ocib_ok warm1 build --build-arg NONCE="$nonce" --progress=plain -o type=local,dest="$T/warm1" "$ctx"
+assert_eq "$(grep -c 'default network: .* started' "$T/warm1.err" || true)" "1" "network stacks started by a build with an uncached RUN"
+check_default "root (stack started early)" "$T/warm1"
+OCIB_DEBUG=1 ocib_ok warm2 build --build-arg NONCE="$nonce" --progress=plain -o type=local,dest="$T/warm2" "$ctx"
+contains 'CACHED' "$T/warm2.err" || { show_err warm2; fail "the rebuild was not cached"; }
+assert_eq "$(grep -c 'default network: .* started' "$T/warm2.err" || true)" "0" "network stacks started by a no-op rebuild"
+
 # ---- the stack's command line, seen during a sleeping step -----------------------------------
 cat >"$ctx/Dockerfile.sleep" <<'DF'
 FROM scratch
