@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,7 +69,12 @@ Result<layers::LayerBlob> pack_in_own_session(const std::string& snapshot, const
     return Error::from_errno("fork", e);
   }
   if (pid == 0) {
-    ::close(p[0]);
+    // Keep nothing of the parent's but stdio and the result pipe: a file another thread has
+    // open for writing (a COPY in progress) would stay open here for the whole pack, and a
+    // step exec'ing that file would fail with ETXTBSY (seen with the chroot isolation).
+    int out_fd = p[1];
+    if (out_fd > 3) (void)::syscall(SYS_close_range, 3u, static_cast<unsigned>(out_fd - 1), 0u);
+    (void)::syscall(SYS_close_range, static_cast<unsigned>(out_fd + 1), ~0u, 0u);
     (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     (void)::setsid();
     int ag = ::open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
