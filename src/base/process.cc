@@ -65,4 +65,18 @@ void run_at_idle_priority() {
   (void)::syscall(SYS_ioprio_set, kWhoProcess, static_cast<int>(::syscall(SYS_gettid)), kClassIdle << kClassShift);
 }
 
+void lower_session_priority() {
+  errno = 0;
+  int nice_value = ::getpriority(PRIO_PROCESS, 0);
+  if (errno != 0) nice_value = 0;
+  if (::sched_getscheduler(0) == SCHED_IDLE) nice_value = 19;
+  if (nice_value <= 0 || nice_value > 19) return;
+  int ag = ::open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+  if (ag < 0) return;
+  char text[2] = {static_cast<char>('0' + nice_value / 10), static_cast<char>('0' + nice_value % 10)};
+  if (nice_value >= 10) (void)!::write(ag, text, 2);
+  else (void)!::write(ag, text + 1, 1);
+  ::close(ag);
+}
+
 }  // namespace ocib

@@ -23,4 +23,11 @@ Result<int> run_captured(const std::vector<std::string>& argv, std::string* outp
 /// that does only such work. Best effort: where it is refused the thread keeps its priority.
 void run_at_idle_priority();
 
+/// For a process that just called setsid(): a new session is a new scheduler autogroup, and
+/// autogroups share the CPU as equals whatever the priority of the tasks inside, so the new
+/// one gets the calling thread's lower priority (nice N, or 19 under SCHED_IDLE; raising nice
+/// needs no privilege). Nothing changes at nice 0. Async-signal-safe (system calls only), for
+/// use between fork and exec.
+void lower_session_priority();
+
 }  // namespace ocib

@@ -44,6 +44,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "sandbox/internal.h"
 #include "sandbox/snapshotter.h"
 
@@ -817,24 +818,10 @@ pid_t start_fuse(const Plan& p, const OverlayPlan& o, int* out_fd) {
   // (/dev/tty gives ENXIO) or queue input into it with TIOCSTI. Also our process group, which
   // cancel_all() kills.
   CHILD_CHECK(setsid(), kStepPdeathsig);
-  // A new session is a new scheduler autogroup, and autogroups share the CPU as equals whatever
-  // the priority of the tasks inside: a sandbox started by lowered-priority work (packing a
-  // layer early, flattening a chain) would take a full share beside a compiling RUN step (25%
-  // of the machine, measured). Its autogroup gets the thread's lower priority instead (raising
-  // nice needs no privilege); SCHED_IDLE becomes the lowest weight.
-  errno = 0;
-  int nice_value = getpriority(PRIO_PROCESS, 0);
-  if (errno != 0) nice_value = 0;
-  if (sched_getscheduler(0) == SCHED_IDLE) nice_value = 19;
-  if (nice_value > 0 && nice_value <= 19) {
-    int ag = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
-    if (ag >= 0) {
-      char digits[3] = {static_cast<char>('0' + nice_value / 10), static_cast<char>('0' + nice_value % 10), 0};
-      const char* text = nice_value >= 10 ? digits : digits + 1;
-      (void)!write(ag, text, nice_value >= 10 ? 2 : 1);
-      close(ag);
-    }
-  }
+  // Its own autogroup too: started by lowered-priority work (packing a layer early, flattening
+  // a chain), it would otherwise take a full share beside a compiling RUN step (25% of the
+  // machine, measured).
+  lower_session_priority();
   CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), kStepPdeathsig);
   if (getppid() != p.parent) _exit(kSetupFailedExit);
   // Other threads' children may hold fds of the caller; ours keep nothing but what we need.

@@ -244,9 +244,7 @@ Status Solver::execute() {
   if (std::any_of(plan_.steps.begin(), plan_.steps.end(), [this](const plan::Step& s) {
         if (s.kind != plan::Step::Kind::kRun || s.network != plan::Network::kDefault) return false;
         if (std::any_of(s.key_inputs.begin(), s.key_inputs.end(), [](const auto& in) { return in.content; })) return false;
-        if (ignores_cache(s)) return true;
-        auto hit = store_.cache_get(s.key);
-        return !hit || !store_.has_snapshot(hit->snapshot);
+        return ignores_cache(s) || !usable_cache_entry(s.key);
       }))
     network = std::async(std::launch::async, [this] { sandbox::prepare_default_network(ids_); });
   plan::Step* top = plan_.top();
@@ -375,8 +373,14 @@ Status Solver::run_step(plan::Step& s) {
   return record_run(s, *r, t0);
 }
 
+std::optional<store::CacheEntry> Solver::usable_cache_entry(const std::string& key) const {
+  auto hit = store_.cache_get(key);
+  if (hit && !store_.has_snapshot(hit->snapshot)) hit.reset();  // no hit without its snapshot
+  return hit;
+}
+
 Result<bool> Solver::take_cached(plan::Step& s) {
-  if (auto hit = store_.cache_get(s.key); hit && store_.has_snapshot(hit->snapshot)) {
+  if (auto hit = usable_cache_entry(s.key)) {
     s.result = {};
     s.result.snapshot = hit->snapshot;
     s.result.created = hit->created;

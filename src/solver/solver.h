@@ -124,6 +124,8 @@ class Solver {
   Status pack_step(plan::Step& s) const;
   void mark_exported();
   store::CacheEntry cache_entry(const plan::Step& s) const;
+  /// The store's cache entry for `key` when its snapshot is still there.
+  std::optional<store::CacheEntry> usable_cache_entry(const std::string& key) const;
   std::string blob_variant() const;
   Status seed_cache(const std::string& dir, const plan::RunMount& m, const std::string& scratch) const;
   Result<bool> try_imported_cache(plan::Step& s);
