@@ -222,6 +222,9 @@ TEST(SeccompProfile, X86_64WithX86AndX32) {
       EXPECT_EQ(p.verdict(arch, "socket", {AF_VSOCK}), kEperm);
     }
     EXPECT_EQ(p.verdict(arch, "modify_ldt"), SECCOMP_RET_ALLOW);
+    // Flushes succeed without running (errno 0 is a return value of 0).
+    for (const char* flush : {"fsync", "fdatasync", "sync", "syncfs", "sync_file_range"})
+      EXPECT_EQ(p.verdict(arch, flush), SECCOMP_RET_ERRNO | 0u) << flush;
   }
   EXPECT_EQ(p.verdict(SCMP_ARCH_X86_64, "arch_prctl"), SECCOMP_RET_ALLOW);
   EXPECT_EQ(p.verdict(SCMP_ARCH_X86, "socketcall"), SECCOMP_RET_ALLOW);
@@ -366,6 +369,13 @@ TEST(SeccompProfile, LoadedFilterRefusesAndAllows) {
     errno = 0;
     check(personality(ADDR_NO_RANDOMIZE) == -1 && errno == EPERM,
           "personality(ADDR_NO_RANDOMIZE) is EPERM");
+    // fsync of a pipe is EINVAL when it runs: under the filter it does not run.
+    int pp[2];
+    check(pipe2(pp, O_CLOEXEC) == 0, "pipe2 works");
+    errno = 0;
+    check(fsync(pp[1]) == 0 && fdatasync(pp[1]) == 0, "fsync and fdatasync of a pipe succeed (not run)");
+    close(pp[0]);
+    close(pp[1]);
     // fork is clone without namespace flags; a thread goes through clone3 → ENOSYS → clone.
     pid_t k = fork();
     if (k == 0) _exit(7);
