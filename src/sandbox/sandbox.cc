@@ -407,8 +407,14 @@ void write_all(int fd, const char* s, size_t n) { (void)write_full(fd, s, n); }
 // Mounts /proc, /dev and /sys beneath the new root (the cwd).
 void mount_api_filesystems(const Plan& p) {
   mkdir_stub(p, "proc");
-  mkdir_stub(p, "dev");
-  mkdir_stub(p, "sys");
+  // ocib's own work (COPY, WORKDIR, unpacking, packing) runs no program of the image: it needs
+  // /proc (its descriptors are reached as /proc/self/fd/N) but no devices, /sys or masks, whose
+  // ~25 mounts cost a COPY step's sandbox ~3 of its ~15 ms.
+  const bool own_work = static_cast<bool>(p.spec->in_sandbox);
+  if (!own_work) {
+    mkdir_stub(p, "dev");
+    mkdir_stub(p, "sys");
+  }
   if (p.outer_proc) {
     // Recursively, so the outer masks (submounts over /proc/kcore, ...) stay; a user namespace
     // may not drop them anyway (they are locked).
@@ -417,6 +423,7 @@ void mount_api_filesystems(const Plan& p) {
     CHILD_CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
                 kStepMountProc);
   }
+  if (own_work) return;
   CHILD_CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k"),
               kStepMountDev);
   char path[64];

@@ -4,8 +4,8 @@
 # the directories a copy creates (ADD of an archive too), named symlink sources followed while
 # symlinks inside a copied directory stay symlinks, destinations resolved through symlinks in
 # the image (an archive's var/run/ written through var/run -> /run), wildcards that match
-# nothing, one wildcard matching several sources into a dest without a trailing '/', and an
-# empty dest (an unset variable) meaning the working directory, with --link too.
+# nothing, one wildcard matching several sources into a dest without a trailing '/', /dev and
+# /sys as plain directories of the image, and an empty dest (an unset variable) meaning the working directory, with --link too.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 it_setup "$@"
@@ -75,6 +75,8 @@ COPY g*.txt /c6
 COPY *.tar /c6tar
 ADD a*.tar /c6add
 COPY g1.txt g2.txt /c7
+COPY ctxfile /dev/
+COPY --from=stage /s/f /sys/x/
 WORKDIR /var/www
 ENV empty=""
 COPY --link testfile $empty
@@ -141,7 +143,12 @@ cmp -s "$r/c6tar" "$ctx/vr.tar" || fail "COPY *.tar /c6tar: not the last archive
 assert_eq "$(cat "$r/c6add/one")|$(cat "$r/c6add/two")" "one|two" "ADD a*.tar /c6add unpacks both"
 assert_eq "$(cat "$r/c7")" 2 "COPY g1.txt g2.txt /c7: the last source"
 
-# 7. An empty dest is the working directory, a directory even with --link.
+# 7. COPY writes into the image's /dev and /sys (BuildKit copies into the snapshot; only a RUN
+#    mounts devices and sysfs there).
+assert_eq "$(cat "$r/dev/ctxfile")" ctx "COPY ctxfile /dev/ lands in the layer"
+assert_eq "$(cat "$r/sys/x/f")" f "COPY --from=stage /s/f /sys/x/ lands in the layer"
+
+# 8. An empty dest is the working directory, a directory even with --link.
 assert_eq "$(kind /var/www)" directory "COPY --link testfile \$empty keeps /var/www a directory"
 assert_eq "$(cat "$r/var/www/testfile")" contents0 "COPY --link testfile \$empty copies into the workdir"
 assert_eq "$(cat "$r/srv/ctxfile")" ctx "COPY ctxfile \$empty copies into the workdir"
