@@ -543,7 +543,7 @@ struct Client::Impl {
   // Streams a blob into tmp, verifying size and digest; resumes dropped transfers with Range.
   Status download_blob(const std::string& host, const std::string& repo,
                        const std::vector<std::string>& scopes, const oci::Descriptor& d,
-                       const std::string& tmp, std::atomic<bool>& cancel) {
+                       const std::string& tmp, std::atomic<bool>& cancel, const BlobSink* stream = nullptr) {
     if (!valid_digest(d.digest)) {
       return Error(Errc::kUnsupported, "blob " + d.digest + ": unsupported digest");
     }
@@ -563,6 +563,7 @@ struct Client::Impl {
           if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) return false;
           hasher = std::make_unique<Sha256>();
           got = 0;
+          if (stream && stream->restart) stream->restart();
         }
         return true;
       };
@@ -577,6 +578,7 @@ struct Client::Impl {
           return false;
         }
         hasher->update(data);
+        if (stream && stream->tee) stream->tee(data);
         const char* p = data.data();
         size_t left = data.size();
         while (left > 0) {
@@ -947,7 +949,8 @@ Status Client::pull_blob(const Reference& ref, const oci::Descriptor& d, const B
   for (size_t i = 0; i < hosts.size(); ++i) {
     OCIB_ASSIGN_OR_RETURN(std::string tmp, sink.temp_path());
     std::atomic<bool> cancel{false};
-    Status st = impl_->download_blob(hosts[i], ref.repository, scopes, d, tmp, cancel);
+    if (i > 0 && sink.restart) sink.restart();
+    Status st = impl_->download_blob(hosts[i], ref.repository, scopes, d, tmp, cancel, &sink);
     if (st.ok()) st = sink.commit(tmp, d.digest);
     if (st.ok()) return {};
     ::unlink(tmp.c_str());

@@ -61,6 +61,12 @@ struct BlobSink {
   std::function<Result<std::string>()> temp_path;
   std::function<Status(const std::string& tmp, const std::string& digest)> commit;
   std::function<bool(const std::string& digest)> has;
+  /// Optional (pull_blob): the blob's bytes in order as they arrive, before its digest is
+  /// checked at the end (a consumer that streams them must wait for pull_blob's verdict), and
+  /// `restart` when the download starts again from byte 0 (a server that ignored Range, the
+  /// next mirror): what `tee` was given so far is void.
+  std::function<void(std::string_view data)> tee;
+  std::function<void()> restart;
 };
 
 struct PulledImage {

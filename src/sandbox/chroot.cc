@@ -274,6 +274,7 @@ Result<Outcome> run_chroot(const Spec& s, const IdMapping& ids) {
     held.emplace_back(fd);
     fds.push_back(fd);
   }
+  fds.insert(fds.end(), s.pass_fds.begin(), s.pass_fds.end());
 
   const uid_t uid = host_uid(ids, s.uid);
   const gid_t gid = host_gid(ids, s.gid);

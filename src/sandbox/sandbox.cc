@@ -1803,6 +1803,7 @@ Result<Outcome> run_planned(Plan& p, const IdMapping& ids) {
     host.emplace_back(fd);
     p.host_fds.push_back(fd);
   }
+  p.host_fds.insert(p.host_fds.end(), s.pass_fds.begin(), s.pass_fds.end());
   int p2c[2], c2p[2], errp[2];
   if (pipe2(p2c, O_CLOEXEC) < 0) return Error::from_errno("sandbox: pipe", errno);
   UniqueFd p2c_r(p2c[0]), p2c_w(p2c[1]);

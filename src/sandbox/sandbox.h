@@ -85,12 +85,15 @@ struct Spec {
   std::vector<std::string> argv;
   /// Runs inside the sandbox after pivot_root and privilege drop, in place of exec; its return
   /// value is the exit code. Receives one O_PATH fd per `views` entry and per `host_dirs` entry,
-  /// in that order. It runs in a forked child: it may allocate, must not touch parent threads.
+  /// then the `pass_fds` as they are, in that order. It runs in a forked child: it may allocate, must not touch parent threads.
   std::function<int(const std::vector<int>& fds)> in_sandbox;
   std::vector<ReadOnlyView> views;
   /// Host directories opened (O_PATH|O_DIRECTORY) before entering the namespaces (the build
   /// context for COPY).
   std::vector<std::string> host_dirs;
+  /// The caller's descriptors handed to `in_sandbox` (a pipe it reads a layer from); the
+  /// caller keeps and closes them.
+  std::vector<int> pass_fds;
 
   std::vector<std::string> env;  // "K=V"
   std::string cwd = "/";         // created (mkdir -p, owned by uid:gid) if missing

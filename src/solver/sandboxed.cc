@@ -114,13 +114,16 @@ Result<SandboxRun> run_reported(sandbox::Spec& spec, const IdMapping& ids, progr
 Result<std::string> run_function(sandbox::Spec& spec, const IdMapping& ids, progress::Reporter& reporter, int id,
                                  SandboxFunction fn) {
   // The result travels as a JSON file in a directory of the run's scratch area, handed in as
-  // the last host directory (after pivot_root only the fd reaches it).
+  // one more host directory (after pivot_root only the fd reaches it).
   const std::string dir = fs::join(spec.scratch, "result");
   OCIB_TRY(fs::mkdirs(dir, 0700));
+  // The sandbox hands over the views', then the host directories', then the passed fds.
+  const size_t result_at = spec.views.size() + spec.host_dirs.size();
   spec.host_dirs.push_back(dir);
-  spec.in_sandbox = [fn = std::move(fn)](const std::vector<int>& all) -> int {
-    std::vector<int> fds(all.begin(), all.end() - 1);
-    const std::string out = "/proc/self/fd/" + std::to_string(all.back()) + "/result.json";
+  spec.in_sandbox = [fn = std::move(fn), result_at](const std::vector<int>& all) -> int {
+    std::vector<int> fds(all);
+    const std::string out = "/proc/self/fd/" + std::to_string(fds.at(result_at)) + "/result.json";
+    fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(result_at));
     Result<std::string> r = fn(fds);
     nlohmann::json j;
     if (r.ok()) {

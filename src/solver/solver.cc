@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "base/fd.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -247,6 +249,10 @@ Status Solver::execute() {
         return ignores_cache(s) || !usable_cache_entry(s.key);
       }))
     network = std::async(std::launch::async, [this] { sandbox::prepare_default_network(ids_); });
+  base_downloads_ = static_cast<size_t>(std::count_if(plan_.steps.begin(), plan_.steps.end(), [this](const plan::Step& s) {
+    return s.kind == plan::Step::Kind::kBase && !s.pull_from.empty() && !store_.has_snapshot(s.result.snapshot) &&
+           !store_.has_blob(s.result.digest);
+  }));
   plan::Step* top = plan_.top();
   std::vector<dag::VertexId> targets;
   // Among ready steps the scheduler starts the one on the longest remaining path; lengths
@@ -291,6 +297,22 @@ Status Solver::execute() {
   durations.save();
   return st;
 }
+
+namespace {
+// Streaming a download into the unpacking sandbox needs the sandbox's child to hold no copy of
+// the pipe's write end (it would never see the end of the stream): true of the namespaced
+// sandboxes, which close every descriptor they are not given, not of the chroot rung's plain
+// fork. OCIB_STREAM_PULL=0 turns it off (download, then unpack).
+bool stream_pulls() {
+  static const bool on = [] {
+    const char* e = std::getenv("OCIB_STREAM_PULL");
+    if (e && std::string(e) == "0") return false;
+    auto iso = sandbox::proc_isolation();
+    return iso.ok() && iso->namespaces;
+  }();
+  return on;
+}
+}  // namespace
 
 Status Solver::run_step(plan::Step& s) {
   // A COPY from a stage digests what it copies while copying, when the digest is not known
@@ -342,11 +364,16 @@ Status Solver::run_step(plan::Step& s) {
     }
     reporter_.started(s.display_id, s.name);
     auto t0 = std::chrono::steady_clock::now();
-    if (Status got = fetch(); !got.ok()) {
-      reporter_.failed(s.display_id, got.error().message());
-      return std::move(got).error().wrap(s.name);
+    Result<plan::LayerResult> r = Error(Errc::kGeneric, "not unpacked");
+    if (base_downloads_ == 1 && !store_.has_blob(s.result.digest) && !s.pull_from.empty() && stream_pulls()) {
+      r = pull_unpacking(s);
+    } else {
+      if (Status got = fetch(); !got.ok()) {
+        reporter_.failed(s.display_id, got.error().message());
+        return std::move(got).error().wrap(s.name);
+      }
+      r = unpack_base(s);
     }
-    auto r = unpack_base(s);
     if (!r.ok()) {
       reporter_.failed(s.display_id, r.error().message());
       return std::move(r).error().wrap(s.name);
@@ -644,7 +671,75 @@ Status Solver::pack_step(plan::Step& s) const {
 
 // Unpacks a base layer inside a user namespace, so the files get their real container owners
 // (subordinate ids) even for an unprivileged caller.
-Result<plan::LayerResult> Solver::unpack_base(plan::Step& s) {
+
+Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
+  OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(s.pull_from));
+  oci::Descriptor d{s.result.media_type, s.result.digest, s.result.size, {}, std::nullopt};
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
+  UniqueFd rd(p[0]);
+  int wfd = p[1];
+  (void)::fcntl(wfd, F_SETPIPE_SZ, 1 << 20);  // best effort: fewer wake-ups on both sides
+  bool stream_cut = false;  // the unpack did not get the whole blob from the pipe
+  auto cut = [&] {
+    if (wfd >= 0) ::close(wfd);
+    wfd = -1;
+  };
+  // tee and restart run on the download thread only.
+  registry::BlobSink sink = images::store_sink(store_);
+  sink.tee = [&](std::string_view data) {
+    for (const char* q = data.data(); wfd >= 0 && q < data.data() + data.size();) {
+      ssize_t n = ::write(wfd, q, static_cast<size_t>(data.data() + data.size() - q));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {  // EPIPE: the unpack ended before the blob did
+        stream_cut = true;
+        cut();
+        return;
+      }
+      q += n;
+    }
+  };
+  sink.restart = [&] {
+    stream_cut = true;
+    cut();
+  };
+  Status fetched;
+  std::thread download([&] {
+    // A write to the pipe after the unpack ended raises SIGPIPE on this thread: blocked here
+    // (EPIPE instead), and a pending one taken before the thread ends.
+    sigset_t pipe_sig;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, nullptr);
+    fetched = client_.pull_blob(ref, d, sink);
+    cut();
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_sig, nullptr, &zero) > 0) {
+    }
+  });
+  bool joined = false;
+  auto finish_download = [&]() -> Status {
+    if (!joined) {
+      rd.reset();  // the download can no longer block on a pipe nobody reads
+      download.join();
+      joined = true;
+    }
+    return fetched;
+  };
+  auto r = unpack_base(s, rd.get(), finish_download);
+  Status got = finish_download();
+  // The download's own failure comes first: what the unpack saw of it says less.
+  if (!got.ok()) return std::move(got).error();
+  if (r.ok()) {
+    log::debug(s.name + ": unpacked while downloading");
+    return r;
+  }
+  if (!stream_cut) return r;  // the whole blob went through the pipe: the layer itself is bad
+  log::debug(s.name + ": the download restarted; unpacking again from the blob");
+  return unpack_base(s);
+}
+
+Result<plan::LayerResult> Solver::unpack_base(plan::Step& s, int stream_fd, const std::function<Status()>& before_commit) {
   OCIB_ASSIGN_OR_RETURN(std::string dest, store_.make_tmp_dir("unpack-"));
   Staging dest_guard(dest, ids_);
   OCIB_ASSIGN_OR_RETURN(std::string upper, store_.make_tmp_dir("up-"));
@@ -655,21 +750,29 @@ Result<plan::LayerResult> Solver::unpack_base(plan::Step& s) {
   spec.upperdir = upper;
   spec.scratch = scratch;
   std::string blob = store_.blob_path(s.result.digest);
-  spec.host_dirs = {fs::dirname(blob), dest};
+  const bool streamed = stream_fd >= 0;
+  if (streamed) {
+    spec.host_dirs = {dest};
+    spec.pass_fds = {stream_fd};
+  } else {
+    spec.host_dirs = {fs::dirname(blob), dest};
+  }
   std::string hex = fs::basename(blob);
   std::string diff_id = s.result.diff_id;
   std::string layer = s.result.digest;
   // The unpack's result is what it refused (told as a warning); its own output is step output.
   auto refused = run_function(spec, ids_, reporter_, s.display_id,
-                              [hex, diff_id, layer](const std::vector<int>& fds) -> Result<std::string> {
+                              [hex, diff_id, layer, streamed](const std::vector<int>& fds) -> Result<std::string> {
                                 layers::UnpackOptions uo;
                                 uo.expected_diff_id = diff_id;
-                                auto r = layers::unpack_layer("/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex,
-                                                              "/proc/self/fd/" + std::to_string(fds.at(1)), uo);
+                                std::string src = streamed ? "/proc/self/fd/" + std::to_string(fds.at(1))
+                                                           : "/proc/self/fd/" + std::to_string(fds.at(0)) + "/" + hex;
+                                auto r = layers::unpack_layer(src, "/proc/self/fd/" + std::to_string(fds.at(streamed ? 0 : 1)), uo);
                                 if (!r.ok()) return std::move(r).error();
                                 return layers::refused_summary(*r, layer);
                               });
   if (!refused.ok()) return std::move(refused).error().wrap("unpacking layer " + s.result.digest);
+  if (before_commit) OCIB_TRY(before_commit());
   if (!refused->empty()) reporter_.note("warning: " + *refused);
   OCIB_TRY(store_.commit_snapshot(dest_guard.release(), s.result.snapshot));
   return s.result;

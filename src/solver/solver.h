@@ -117,7 +117,14 @@ class Solver {
   Error step_failed(const plan::Step& s, Error e);
   /// A step that ran: its result recorded in the cache, packed if an output needs it, reported.
   Status record_run(plan::Step& s, const plan::LayerResult& r, std::chrono::steady_clock::time_point t0);
-  Result<plan::LayerResult> unpack_base(plan::Step& s);
+  /// A base layer's blob (in the store) into its snapshot. `stream_fd` >= 0: the blob's bytes
+  /// are read from that pipe instead, and `before_commit` (the download's verdict) decides
+  /// whether the snapshot is kept.
+  Result<plan::LayerResult> unpack_base(plan::Step& s, int stream_fd = -1,
+                                        const std::function<Status()>& before_commit = {});
+  /// A base layer not in the store, downloaded and unpacked at once (the bytes go to the blob
+  /// file and, through a pipe, to the unpacking sandbox as they arrive).
+  Result<plan::LayerResult> pull_unpacking(plan::Step& s);
   Status add_run_mounts(const plan::Step& s, sandbox::Spec& spec, std::vector<std::string>& env,
                         std::vector<fs::FileLock>& locks);
   void start_pack(plan::Step& s) const;
@@ -148,6 +155,10 @@ class Solver {
   registry::Client& client_;
   std::shared_ptr<dag::JobSlots> slots_;
   std::map<std::string, cache::ImportedRecord> imported_cache_;
+  /// Base layers this build must download (no snapshot, no blob): one alone is unpacked while
+  /// it downloads (pull_unpacking); several already overlap, one downloading while another
+  /// unpacks, and streaming them all at once measured slower.
+  size_t base_downloads_ = 0;
   std::set<const plan::Step*> exported_;  // the target's chain: packed as soon as committed
   dag::Graph graph_;
   dag::Report report_;

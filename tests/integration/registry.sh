@@ -88,6 +88,43 @@ assert_eq "$(cat "$T/fromb/rootfs/msg")" "on a pulled base" "RUN on a pulled bas
 ocib_ok from2 build --insecure-registry "$reg" -f "$ctx/Dockerfile.from" -t fromreg:1 \
   -o type=oci,dest="$T/from2.tar" "$ctx"
 ! grep -q "pulling" "$T/from2.err" || fail "the second build pulled again: $(grep pulling "$T/from2.err")"
+# A single-layer base is unpacked while it downloads (the bytes go through a pipe into the
+# unpacking sandbox): the same files as unpacking the downloaded blob (OCIB_STREAM_PULL=0). A
+# blob the registry serves altered fails the build on its size or digest, and nothing is kept.
+printf 'FROM scratch\nCOPY busybox /bin/busybox\n' >"$ctx/Dockerfile.one"
+ocib_ok one build -f "$ctx/Dockerfile.one" -o type=oci,dest="$T/one.tar" "$ctx"
+skopeo copy -q --dest-tls-verify=false "oci-archive:$T/one.tar" "docker://$reg/library/one:1" ||
+  fail "skopeo could not push the one-layer image"
+printf 'FROM %s/library/one:1\n' "$reg" >"$ctx/Dockerfile.fromone"
+OCIB_ROOT="$T/store-s1" OCIB_DEBUG=1 ocib_ok fromone1 build --insecure-registry "$reg" \
+  -f "$ctx/Dockerfile.fromone" -o type=local,dest="$T/one-s" "$ctx"
+grep -q "unpacked while downloading" "$T/fromone1.err" || fail "the one layer was not unpacked while downloading"
+OCIB_ROOT="$T/store-s0" OCIB_STREAM_PULL=0 OCIB_DEBUG=1 ocib_ok fromone0 build --insecure-registry "$reg" \
+  -f "$ctx/Dockerfile.fromone" -o type=local,dest="$T/one-f" "$ctx"
+! grep -q "unpacked while downloading" "$T/fromone0.err" || fail "OCIB_STREAM_PULL=0 streamed"
+diff -r "$T/one-s" "$T/one-f" >/dev/null || fail "the streamed unpack differs from the unpack of the blob"
+cmp -s "$T/one-s/bin/busybox" "$ctx/busybox" || fail "the streamed layer's busybox differs"
+onelayer=$(jq -r '.manifests[0].digest' <(tar -xOf "$T/one.tar" index.json))
+onelayer=$(tar -xOf "$T/one.tar" "blobs/sha256/${onelayer#sha256:}" | jq -r '.layers[0].digest')
+data=$(find "$T/registry" -path "*/blobs/sha256/*/${onelayer#sha256:}/data")
+[[ -f $data ]] || fail "the one layer's blob is not in the registry storage"
+cp "$data" "$T/one-layer.orig"
+# The same tar compressed again: it unpacks to the right diff_id, so only the download's check
+# (the blob's size and digest) can refuse it, and the snapshot must wait for that verdict.
+gzip -dc "$T/one-layer.orig" | gzip -9 -n >"$T/one-layer.other"
+! cmp -s "$T/one-layer.orig" "$T/one-layer.other" || fail "gzip -9 wrote the same bytes"
+cp "$T/one-layer.other" "$data"
+rc=0; OCIB_ROOT="$T/store-s2" ocib_run fromone2 build --insecure-registry "$reg" -f "$ctx/Dockerfile.fromone" \
+  -o type=local,dest="$T/one-t" "$ctx" || rc=$?
+[[ $rc -ne 0 ]] || fail "a tampered single-layer base was accepted"
+grep -qE "blob $onelayer: (size mismatch|digest mismatch|more data than)" "$T/fromone2.err" ||
+  fail "the tampered blob's error does not name its size or digest: $(tail -3 "$T/fromone2.err")"
+[[ -z $(ls "$T/store-s2/s" 2>/dev/null) ]] || fail "a snapshot of the tampered layer was kept: $(ls "$T/store-s2/s")"
+cp "$T/one-layer.orig" "$data"
+OCIB_ROOT="$T/store-s2" ocib_ok fromone3 build --insecure-registry "$reg" -f "$ctx/Dockerfile.fromone" \
+  -o type=local,dest="$T/one-u" "$ctx"
+cmp -s "$T/one-u/bin/busybox" "$ctx/busybox" || fail "the build after the tampered one did not get the layer"
+
 # tag, inspect, rmi.
 ocib_ok tag tag fromreg:1 "$reg/test/retagged:2"
 ocib_ok inspect inspect "$reg/test/retagged:2"
