@@ -681,6 +681,7 @@ Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
   int wfd = p[1];
   (void)::fcntl(wfd, F_SETPIPE_SZ, 1 << 20);  // best effort: fewer wake-ups on both sides
   bool stream_cut = false;  // the unpack did not get the whole blob from the pipe
+  int64_t streamed = 0;     // bytes written into the pipe
   auto cut = [&] {
     if (wfd >= 0) ::close(wfd);
     wfd = -1;
@@ -697,6 +698,7 @@ Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
         return;
       }
       q += n;
+      streamed += n;
     }
   };
   sink.restart = [&] {
@@ -734,8 +736,11 @@ Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
     log::debug(s.name + ": unpacked while downloading");
     return r;
   }
-  if (!stream_cut) return r;  // the whole blob went through the pipe: the layer itself is bad
-  log::debug(s.name + ": the download restarted; unpacking again from the blob");
+  // The whole blob went through the pipe: the layer itself is bad. Otherwise (a restarted
+  // download, or the blob stored meanwhile by another process, so nothing was downloaded) the
+  // blob in the store is unpacked.
+  if (!stream_cut && streamed == s.result.size) return r;
+  log::debug(s.name + ": the pipe did not carry the whole blob; unpacking again from the blob");
   return unpack_base(s);
 }
 
