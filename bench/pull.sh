@@ -17,31 +17,12 @@ layers=${LAYERS:-20}
 mb=${MB_PER_LAYER:-25}
 for p in skopeo docker-registry bc curl; do command -v $p >/dev/null || { echo "needs $p" >&2; exit 2; }; done
 work=$(mktemp -d /tmp/ocib-bench-pull.XXXXXX)
-reg_pid=""
-trap '[[ -n $reg_pid ]] && kill $reg_pid 2>/dev/null; rm -rf "$work"' EXIT
-now() { date +%s.%N; }
-sec() { echo "$2 - $1" | bc; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-# A loopback registry.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-  "$work/regdata" "$reg" >"$work/reg.yml"
-docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 100); do [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$reg/v2/") != 000 ]] && break; sleep 0.1; done
+source "$(dirname "$0")/registry-lib.sh"
+trap 'stop_registry; rm -rf "$work"' EXIT
+start_registry
 
 # The image: LAYERS layers of random bytes, built by ocib, pushed with skopeo.
-mkdir -p "$work/ctx"
-cp /bin/busybox "$work/ctx/busybox"
-{
-  echo "FROM scratch"
-  echo "COPY busybox /bin/busybox"
-  for i in $(seq 2 "$layers"); do
-    echo "RUN [\"/bin/busybox\", \"dd\", \"if=/dev/urandom\", \"of=/data$i\", \"bs=1048576\", \"count=$mb\"]"
-  done
-} >"$work/ctx/Dockerfile"
+random_layers_context "$work/ctx" "$layers" "$mb"
 OCIB_ROOT="$work/store-make" "${ocibs[0]}" build -q --network=none -o "type=oci,dest=$work/img.tar" "$work/ctx" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/img.tar" "docker://$reg/bench/big:1"
 rm -rf "$work/store-make" "$work/img.tar"

@@ -14,37 +14,11 @@ layers=${LAYERS:-20}
 mb=${MB_PER_LAYER:-51}
 for p in skopeo docker-registry bc curl python3; do command -v $p >/dev/null || { echo "needs $p" >&2; exit 2; }; done
 work=$(mktemp -d /tmp/ocib-bench-registry.XXXXXX)
-reg_pid=""
-stop_registry() { [[ -z $reg_pid ]] || { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; }; reg_pid=""; }
+source "$(dirname "$0")/registry-lib.sh"
 trap 'stop_registry; rm -rf "$work"' EXIT
-now() { date +%s.%N; }
-sec() { echo "$2 - $1" | bc; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-# start_registry: a loopback registry with empty storage (no blob is there yet, none to mount).
-start_registry() {
-  stop_registry
-  rm -rf "$work/regdata"
-  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$work/regdata" "$reg" >"$work/reg.yml"
-  docker-registry serve "$work/reg.yml" >"$work/reg.log" 2>&1 &
-  reg_pid=$!
-  for _ in $(seq 100); do [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$reg/v2/") != 000 ]] && return; sleep 0.1; done
-  echo "registry did not start" >&2; exit 1
-}
 
 # The image: LAYERS layers of random bytes, in ocib's store (tagged) and as an OCI layout.
-mkdir -p "$work/ctx"
-cp /bin/busybox "$work/ctx/busybox"
-{
-  echo "FROM scratch"
-  echo "COPY busybox /bin/busybox"
-  for i in $(seq 2 "$layers"); do
-    echo "RUN [\"/bin/busybox\", \"dd\", \"if=/dev/urandom\", \"of=/data$i\", \"bs=1048576\", \"count=$mb\"]"
-  done
-} >"$work/ctx/Dockerfile"
+random_layers_context "$work/ctx" "$layers" "$mb"
 export OCIB_ROOT="$work/store"
 "$ocib" build -q --network=none -t bench/big:1 -o "type=oci-layout,dest=$work/layout" "$work/ctx" >/dev/null
 
