@@ -85,7 +85,8 @@ struct Spec {
   std::vector<std::string> argv;
   /// Runs inside the sandbox after pivot_root and privilege drop, in place of exec; its return
   /// value is the exit code. Receives one O_PATH fd per `views` entry and per `host_dirs` entry,
-  /// then the `pass_fds` as they are, in that order. It runs in a forked child: it may allocate, must not touch parent threads.
+  /// then the `pass_fds` as they are, in that order. It runs in a forked child: it may
+  /// allocate, must not touch parent threads.
   std::function<int(const std::vector<int>& fds)> in_sandbox;
   std::vector<ReadOnlyView> views;
   /// Host directories opened (O_PATH|O_DIRECTORY) before entering the namespaces (the build

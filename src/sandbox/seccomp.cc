@@ -22,11 +22,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <span>
-#include <cstring>
 
 #include "base/fd.h"
 #include "sandbox/internal.h"
@@ -555,10 +555,11 @@ class ArchRules {
     // multiplexes (socket and ipc calls on x86) is rewritten to socketcall/ipc, and libseccomp
     // then filters both the direct syscall and the multiplexer.
     if (seccomp_syscall_resolve_name_rewrite(arch_, name) < 0) return false;
-    if (action == SCMP_ACT_ALLOW && args.empty() && is_noop_sync(name)) action = SCMP_ACT_ERRNO(0);
-    if ((action == SCMP_ACT_ALLOW || action == SCMP_ACT_ERRNO(0)) && args.empty() &&
-        !unconditional_.insert(name).second)
-      return true;  // listed twice (e.g. by two capabilities)
+    const bool unconditional = action == SCMP_ACT_ALLOW && args.empty();
+    if (unconditional) {
+      if (!unconditional_.insert(name).second) return true;  // listed twice (e.g. by two capabilities)
+      if (is_noop_sync(name)) action = SCMP_ACT_ERRNO(0);     // allowed, but not run
+    }
     // Rules take the number on the arch libseccomp was built for (a pseudo number when that
     // arch lacks the syscall) and translate it by name for the filter's arch.
     int nr = seccomp_syscall_resolve_name(name);
@@ -568,7 +569,7 @@ class ArchRules {
     if (r < 0)
       return Error::from_errno(
           std::string("sandbox: seccomp rule for ") + name + " on " + arch_name(arch_), -r);
-    if (action == SCMP_ACT_ALLOW || action == SCMP_ACT_ERRNO(0)) allowed_.insert(name);
+    if (unconditional || action == SCMP_ACT_ALLOW) allowed_.insert(name);
     return true;
   }
   Status allow_all(std::initializer_list<const char*> names) {

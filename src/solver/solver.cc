@@ -349,13 +349,7 @@ Status Solver::run_step(plan::Step& s) {
   if (s.kind == plan::Step::Kind::kBase) {
     // A lazily pulled base: the layer is fetched now (verified against its digest and size),
     // when it is to be unpacked or an output needs the blob.
-    auto fetch = [&]() -> Status {
-      if (store_.has_blob(s.result.digest)) return {};
-      if (s.pull_from.empty()) return Error(Errc::kNotFound, "layer " + s.result.digest + " is not in the store");
-      OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(s.pull_from));
-      oci::Descriptor d{s.result.media_type, s.result.digest, s.result.size, {}, std::nullopt};
-      return client_.pull_blob(ref, d, images::store_sink(store_));
-    };
+    auto fetch = [&] { return fetch_base(s, images::store_sink(store_)); };
     if (store_.has_snapshot(s.result.snapshot)) {
       if (exported_.count(&s)) OCIB_TRY(fetch());
       s.cached = true;
@@ -364,16 +358,11 @@ Status Solver::run_step(plan::Step& s) {
     }
     reporter_.started(s.display_id, s.name);
     auto t0 = std::chrono::steady_clock::now();
-    Result<plan::LayerResult> r = Error(Errc::kGeneric, "not unpacked");
-    if (base_downloads_ == 1 && !store_.has_blob(s.result.digest) && !s.pull_from.empty() && stream_pulls()) {
-      r = pull_unpacking(s);
-    } else {
-      if (Status got = fetch(); !got.ok()) {
-        reporter_.failed(s.display_id, got.error().message());
-        return std::move(got).error().wrap(s.name);
-      }
-      r = unpack_base(s);
-    }
+    const bool stream = base_downloads_ == 1 && !store_.has_blob(s.result.digest) && !s.pull_from.empty() && stream_pulls();
+    auto r = stream ? pull_unpacking(s) : [&]() -> Result<plan::LayerResult> {
+      OCIB_TRY(fetch());
+      return unpack_base(s);
+    }();
     if (!r.ok()) {
       reporter_.failed(s.display_id, r.error().message());
       return std::move(r).error().wrap(s.name);
@@ -669,12 +658,17 @@ Status Solver::pack_step(plan::Step& s) const {
   return store_.cache_put(s.key, cache_entry(s));
 }
 
-// Unpacks a base layer inside a user namespace, so the files get their real container owners
-// (subordinate ids) even for an unprivileged caller.
-
-Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
+// A lazily pulled base layer's blob into `sink` (verified against its digest and size), unless
+// the store has it.
+Status Solver::fetch_base(const plan::Step& s, const registry::BlobSink& sink) {
+  if (store_.has_blob(s.result.digest)) return {};
+  if (s.pull_from.empty()) return Error(Errc::kNotFound, "layer " + s.result.digest + " is not in the store");
   OCIB_ASSIGN_OR_RETURN(registry::Reference ref, registry::Reference::parse(s.pull_from));
   oci::Descriptor d{s.result.media_type, s.result.digest, s.result.size, {}, std::nullopt};
+  return client_.pull_blob(ref, d, sink);
+}
+
+Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return Error::from_errno("pipe", errno);
   UniqueFd rd(p[0]);
@@ -713,7 +707,7 @@ Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
     sigemptyset(&pipe_sig);
     sigaddset(&pipe_sig, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_sig, nullptr);
-    fetched = client_.pull_blob(ref, d, sink);
+    fetched = fetch_base(s, sink);
     cut();
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_sig, nullptr, &zero) > 0) {
@@ -744,6 +738,8 @@ Result<plan::LayerResult> Solver::pull_unpacking(plan::Step& s) {
   return unpack_base(s);
 }
 
+// Unpacks a base layer inside a user namespace, so the files get their real container owners
+// (subordinate ids) even for an unprivileged caller.
 Result<plan::LayerResult> Solver::unpack_base(plan::Step& s, int stream_fd, const std::function<Status()>& before_commit) {
   OCIB_ASSIGN_OR_RETURN(std::string dest, store_.make_tmp_dir("unpack-"));
   Staging dest_guard(dest, ids_);

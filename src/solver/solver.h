@@ -122,6 +122,7 @@ class Solver {
   /// whether the snapshot is kept.
   Result<plan::LayerResult> unpack_base(plan::Step& s, int stream_fd = -1,
                                         const std::function<Status()>& before_commit = {});
+  Status fetch_base(const plan::Step& s, const registry::BlobSink& sink);
   /// A base layer not in the store, downloaded and unpacked at once (the bytes go to the blob
   /// file and, through a pipe, to the unpacking sandbox as they arrive).
   Result<plan::LayerResult> pull_unpacking(plan::Step& s);
